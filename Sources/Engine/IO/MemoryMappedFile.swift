@@ -1,0 +1,61 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A read-only, private memory mapping of a whole file, unmapped when released. Weight tensors
+/// borrow from it without copying.
+final class MemoryMappedFile: @unchecked Sendable {
+    let url: URL
+    let bytes: UnsafeRawBufferPointer
+
+    init(url: URL) throws {
+        self.url = url
+        let descriptor = open(url.path, O_RDONLY)
+        guard descriptor >= 0 else {
+            throw FileReadError(url: url, reason: String(cString: strerror(errno)))
+        }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else {
+            throw FileReadError(url: url, reason: String(cString: strerror(errno)))
+        }
+        let size = Int(info.st_size)
+        if size == 0 {
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        guard let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, descriptor, 0), address != MAP_FAILED else {
+            throw FileReadError(url: url, reason: "cannot map the file: " + String(cString: strerror(errno)))
+        }
+        bytes = UnsafeRawBufferPointer(start: address, count: size)
+    }
+
+    deinit {
+        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+    }
+}
+
+/// A file could not be opened or read.
+public struct FileReadError: Error, CustomStringConvertible {
+    public let url: URL
+    public let reason: String
+    public var description: String { "cannot read \(url.path): \(reason)" }
+}
+
+/// Writes `data` to `url` atomically: a temporary file in the same folder, then a rename, so a
+/// reader never sees a half-written file and a crash leaves the old file intact.
+public func writeAtomically(_ data: Data, to url: URL) throws {
+    let directory = url.deletingLastPathComponent()
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
+    do {
+        try data.write(to: temporary)
+        if rename(temporary.path, url.path) != 0 {
+            throw FileReadError(url: url, reason: "cannot rename into place: " + String(cString: strerror(errno)))
+        }
+    } catch {
+        try? FileManager.default.removeItem(at: temporary)
+        throw error
+    }
+}

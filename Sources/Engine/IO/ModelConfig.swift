@@ -1,0 +1,108 @@
+import Foundation
+
+/// A component's `config.json` (or `scheduler_config.json`), with typed look-ups whose errors
+/// name the file and the key.
+public struct ModelConfig: Sendable {
+    public let file: URL
+    public let values: [String: JSONValue]
+
+    public init(file: URL) throws {
+        self.file = file
+        let data: Data
+        do { data = try Data(contentsOf: file) } catch {
+            throw ModelDirectoryError(path: file.path, problem: "cannot be read", fix: "check that the model directory is complete")
+        }
+        guard let object = (try? JSONValue.parse(data))?.objectValue else {
+            throw ModelDirectoryError(path: file.path, problem: "is not a JSON object", fix: "restore the file from the original model")
+        }
+        values = object
+    }
+
+    public init(values: [String: JSONValue], file: URL) {
+        self.values = values
+        self.file = file
+    }
+
+    public func contains(_ key: String) -> Bool { values[key].map { $0 != .null } ?? false }
+
+    private func wrongType(_ key: String, _ expected: String) -> ModelDirectoryError {
+        ModelDirectoryError(path: file.path, problem: "key '\(key)' should be \(expected), found \(values[key].map { "\($0)" } ?? "nothing")",
+                            fix: "correct '\(key)' in the file")
+    }
+
+    public func int(_ key: String, default fallback: Int? = nil) throws -> Int {
+        guard let value = values[key], value != .null else {
+            if let fallback { return fallback }
+            throw ModelDirectoryError(path: file.path, problem: "has no '\(key)'", fix: "add '\(key)' (an integer)")
+        }
+        guard let int = value.intValue else { throw wrongType(key, "an integer") }
+        return int
+    }
+
+    public func double(_ key: String, default fallback: Double? = nil) throws -> Double {
+        guard let value = values[key], value != .null else {
+            if let fallback { return fallback }
+            throw ModelDirectoryError(path: file.path, problem: "has no '\(key)'", fix: "add '\(key)' (a number)")
+        }
+        guard let double = value.doubleValue else { throw wrongType(key, "a number") }
+        return double
+    }
+
+    public func bool(_ key: String, default fallback: Bool) throws -> Bool {
+        guard let value = values[key], value != .null else { return fallback }
+        guard let bool = value.boolValue else { throw wrongType(key, "true or false") }
+        return bool
+    }
+
+    public func string(_ key: String, default fallback: String? = nil) throws -> String {
+        guard let value = values[key], value != .null else {
+            if let fallback { return fallback }
+            throw ModelDirectoryError(path: file.path, problem: "has no '\(key)'", fix: "add '\(key)' (a string)")
+        }
+        guard let string = value.stringValue else { throw wrongType(key, "a string") }
+        return string
+    }
+
+    public func optionalString(_ key: String) throws -> String? {
+        guard let value = values[key], value != .null else { return nil }
+        guard let string = value.stringValue else { throw wrongType(key, "a string") }
+        return string
+    }
+
+    public func optionalInt(_ key: String) throws -> Int? {
+        guard let value = values[key], value != .null else { return nil }
+        guard let int = value.intValue else { throw wrongType(key, "an integer") }
+        return int
+    }
+
+    public func ints(_ key: String, default fallback: [Int]? = nil) throws -> [Int] {
+        guard let value = values[key], value != .null else {
+            if let fallback { return fallback }
+            throw ModelDirectoryError(path: file.path, problem: "has no '\(key)'", fix: "add '\(key)' (a list of integers)")
+        }
+        guard let items = value.arrayValue?.compactMap(\.intValue), items.count == value.arrayValue?.count else {
+            throw wrongType(key, "a list of integers")
+        }
+        return items
+    }
+
+    public func strings(_ key: String, default fallback: [String]? = nil) throws -> [String] {
+        guard let value = values[key], value != .null else {
+            if let fallback { return fallback }
+            throw ModelDirectoryError(path: file.path, problem: "has no '\(key)'", fix: "add '\(key)' (a list of strings)")
+        }
+        guard let items = value.arrayValue?.compactMap(\.stringValue), items.count == value.arrayValue?.count else {
+            throw wrongType(key, "a list of strings")
+        }
+        return items
+    }
+
+    /// An integer or a list of integers (as `attention_head_dim` may be either), as a list of `count`.
+    public func intOrInts(_ key: String, count: Int, default fallback: Int? = nil) throws -> [Int] {
+        if let single = values[key]?.intValue { return Array(repeating: single, count: count) }
+        if values[key] == nil || values[key] == .null, let fallback { return Array(repeating: fallback, count: count) }
+        let list = try ints(key)
+        guard list.count == count else { throw wrongType(key, "one integer or a list of \(count)") }
+        return list
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+
+/// Element-wise arithmetic, broadcasting only in the forms the models use.
+extension Tensor {
+    /// Applies `transform` to every element, in parallel.
+    func mapElements(_ transform: (Float) -> Float) -> Tensor {
+        var result = Tensor(uninitializedShape: shape)
+        withUnsafeBufferPointer { src in
+            result.withUnsafeMutableBufferPointer { dst in
+                let s = src.baseAddress!, d = dst.baseAddress!
+                parallelFor(count, minimumChunk: 1 << 15) { range in
+                    for i in range { d[i] = transform(s[i]) }
+                }
+            }
+        }
+        return result
+    }
+
+    /// Combines two tensors of the same shape element by element, in parallel.
+    func zipElements(_ other: Tensor, _ combine: (Float, Float) -> Float) -> Tensor {
+        precondition(shape == other.shape, "shapes differ: \(shape) vs \(other.shape)")
+        var result = Tensor(uninitializedShape: shape)
+        withUnsafeBufferPointer { a in
+            other.withUnsafeBufferPointer { b in
+                result.withUnsafeMutableBufferPointer { dst in
+                    let pa = a.baseAddress!, pb = b.baseAddress!, d = dst.baseAddress!
+                    parallelFor(count, minimumChunk: 1 << 15) { range in
+                        for i in range { d[i] = combine(pa[i], pb[i]) }
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    public static func + (lhs: Tensor, rhs: Tensor) -> Tensor { lhs.zipElements(rhs, +) }
+    public static func - (lhs: Tensor, rhs: Tensor) -> Tensor { lhs.zipElements(rhs, -) }
+    public static func * (lhs: Tensor, rhs: Tensor) -> Tensor { lhs.zipElements(rhs, *) }
+    public static func * (lhs: Tensor, rhs: Float) -> Tensor { lhs.mapElements { $0 * rhs } }
+    public static func * (lhs: Float, rhs: Tensor) -> Tensor { rhs.mapElements { lhs * $0 } }
+    public static func + (lhs: Tensor, rhs: Float) -> Tensor { lhs.mapElements { $0 + rhs } }
+    public static func / (lhs: Tensor, rhs: Float) -> Tensor { lhs.mapElements { $0 / rhs } }
+
+    /// `self += other * scale`, in place.
+    public mutating func addScaled(_ other: Tensor, scale: Float = 1) {
+        precondition(shape == other.shape, "shapes differ: \(shape) vs \(other.shape)")
+        other.withUnsafeBufferPointer { b in
+            withUnsafeMutableBufferPointer { a in
+                let pa = a.baseAddress!, pb = b.baseAddress!
+                parallelFor(a.count, minimumChunk: 1 << 15) { range in
+                    for i in range { pa[i] += scale * pb[i] }
+                }
+            }
+        }
+    }
+
+    /// Adds `bias[c]` to every element of channel `c`, where channels are dimension `axis`
+    /// (1 for NCHW, -1 for row vectors).
+    public func addingBias(_ bias: Tensor, axis: Int) -> Tensor {
+        var result = self
+        result.addBiasInPlace(bias, axis: axis)
+        return result
+    }
+
+    /// In-place form of `addingBias`.
+    public mutating func addBiasInPlace(_ bias: Tensor, axis: Int) {
+        let axis = axis < 0 ? rank + axis : axis
+        let channels = shape[axis]
+        precondition(bias.count == channels, "bias of \(bias.count) for \(channels) channels")
+        let inner = shape[(axis + 1)...].reduce(1, *)
+        let outer = count / (channels * inner)
+        bias.withUnsafeBufferPointer { b in
+            withUnsafeMutableBufferPointer { x in
+                let px = x.baseAddress!, pb = b.baseAddress!
+                parallelFor(outer * channels, minimumChunk: max(1, 4096 / max(inner, 1))) { rows in
+                    for row in rows {
+                        let value = pb[row % channels]
+                        let start = px + row * inner
+                        for i in 0..<inner { start[i] += value }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Largest absolute element-wise difference (for tests and reports).
+    public func maxAbsDifference(_ other: Tensor) -> Float {
+        precondition(count == other.count, "sizes differ: \(shape) vs \(other.shape)")
+        return withUnsafeBufferPointer { a in
+            other.withUnsafeBufferPointer { b in
+                var worst: Float = 0
+                for i in 0..<a.count {
+                    let d = abs(a[i] - b[i])
+                    if d > worst || d.isNaN { worst = d.isNaN ? .infinity : d }
+                }
+                return worst
+            }
+        }
+    }
+
+    /// Largest absolute element (the scale used for relative error bounds).
+    public var maxAbs: Float {
+        withUnsafeBufferPointer { $0.reduce(0) { max($0, abs($1)) } }
+    }
+
+    /// Arithmetic mean of all elements.
+    public var mean: Float {
+        withUnsafeBufferPointer { b in Float(b.reduce(0.0) { $0 + Double($1) } / Double(max(b.count, 1))) }
+    }
+}

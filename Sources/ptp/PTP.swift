@@ -1,0 +1,10 @@
+import ArgumentParser
+import Engine
+
+@main
+struct PTP: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ptp",
+        abstract: "Prompt-to-Prompt image editing on CPUs, from one machine to a cluster.",
+        subcommands: [Benchmark.self])
+}

@@ -1,0 +1,192 @@
+import Engine
+import Foundation
+import Testing
+
+@Suite("CPU kernels against naive references")
+struct KernelTests {
+    @Test("matmul, batched and shared, plain and transposed, odd shapes",
+          arguments: [(1, 1, 1, 1), (3, 7, 5, 2), (17, 33, 65, 3), (64, 129, 257, 1), (300, 301, 77, 2)])
+    func matmul(m: Int, n: Int, k: Int, batch: Int) {
+        let a = randomTensor([batch, m, k], seed: 1)
+        let b = randomTensor([batch, k, n], seed: 2)
+        let bt = randomTensor([n, k], seed: 3)
+        let product = a.matmul(b)
+        let shared = a.matmul(bt, transposeOther: true)
+        let (av, bv, btv) = (a.scalars, b.scalars, bt.scalars)
+        var expected: [Float] = [], expectedShared: [Float] = []
+        for i in 0..<batch {
+            expected += Naive.matmul(Array(av[(i * m * k)..<((i + 1) * m * k)]), Array(bv[(i * k * n)..<((i + 1) * k * n)]), m: m, n: n, k: k)
+            expectedShared += Naive.matmul(Array(av[(i * m * k)..<((i + 1) * m * k)]), btv, m: m, n: n, k: k, transposeB: true)
+        }
+        expectClose(product, Tensor(shape: [batch, m, n], values: expected), tolerance: 1e-4)
+        expectClose(shared, Tensor(shape: [batch, m, n], values: expectedShared), tolerance: 1e-4)
+    }
+
+    @Test("parallel GEMM splits by rows and by columns into the same result")
+    func parallelGEMMSplits() {
+        // Wide (column slabs), tall (row slabs) and transposed-B cases, large enough to split.
+        for (m, n, k, transposeB) in [(40, 3001, 100, false), (2001, 30, 160, false), (257, 1030, 64, true)] {
+            let a = randomTensor([m, k], seed: 4), b = randomTensor(transposeB ? [n, k] : [k, n], seed: 5)
+            var c = Tensor(shape: [m, n], repeating: 0.5)
+            a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+                BLAS.parallelGEMM(transposeB: transposeB, m: m, n: n, k: k, alpha: 2, a: pa.baseAddress!, lda: k,
+                                  b: pb.baseAddress!, ldb: transposeB ? k : n, beta: 1, c: pc.baseAddress!, ldc: n)
+            } } }
+            let expected = Naive.matmul(a.scalars, b.scalars, m: m, n: n, k: k, transposeB: transposeB).map { 2 * $0 + 0.5 }
+            expectClose(c, Tensor(shape: [m, n], values: expected), tolerance: 2e-4, "m \(m) n \(n) k \(k)")
+        }
+    }
+
+    struct ConvCase: CustomTestStringConvertible, Sendable {
+        let batch, inputs, outputs, height, width, kernelH, kernelW, stride: Int
+        let padding: Padding2D
+        var testDescription: String { "\(batch)x\(inputs)x\(height)x\(width) -> \(outputs), k\(kernelH)x\(kernelW) s\(stride) pad \(padding)" }
+    }
+
+    @Test("conv2d: every path, odd sizes, asymmetric padding", arguments: [
+        ConvCase(batch: 2, inputs: 5, outputs: 7, height: 9, width: 11, kernelH: 1, kernelW: 1, stride: 1, padding: .zero),
+        ConvCase(batch: 3, inputs: 4, outputs: 6, height: 13, width: 7, kernelH: 3, kernelW: 3, stride: 1, padding: .uniform(1)),
+        ConvCase(batch: 1, inputs: 3, outputs: 5, height: 8, width: 8, kernelH: 3, kernelW: 3, stride: 1, padding: .zero),
+        ConvCase(batch: 2, inputs: 2, outputs: 3, height: 10, width: 9, kernelH: 5, kernelW: 3, stride: 1, padding: Padding2D(top: 2, bottom: 1, left: 0, right: 2)),
+        ConvCase(batch: 2, inputs: 6, outputs: 4, height: 11, width: 12, kernelH: 3, kernelW: 3, stride: 2, padding: .uniform(1)),
+        ConvCase(batch: 1, inputs: 3, outputs: 8, height: 16, width: 16, kernelH: 3, kernelW: 3, stride: 2, padding: Padding2D(top: 0, bottom: 1, left: 0, right: 1)),
+        ConvCase(batch: 2, inputs: 3, outputs: 2, height: 7, width: 10, kernelH: 4, kernelW: 2, stride: 3, padding: .uniform(2)),
+        ConvCase(batch: 1, inputs: 2, outputs: 3, height: 5, width: 5, kernelH: 1, kernelW: 1, stride: 2, padding: .uniform(1)),
+        ConvCase(batch: 5, inputs: 33, outputs: 17, height: 8, width: 8, kernelH: 3, kernelW: 3, stride: 1, padding: .uniform(1)),
+    ])
+    func conv2d(_ c: ConvCase) {
+        let x = randomTensor([c.batch, c.inputs, c.height, c.width], seed: 10)
+        let weight = randomTensor([c.outputs, c.inputs, c.kernelH, c.kernelW], seed: 11)
+        let bias = randomTensor([c.outputs], seed: 12)
+        let conv = Conv2dKernel(weight: weight, bias: bias, stride: c.stride, padding: c.padding)
+        expectClose(conv(x), Naive.conv2d(x, weight: weight, bias: bias, stride: c.stride, padding: c.padding), tolerance: 1e-4)
+        let noBias = Conv2dKernel(weight: weight, bias: nil, stride: c.stride, padding: c.padding)
+        expectClose(noBias(x), Naive.conv2d(x, weight: weight, bias: nil, stride: c.stride, padding: c.padding), tolerance: 1e-4)
+    }
+
+    @Test("GroupNorm with affine and fused SiLU; odd group sizes")
+    func groupNorm() {
+        for (shape, groups) in [([2, 6, 5, 7], 3), ([1, 32, 4, 4], 32), ([3, 12, 9, 1], 4), ([2, 8, 33], 2)] {
+            // An offset mean makes a one-pass variance visibly wrong.
+            let x = randomTensor(shape, seed: 20, range: 99...101)
+            let gamma = randomTensor([shape[1]], seed: 21), beta = randomTensor([shape[1]], seed: 22)
+            let expected = Naive.groupNorm(x, groups: groups, weight: gamma.scalars, bias: beta.scalars, epsilon: 1e-5)
+            expectClose(x.groupNorm(groups: groups, weight: gamma, bias: beta, epsilon: 1e-5), expected, tolerance: 2e-3)
+            let fused = x.groupNorm(groups: groups, weight: gamma, bias: beta, epsilon: 1e-5, activation: .silu)
+            expectClose(fused, Tensor(shape: shape, values: expected.scalars.map { Float(Double($0) / (1 + Foundation.exp(-Double($0)))) }), tolerance: 2e-3)
+        }
+    }
+
+    @Test("LayerNorm over the last dimension")
+    func layerNorm() {
+        let x = randomTensor([3, 5, 77], seed: 30, range: -3...5)
+        let gamma = randomTensor([77], seed: 31), beta = randomTensor([77], seed: 32)
+        let xs = x.scalars
+        var expected = [Float]()
+        for row in 0..<15 {
+            let values = xs[(row * 77)..<((row + 1) * 77)].map(Double.init)
+            let mean = values.reduce(0, +) / 77
+            let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 77
+            expected += values.enumerated().map { Float(($0.element - mean) / (variance + 1e-5).squareRoot() * Double(gamma.scalars[$0.offset]) + Double(beta.scalars[$0.offset])) }
+        }
+        expectClose(x.layerNorm(weight: gamma, bias: beta, epsilon: 1e-5), Tensor(shape: x.shape, values: expected), tolerance: 1e-4)
+    }
+
+    @Test("SiLU, exact GELU and quick GELU over a wide range")
+    func activations() {
+        let x = randomTensor([4099], seed: 40, range: -12...12)
+        let xs = x.scalars.map(Double.init)
+        expectClose(x.silu(), Tensor(shape: x.shape, values: xs.map { Float($0 / (1 + Foundation.exp(-$0))) }), tolerance: 2e-6)
+        expectClose(x.gelu(), Tensor(shape: x.shape, values: xs.map { Float(0.5 * $0 * (1 + Foundation.erf($0 / 2.0.squareRoot()))) }), tolerance: 2e-6)
+        expectClose(x.quickGELU(), Tensor(shape: x.shape, values: xs.map { Float($0 / (1 + Foundation.exp(-1.702 * $0))) }), tolerance: 2e-6)
+        // Extremes stay finite and exact in the limit.
+        let extremes = Tensor(shape: [4], values: [-200, -90, 90, 200])
+        #expect(extremes.silu().scalars.allSatisfy { $0.isFinite })
+        #expect(extremes.gelu().scalars == [-0, -0, 90, 200])
+    }
+
+    @Test("softmax: stable for large values, odd widths, masked rows")
+    func softmax() {
+        for width in [1, 15, 16, 17, 77, 1000] {
+            let x = randomTensor([3, width], seed: 50, range: -30...30) + 1000  // overflows a naive exp
+            let expected = (0..<3).flatMap { Naive.softmax(Array(x.scalars[($0 * width)..<(($0 + 1) * width)])) }
+            expectClose(x.softmax(), Tensor(shape: x.shape, values: expected), tolerance: 1e-6, "width \(width)")
+        }
+        let masked = Tensor(shape: [1, 4], values: [0, -.infinity, 1, -.infinity]).softmax().scalars
+        #expect(abs(masked[0] - 0.26894142) < 1e-6 && masked[1] == 0 && masked[3] == 0)
+    }
+
+    @Test("attention: heads read in place, chunked, masked, and a hook that edits")
+    func attention() {
+        let q = randomTensor([2, 37, 24], seed: 60, range: -2...2)
+        let k = randomTensor([2, 29, 24], seed: 61, range: -2...2)
+        let v = randomTensor([2, 29, 24], seed: 62)
+        let expected = Naive.attention(q: q, k: k, v: v, heads: 3)
+        expectClose(Attention.scaledDotProduct(query: q, key: k, value: v, heads: 3), expected, tolerance: 1e-5)
+        // A budget of two query rows forces many chunks through the hook path.
+        var seenQueries = Set<Int>()
+        let chunked = Attention.scaledDotProduct(query: q, key: k, value: v, heads: 3, scoreBudget: 2 * 2 * 3 * 29 * 4) { p in
+            for query in p.queryRange { seenQueries.insert(query) }
+            #expect(p.queries <= 2 && p.batch == 2 && p.heads == 3 && p.keys == 29 && p.totalQueries == 37)
+        }
+        expectClose(chunked, expected, tolerance: 1e-5)
+        #expect(seenQueries == Set(0..<37))
+
+        // The hook's edits reach the output: batch item 1 takes item 0's probabilities, and key 3
+        // is scaled by 2 (unnormalised, as Prompt-to-Prompt's reweighting does).
+        let edited = Attention.scaledDotProduct(query: q, key: k, value: v, heads: 3, scoreBudget: 3 * 2 * 3 * 29 * 4) { p in
+            for h in 0..<p.heads {
+                let source = p.matrix(batch: 0, head: h), target = p.matrix(batch: 1, head: h)
+                target.update(from: source, count: p.queries * p.keys)
+                for row in 0..<p.queries { target[row * p.keys + 3] *= 2 }
+            }
+        }
+        var sourceRows: [Int: [Float]] = [:]
+        let expectedEdit = Naive.attention(q: q, k: k, v: v, heads: 3) { b, h, row, probabilities in
+            if b == 0 { sourceRows[h * 1000 + row] = probabilities } else {
+                probabilities = sourceRows[h * 1000 + row]!
+                probabilities[3] *= 2
+            }
+        }
+        expectClose(edited, expectedEdit, tolerance: 1e-5)
+
+        // A causal mask as the text encoder uses.
+        let causal = Tensor(shape: [37, 37], values: (0..<(37 * 37)).map { ($0 % 37) > ($0 / 37) ? -Float.infinity : 0 })
+        let qq = randomTensor([1, 37, 24], seed: 63)
+        expectClose(Attention.scaledDotProduct(query: qq, key: qq, value: qq, heads: 2, mask: causal),
+                    Naive.attention(q: qq, k: qq, v: qq, heads: 2, mask: causal), tolerance: 1e-5)
+    }
+
+    @Test("nearest upsampling, concatenation, slicing, transposition, repetition")
+    func layout() {
+        let x = randomTensor([2, 3, 4, 5], seed: 70)
+        let up = x.upsampledNearest()
+        #expect(up.shape == [2, 3, 8, 10])
+        for (b, c, i, j) in [(0, 0, 0, 0), (1, 2, 7, 9), (1, 1, 3, 4), (0, 2, 5, 2)] {
+            #expect(up[b, c, i, j] == x[b, c, i / 2, j / 2])
+        }
+        let y = randomTensor([2, 1, 4, 5], seed: 71)
+        let joined = Tensor.concatenate([x, y], axis: 1)
+        #expect(joined.shape == [2, 4, 4, 5] && joined[1, 3, 2, 1] == y[1, 0, 2, 1] && joined[1, 2, 2, 1] == x[1, 2, 2, 1])
+        #expect(joined.slice(3..<4, axis: 1).scalars == y.scalars)
+        #expect(joined.slice(0..<3, axis: 1).scalars == x.scalars)
+        let parts = joined.chunked(2, axis: 3 - 3)
+        #expect(parts[1].scalars == joined.slice(1..<2).scalars)
+        let m = randomTensor([3, 35, 33], seed: 72)
+        let t = m.transposedLastTwo()
+        #expect(t.shape == [3, 33, 35] && t[2, 32, 34] == m[2, 34, 32] && t[1, 5, 7] == m[1, 7, 5])
+        let r = randomTensor([2, 3], seed: 73)
+        #expect(r.repeated(2).scalars == r.scalars + r.scalars)
+        #expect(r.repeated(2, interleaved: true)[1, 2] == r[0, 2])
+    }
+
+    @Test("tensors are values: writing to a copy or to mapped weights never changes the original")
+    func copyOnWrite() {
+        let a = Tensor(shape: [2, 2], values: [1, 2, 3, 4])
+        var b = a
+        b[0, 0] = 9
+        #expect(a[0, 0] == 1 && b[0, 0] == 9)
+        let reshaped = a.reshaped([4, -1])
+        #expect(reshaped.shape == [4, 1] && reshaped.scalars == a.scalars)
+    }
+}
