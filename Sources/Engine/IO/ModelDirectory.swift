@@ -62,23 +62,7 @@ public struct ModelDirectory: Sendable {
 
     /// The tokenizer's files.
     public func tokenizerFiles(component name: String = "tokenizer") throws -> TokenizerFiles {
-        let directory = url.appendingPathComponent(name)
-        let manager = FileManager.default
-        let vocab = directory.appendingPathComponent("vocab.json")
-        let merges = directory.appendingPathComponent("merges.txt")
-        let json = directory.appendingPathComponent("tokenizer.json")
-        let configURL = directory.appendingPathComponent("tokenizer_config.json")
-        let config = manager.fileExists(atPath: configURL.path) ? try ModelConfig(file: configURL) : nil
-        let specialURL = directory.appendingPathComponent("special_tokens_map.json")
-        let special = manager.fileExists(atPath: specialURL.path) ? try ModelConfig(file: specialURL) : nil
-        if manager.fileExists(atPath: vocab.path) && manager.fileExists(atPath: merges.path) {
-            return TokenizerFiles(source: .vocabularyAndMerges(vocabulary: vocab, merges: merges), config: config, specialTokens: special)
-        }
-        if manager.fileExists(atPath: json.path) {
-            return TokenizerFiles(source: .tokenizerJSON(json), config: config, specialTokens: special)
-        }
-        throw ModelDirectoryError(path: directory.path, problem: "has neither vocab.json + merges.txt nor tokenizer.json",
-                                  fix: "copy the tokenizer files of the original model into it")
+        try TokenizerFiles(directory: url.appendingPathComponent(name))
     }
 }
 
@@ -91,6 +75,26 @@ public struct TokenizerFiles: Sendable {
     public let source: Source
     public let config: ModelConfig?
     public let specialTokens: ModelConfig?
+
+    /// The tokenizer files of a folder: vocab.json + merges.txt, else tokenizer.json, with
+    /// tokenizer_config.json and special_tokens_map.json when present.
+    public init(directory: URL) throws {
+        let manager = FileManager.default
+        func file(_ name: String) -> URL? {
+            let url = directory.appendingPathComponent(name)
+            return manager.fileExists(atPath: url.path) ? url : nil
+        }
+        config = try file("tokenizer_config.json").map { try ModelConfig(file: $0) }
+        specialTokens = try file("special_tokens_map.json").map { try ModelConfig(file: $0) }
+        if let vocabulary = file("vocab.json"), let merges = file("merges.txt") {
+            source = .vocabularyAndMerges(vocabulary: vocabulary, merges: merges)
+        } else if let json = file("tokenizer.json") {
+            source = .tokenizerJSON(json)
+        } else {
+            throw ModelDirectoryError(path: directory.path, problem: "has neither vocab.json + merges.txt nor tokenizer.json",
+                                      fix: "copy the tokenizer files of the original model into it")
+        }
+    }
 }
 
 /// One component folder of a model directory.
@@ -107,6 +111,11 @@ public struct ModelComponent: Sendable {
         "diffusion_pytorch_model.safetensors", "model.safetensors",
         "diffusion_pytorch_model.fp16.safetensors", "model.fp16.safetensors",
     ]
+
+    /// A component folder on its own (config plus weights), outside a model directory.
+    public init(directory: URL) throws {
+        try self.init(name: directory.lastPathComponent, className: "", directory: directory)
+    }
 
     init(name: String, className: String, directory: URL) throws {
         self.name = name

@@ -3,7 +3,7 @@ import Foundation
 /// Element-wise arithmetic, broadcasting only in the forms the models use.
 extension Tensor {
     /// Applies `transform` to every element, in parallel.
-    func mapElements(_ transform: (Float) -> Float) -> Tensor {
+    public func mapElements(_ transform: (Float) -> Float) -> Tensor {
         var result = Tensor(uninitializedShape: shape)
         withUnsafeBufferPointer { src in
             result.withUnsafeMutableBufferPointer { dst in
@@ -17,7 +17,7 @@ extension Tensor {
     }
 
     /// Combines two tensors of the same shape element by element, in parallel.
-    func zipElements(_ other: Tensor, _ combine: (Float, Float) -> Float) -> Tensor {
+    public func zipElements(_ other: Tensor, _ combine: (Float, Float) -> Float) -> Tensor {
         precondition(shape == other.shape, "shapes differ: \(shape) vs \(other.shape)")
         var result = Tensor(uninitializedShape: shape)
         withUnsafeBufferPointer { a in
@@ -106,5 +106,26 @@ extension Tensor {
     /// Arithmetic mean of all elements.
     public var mean: Float {
         withUnsafeBufferPointer { b in Float(b.reduce(0.0) { $0 + Double($1) } / Double(max(b.count, 1))) }
+    }
+}
+
+extension Tensor {
+    /// Adds `bias[n, c]` to every element of channel c of item n, for [N, C, ...] (the
+    /// time-embedding projection a ResNet block adds).
+    public mutating func addItemChannelBias(_ bias: Tensor) {
+        let (items, channels) = (shape[0], shape[1])
+        precondition(bias.shape == [items, channels], "item-channel bias must be [\(items), \(channels)], got \(bias.shape)")
+        let inner = count / (items * channels)
+        bias.withUnsafeBufferPointer { b in
+            withUnsafeMutableBufferPointer { x in
+                let px = x.baseAddress!, pb = b.baseAddress!
+                parallelFor(items * channels, minimumChunk: max(1, 4096 / max(inner, 1))) { rows in
+                    for row in rows {
+                        let value = pb[row], start = px + row * inner
+                        for i in 0..<inner { start[i] += value }
+                    }
+                }
+            }
+        }
     }
 }

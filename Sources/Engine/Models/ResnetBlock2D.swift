@@ -1,0 +1,55 @@
+/// diffusers' ResnetBlock2D: GroupNorm, SiLU, 3x3 conv, plus the projected time embedding;
+/// GroupNorm, SiLU, 3x3 conv; added to the input (through a 1x1 conv when channels change).
+struct ResnetBlock2D: Sendable {
+    let norm1, norm2: GroupNorm
+    let conv1, conv2: Conv2dKernel
+    let timeProjection: Linear?
+    let shortcut: Conv2dKernel?
+
+    init(_ w: Weights, input: Int, output: Int, timeChannels: Int?, groups: Int, epsilon: Float) throws {
+        norm1 = try GroupNorm(w, "norm1", groups: groups, channels: input, epsilon: epsilon)
+        conv1 = try Conv2dKernel(w, "conv1", input: input, output: output, kernel: 3)
+        timeProjection = try timeChannels.map { try Linear(w, "time_emb_proj", input: $0, output: output) }
+        norm2 = try GroupNorm(w, "norm2", groups: groups, channels: output, epsilon: epsilon)
+        conv2 = try Conv2dKernel(w, "conv2", input: output, output: output, kernel: 3)
+        shortcut = input != output ? try Conv2dKernel(w, "conv_shortcut", input: input, output: output, kernel: 1) : nil
+    }
+
+    /// x [N, Cin, H, W], time embedding [N, T] after SiLU -> [N, Cout, H, W]
+    func callAsFunction(_ x: Tensor, activatedTime: Tensor?) -> Tensor {
+        var h = conv1(norm1(x, activation: .silu))
+        if let timeProjection, let activatedTime {
+            h.addItemChannelBias(timeProjection(activatedTime))
+        }
+        h = conv2(norm2(h, activation: .silu))
+        return (shortcut?(x) ?? x) + h
+    }
+}
+
+/// A stride-2 3x3 convolution (`downsamplers.0.conv`). `padding` nil means the VAE encoder's
+/// asymmetric padding: one row and column of zeros after, none before.
+struct Downsample2D: Sendable {
+    let conv: Conv2dKernel
+
+    init(_ w: Weights, channels: Int, symmetricPadding: Bool) throws {
+        conv = try Conv2dKernel(w, "conv", input: channels, output: channels, kernel: 3, stride: 2,
+                                padding: symmetricPadding ? .uniform(1) : Padding2D(top: 0, bottom: 1, left: 0, right: 1))
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor { conv(x) }
+}
+
+/// Nearest-neighbour upsampling (to twice the size, or to a given size) then a 3x3 convolution
+/// (`upsamplers.0.conv`).
+struct Upsample2D: Sendable {
+    let conv: Conv2dKernel
+
+    init(_ w: Weights, channels: Int) throws {
+        conv = try Conv2dKernel(w, "conv", input: channels, output: channels, kernel: 3)
+    }
+
+    func callAsFunction(_ x: Tensor, size: (Int, Int)? = nil) -> Tensor {
+        let (h, w) = size ?? (2 * x.shape[2], 2 * x.shape[3])
+        return conv(x.resizedNearest(height: h, width: w))
+    }
+}

@@ -1,0 +1,55 @@
+/// One down level: ResNet blocks (each followed by a transformer in cross-attention levels),
+/// then a stride-2 convolution unless it is the last level.
+struct UNetDownBlock: Sendable {
+    let resnets: [ResnetBlock2D]
+    let attentions: [SpatialTransformer]
+    let downsample: Downsample2D?
+
+    /// Output of each layer and of the downsampler: the skips the up path consumes.
+    func callAsFunction(_ x: Tensor, time: Tensor, context: Tensor, router: AttentionRouter) -> (Tensor, [Tensor]) {
+        var x = x
+        var skips: [Tensor] = []
+        for (i, resnet) in resnets.enumerated() {
+            x = resnet(x, activatedTime: time)
+            if i < attentions.count { x = attentions[i](x, context: context, place: .down, router: router) }
+            skips.append(x)
+        }
+        if let downsample {
+            x = downsample(x)
+            skips.append(x)
+        }
+        return (x, skips)
+    }
+}
+
+/// The middle: ResNet, transformer, ResNet.
+struct UNetMidBlock: Sendable {
+    let first, second: ResnetBlock2D
+    let attention: SpatialTransformer
+
+    func callAsFunction(_ x: Tensor, time: Tensor, context: Tensor, router: AttentionRouter) -> Tensor {
+        let h = attention(first(x, activatedTime: time), context: context, place: .mid, router: router)
+        return second(h, activatedTime: time)
+    }
+}
+
+/// One up level: for each layer, concatenate the matching skip, ResNet (and transformer), then
+/// upsample to the next skip's size unless it is the last level.
+struct UNetUpBlock: Sendable {
+    let resnets: [ResnetBlock2D]
+    let attentions: [SpatialTransformer]
+    let upsample: Upsample2D?
+
+    func callAsFunction(_ x: Tensor, skips: inout [Tensor], time: Tensor, context: Tensor, router: AttentionRouter) -> Tensor {
+        var x = x
+        for (i, resnet) in resnets.enumerated() {
+            guard let skip = skips.popLast() else { preconditionFailure("the up path ran out of skip connections") }
+            x = resnet(Tensor.concatenate([x, skip], axis: 1), activatedTime: time)
+            if i < attentions.count { x = attentions[i](x, context: context, place: .up, router: router) }
+        }
+        if let upsample, let next = skips.last {
+            x = upsample(x, size: (next.shape[2], next.shape[3]))
+        }
+        return x
+    }
+}

@@ -1,0 +1,137 @@
+import Foundation
+
+/// Settings a model directory recommends (`_ptp_defaults` in model_index.json), used by the
+/// CLI when the flags are absent.
+public struct RecommendedSettings: Sendable, Equatable {
+    public var steps: Int
+    public var guidance: Float
+    public var height: Int
+    public var width: Int
+    public var superResolutionSteps: Int
+    public var superResolutionGuidance: Float
+    public var superResolutionNoiseLevel: Int
+
+    public init(steps: Int, guidance: Float, height: Int, width: Int,
+                superResolutionSteps: Int = 0, superResolutionGuidance: Float = 1, superResolutionNoiseLevel: Int = 0) {
+        self.steps = steps
+        self.guidance = guidance
+        self.height = height
+        self.width = width
+        self.superResolutionSteps = superResolutionSteps
+        self.superResolutionGuidance = superResolutionGuidance
+        self.superResolutionNoiseLevel = superResolutionNoiseLevel
+    }
+
+    /// Stable Diffusion 1.x's usual settings (and the Prompt-to-Prompt paper's).
+    public static let stableDiffusion = RecommendedSettings(
+        steps: 50, guidance: 7.5, height: 512, width: 512,
+        superResolutionSteps: 0, superResolutionGuidance: 1, superResolutionNoiseLevel: 0)
+
+    init(index: [String: JSONValue], file: URL, fallback: RecommendedSettings) throws {
+        self = fallback
+        guard let defaults = index["_ptp_defaults"] else { return }
+        let config = ModelConfig(values: defaults.objectValue ?? [:], file: file)
+        steps = try config.int("steps", default: fallback.steps)
+        guidance = Float(try config.double("guidance", default: Double(fallback.guidance)))
+        height = try config.int("height", default: fallback.height)
+        width = try config.int("width", default: fallback.width)
+        superResolutionSteps = try config.int("super_resolution_steps", default: fallback.superResolutionSteps)
+        superResolutionGuidance = Float(try config.double("super_resolution_guidance", default: Double(fallback.superResolutionGuidance)))
+        superResolutionNoiseLevel = try config.int("super_resolution_noise_level", default: fallback.superResolutionNoiseLevel)
+    }
+}
+
+/// A second stage that upsamples each image: a UNet conditioned on the text and on the
+/// bilinearly upsampled image (channel concatenation), with the low-resolution image's noise
+/// level as a class label.
+public struct SuperResolutionStage: Sendable {
+    public let unet: UNet2DConditionModel
+    public let scheduler: DDIMScheduler
+    /// Output side / input side.
+    public let factor: Int
+}
+
+/// A text-conditioned diffusion model loaded from a diffusers-format directory: Stable
+/// Diffusion 1.x/2.x (latent space, with a VAE), or a pixel-space cascade such as the embedded
+/// shapes-world model (a base stage plus a super-resolution stage).
+public struct DiffusionModel: Sendable {
+    public let directory: ModelDirectory
+    public let tokenizer: CLIPTokenizer
+    public let textEncoder: CLIPTextModel
+    public let unet: UNet2DConditionModel
+    public let scheduler: DDIMScheduler
+    /// nil for pixel-space models.
+    public let autoencoder: AutoencoderKL?
+    public let superResolution: SuperResolutionStage?
+    public let defaults: RecommendedSettings
+    /// Names the model in provenance records: the folder name and a hash of its index and configs.
+    public let identifier: String
+
+    public init(directory url: URL) throws {
+        let directory = try ModelDirectory(url: url)
+        self.directory = directory
+        tokenizer = try CLIPTokenizer(files: directory.tokenizerFiles())
+        textEncoder = try CLIPTextModel(component: directory.component("text_encoder", supportedClasses: ["CLIPTextModel"]))
+        let unetComponent = try directory.component("unet", supportedClasses: ["UNet2DConditionModel"])
+        unet = try UNet2DConditionModel(component: unetComponent)
+        scheduler = try DDIMScheduler(directory.component("scheduler").config)
+        if directory.components["vae"] != nil {
+            autoencoder = try AutoencoderKL(component: directory.component("vae", supportedClasses: ["AutoencoderKL"]))
+        } else {
+            autoencoder = nil
+        }
+        if directory.components["super_resolution_unet"] != nil {
+            let srUNet = try UNet2DConditionModel(component: directory.component("super_resolution_unet", supportedClasses: ["UNet2DConditionModel"]))
+            let srScheduler = try DDIMScheduler(directory.component("super_resolution_scheduler").config)
+            let factor = try ModelConfig(values: directory.index, file: url.appendingPathComponent("model_index.json"))
+                .int("_ptp_super_resolution_factor", default: 4)
+            superResolution = SuperResolutionStage(unet: srUNet, scheduler: srScheduler, factor: factor)
+        } else {
+            superResolution = nil
+        }
+        let indexFile = url.appendingPathComponent("model_index.json")
+        let fallback = autoencoder == nil
+            ? RecommendedSettings(steps: 50, guidance: 5, height: 32, width: 32, superResolutionSteps: 20, superResolutionGuidance: 1, superResolutionNoiseLevel: 0)
+            : .stableDiffusion
+        defaults = try RecommendedSettings(index: directory.index, file: indexFile, fallback: fallback)
+        guard textEncoder.configuration.width == unet.configuration.crossAttentionWidth else {
+            throw ModelDirectoryError(path: url.path, problem: "has a text encoder of width \(textEncoder.configuration.width) but a UNet attending to \(unet.configuration.crossAttentionWidth)",
+                                      fix: "use components that belong together")
+        }
+        identifier = url.standardizedFileURL.lastPathComponent + "@" + Self.fingerprint(of: url)
+    }
+
+    /// How many image pixels per latent pixel, per side (1 for pixel-space models).
+    public var latentScale: Int { autoencoder?.configuration.downscale ?? 1 }
+
+    /// Channels of the sampled tensor.
+    public var sampleChannels: Int { unet.configuration.outChannels }
+
+    /// A short hash of model_index.json and every component's configuration and weight sizes:
+    /// cheap to compute, and different for different models.
+    static func fingerprint(of url: URL) -> String {
+        var hasher = FNV1a()
+        let manager = FileManager.default
+        let files = (manager.enumerator(at: url, includingPropertiesForKeys: [.fileSizeKey])?.compactMap { $0 as? URL } ?? [])
+            .sorted { $0.path < $1.path }
+        for file in files {
+            let relative = String(file.path.dropFirst(url.path.count))
+            hasher.add(relative)
+            if file.pathExtension == "json", let data = try? Data(contentsOf: file) {
+                hasher.add(data)
+            } else if let size = try? file.resourceValues(forKeys: [.fileSizeKey]).fileSize {
+                hasher.add(String(size))
+            }
+        }
+        return String(hasher.value, radix: 16)
+    }
+}
+
+/// 64-bit FNV-1a, for fingerprints (not security).
+struct FNV1a {
+    private(set) var value: UInt64 = 0xCBF2_9CE4_8422_2325
+    mutating func add<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
+        for byte in bytes { value = (value ^ UInt64(byte)) &* 0x100_0000_01B3 }
+    }
+    mutating func add(_ text: String) { add(text.utf8) }
+}

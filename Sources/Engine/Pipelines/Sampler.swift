@@ -1,0 +1,154 @@
+import Foundation
+
+/// One UNet evaluation within a denoising step, as a controller sees it.
+public struct UNetPass: Sendable {
+    /// Sampling step, 0 for the first (noisiest).
+    public let step: Int
+    public let totalSteps: Int
+    /// Batch rows holding the prompts' conditional halves, prompt 0 first (empty in the
+    /// unconditional pass of low-memory mode).
+    public let conditionalRows: Range<Int>
+}
+
+/// What Prompt-to-Prompt needs from the sampling loop besides attention: where each UNet pass
+/// is, and the latents after each step (LocalBlend edits them).
+public protocol SamplingController: AttentionController {
+    func beginPass(_ pass: UNetPass)
+    /// After the scheduler's step `step`; may change the latents [prompts, C, h, w].
+    func endStep(_ step: Int, latents: inout Tensor)
+}
+
+/// A prompt or setting the sampler refuses, naming the field and the fix.
+public struct SamplingError: Error, CustomStringConvertible, Equatable {
+    public let field: String
+    public let problem: String
+    public let fix: String
+    public init(field: String, problem: String, fix: String) {
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+    }
+    public var description: String { "\(field): \(problem); \(fix)" }
+}
+
+/// Settings of one denoising run.
+public struct SamplingSettings: Sendable, Equatable {
+    public var steps: Int
+    public var guidance: Float
+    public var seed: UInt64
+    public var height: Int
+    public var width: Int
+    /// Runs the unconditional and conditional halves as two UNet calls (half the activations).
+    public var lowMemory: Bool = false
+    /// Truncate prompts over the tokenizer's limit instead of refusing them.
+    public var truncatePrompts: Bool = false
+
+    public init(steps: Int, guidance: Float, seed: UInt64, height: Int, width: Int, lowMemory: Bool = false, truncatePrompts: Bool = false) {
+        self.steps = steps
+        self.guidance = guidance
+        self.seed = seed
+        self.height = height
+        self.width = width
+        self.lowMemory = lowMemory
+        self.truncatePrompts = truncatePrompts
+    }
+}
+
+/// The denoising loop shared by text-to-image and Prompt-to-Prompt editing: every prompt of a
+/// batch starts from the same noise (one draw of the seed, broadcast), classifier-free guidance
+/// with the empty prompt, deterministic DDIM.
+public struct Sampler: Sendable {
+    public let model: DiffusionModel
+
+    public init(model: DiffusionModel) { self.model = model }
+
+    /// Checks the settings against the model, naming the field at fault.
+    public func validate(_ settings: SamplingSettings) throws {
+        // The VAE needs whole latent pixels; diffusers also requires multiples of 8.
+        let minimum = max(8, model.latentScale)
+        for (field, value) in [("height", settings.height), ("width", settings.width)] {
+            guard value >= minimum, value % minimum == 0 else {
+                throw SamplingError(field: field, problem: "\(value) px does not fit this model",
+                                    fix: "use a positive multiple of \(minimum) (for example \(model.defaults.height))")
+            }
+        }
+        guard settings.steps >= 1, settings.steps <= model.scheduler.trainTimesteps else {
+            throw SamplingError(field: "steps", problem: "\(settings.steps) is out of range", fix: "use 1 to \(model.scheduler.trainTimesteps)")
+        }
+        guard settings.guidance.isFinite, settings.guidance >= 0 else {
+            throw SamplingError(field: "guidance", problem: "\(settings.guidance) is not a usable scale", fix: "use a number >= 0 (1 disables guidance)")
+        }
+    }
+
+    /// Text embeddings [prompts, tokens, width] of `prompts`.
+    public func encode(_ prompts: [String], truncate: Bool) throws -> Tensor {
+        let ids = try prompts.map { try model.tokenizer.tokenize($0, truncate: truncate) }
+        return model.textEncoder(ids)
+    }
+
+    /// The seed's starting noise for one prompt: [1, C, h, w], as torch.randn with a generator.
+    public func initialNoise(_ settings: SamplingSettings) -> Tensor {
+        var generator = TorchGenerator(seed: settings.seed)
+        return generator.normal([1, model.sampleChannels, settings.height / model.latentScale, settings.width / model.latentScale])
+    }
+
+    /// Denoises `prompts` together from `start` (default: the seed's noise, shared by all) and
+    /// returns the final latents (or pixels, for pixel-space models) [prompts, C, h, w].
+    public func sample(
+        prompts: [String], settings: SamplingSettings, start: Tensor? = nil,
+        controller: SamplingController? = nil, progress: ((Int, Int) -> Void)? = nil
+    ) throws -> Tensor {
+        try validate(settings)
+        guard !prompts.isEmpty else { throw SamplingError(field: "prompts", problem: "none given", fix: "give at least one prompt") }
+        let count = prompts.count
+        let conditional = try encode(prompts, truncate: settings.truncatePrompts)
+        let guided = settings.guidance != 1
+        let unconditional = guided ? try encode([""], truncate: false).repeated(count) : conditional
+        var latents = (start ?? initialNoise(settings)).repeated(count / (start?.shape[0] ?? 1))
+        let scheduler = model.scheduler
+        let timesteps = scheduler.timesteps(steps: settings.steps)
+        for (step, t) in timesteps.enumerated() {
+            let time = Float(t)
+            var prediction: Tensor
+            if !guided {
+                controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: 0..<count))
+                prediction = model.unet(latents, timesteps: Array(repeating: time, count: count), context: conditional, controller: controller)
+            } else if settings.lowMemory {
+                controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: 0..<0))
+                let uncond = model.unet(latents, timesteps: Array(repeating: time, count: count), context: unconditional, controller: controller)
+                controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: 0..<count))
+                let cond = model.unet(latents, timesteps: Array(repeating: time, count: count), context: conditional, controller: controller)
+                prediction = Self.guide(unconditional: uncond, conditional: cond, scale: settings.guidance)
+            } else {
+                controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: count..<(2 * count)))
+                let both = model.unet(Tensor.concatenate([latents, latents], axis: 0), timesteps: Array(repeating: time, count: 2 * count),
+                                      context: Tensor.concatenate([unconditional, conditional], axis: 0), controller: controller)
+                prediction = Self.guide(unconditional: both.slice(0..<count), conditional: both.slice(count..<(2 * count)), scale: settings.guidance)
+            }
+            latents = scheduler.step(prediction, timestep: t, sample: latents, steps: settings.steps)
+            controller?.endStep(step, latents: &latents)
+            progress?(step + 1, timesteps.count)
+        }
+        return latents
+    }
+
+    /// eps = uncond + g (cond - uncond)
+    static func guide(unconditional: Tensor, conditional: Tensor, scale: Float) -> Tensor {
+        unconditional.zipElements(conditional) { $0 + scale * ($1 - $0) }
+    }
+
+    /// Final latents to images [prompts, 3, H, W] in [-1, 1] (the VAE decode, or the pixels
+    /// themselves for pixel-space models).
+    public func decode(_ latents: Tensor) -> Tensor {
+        guard let autoencoder = model.autoencoder else { return latents }
+        return autoencoder.decode(latents / autoencoder.configuration.scalingFactor)
+    }
+}
+
+extension Sampler {
+    /// Text to image as diffusers' StableDiffusionPipeline with a DDIM scheduler: [1, 3, H, W]
+    /// in [-1, 1].
+    public func generate(prompt: String, settings: SamplingSettings, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
+        decode(try sample(prompts: [prompt], settings: settings, progress: progress))
+    }
+}

@@ -1,0 +1,201 @@
+import Foundation
+
+/// A prompt the tokenizer refuses, with the fix.
+public struct PromptTooLongError: Error, CustomStringConvertible, Equatable {
+    public let prompt: String
+    public let tokens: Int
+    public let limit: Int
+    public var description: String {
+        "the prompt \"\(prompt.prefix(60))\(prompt.count > 60 ? "…" : "")\" is \(tokens) tokens, over the model's limit of \(limit) (with start and end tokens): shorten it, or allow truncation"
+    }
+}
+
+/// CLIP's byte-level BPE tokenizer, read from a model's `vocab.json` + `merges.txt` (or
+/// `tokenizer.json`), producing the ids transformers' CLIPTokenizer produces.
+public struct CLIPTokenizer: Sendable {
+    public let vocabulary: [String: Int]
+    private let tokenText: [Int: String]
+    private let mergeRanks: [String: Int]  // "left right" -> rank
+    public let startToken: Int
+    public let endToken: Int
+    public let padToken: Int
+    /// Tokens per sequence, start and end included (77 for CLIP).
+    public let maximumLength: Int
+
+    public init(vocabulary: [String: Int], merges: [(String, String)], padToken: String = "<|endoftext|>", maximumLength: Int = 77) throws {
+        self.vocabulary = vocabulary
+        var text: [Int: String] = [:]
+        for (token, id) in vocabulary { text[id] = token }
+        tokenText = text
+        var ranks: [String: Int] = [:]
+        for (rank, pair) in merges.enumerated() where ranks[pair.0 + " " + pair.1] == nil {
+            ranks[pair.0 + " " + pair.1] = rank
+        }
+        mergeRanks = ranks
+        guard let start = vocabulary["<|startoftext|>"], let end = vocabulary["<|endoftext|>"] else {
+            throw ModelConfigurationError("the tokenizer vocabulary has no <|startoftext|> or <|endoftext|> token")
+        }
+        guard let pad = vocabulary[padToken] else {
+            throw ModelConfigurationError("the tokenizer's pad token '\(padToken)' is not in its vocabulary")
+        }
+        startToken = start
+        endToken = end
+        self.padToken = pad
+        self.maximumLength = maximumLength
+    }
+
+    /// Loads the tokenizer files of a model directory.
+    public init(files: TokenizerFiles) throws {
+        let vocabulary: [String: Int]
+        let merges: [(String, String)]
+        switch files.source {
+        case .vocabularyAndMerges(let vocabularyURL, let mergesURL):
+            vocabulary = try Self.readVocabulary(vocabularyURL)
+            merges = try Self.readMerges(mergesURL)
+        case .tokenizerJSON(let url):
+            (vocabulary, merges) = try Self.readTokenizerJSON(url)
+        }
+        var pad = "<|endoftext|>"
+        var length = 77
+        if let config = files.config {
+            if let value = config.values["pad_token"] { pad = value.stringValue ?? value["content"]?.stringValue ?? pad }
+            // Some configs carry a huge sentinel for "no limit"; CLIP's position table has 77.
+            if let limit = try config.optionalInt("model_max_length"), limit > 0, limit < 100_000 { length = limit }
+        }
+        try self.init(vocabulary: vocabulary, merges: merges, padToken: pad, maximumLength: length)
+    }
+
+    static func readVocabulary(_ url: URL) throws -> [String: Int] {
+        guard let data = try? Data(contentsOf: url), let object = (try? JSONValue.parse(data))?.objectValue else {
+            throw ModelDirectoryError(path: url.path, problem: "is not a JSON object of token ids", fix: "restore vocab.json from the original model")
+        }
+        var vocabulary: [String: Int] = [:]
+        for (token, id) in object {
+            guard let id = id.intValue else {
+                throw ModelDirectoryError(path: url.path, problem: "maps '\(token)' to a non-integer", fix: "restore vocab.json from the original model")
+            }
+            vocabulary[token] = id
+        }
+        return vocabulary
+    }
+
+    static func readMerges(_ url: URL) throws -> [(String, String)] {
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else {
+            throw ModelDirectoryError(path: url.path, problem: "cannot be read as UTF-8", fix: "restore merges.txt from the original model")
+        }
+        var merges: [(String, String)] = []
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            if line.hasPrefix("#version") || line.isEmpty { continue }
+            let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+            guard parts.count == 2 else {
+                throw ModelDirectoryError(path: url.path, problem: "line \(number + 1) is not two symbols separated by a space",
+                                          fix: "restore merges.txt from the original model")
+            }
+            merges.append((String(parts[0]), String(parts[1])))
+        }
+        return merges
+    }
+
+    static func readTokenizerJSON(_ url: URL) throws -> ([String: Int], [(String, String)]) {
+        guard let data = try? Data(contentsOf: url), let root = try? JSONValue.parse(data),
+              let model = root["model"], let vocabularyObject = model["vocab"]?.objectValue,
+              let mergeList = model["merges"]?.arrayValue else {
+            throw ModelDirectoryError(path: url.path, problem: "has no BPE model with 'vocab' and 'merges'",
+                                      fix: "use a CLIP tokenizer.json, or vocab.json + merges.txt")
+        }
+        var vocabulary: [String: Int] = [:]
+        for (token, id) in vocabularyObject { if let id = id.intValue { vocabulary[token] = id } }
+        var merges: [(String, String)] = []
+        for item in mergeList {
+            if let text = item.stringValue {
+                let parts = text.split(separator: " ", omittingEmptySubsequences: false)
+                if parts.count == 2 { merges.append((String(parts[0]), String(parts[1]))) }
+            } else if let pair = item.arrayValue, pair.count == 2, let a = pair[0].stringValue, let b = pair[1].stringValue {
+                merges.append((a, b))
+            }
+        }
+        return (vocabulary, merges)
+    }
+
+    /// Token ids of `text`, without start, end or padding.
+    public func encode(_ text: String) -> [Int] {
+        var ids: [Int] = []
+        // Special tokens written in the prompt are matched before any clean-up, as added tokens are.
+        var remaining = Substring(text)
+        while !remaining.isEmpty {
+            var nearest: (Range<Substring.Index>, Int)?
+            for special in CLIPPreTokenizer.specialTokens {
+                if let range = remaining.range(of: special), nearest == nil || range.lowerBound < nearest!.0.lowerBound {
+                    nearest = (range, vocabulary[special] ?? endToken)
+                }
+            }
+            let chunk = nearest.map { remaining[..<$0.0.lowerBound] } ?? remaining
+            for piece in CLIPPreTokenizer.split(CLIPPreTokenizer.normalize(String(chunk))) {
+                ids += bpe(piece).map { vocabulary[$0] ?? endToken }
+            }
+            guard let (range, id) = nearest else { break }
+            ids.append(id)
+            remaining = remaining[range.upperBound...]
+        }
+        return ids
+    }
+
+    /// The model input for a prompt: start, tokens, end, then padding to `maximumLength`.
+    /// A prompt that does not fit is an error unless `truncate` (which keeps the first
+    /// `maximumLength - 2` tokens, as transformers' truncation does).
+    public func tokenize(_ prompt: String, truncate: Bool = false) throws -> [Int] {
+        var ids = encode(prompt)
+        let room = maximumLength - 2
+        if ids.count > room {
+            guard truncate else { throw PromptTooLongError(prompt: prompt, tokens: ids.count + 2, limit: maximumLength) }
+            ids = Array(ids.prefix(room))
+        }
+        let sequence = [startToken] + ids + [endToken]
+        return sequence + Array(repeating: padToken, count: maximumLength - sequence.count)
+    }
+
+    /// The text of one token alone, as `tokenizer.decode([id])` gives it: bytes decoded as UTF-8
+    /// (invalid sequences replaced), the end-of-word marker removed, surrounding space trimmed.
+    public func decode(token id: Int) -> String {
+        guard let text = tokenText[id] else { return "" }
+        var bytes: [UInt8] = []
+        for character in text {
+            if let byte = ByteSymbols.decoder[character] { bytes.append(byte) } else { bytes += Array(String(character).utf8) }
+        }
+        let decoded = String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "</w>", with: " ")
+        // Trim as Python's str.strip does: White_Space characters only (not zero-width ones).
+        let scalars = decoded.unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
+              let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+        return String(scalars[first...last])
+    }
+
+    /// Byte-level BPE of one piece: the lowest-ranked adjacent pair is merged everywhere,
+    /// left to right, until no ranked pair remains.
+    func bpe(_ piece: String) -> [String] {
+        var word = Array(piece.utf8).map { String(ByteSymbols.encoder[Int($0)]) }
+        guard !word.isEmpty else { return [] }
+        word[word.count - 1] += "</w>"
+        while word.count > 1 {
+            var best: (rank: Int, first: String, second: String)?
+            for (a, b) in zip(word, word.dropFirst()) {
+                if let rank = mergeRanks[a + " " + b], best == nil || rank < best!.rank { best = (rank, a, b) }
+            }
+            guard let (_, first, second) = best else { break }
+            var merged: [String] = []
+            merged.reserveCapacity(word.count)
+            var i = 0
+            while i < word.count {
+                if i + 1 < word.count && word[i] == first && word[i + 1] == second {
+                    merged.append(first + second)
+                    i += 2
+                } else {
+                    merged.append(word[i])
+                    i += 1
+                }
+            }
+            word = merged
+        }
+        return word
+    }
+}

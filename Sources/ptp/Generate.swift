@@ -1,0 +1,60 @@
+import ArgumentParser
+import Engine
+import Foundation
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Text to image: one prompt, one seed, one PNG.",
+        discussion: "Runs as diffusers' StableDiffusionPipeline with a DDIM scheduler. Settings not given come from the model's recommendations.")
+
+    @Option(help: "A diffusers-format model directory (default: the embedded shapes-world model).")
+    var model: String?
+
+    @Option(help: "The text prompt.")
+    var prompt: String
+
+    @Option(help: "Seed of the starting noise (torch.randn-compatible).")
+    var seed: UInt64 = 0
+
+    @Option(help: "Denoising steps (default: the model's).")
+    var steps: Int?
+
+    @Option(help: "Classifier-free guidance scale (default: the model's).")
+    var guidance: Float?
+
+    @Option(help: "Image height in pixels (default: the model's).")
+    var height: Int?
+
+    @Option(help: "Image width in pixels (default: the model's).")
+    var width: Int?
+
+    @Option(help: "Output PNG file.")
+    var output: String
+
+    @Flag(help: "Run the two guidance halves as separate UNet calls (less memory).")
+    var lowMemory = false
+
+    @Flag(help: "Truncate prompts over the tokenizer's 77-token limit instead of refusing them.")
+    var truncate = false
+
+    @Option(help: "Compute threads (default: all cores).")
+    var threads: Int?
+
+    func run() throws {
+        if let threads {
+            guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+            ComputeThreads.setThreadCount(threads)
+        }
+        let model = try ModelLocation.load(self.model)
+        let defaults = model.defaults
+        let settings = SamplingSettings(steps: steps ?? defaults.steps, guidance: guidance ?? defaults.guidance, seed: seed,
+                                        height: height ?? defaults.height, width: width ?? defaults.width,
+                                        lowMemory: lowMemory, truncatePrompts: truncate)
+        let sampler = Sampler(model: model)
+        let bar = ProgressBar("denoising")
+        let image = try sampler.generate(prompt: prompt, settings: settings, progress: bar.update)
+        let url = URL(fileURLWithPath: output)
+        try PNGCodec.write(RGBImage(tensor: image), to: url)
+        note("wrote \(url.path)")
+    }
+}

@@ -1,0 +1,52 @@
+import Engine
+import Foundation
+import Testing
+
+/// Peak signal-to-noise ratio of two images in [-1, 1], on the [0, 1] scale the images are saved in.
+func psnr(_ a: Tensor, _ b: Tensor) -> Double {
+    let x = a.scalars, y = b.scalars
+    var sum = 0.0
+    for i in x.indices {
+        let d = Double(min(max(x[i] / 2 + 0.5, 0), 1) - min(max(y[i] / 2 + 0.5, 0), 1))
+        sum += d * d
+    }
+    let mse = sum / Double(x.count)
+    return mse == 0 ? .infinity : 10 * log10(1 / mse)
+}
+
+@Suite("text-to-image against diffusers' StableDiffusionPipeline")
+struct PipelineReferenceTests {
+    struct Run: Decodable { let prompt: String; let seed: UInt64; let steps: Int; let guidance: Float }
+
+    @Test("a random-weight SD directory gives diffusers' image for the same prompt and seed")
+    func tinyStableDiffusion() throws {
+        let model = try DiffusionModel(directory: Fixtures.url("tiny-sd"))
+        let runs = try JSONDecoder().decode([String: Run].self, from: Data(contentsOf: Fixtures.url("tiny-sd-pipeline.json")))
+        let expected = try Fixtures.tensors("tiny-sd-pipeline.safetensors")
+        let sampler = Sampler(model: model)
+        for (tag, run) in runs.sorted(by: { $0.key < $1.key }) {
+            let settings = SamplingSettings(steps: run.steps, guidance: run.guidance, seed: run.seed, height: 64, width: 64)
+            let image = try sampler.generate(prompt: run.prompt, settings: settings)
+            let reference = try expected.tensor("\(tag).image")
+            let quality = psnr(image, reference)
+            let clamped = image.mapElements { min(max($0, -1), 1) }
+            print("[reference] pipeline \(tag): PSNR \(quality) dB, max abs error \(clamped.maxAbsDifference(reference)) (on [-1, 1])")
+            #expect(quality >= 40, "PSNR \(quality) dB for \(run.prompt)")
+            // Low-memory mode computes the same thing in two UNet calls.
+            var lowMemory = settings
+            lowMemory.lowMemory = true
+            #expect(try sampler.generate(prompt: run.prompt, settings: lowMemory).maxAbsDifference(image) <= 1e-4)
+        }
+    }
+
+    @Test("settings that do not fit the model are refused by name")
+    func validation() throws {
+        let sampler = Sampler(model: try DiffusionModel(directory: Fixtures.url("tiny-sd")))
+        let bad = SamplingSettings(steps: 10, guidance: 7.5, seed: 1, height: 60, width: 64)
+        let error = #expect(throws: SamplingError.self) { try sampler.generate(prompt: "x", settings: bad) }
+        #expect(error?.field == "height")
+        #expect(throws: SamplingError.self) { try sampler.generate(prompt: "x", settings: SamplingSettings(steps: 0, guidance: 7.5, seed: 1, height: 64, width: 64)) }
+        let long = String(repeating: "word ", count: 100)
+        #expect(throws: PromptTooLongError.self) { try sampler.generate(prompt: long, settings: SamplingSettings(steps: 1, guidance: 7.5, seed: 1, height: 64, width: 64)) }
+    }
+}

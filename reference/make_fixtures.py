@@ -1,0 +1,379 @@
+"""Writes the reference fixtures the Swift tests compare against (Tests/Fixtures/reference).
+
+Random-weight models of small Stable-Diffusion-like configurations are built with diffusers and
+transformers, saved in the diffusers layout, run on fixed inputs, and their inputs and outputs
+saved as safetensors. Weights are stored in float16 and the references are computed from the
+float16-rounded weights, so the files stay small and both sides use identical numbers.
+
+    $(scripts/python-env) reference/make_fixtures.py
+
+The fixtures are committed; CI needs no Python.
+"""
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import math
+import random
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from safetensors.torch import save_file
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "Tests" / "Fixtures" / "reference"
+sys.path.insert(0, str(ROOT / "training"))
+from shapes_world.tokenizer import write_tokenizer  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+def randomize(module: torch.nn.Module, seed: int) -> None:
+    """Gives every parameter a random value (norm weights near 1), so a weight that is loaded
+    wrongly or not at all changes the output, then rounds everything to float16."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.dim() == 1:
+                base = 1.0 if ("norm" in name and name.endswith("weight")) else 0.0
+                p.copy_(base + 0.1 * torch.randn(p.shape, generator=generator))
+            elif "embedding" in name and p.dim() == 2:
+                p.copy_(0.5 * torch.randn(p.shape, generator=generator))
+            else:
+                fan_in = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=generator) / math.sqrt(fan_in))
+            p.copy_(p.half().float())
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().float().contiguous() for k, v in tensors.items()}, str(path))
+
+
+def save_model(model, directory: Path) -> None:
+    """save_pretrained in float16 safetensors (config.json + weights)."""
+    model.half().save_pretrained(directory, safe_serialization=True)
+    model.float()
+    for extra in directory.glob("*.json"):
+        data = json.loads(extra.read_text())
+        extra.write_text(json.dumps(data, indent=2, sort_keys=True))
+
+
+def seeded(seed: int, *shape: int, scale: float = 1.0) -> torch.Tensor:
+    return scale * torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizer: the real SD 1.x vocabulary, rebuilt from the CLIP BPE merges that open_clip ships.
+
+def bytes_to_unicode_order() -> list[str]:
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    codes = printable[:]
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            codes.append(256 + extra)
+            extra += 1
+    return [chr(c) for c in codes]
+
+
+def write_sd_tokenizer(directory: Path) -> None:
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("open_clip_torch is needed for the CLIP BPE merges (pip install open_clip_torch)")
+    bpe = Path(spec.submodule_search_locations[0]) / "bpe_simple_vocab_16e6.txt.gz"
+    lines = gzip.open(bpe).read().decode("utf-8").split("\n")
+    merges = [tuple(line.split()) for line in lines[1:49152 - 256 - 2 + 1]]
+    symbols = bytes_to_unicode_order()
+    vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}, ensure_ascii=False))
+    (directory / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+    config = {"tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "do_lower_case": True,
+              "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
+              "pad_token": "<|endoftext|>"}
+    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+
+
+def tokenizer_prompts() -> list[str]:
+    prompts = [
+        "A painting of a squirrel eating a burger", "A painting of a squirrel eating a lasagne",
+        "A neoclassical painting of a squirrel eating a burger", "pea soup with croutons", "fried potatos",
+        "a photo of a house on a mountain", "a photo of a house on a mountain at fall", "soup", "potatos",
+        "", " ", "a cat", "A CAT", "a  cat\twith\nnewlines", "   leading and trailing spaces   ",
+        "don't stop", "it's a dog's life", "THEY'LL GO", "we've I'm you'd she'll they're", "rock'n'roll",
+        "café au lait", "naïve façade", "Ünïcödé ÄÖÜ", "Straße", "東京タワーの夜景", "한국어 문장", "Ελληνικά γράμματα",
+        "Русский текст", "العربية", "emoji 🐱🐶🚀", "👩‍👩‍👧 family", "math: 3.14159 + 2 = 5.14159", "$100 and 50%",
+        "1234567890", "phone 555-0199", "#hashtag @mention", "C++ and C# and F#", "<|startoftext|> inside",
+        "ends with <|endoftext|>", "<|ENDOFTEXT|> upper", "supercalifragilisticexpialidocious",
+        "pneumonoultramicroscopicsilicovolcanoconiosis", "antidisestablishmentarianism is long",
+        "HeLLo WoRLD", "camelCaseWords and snake_case_words", "kebab-case-words", "dots...and...more...",
+        "quotes \"double\" and 'single'", "(parentheses) [brackets] {braces}", "slash/back\\slash",
+        "a red circle on a blue background", "a big yellow triangle and a small green square on a striped white background",
+        "trailing punctuation!!!", "?!?!", "--- dashes ---", "tab\there", "ZWJ\u200bzero width", "non\u00a0breaking space",
+        "combining e\u0301 accent", "full-width ＡＢＣ", "ligature ﬁ", "roman numeral Ⅻ", "superscript x²", "½ cup",
+        "mixed 123abc456def", "a" * 100, "word " * 80, "The quick brown fox jumps over the lazy dog.",
+        "8k, ultra detailed, trending on artstation, by greg rutkowski", "masterpiece, best quality, 1girl",
+    ]
+    words = ["cat", "Dog", "ASTRONAUT", "riding", "horse", "on", "mars", "photo", "of", "an", "oil", "painting",
+             "cyberpunk", "city", "at", "night", "neon", "lights", "watercolor", "portrait", "élan", "Zürich",
+             "日本", "🌸", "x-ray", "3D", "4k", "HDR", "rock'n'roll", "it's", "o'clock", "e-mail", "U.S.A."]
+    punctuation = ["", ",", ".", "!", "?", ";", ":", "...", " -", "'"]
+    rng = random.Random(7)
+    while len(prompts) < 260:
+        n = rng.randint(1, 14)
+        text = " ".join(rng.choice(words) + rng.choice(punctuation) for _ in range(n))
+        if rng.random() < 0.3:
+            text = text.upper() if rng.random() < 0.5 else text.title()
+        prompts.append(text)
+    return prompts
+
+
+def make_tokenizer_fixture() -> None:
+    directory = OUT / "sd-tokenizer"
+    write_sd_tokenizer(directory)
+    tokenizer = CLIPTokenizer.from_pretrained(directory)
+    cases, decoded = [], {}
+    for text in tokenizer_prompts():
+        full = tokenizer(text).input_ids
+        padded = tokenizer(text, padding="max_length", max_length=77, truncation=True).input_ids
+        cases.append({"text": text, "ids": padded, "untruncated_length": len(full)})
+        for i in full:
+            decoded[str(i)] = tokenizer.decode([i])
+    (OUT / "tokenizer-cases.json").write_text(json.dumps({"cases": cases, "single_token_decoding": decoded}, ensure_ascii=False, indent=0))
+    print(f"tokenizer: {len(cases)} prompts, {len(decoded)} decoded tokens")
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+def make_text_encoder_fixture(name: str, act: str, seed: int) -> None:
+    config = CLIPTextConfig(vocab_size=1000, hidden_size=64, intermediate_size=160, num_hidden_layers=3,
+                            num_attention_heads=4, max_position_embeddings=77, hidden_act=act, layer_norm_eps=1e-5,
+                            bos_token_id=998, eos_token_id=999, pad_token_id=999, projection_dim=64)
+    model = CLIPTextModel(config).eval()
+    randomize(model, seed)
+    directory = OUT / name
+    save_model(model, directory)
+    ids = torch.randint(0, 998, (2, 77), generator=torch.Generator().manual_seed(seed))
+    ids[:, 0] = 998
+    ids[0, 9:] = 999
+    ids[1, 40:] = 999
+    with torch.no_grad():
+        hidden = model(ids).last_hidden_state
+    save_tensors(directory / "io.safetensors", {"input_ids": ids.float(), "last_hidden_state": hidden})
+    print(f"{name}: scale {hidden.abs().max():.3f}")
+
+
+def unet_configs() -> dict[str, dict]:
+    return {
+        # SD 1.x-like: cross-attention at three levels, conv projections, heads from attention_head_dim.
+        "unet-sd1": dict(sample_size=16, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(32, 32, 64, 64),
+                         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+                         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+                         cross_attention_dim=32, attention_head_dim=4, norm_num_groups=32),
+        # SD 2.x-like: linear projections, per-block head counts, upcast attention, v-prediction.
+        "unet-sd2": dict(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64, 64),
+                         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+                         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+                         cross_attention_dim=48, attention_head_dim=[2, 4, 8], use_linear_projection=True,
+                         upcast_attention=True, norm_num_groups=16, freq_shift=1, flip_sin_to_cos=False),
+        # Super-resolution-like: image concatenation and a noise-level class embedding.
+        "unet-sr": dict(sample_size=16, in_channels=6, out_channels=3, layers_per_block=1, block_out_channels=(32, 64),
+                        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                        cross_attention_dim=32, attention_head_dim=2, norm_num_groups=16, num_class_embeds=1000),
+    }
+
+
+def make_unet_fixture(name: str, config: dict, seed: int) -> None:
+    model = UNet2DConditionModel(**config).eval()
+    randomize(model, seed)
+    directory = OUT / name
+    save_model(model, directory)
+    tensors = {}
+    # A power-of-two input and one whose sizes force the up-sampling to follow the skips.
+    for tag, (h, w) in (("even", (16, 16)), ("odd", (12, 10))):
+        sample = seeded(seed + 1, 2, config["in_channels"], h, w)
+        context = seeded(seed + 2, 2, 77, config["cross_attention_dim"])
+        timestep = torch.tensor([523, 17])
+        extra = {"class_labels": torch.tensor([20, 250])} if config.get("num_class_embeds") else {}
+        with torch.no_grad():
+            out = model(sample, timestep, context, **extra).sample
+        tensors |= {f"{tag}.sample": sample, f"{tag}.context": context, f"{tag}.timestep": timestep.float(), f"{tag}.output": out}
+        if extra:
+            tensors[f"{tag}.class_labels"] = extra["class_labels"].float()
+        print(f"{name} {tag}: scale {out.abs().max():.3f}")
+    save_tensors(directory / "io.safetensors", tensors)
+
+
+def make_vae_fixture(seed: int) -> None:
+    model = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
+                          up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(32, 32, 64), layers_per_block=2,
+                          latent_channels=4, norm_num_groups=16, sample_size=32, scaling_factor=0.18215).eval()
+    randomize(model, seed)
+    directory = OUT / "vae"
+    save_model(model, directory)
+    image = seeded(seed + 1, 2, 3, 32, 24).clamp(-1, 1)
+    latents = seeded(seed + 2, 2, 4, 8, 6)
+    with torch.no_grad():
+        posterior = model.encode(image).latent_dist
+        decoded = model.decode(latents).sample
+    save_tensors(directory / "io.safetensors", {"image": image, "mean": posterior.mean, "std": posterior.std,
+                                                 "latents": latents, "decoded": decoded})
+    # The same weights under the legacy attention names of older checkpoints.
+    from safetensors.torch import load_file
+    weights = load_file(str(directory / "diffusion_pytorch_model.safetensors"))
+    legacy = {}
+    for key, value in weights.items():
+        for new, old in (("to_q.", "query."), ("to_k.", "key."), ("to_v.", "value."), ("to_out.0.", "proj_attn.")):
+            key = key.replace("attentions.0." + new, "attentions.0." + old)
+        legacy[key] = value
+    legacy_dir = OUT / "vae-legacy"
+    legacy_dir.mkdir(exist_ok=True)
+    shutil.copy(directory / "config.json", legacy_dir / "config.json")
+    save_file(legacy, str(legacy_dir / "diffusion_pytorch_model.safetensors"))
+    print(f"vae: decoded scale {decoded.abs().max():.3f}, mean scale {posterior.mean.abs().max():.3f}")
+
+
+# ---------------------------------------------------------------------------------------------
+# DDIM and noise
+
+SCHEDULER_CASES = {
+    "sd15": dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, set_alpha_to_one=False, steps_offset=1,
+                 timestep_spacing="leading", prediction_type="epsilon", clip_sample=False),
+    "linear-trailing-v": dict(beta_schedule="linear", beta_start=0.0001, beta_end=0.02, set_alpha_to_one=True, steps_offset=0,
+                              timestep_spacing="trailing", prediction_type="v_prediction", clip_sample=False),
+    "cosine-linspace-sample-clip": dict(beta_schedule="squaredcos_cap_v2", set_alpha_to_one=True, steps_offset=0,
+                                        timestep_spacing="linspace", prediction_type="sample", clip_sample=True,
+                                        clip_sample_range=1.0),
+    "scaled-trailing-eps": dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, set_alpha_to_one=False,
+                                steps_offset=1, timestep_spacing="trailing", prediction_type="epsilon", clip_sample=False),
+}
+
+
+def fixed_model(x: torch.Tensor, t: int, direction: torch.Tensor) -> torch.Tensor:
+    """A deterministic stand-in for a UNet: depends on the sample and the timestep."""
+    return 0.1 * x + math.sin(0.01 * t) * direction
+
+
+def make_scheduler_fixture() -> None:
+    directory = OUT / "ddim"
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors, meta = {}, {}
+    start = seeded(11, 1, 4, 8, 8)
+    direction = seeded(12, 1, 4, 8, 8)
+    for name, config in SCHEDULER_CASES.items():
+        scheduler = DDIMScheduler(num_train_timesteps=1000, **config)
+        (directory / f"{name}.json").write_text(json.dumps(dict(scheduler.config), indent=2, sort_keys=True, default=str))
+        scheduler.set_timesteps(50)
+        x = start.clone()
+        for i, t in enumerate(scheduler.timesteps):
+            x = scheduler.step(fixed_model(x, int(t), direction), t, x).prev_sample
+            if i == 24:
+                tensors[f"{name}.step25"] = x
+        tensors[f"{name}.final"] = x
+        tensors[f"{name}.alphas_cumprod"] = scheduler.alphas_cumprod
+        meta[name] = {"timesteps": [int(t) for t in scheduler.timesteps]}
+        # Inversion x_t -> x_{t+1} as Prompt-to-Prompt's null-text notebook does (epsilon models).
+        if config["prediction_type"] == "epsilon":
+            y = start.clone()
+            final = scheduler.final_alpha_cumprod
+            for t in reversed(scheduler.timesteps):
+                current, following = min(int(t) - 1000 // 50, 999), int(t)
+                alpha = scheduler.alphas_cumprod[current] if current >= 0 else final
+                alpha_next = scheduler.alphas_cumprod[following]
+                eps = fixed_model(y, following, direction)
+                original = (y - (1 - alpha) ** 0.5 * eps) / alpha ** 0.5
+                y = alpha_next ** 0.5 * original + (1 - alpha_next) ** 0.5 * eps
+            tensors[f"{name}.inverted"] = y
+    tensors["start"], tensors["direction"] = start, direction
+    save_tensors(directory / "trajectories.safetensors", tensors)
+    (directory / "timesteps.json").write_text(json.dumps(meta, indent=1))
+    print("ddim:", ", ".join(SCHEDULER_CASES))
+
+
+def make_noise_fixture() -> None:
+    tensors = {}
+    for seed in (0, 1, 42, 8888, 2**32 + 7):
+        for shape in ((1, 4, 64, 64), (2, 4, 9, 9), (17,), (16,), (5,), (3, 7), (1,), (1, 3, 32, 32)):
+            torch.manual_seed(seed)
+            tensors[f"{seed}/{'x'.join(map(str, shape))}"] = torch.randn(*shape)
+        generator = torch.Generator().manual_seed(seed)
+        first = torch.randn(2, 3, generator=generator)
+        tensors[f"{seed}/consecutive"] = torch.cat([first.flatten(), torch.randn(20, generator=generator)])
+    save_tensors(OUT / "randn.safetensors", tensors)
+    print(f"randn: {len(tensors)} tensors")
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole tiny Stable Diffusion directory and diffusers' pipeline output on it
+
+def make_pipeline_fixture() -> None:
+    directory = OUT / "tiny-sd"
+    if directory.exists():
+        shutil.rmtree(directory)
+    vocab_size = write_tokenizer(directory / "tokenizer")
+    tokenizer = CLIPTokenizer.from_pretrained(directory / "tokenizer")
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        max_position_embeddings=77, hidden_act="quick_gelu", bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id, projection_dim=32)).eval()
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
+                                attention_head_dim=2, norm_num_groups=16).eval()
+    vae = AutoencoderKL(block_out_channels=(16, 16, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=1, latent_channels=4, norm_num_groups=8,
+                        sample_size=64).eval()
+    for i, model in enumerate((text_encoder, unet, vae)):
+        randomize(model, 100 + i)
+    # Keep the random UNet's output near unit scale, as a trained one is.
+    with torch.no_grad():
+        unet.conv_out.weight.mul_(0.3)
+    scheduler = DDIMScheduler(num_train_timesteps=1000, **SCHEDULER_CASES["sd15"])
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(directory, safe_serialization=True, variant=None)
+    for component in ("text_encoder", "unet", "vae"):
+        getattr(pipe, component).half()
+        getattr(pipe, component).save_pretrained(directory / component, safe_serialization=True)
+        getattr(pipe, component).float()
+    pipe.set_progress_bar_config(disable=True)
+    tensors = {}
+    runs = {"a": ("a red circle on a blue background", 7, 10, 7.5), "b": ("a big yellow triangle on a striped white background", 8888, 12, 5.0)}
+    for tag, (prompt, seed, steps, guidance) in runs.items():
+        with torch.no_grad():
+            image = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, height=64, width=64,
+                         generator=torch.Generator().manual_seed(seed), output_type="pt").images
+        tensors[f"{tag}.image"] = image * 2 - 1  # back to [-1, 1]
+    save_tensors(OUT / "tiny-sd-pipeline.safetensors", tensors)
+    (OUT / "tiny-sd-pipeline.json").write_text(json.dumps({k: {"prompt": p, "seed": s, "steps": n, "guidance": g}
+                                                          for k, (p, s, n, g) in runs.items()}, indent=2))
+    print("pipeline:", ", ".join(runs))
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    make_tokenizer_fixture()
+    make_text_encoder_fixture("text-encoder-quick-gelu", "quick_gelu", 1)
+    make_text_encoder_fixture("text-encoder-gelu", "gelu", 2)
+    for i, (name, config) in enumerate(unet_configs().items()):
+        make_unet_fixture(name, config, 10 + i)
+    make_vae_fixture(20)
+    make_scheduler_fixture()
+    make_noise_fixture()
+    make_pipeline_fixture()
+
+
+if __name__ == "__main__":
+    main()
