@@ -32,8 +32,10 @@ let package = Package(
             name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]),
 
+        .target(name: "CHeap"),
+
         // Tensors, kernels, model I/O, models and pipelines. No networking.
-        .target(name: "Engine", dependencies: ["CBLAS", "CPNG"], swiftSettings: vectorISA),
+        .target(name: "Engine", dependencies: ["CBLAS", "CPNG", "CHeap"], swiftSettings: vectorISA),
         // Frames, messages, tensor codec and authentication. No models.
         .target(name: "Wire", dependencies: ["CZstd"]),
         .target(name: "Worker", dependencies: ["Engine", "Wire"]),

@@ -59,7 +59,7 @@ public struct KernelReport: Sendable {
     }
 
     /// GFLOP/s of the best of `repeats` sgemm calls.
-    static func measureGEMM(m: Int, n: Int, k: Int, repeats: Int) -> Double {
+    public static func measureGEMM(m: Int, n: Int, k: Int, repeats: Int) -> Double {
         let a = randomTensor([m, k], seed: 7), b = randomTensor([k, n], seed: 8)
         var c = Tensor(uninitializedShape: [m, n])
         let seconds = bestTime(repeats: repeats) {

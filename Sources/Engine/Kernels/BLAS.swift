@@ -1,4 +1,5 @@
 import CBLAS
+import Synchronization
 
 /// Thin, typed access to OpenBLAS's single-precision matrix products.
 ///
@@ -9,6 +10,10 @@ import CBLAS
 public enum BLAS {
     /// Pins OpenBLAS to one thread, once, before the first product.
     private static let singleThreaded: Void = openblas_set_num_threads(1)
+
+    /// Floating-point operations (2 m n k per product) since the last reset, for benchmarks'
+    /// GFLOP/s figures.
+    public static let operationCount = Atomic<Int>(0)
 
     /// OpenBLAS's build and core description, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH ... Zen MAX_THREADS=64".
     public static var configuration: String {
@@ -28,6 +33,7 @@ public enum BLAS {
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         _ = singleThreaded
+        operationCount.add(2 * m * n * k, ordering: .relaxed)
         cblas_sgemm(
             CblasRowMajor,
             transposeA ? CblasTrans : CblasNoTrans,
@@ -38,10 +44,10 @@ public enum BLAS {
 }
 
 extension BLAS {
-    /// `gemm` (no transposed A) split across the Engine's threads: by columns of C when it
+    /// `gemm` split across the Engine's threads: by columns of C when it
     /// is wide, else by rows. Every thread runs single-threaded OpenBLAS on its own slab.
     public static func parallelGEMM(
-        transposeB: Bool = false,
+        transposeA: Bool = false, transposeB: Bool = false,
         m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
@@ -51,8 +57,8 @@ extension BLAS {
         let threads = ComputeThreads.count
         // Below ~4 MFLOP per thread the split costs more than it saves.
         guard threads > 1, 2 * m * n * k >= threads * 4_000_000 else {
-            gemm(transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                 beta: beta, c: c, ldc: ldc)
+            gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                 b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
         if n >= m || n >= 256 * threads {
@@ -61,7 +67,7 @@ extension BLAS {
             parallelFor((n + slab - 1) / slab) { slabs in
                 for s in slabs {
                     let start = s * slab, width = min(slab, n - start)
-                    gemm(transposeB: transposeB, m: m, n: width, k: k, alpha: alpha, a: a, lda: lda,
+                    gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: width, k: k, alpha: alpha, a: a, lda: lda,
                          b: transposeB ? b + start * ldb : b + start, ldb: ldb,
                          beta: beta, c: c + start, ldc: ldc)
                 }
@@ -71,7 +77,8 @@ extension BLAS {
             parallelFor((m + slab - 1) / slab) { slabs in
                 for s in slabs {
                     let start = s * slab, height = min(slab, m - start)
-                    gemm(transposeB: transposeB, m: height, n: n, k: k, alpha: alpha, a: a + start * lda, lda: lda,
+                    gemm(transposeA: transposeA, transposeB: transposeB, m: height, n: n, k: k, alpha: alpha,
+                         a: transposeA ? a + start : a + start * lda, lda: lda,
                          b: b, ldb: ldb, beta: beta, c: c + start * ldc, ldc: ldc)
                 }
             }

@@ -29,10 +29,10 @@ public struct Conv2dKernel: Sendable {
     public let kernelWidth: Int
     public let stride: Int
     public let padding: Padding2D
-    /// [Cout, Cin*kH*kW]: torch's layout, used by the 1x1 and im2col paths.
+    /// [Cout, Cin*kH*kW] (torch's layout) for the 1x1 and im2col paths, or [kH*kW, Cout, Cin]
+    /// (one matrix per tap) for the stride-1 path; only one is kept, to hold weights once.
     let weight: Tensor
-    /// [kH*kW, Cout, Cin]: one matrix per tap, used by the stride-1 path.
-    let tapWeights: Tensor?
+    let usesTaps: Bool
     let bias: Tensor?
 
     public init(weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Padding2D = .zero) {
@@ -44,17 +44,17 @@ public struct Conv2dKernel: Sendable {
         kernelWidth = weight.shape[3]
         self.stride = stride
         self.padding = padding
-        self.weight = weight
         if let bias { precondition(bias.count == outputChannels, "conv bias of \(bias.count) for \(outputChannels) outputs") }
         self.bias = bias
         let taps = kernelHeight * kernelWidth
-        if stride == 1 && taps > 1 {
+        usesTaps = stride == 1 && taps > 1
+        if usesTaps {
             // [Cout, Cin, taps] -> [taps, Cout, Cin]
-            tapWeights = weight.reshaped([outputChannels * inputChannels, taps])
+            self.weight = weight.reshaped([outputChannels * inputChannels, taps])
                 .transposedLastTwo()
                 .reshaped([taps, outputChannels, inputChannels])
         } else {
-            tapWeights = nil
+            self.weight = weight
         }
     }
 
@@ -81,7 +81,7 @@ public struct Conv2dKernel: Sendable {
         input.withUnsafeBufferPointer { x in
             output.withUnsafeMutableBufferPointer { y in
                 let inputStride = inputChannels * h * w, outputStride = outputChannels * ho * wo
-                if tapWeights != nil {
+                if usesTaps {
                     // Items per product: keep the padded copy within ~64 MiB.
                     let paddedBytes = inputChannels * (h + padding.top + padding.bottom) * (w + padding.left + padding.right) * 4
                     let group = max(1, min(n, (64 << 20) / max(paddedBytes, 1)))
@@ -130,7 +130,7 @@ public struct Conv2dKernel: Sendable {
         defer { padded.deallocate() }
         let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: outputChannels * columns)
         defer { accumulator.deallocate() }
-        tapWeights!.withUnsafeBufferPointer { taps in
+        weight.withUnsafeBufferPointer { taps in
             for dy in 0..<kernelHeight {
                 for dx in 0..<kernelWidth {
                     let tap = dy * kernelWidth + dx

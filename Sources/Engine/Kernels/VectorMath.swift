@@ -29,24 +29,18 @@ enum VectorMath {
     @inline(__always)
     static func silu(_ x: Float) -> Float { x / (1 + exp(-x)) }
 
-    /// erf(x) with an absolute error below 1.5e-7 (Abramowitz & Stegun 7.1.26 is too coarse;
-    /// this is the rational form erf(x) = 1 - t * e^(-x^2 + P(t)) of Numerical Recipes' erfc).
+    /// erf(x) with an absolute error below 1.5e-7 (Abramowitz & Stegun 7.1.26:
+    /// 1 - t P(t) e^(-x^2) with t = 1 / (1 + 0.3275911 |x|)).
     @inline(__always)
     static func erf(_ x: Float) -> Float {
         let z = Swift.abs(x)
-        let t = 1 / (1 + 0.5 * z)
-        var p: Float = 0.17087277
-        p = p * t - 0.82215223
-        p = p * t + 1.48851587
-        p = p * t - 1.13520398
-        p = p * t + 0.27886807
-        p = p * t - 0.18628806
-        p = p * t + 0.09678418
-        p = p * t + 0.37409196
-        p = p * t + 1.00002368
-        p = p * t - 1.26551223
-        let erfc = t * exp(-z * z + p)
-        let magnitude = 1 - erfc
+        let t = 1 / (1 + 0.3275911 * z)
+        var p: Float = 1.061405429
+        p = Float(-1.453152027).addingProduct(p, t)
+        p = Float(1.421413741).addingProduct(p, t)
+        p = Float(-0.284496736).addingProduct(p, t)
+        p = Float(0.254829592).addingProduct(p, t)
+        let magnitude = 1 - p * t * exp(-z * z)
         return x < 0 ? -magnitude : magnitude
     }
 

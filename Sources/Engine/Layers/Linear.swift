@@ -21,8 +21,23 @@ public struct Linear: Sendable {
     /// [..., in] -> [..., out]
     public func callAsFunction(_ x: Tensor) -> Tensor {
         precondition(x.dim(-1) == inputFeatures, "linear expects [..., \(inputFeatures)], got \(x.shape)")
-        var y = x.matmul(weight, transposeOther: true)
-        if let bias { y.addBiasInPlace(bias, axis: -1) }
+        let rows = x.count / inputFeatures
+        var y = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outputFeatures])
+        y.withUnsafeMutableBufferPointer { out in
+            // Start from the bias in every row and accumulate the product onto it (one pass fewer).
+            if let bias {
+                bias.withUnsafeBufferPointer { b in
+                    for row in 0..<rows { (out.baseAddress! + row * outputFeatures).update(from: b.baseAddress!, count: outputFeatures) }
+                }
+            }
+            x.withUnsafeBufferPointer { input in
+                weight.withUnsafeBufferPointer { w in
+                    BLAS.parallelGEMM(transposeB: true, m: rows, n: outputFeatures, k: inputFeatures,
+                                      a: input.baseAddress!, lda: inputFeatures, b: w.baseAddress!, ldb: inputFeatures,
+                                      beta: bias == nil ? 0 : 1, c: out.baseAddress!, ldc: outputFeatures)
+                }
+            }
+        }
         return y
     }
 }

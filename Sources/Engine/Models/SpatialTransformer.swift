@@ -55,7 +55,6 @@ struct BasicTransformerBlock: Sendable {
 /// and a residual.
 struct SpatialTransformer: Sendable {
     let norm: GroupNorm
-    let linearProjection: Bool
     let projectIn: Projection
     let projectOut: Projection
     let blocks: [BasicTransformerBlock]
@@ -67,7 +66,6 @@ struct SpatialTransformer: Sendable {
 
     init(_ w: Weights, channels: Int, contextWidth: Int, heads: Int, layers: Int, groups: Int, linearProjection: Bool) throws {
         norm = try GroupNorm(w, "norm", groups: groups, channels: channels, epsilon: 1e-6)
-        self.linearProjection = linearProjection
         if linearProjection {
             projectIn = .linear(try Linear(w, "proj_in", input: channels, output: channels))
             projectOut = .linear(try Linear(w, "proj_out", input: channels, output: channels))
@@ -83,20 +81,56 @@ struct SpatialTransformer: Sendable {
     /// x [B, C, H, W], context [B, M, D] -> [B, C, H, W]
     func callAsFunction(_ x: Tensor, context: Tensor, place: UNetPlace, router: AttentionRouter) -> Tensor {
         let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        var h = norm(x)
-        // -> [B, H*W, C]
-        switch projectIn {
-        case .convolution(let conv): h = conv(h).reshaped([batch, channels, height * width]).transposedLastTwo()
-        case .linear(let linear): h = linear(h.reshaped([batch, channels, height * width]).transposedLastTwo())
-        }
+        // Both projections are products over the channels, with or without a bias; each is
+        // computed straight into (or out of) the token-major layout, so no transpose is needed.
+        var h = tokensFromChannels(norm(x).reshaped([batch, channels, height * width]), projectIn)  // [B, HW, C]
         for block in blocks {
             h = block(h, context: context, height: height, width: width, place: place, router: router)
         }
-        // -> [B, C, H, W]
-        switch projectOut {
-        case .convolution(let conv): h = conv(h.transposedLastTwo().reshaped([batch, channels, height, width]))
-        case .linear(let linear): h = linear(h).transposedLastTwo().reshaped([batch, channels, height, width])
+        return channelsFromTokens(h, projectOut).reshaped([batch, channels, height, width]) + x
+    }
+
+    /// The projection's weight [out, in] and bias, whichever form it was saved in.
+    private static func matrix(_ projection: Projection) -> (Tensor, Tensor?) {
+        switch projection {
+        case .convolution(let conv): return (conv.weight.reshaped([conv.outputChannels, conv.inputChannels]), conv.bias)
+        case .linear(let linear): return (linear.weight, linear.bias)
         }
-        return h + x
+    }
+
+    /// x [B, C, P] -> (W x[b])^T + bias: [B, P, C']
+    private func tokensFromChannels(_ x: Tensor, _ projection: Projection) -> Tensor {
+        let (weight, bias) = Self.matrix(projection)
+        let (batch, channels, positions) = (x.shape[0], x.shape[1], x.shape[2])
+        let outputs = weight.shape[0]
+        var result = Tensor(uninitializedShape: [batch, positions, outputs])
+        x.withUnsafeBufferPointer { px in weight.withUnsafeBufferPointer { pw in result.withUnsafeMutableBufferPointer { pr in
+            for b in 0..<batch {
+                // C[P, C'] = x[b]^T [P, C] * W^T [C, C']
+                BLAS.parallelGEMM(transposeA: true, transposeB: true, m: positions, n: outputs, k: channels,
+                                  a: px.baseAddress! + b * channels * positions, lda: positions,
+                                  b: pw.baseAddress!, ldb: channels, c: pr.baseAddress! + b * positions * outputs, ldc: outputs)
+            }
+        } } }
+        if let bias { result.addBiasInPlace(bias, axis: -1) }
+        return result
+    }
+
+    /// h [B, P, C'] -> W h[b]^T + bias: [B, C, P]
+    private func channelsFromTokens(_ h: Tensor, _ projection: Projection) -> Tensor {
+        let (weight, bias) = Self.matrix(projection)
+        let (batch, positions, inputs) = (h.shape[0], h.shape[1], h.shape[2])
+        let outputs = weight.shape[0]
+        var result = Tensor(uninitializedShape: [batch, outputs, positions])
+        h.withUnsafeBufferPointer { ph in weight.withUnsafeBufferPointer { pw in result.withUnsafeMutableBufferPointer { pr in
+            for b in 0..<batch {
+                // C[C, P] = W [C, C'] * h[b]^T [C', P]
+                BLAS.parallelGEMM(transposeB: true, m: outputs, n: positions, k: inputs, a: pw.baseAddress!, lda: inputs,
+                                  b: ph.baseAddress! + b * positions * inputs, ldb: inputs,
+                                  c: pr.baseAddress! + b * outputs * positions, ldc: positions)
+            }
+        } } }
+        if let bias { result.addBiasInPlace(bias, axis: 1) }
+        return result
     }
 }
