@@ -33,21 +33,23 @@ let package = Package(
             providers: [.apt(["libzstd-dev"])]),
 
         .target(name: "CHeap"),
+        // RGB images, PNG files, atomic writes: shared by the Engine and the Coordinator.
+        .target(name: "Imaging", dependencies: ["CPNG"]),
 
         // Tensors, kernels, model I/O, models and pipelines. No networking.
-        .target(name: "Engine", dependencies: ["CBLAS", "CPNG", "CHeap"], swiftSettings: vectorISA),
+        .target(name: "Engine", dependencies: ["CBLAS", "Imaging", "CHeap"], swiftSettings: vectorISA),
         // Frames, messages, tensor codec and authentication. No models.
         .target(name: "Wire", dependencies: ["CZstd"]),
         .target(name: "Worker", dependencies: ["Engine", "Wire"]),
-        .target(name: "Coordinator", dependencies: ["Wire"]),
+        .target(name: "Coordinator", dependencies: ["Wire", "Imaging"]),
 
         .executableTarget(
             name: "ptp",
             dependencies: [
-                "Engine", "Wire", "Worker", "Coordinator",
+                "Engine", "Imaging", "Wire", "Worker", "Coordinator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
-        .testTarget(name: "EngineTests", dependencies: ["Engine"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Imaging"]),
     ]
 )

@@ -43,19 +43,3 @@ public struct FileReadError: Error, CustomStringConvertible {
     public var description: String { "cannot read \(url.path): \(reason)" }
 }
 
-/// Writes `data` to `url` atomically: a temporary file in the same folder, then a rename, so a
-/// reader never sees a half-written file and a crash leaves the old file intact.
-public func writeAtomically(_ data: Data, to url: URL) throws {
-    let directory = url.deletingLastPathComponent()
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
-    do {
-        try data.write(to: temporary)
-        if rename(temporary.path, url.path) != 0 {
-            throw FileReadError(url: url, reason: "cannot rename into place: " + String(cString: strerror(errno)))
-        }
-    } catch {
-        try? FileManager.default.removeItem(at: temporary)
-        throw error
-    }
-}

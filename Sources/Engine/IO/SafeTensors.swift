@@ -1,3 +1,4 @@
+import Imaging
 import Foundation
 
 /// Element types a safetensors file may declare.

@@ -1,0 +1,115 @@
+/// Prompt-to-Prompt's attention control for one edit: the source prompt (batch row 0 of the
+/// conditional half) is never changed; each edited prompt's cross-attention is mapped from the
+/// source's by the edit and blended in by the step's alpha per token; its self-attention is the
+/// source's during the self-replace steps at small resolutions; the maps are stored after
+/// editing; and LocalBlend, when set, resets the latents outside the edited region.
+public final class PromptToPromptController: SamplingController {
+    public let prompts: Int
+    public let edit: CrossAttentionEdit?
+    /// [step][edited prompt][token]
+    public let crossAlpha: [[[Float]]]
+    public let selfSteps: Range<Int>
+    /// Self-attention is injected only in layers with at most this many queries.
+    public let selfMaximumQueries: Int
+    public let store: AttentionStore
+    public let localBlend: LocalBlend?
+
+    private var pass: UNetPass?
+
+    public init(prompts: Int, edit: CrossAttentionEdit?, crossAlpha: [[[Float]]], selfSteps: Range<Int>,
+                selfMaximumQueries: Int, store: AttentionStore, localBlend: LocalBlend? = nil) {
+        self.prompts = prompts
+        self.edit = edit
+        self.crossAlpha = crossAlpha
+        self.selfSteps = selfSteps
+        self.selfMaximumQueries = selfMaximumQueries
+        self.store = store
+        self.localBlend = localBlend
+    }
+
+    public func beginPass(_ pass: UNetPass) { self.pass = pass }
+
+    public func endStep(_ step: Int, latents: inout Tensor) {
+        store.endStep()
+        localBlend?.apply(to: &latents, store: store, step: step)
+    }
+
+    private func injectsSelfAttention(_ site: AttentionSite, step: Int) -> Bool {
+        edit != nil && !site.isCross && selfSteps.contains(step) && site.queries <= selfMaximumQueries
+    }
+
+    public func observes(_ site: AttentionSite) -> Bool {
+        guard let pass, !pass.conditionalRows.isEmpty else { return false }
+        if site.isCross && edit != nil { return true }
+        return injectsSelfAttention(site, step: pass.step) || store.keeps(site)
+    }
+
+    public func process(_ p: AttentionProbabilities, at site: AttentionSite) {
+        guard let pass else { return }
+        let rows = pass.conditionalRows
+        precondition(rows.count == prompts && rows.upperBound <= p.batch, "controller built for \(prompts) prompts sees rows \(rows) of \(p.batch)")
+        let source = rows.lowerBound
+        let count = p.queries * p.keys
+        if site.isCross, let edit {
+            let alphas = crossAlpha[min(pass.step, crossAlpha.count - 1)]
+            let mapped = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            defer { mapped.deallocate() }
+            for target in 1..<prompts {
+                let alpha = alphas[target - 1]
+                for h in 0..<p.heads {
+                    let own = p.matrix(batch: source + target, head: h)
+                    edit.map(target: target - 1, source: p.matrix(batch: source, head: h), own: own, into: mapped,
+                             queries: p.queries, keys: p.keys)
+                    for q in 0..<p.queries {
+                        let row = own + q * p.keys, new = mapped + q * p.keys
+                        for n in 0..<p.keys { row[n] = alpha[n] * new[n] + (1 - alpha[n]) * row[n] }
+                    }
+                }
+            }
+        } else if injectsSelfAttention(site, step: pass.step) {
+            for target in 1..<prompts {
+                for h in 0..<p.heads {
+                    p.matrix(batch: source + target, head: h).update(from: p.matrix(batch: source, head: h), count: count)
+                }
+            }
+        }
+        store.accumulate(p, site: site, rows: rows)
+    }
+}
+
+/// Stores attention maps without changing anything: the no-control baseline that still
+/// yields attention pictures.
+public final class AttentionStoringController: SamplingController {
+    public let store: AttentionStore
+    private var pass: UNetPass?
+
+    public init(store: AttentionStore) { self.store = store }
+
+    public func beginPass(_ pass: UNetPass) { self.pass = pass }
+    public func endStep(_ step: Int, latents: inout Tensor) { store.endStep() }
+    public func observes(_ site: AttentionSite) -> Bool {
+        guard let pass, !pass.conditionalRows.isEmpty else { return false }
+        return store.keeps(site)
+    }
+    public func process(_ p: AttentionProbabilities, at site: AttentionSite) {
+        guard let pass else { return }
+        store.accumulate(p, site: site, rows: pass.conditionalRows)
+    }
+}
+
+/// Replaces every edited latent by the source's for the first (1 - stop) of the steps.
+public final class SpatialReplaceController: SamplingController {
+    /// Latents are replaced after step s while s + 1 < this (int((1 - stop) * T)).
+    public let replaceUntil: Int
+
+    public init(stop: Double, steps: Int) { replaceUntil = Int((1 - stop) * Double(steps)) }
+
+    public func beginPass(_ pass: UNetPass) {}
+    public func observes(_ site: AttentionSite) -> Bool { false }
+    public func process(_ p: AttentionProbabilities, at site: AttentionSite) {}
+    public func endStep(_ step: Int, latents: inout Tensor) {
+        guard step + 1 < replaceUntil else { return }
+        let source = latents.slice(0..<1)
+        latents = source.repeated(latents.shape[0])
+    }
+}

@@ -1,0 +1,190 @@
+import Imaging
+import Foundation
+
+/// The outcome of one edit.
+public struct EditResult: Sendable {
+    public let spec: EditSpec
+    /// Source first, then the edited prompts.
+    public let prompts: [String]
+    /// Final images, one per prompt (after super-resolution when run).
+    public let images: [RGBImage]
+    /// The first stage's output [prompts, C, h, w] (latents, or pixels for pixel models).
+    public let stageOne: Tensor
+    /// Per prompt, the average cross-attention map of each token at the visualisation
+    /// resolution (when requested).
+    public let attention: [TokenAttention]?
+    public let settings: SamplingSettings
+    public let mode: EditMode
+    public let seconds: Double
+}
+
+/// Per-token average cross-attention of one prompt.
+public struct TokenAttention: Sendable {
+    public let prompt: String
+    /// Token texts, BOS and EOS included.
+    public let tokens: [String]
+    /// One [side * side] map per token.
+    public let maps: [[Float]]
+    public let side: Int
+}
+
+/// Runs Prompt-to-Prompt edits: the source and edited prompts in one batch from one noise
+/// draw, under attention control. Single-machine `ptp edit` and cluster workers both call this.
+public struct PromptToPromptEditor: Sendable {
+    public let model: DiffusionModel
+
+    public init(model: DiffusionModel) { self.model = model }
+
+    /// The sampling settings of `spec`, the model's recommendations filling the gaps.
+    public func settings(for spec: EditSpec, lowMemory: Bool = false) -> SamplingSettings {
+        let d = model.defaults
+        return SamplingSettings(steps: spec.steps ?? d.steps, guidance: Float(spec.guidance ?? Double(d.guidance)), seed: spec.seed,
+                                height: spec.height ?? d.height, width: spec.width ?? d.width, lowMemory: lowMemory)
+    }
+
+    /// Everything about `spec` that needs the model: prompt lengths, and that every blend,
+    /// reweight and per-word word is in its prompt.
+    public func validate(_ spec: EditSpec) throws {
+        let tokenizer = model.tokenizer
+        for (index, prompt) in spec.prompts.enumerated() {
+            let count = tokenizer.encode(prompt).count + 2
+            if count > tokenizer.maximumLength {
+                throw EditError(field: index == 0 ? "source" : "targets[\(index - 1)]",
+                                problem: "is \(count) tokens, over the model's limit of \(tokenizer.maximumLength)", fix: "shorten the prompt")
+            }
+        }
+        let words = spec.prompts.map { PromptWords($0, tokenizer: tokenizer) }
+        for (field, lists) in [("blend", spec.blend), ("blend_subtract", spec.blendSubtract)] {
+            guard let lists else { continue }
+            for (index, list) in lists.enumerated() {
+                for word in list where words[index].tokens(of: word).isEmpty {
+                    throw EditError(field: "\(field)[\(index)]", problem: "'\(word)' is not a word of \"\(spec.prompts[index])\"",
+                                    fix: "use words of that prompt (matched ignoring case and trailing punctuation)")
+                }
+            }
+        }
+        for word in spec.reweight.keys.sorted() {
+            for (index, target) in words.dropFirst().enumerated() where target.tokens(of: word).isEmpty {
+                throw EditError(field: "reweight", problem: "'\(word)' is not a word of targets[\(index)] \"\(spec.targets[index])\"",
+                                fix: "reweight words of the edited prompts")
+            }
+        }
+        for word in spec.crossReplace.words.keys.sorted() where words.dropFirst().allSatisfy({ $0.tokens(of: word).isEmpty }) {
+            throw EditError(field: "cross_replace.\(word)", problem: "'\(word)' is in none of the edited prompts", fix: "name a word of an edited prompt, or remove it")
+        }
+        if spec.resolvedMode == .replace {
+            for target in words.dropFirst() { _ = try ReplacementMatrix(source: words[0], target: target) }
+        }
+        try Sampler(model: model).validate(settings(for: spec))
+    }
+
+    /// The side of the cross-attention layers LocalBlend and the attention pictures read:
+    /// latent side / 4 as in Prompt-to-Prompt (16 for SD at 64x64), else the nearest smaller
+    /// side this UNet has cross-attention at, else its smallest.
+    public func attentionSide(latentSide: Int) throws -> Int {
+        let c = model.unet.configuration
+        let sides = c.downBlockTypes.enumerated().filter { $0.element == UNetConfiguration.crossDown }.map { latentSide >> $0.offset }
+        guard let smallest = sides.min() else {
+            throw EditError(field: "model", problem: "its UNet has no cross-attention in its down and up blocks", fix: "use a text-conditioned UNet with cross-attention")
+        }
+        return sides.filter { $0 <= latentSide / 4 }.max() ?? smallest
+    }
+
+    /// The attention controller for `spec` (nil for the baseline without attention pictures).
+    public func controller(for spec: EditSpec, settings: SamplingSettings, storeAttention: Bool) throws -> SamplingController? {
+        let tokenizer = model.tokenizer
+        let words = spec.prompts.map { PromptWords($0, tokenizer: tokenizer) }
+        let latentSide = min(settings.height, settings.width) / model.latentScale
+        let blendSide = try attentionSide(latentSide: latentSide)
+        // Prompt-to-Prompt's limits at SD's 64x64 latent (store 32x32, inject 16x16), scaled.
+        let store = AttentionStore(maximumQueries: max((latentSide / 2) * (latentSide / 2), blendSide * blendSide))
+        let mode = spec.resolvedMode
+        if mode == .none {
+            return storeAttention ? AttentionStoringController(store: store) : nil
+        }
+        let ids = spec.prompts.map { [tokenizer.startToken] + tokenizer.encode($0) + [tokenizer.endToken] }
+        var edit: CrossAttentionEdit?
+        switch mode {
+        case .replace:
+            edit = .replace(try words.dropFirst().map { try ReplacementMatrix(source: words[0], target: $0) })
+        case .refine:
+            edit = .refine(ids.dropFirst().map { TokenAlignment(source: ids[0], target: $0) })
+        case .reweight, .none, .auto:
+            edit = nil
+        }
+        if !spec.reweight.isEmpty {
+            let equalizers = words.dropFirst().map { target -> [Float] in
+                var equalizer = [Float](repeating: 1, count: tokenizer.maximumLength)
+                for (word, weight) in spec.reweight {
+                    for token in target.tokens(of: word) where token < equalizer.count { equalizer[token] = Float(weight) }
+                }
+                return equalizer
+            }
+            edit = .reweight(equalizers: equalizers, base: edit)
+        }
+        let alpha = CrossReplaceSchedule(spec.crossReplace.range, words: spec.crossReplace.words)
+            .table(steps: settings.steps, targets: Array(words.dropFirst()), length: tokenizer.maximumLength)
+        let blend = spec.blend.map { lists in
+            LocalBlend(words: lists.enumerated().map { index, list in list.flatMap { words[index].tokens(of: $0) } },
+                       subtractWords: spec.blendSubtract.map { $0.enumerated().map { index, list in list.flatMap { words[index].tokens(of: $0) } } },
+                       threshold: Float(spec.blendThreshold), subtractThreshold: Float(spec.blendThreshold),
+                       startStep: Int(spec.startBlend * Double(settings.steps)), resolution: blendSide)
+        }
+        let injectSide = latentSide / 4
+        return PromptToPromptController(prompts: spec.prompts.count, edit: edit, crossAlpha: alpha,
+                                        selfSteps: spec.selfReplace.steps(of: settings.steps),
+                                        selfMaximumQueries: injectSide * injectSide, store: store, localBlend: blend)
+    }
+
+    /// Runs the edit: stage 1 under attention control, then decoding (or super-resolution).
+    public func run(_ spec: EditSpec, lowMemory: Bool = false, attentionMaps: Bool = false,
+                    progress: ((Int, Int) -> Void)? = nil) throws -> EditResult {
+        try validate(spec)
+        let start = Date()
+        let settings = settings(for: spec, lowMemory: lowMemory)
+        let controller = try controller(for: spec, settings: settings, storeAttention: attentionMaps)
+        let sampler = Sampler(model: model)
+        let stageOne = try sampler.sample(prompts: spec.prompts, settings: settings, controller: controller, progress: progress)
+        let images = try finish(stageOne, spec: spec, settings: settings)
+        var attention: [TokenAttention]?
+        if attentionMaps, let store = (controller as? PromptToPromptController)?.store ?? (controller as? AttentionStoringController)?.store {
+            attention = tokenAttention(store: store, prompts: spec.prompts,
+                                       side: try attentionSide(latentSide: min(settings.height, settings.width) / model.latentScale))
+        }
+        return EditResult(spec: spec, prompts: spec.prompts, images: images, stageOne: stageOne, attention: attention,
+                          settings: settings, mode: spec.resolvedMode, seconds: Date().timeIntervalSince(start))
+    }
+
+    /// Stage 1's output to final images: the VAE decode, or super-resolution of each image
+    /// when the model has that stage (and the spec asks for it), or the pixels themselves.
+    public func finish(_ stageOne: Tensor, spec: EditSpec, settings: SamplingSettings) throws -> [RGBImage] {
+        let sampler = Sampler(model: model)
+        let decoded = sampler.decode(stageOne)
+        if spec.superResolution, let stage = model.superResolution {
+            let upscaler = SuperResolution(model: model, stage: stage)
+            return try spec.prompts.indices.map { index in
+                RGBImage(tensor: try upscaler.upscale(decoded.slice(index..<(index + 1)), prompt: spec.prompts[index], seed: spec.seed))
+            }
+        }
+        return spec.prompts.indices.map { RGBImage(tensor: decoded.slice($0..<($0 + 1))) }
+    }
+
+    /// Average cross-attention per token at `side`, for every prompt.
+    func tokenAttention(store: AttentionStore, prompts: [String], side: Int) -> [TokenAttention] {
+        let tokenizer = model.tokenizer
+        let layers = store.crossLayers(resolution: side, places: [.down, .mid, .up])
+        guard !layers.isEmpty else { return [] }
+        return prompts.enumerated().map { index, prompt in
+            let ids = [tokenizer.startToken] + tokenizer.encode(prompt) + [tokenizer.endToken]
+            let maps = ids.indices.map { position -> [Float] in
+                var selection = [[Int]](repeating: [], count: prompts.count)
+                selection[index] = [position]
+                return store.tokenMaps(selection, layers: layers, averagedOverSteps: true)[index]
+            }
+            let texts = ids.map { id -> String in
+                id == tokenizer.startToken ? "<start>" : id == tokenizer.endToken ? "<end>" : tokenizer.decode(token: id)
+            }
+            return TokenAttention(prompt: prompt, tokens: texts, maps: maps, side: side)
+        }
+    }
+}

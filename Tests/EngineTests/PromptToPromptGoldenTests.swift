@@ -1,0 +1,120 @@
+import Engine
+import Foundation
+import Testing
+
+@Suite("Prompt-to-Prompt against the diffusers-based reference (golden fixtures)")
+struct PromptToPromptGoldenTests {
+    struct Case: Decodable {
+        let prompts: [String]
+        let mode: String
+        let steps: Int
+        let seed: UInt64
+        let guidance: Double
+        let reweight: [String: Double]?
+        let cross_words: [String: Double]?
+        let blend: [[String]]?
+        let self_range: [Double]?
+        let threshold: Double?
+    }
+
+    static let cases: [String: Case] = {
+        try! JSONDecoder().decode([String: Case].self, from: Data(contentsOf: Fixtures.url("p2p-golden.json")))
+    }()
+    static let model: DiffusionModel = { try! DiffusionModel(directory: Fixtures.url("p2p-sd")) }()
+
+    func spec(_ name: String, mode: EditMode? = nil) -> EditSpec {
+        let c = Self.cases[name]!
+        var spec = EditSpec(id: name, source: c.prompts[0], targets: Array(c.prompts.dropFirst()))
+        spec.mode = mode ?? EditMode(rawValue: c.mode)!
+        spec.seed = c.seed
+        spec.steps = c.steps
+        spec.guidance = c.guidance
+        spec.height = 128
+        spec.width = 128
+        spec.reweight = c.reweight ?? [:]
+        spec.crossReplace = CrossReplaceSpec(range: StepRange(end: 0.8), words: (c.cross_words ?? [:]).mapValues { StepRange(end: $0) })
+        if let range = c.self_range { spec.selfReplace = StepRange(start: range[0], end: range[1]) }
+        spec.blend = c.blend
+        if let threshold = c.threshold { spec.blendThreshold = threshold }
+        return spec
+    }
+
+    @Test("final latents, stored attention maps and LocalBlend masks", arguments: ["replace", "refine", "reweight-refine", "blend"])
+    func golden(_ name: String) throws {
+        let golden = try Fixtures.tensors("p2p-golden.safetensors")
+        let editor = PromptToPromptEditor(model: Self.model)
+        let spec = spec(name)
+        try editor.validate(spec)
+        let settings = editor.settings(for: spec)
+        let controller = try #require(try editor.controller(for: spec, settings: settings, storeAttention: true) as? PromptToPromptController)
+        let latents = try Sampler(model: Self.model).sample(prompts: spec.prompts, settings: settings, controller: controller)
+        expectRelative(latents, try golden.tensor("\(name).latents"), relative: 1e-4, "\(name) latents")
+
+        var compared = 0
+        for (index, layer) in controller.store.layers {
+            let expected = try golden.tensor("\(name).maps.\(index)")
+            let (prompts, heads, queries, keys) = (layer.prompts, layer.site.heads, layer.site.queries, layer.keys)
+            var average = [Float](repeating: 0, count: prompts * queries * keys)
+            for b in 0..<prompts {
+                for h in 0..<heads {
+                    for i in 0..<(queries * keys) {
+                        average[b * queries * keys + i] += layer.values[((b * heads + h) * queries) * keys + i] / Float(heads * controller.store.steps)
+                    }
+                }
+            }
+            expectRelative(Tensor(shape: expected.shape, values: average), expected, relative: 1e-4, "\(name) maps of layer \(index) (\(layer.site))")
+            compared += 1
+        }
+        #expect(compared == golden.tensorNames.filter { $0.hasPrefix("\(name).maps.") }.count && compared > 0)
+
+        if let blend = controller.localBlend {
+            let mask = try #require(blend.masks(store: controller.store, step: settings.steps - 1, height: 16, width: 16))
+            let expected = try golden.tensor("\(name).mask")
+            let actual = Tensor(shape: expected.shape, values: mask.flatMap { $0 })
+            #expect(actual.maxAbsDifference(expected) == 0, "LocalBlend mask differs in \(actual.maxAbsDifference(expected) > 0 ? "some" : "no") pixels")
+            // The mask is a real region: neither empty nor everything.
+            let covered = mask[1].reduce(0, +)
+            #expect(covered > 0 && covered < 256)
+        }
+    }
+
+    @Test("control is applied: edited prompts differ from the no-control baseline, the source does not")
+    func controlIsApplied() throws {
+        let golden = try Fixtures.tensors("p2p-golden.safetensors")
+        let sampler = Sampler(model: Self.model)
+        let editor = PromptToPromptEditor(model: Self.model)
+        for name in ["replace", "refine", "blend"] {
+            let edited = spec(name)
+            let baseline = spec(name, mode: EditMode.none)
+            let settings = editor.settings(for: edited)
+            let controlled = try sampler.sample(prompts: edited.prompts, settings: settings,
+                                                controller: try editor.controller(for: edited, settings: settings, storeAttention: false))
+            let plain = try sampler.sample(prompts: baseline.prompts, settings: settings,
+                                           controller: try editor.controller(for: baseline, settings: settings, storeAttention: false))
+            expectRelative(plain, try golden.tensor("\(name).baseline"), relative: 1e-4, "\(name) baseline")
+            let count = edited.prompts.count
+            // The source row is never modified.
+            #expect(controlled.slice(0..<1).maxAbsDifference(plain.slice(0..<1)) <= 1e-5)
+            // Every edited row moved away from its baseline by far more than numerical noise.
+            for row in 1..<count {
+                let editedRow = controlled.slice(row..<(row + 1)), plainRow = plain.slice(row..<(row + 1))
+                let change = editedRow.maxAbsDifference(plainRow)
+                #expect(change > 0.01 * plainRow.maxAbs, "\(name) row \(row) is (nearly) the baseline: change \(change)")
+            }
+        }
+        // With the whole schedule injected and an identity word swap, the edited prompt's stored
+        // cross-attention is the source's in every layer.
+        var full = spec("replace")
+        full.crossReplace = CrossReplaceSpec(range: StepRange(end: 1))
+        let settings = editor.settings(for: full)
+        let controller = try #require(try editor.controller(for: full, settings: settings, storeAttention: true) as? PromptToPromptController)
+        _ = try sampler.sample(prompts: full.prompts, settings: settings, controller: controller)
+        #expect(!controller.store.layers.isEmpty)
+        for layer in controller.store.layers.values {
+            let half = layer.values.count / 2
+            let source = Tensor(shape: [half], values: Array(layer.values[..<half]))
+            let target = Tensor(shape: [half], values: Array(layer.values[half...]))
+            #expect(source.maxAbsDifference(target) <= 1e-5 * source.maxAbs, "layer \(layer.site) was not replaced")
+        }
+    }
+}
