@@ -53,6 +53,8 @@ struct KernelTests {
         ConvCase(batch: 2, inputs: 3, outputs: 2, height: 7, width: 10, kernelH: 4, kernelW: 2, stride: 3, padding: .uniform(2)),
         ConvCase(batch: 1, inputs: 2, outputs: 3, height: 5, width: 5, kernelH: 1, kernelW: 1, stride: 2, padding: .uniform(1)),
         ConvCase(batch: 5, inputs: 33, outputs: 17, height: 8, width: 8, kernelH: 3, kernelW: 3, stride: 1, padding: .uniform(1)),
+        // Large enough for the single-image path to work in bands of rows.
+        ConvCase(batch: 1, inputs: 8, outputs: 8, height: 1100, width: 1030, kernelH: 3, kernelW: 3, stride: 1, padding: .uniform(1)),
     ])
     func conv2d(_ c: ConvCase) {
         let x = randomTensor([c.batch, c.inputs, c.height, c.width], seed: 10)

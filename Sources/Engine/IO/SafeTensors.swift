@@ -195,6 +195,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
                         HalfPrecision.decodeBFloat16(source, into: out.baseAddress!, count: count)
                     }
                 }
+                mapping.release((dataStart + entry.byteRange.lowerBound)..<(dataStart + entry.byteRange.upperBound))
             }
             return result
         default:

@@ -116,17 +116,39 @@ public struct Conv2dKernel: Sendable {
         addBias(y, pixels: pixels)
     }
 
+    /// Output rows per product for one large image: bounds the padded copy and the
+    /// accumulator to ~32 MiB each (a 512x512 VAE layer otherwise needs 270 MB of temporaries).
+    private static let bandBytes = 32 << 20
+
     private func shiftedTaps(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, items: Int,
         height h: Int, width w: Int, outputHeight ho: Int, outputWidth wo: Int
     ) {
-        let hp = h + padding.top + padding.bottom, wp = w + padding.left + padding.right
-        let plane = hp * wp
-        // Columns from the first item's first output to the last item's last output row.
-        let columns = (items - 1) * plane + ho * wp
+        let wp = w + padding.left + padding.right
+        let rowBytes = max(inputChannels, outputChannels) * wp * MemoryLayout<Float>.stride
+        let band = items == 1 ? max(1, min(ho, Self.bandBytes / rowBytes)) : ho
+        var first = 0
+        while first < ho {
+            let rows = min(band, ho - first)
+            shiftedTaps(x, y, items: items, height: h, width: w, outputRows: first..<(first + rows), outputHeight: ho, outputWidth: wo)
+            first += rows
+        }
+    }
+
+    /// Output rows `outputRows` of every item: the padded input rows they read, one product per
+    /// tap, then the valid columns copied out with the bias.
+    private func shiftedTaps(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, items: Int,
+        height h: Int, width w: Int, outputRows: Range<Int>, outputHeight ho: Int, outputWidth wo: Int
+    ) {
+        let wp = w + padding.left + padding.right
+        let bandRows = outputRows.count + kernelHeight - 1
+        let plane = bandRows * wp
+        // Columns from the first item's first output row to the last item's last.
+        let columns = (items - 1) * plane + outputRows.count * wp
         // The last tap reads kW - 1 elements past the final plane.
         let padded = ZeroPadded(x, channels: inputChannels, items: items, height: h, width: w, padding: padding,
-                                slack: kernelWidth)
+                                paddedRows: outputRows.lowerBound..<(outputRows.lowerBound + bandRows), slack: kernelWidth)
         defer { padded.deallocate() }
         let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: outputChannels * columns)
         defer { accumulator.deallocate() }
@@ -142,14 +164,14 @@ public struct Conv2dKernel: Sendable {
                 }
             }
         }
-        // Keep the first Wo of every Wp columns of each item's first Ho rows, adding the bias.
+        // Keep the first Wo of every Wp columns of each item's rows, adding the bias.
         let biasValues = bias?.scalars
         parallelFor(items * outputChannels, minimumChunk: 8) { jobs in
             for job in jobs {
                 let (item, c) = (job / outputChannels, job % outputChannels)
                 let b = biasValues?[c] ?? 0
-                for row in 0..<ho {
-                    let from = accumulator + c * columns + item * plane + row * wp
+                for (offset, row) in outputRows.enumerated() {
+                    let from = accumulator + c * columns + item * plane + offset * wp
                     let to = y + ((item * outputChannels + c) * ho + row) * wo
                     for i in 0..<wo { to[i] = from[i] + b }
                 }
@@ -162,7 +184,8 @@ public struct Conv2dKernel: Sendable {
         height h: Int, width w: Int, outputHeight ho: Int, outputWidth wo: Int
     ) {
         let wp = w + padding.left + padding.right, hp = h + padding.top + padding.bottom
-        let padded = ZeroPadded(x, channels: inputChannels, items: 1, height: h, width: w, padding: padding, slack: 0)
+        let padded = ZeroPadded(x, channels: inputChannels, items: 1, height: h, width: w, padding: padding,
+                                paddedRows: 0..<(h + padding.top + padding.bottom), slack: 0)
         defer { padded.deallocate() }
         let taps = kernelHeight * kernelWidth
         let rows = inputChannels * taps, columns = ho * wo
@@ -198,28 +221,31 @@ public struct Conv2dKernel: Sendable {
     }
 }
 
-/// A zero-padded copy of `items` [C, H, W] images laid out [C, items, Hp, Wp], with `slack`
-/// extra zeros at the end.
+/// Rows `paddedRows` of the zero-padded copy of `items` [C, H, W] images, laid out
+/// [C, items, rows, Wp], with `slack` extra zeros at the end.
 struct ZeroPadded {
     let pointer: UnsafeMutablePointer<Float>
 
-    init(_ x: UnsafePointer<Float>, channels: Int, items: Int, height h: Int, width w: Int, padding: Padding2D, slack: Int) {
-        let hp = h + padding.top + padding.bottom, wp = w + padding.left + padding.right
-        let total = channels * items * hp * wp + slack
+    init(_ x: UnsafePointer<Float>, channels: Int, items: Int, height h: Int, width w: Int, padding: Padding2D,
+         paddedRows: Range<Int>, slack: Int) {
+        let wp = w + padding.left + padding.right, rows = paddedRows.count
+        let total = channels * items * rows * wp + slack
         let p = UnsafeMutablePointer<Float>.allocate(capacity: total)
         pointer = p
         parallelFor(channels * items, minimumChunk: 4) { range in
             for job in range {
                 let (c, item) = (job / items, job % items)
-                let plane = p + job * hp * wp
-                plane.initialize(repeating: 0, count: hp * wp)
+                let plane = p + job * rows * wp
+                plane.initialize(repeating: 0, count: rows * wp)
                 let source = x + (item * channels + c) * h * w
-                for row in 0..<h {
-                    (plane + (row + padding.top) * wp + padding.left).update(from: source + row * w, count: w)
+                for (offset, paddedRow) in paddedRows.enumerated() {
+                    let row = paddedRow - padding.top
+                    guard row >= 0 && row < h else { continue }
+                    (plane + offset * wp + padding.left).update(from: source + row * w, count: w)
                 }
             }
         }
-        (p + channels * items * hp * wp).initialize(repeating: 0, count: slack)
+        (p + channels * items * rows * wp).initialize(repeating: 0, count: slack)
     }
 
     func deallocate() { pointer.deallocate() }

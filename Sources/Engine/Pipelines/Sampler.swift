@@ -141,7 +141,11 @@ public struct Sampler: Sendable {
     /// themselves for pixel-space models).
     public func decode(_ latents: Tensor) -> Tensor {
         guard let autoencoder = model.autoencoder else { return latents }
-        return autoencoder.decode(latents / autoencoder.configuration.scalingFactor)
+        // One image at a time: at 512 px the decoder's activations dominate memory.
+        let images = (0..<latents.shape[0]).map { index in
+            autoencoder.decode(latents.slice(index..<(index + 1)) / autoencoder.configuration.scalingFactor)
+        }
+        return images.count == 1 ? images[0] : Tensor.concatenate(images, axis: 0)
     }
 }
 
