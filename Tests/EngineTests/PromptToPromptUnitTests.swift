@@ -77,3 +77,18 @@ struct PromptToPromptUnitTests {
         #expect(StepRange(start: 0.1, end: 0.58).steps(of: 50) == 5..<28)  // int(50 * 0.58) = 28 in floating point
     }
 }
+
+@Suite("spatial replacement")
+struct SpatialReplaceTests {
+    @Test("edited latents take the source's for the first (1 - stop) of the steps")
+    func spatialReplace() {
+        let controller = SpatialReplaceController(stop: 0.3, steps: 50)
+        #expect(controller.replaceUntil == 35)
+        var latents = Tensor(shape: [3, 1, 1, 2], values: [1, 2, 3, 4, 5, 6])
+        controller.endStep(33, latents: &latents)
+        #expect(latents.scalars == [1, 2, 1, 2, 1, 2])
+        var late = Tensor(shape: [2, 1, 1, 1], values: [1, 9])
+        controller.endStep(34, latents: &late)
+        #expect(late.scalars == [1, 9])
+    }
+}

@@ -43,6 +43,12 @@ public struct EditSpec: Sendable, Equatable {
     public var startBlend: Double = 0.2
     /// Word -> attention scale for the edited prompts (negative allowed).
     public var reweight: [String: Double] = [:]
+    /// Spatial replacement: the edited latents are replaced by the source's for the first
+    /// (1 - this) of the steps; nil for none.
+    public var spatialReplace: Double?
+    /// The largest query grid side that self-attention is injected at; nil for the default
+    /// (16 at SD's 64x64 latent, scaled with the latent).
+    public var selfReplaceSide: Int?
     public var seed: UInt64 = 0
     public var steps: Int?
     public var guidance: Double?
@@ -63,8 +69,8 @@ public struct EditSpec: Sendable, Equatable {
     public var prompts: [String] { [source] + targets }
 
     static let keys: [String] = ["id", "source", "targets", "mode", "cross_replace", "self_replace", "blend", "blend_subtract",
-                                 "blend_threshold", "start_blend", "reweight", "seed", "steps", "guidance", "height", "width",
-                                 "model", "super_resolution"]
+                                 "blend_threshold", "start_blend", "reweight", "spatial_replace", "self_replace_side", "seed",
+                                 "steps", "guidance", "height", "width", "model", "super_resolution"]
 
     /// Parses one JSON object, refusing unknown keys and ill-typed or out-of-range values with
     /// the field's name and the fix.
@@ -148,6 +154,11 @@ public struct EditSpec: Sendable, Equatable {
                 return number
             }
         }
+        if let value = try number("spatial_replace") {
+            guard value >= 0, value <= 1 else { throw EditError(field: "spatial_replace", problem: "\(value) is outside [0, 1]", fix: "give the fraction of steps left free, e.g. 0.3") }
+            spatialReplace = value
+        }
+        selfReplaceSide = try integer("self_replace_side", minimum: 1)
         if let value = object["seed"], value != .null {
             guard let seed = value.intValue, seed >= 0 else { throw EditError(field: "seed", problem: "should be a whole number >= 0, found \(value)", fix: "give a seed such as 8888") }
             self.seed = UInt64(seed)
@@ -197,7 +208,8 @@ public struct EditSpec: Sendable, Equatable {
     /// Checks that do not need the model.
     func validateStructure(explicitKeys: Set<String>) throws {
         if mode == .none {
-            for key in ["cross_replace", "self_replace", "blend", "blend_subtract", "reweight", "start_blend", "blend_threshold"] where explicitKeys.contains(key) {
+            for key in ["cross_replace", "self_replace", "blend", "blend_subtract", "reweight", "start_blend", "blend_threshold",
+                        "spatial_replace", "self_replace_side"] where explicitKeys.contains(key) {
                 throw EditError(field: key, problem: "has no effect in mode none (the no-control baseline)", fix: "remove it, or choose a mode that uses it")
             }
         }
@@ -247,6 +259,8 @@ public struct EditSpec: Sendable, Equatable {
         if let blend { object["blend"] = .array(blend.map { .array($0.map { .string($0) }) }) }
         if let blendSubtract { object["blend_subtract"] = .array(blendSubtract.map { .array($0.map { .string($0) }) }) }
         if !reweight.isEmpty { object["reweight"] = .object(reweight.mapValues { .double($0) }) }
+        if let spatialReplace { object["spatial_replace"] = .double(spatialReplace) }
+        if let selfReplaceSide { object["self_replace_side"] = .int(selfReplaceSide) }
         if let steps { object["steps"] = .int(steps) }
         if let guidance { object["guidance"] = .double(guidance) }
         if let height { object["height"] = .int(height) }

@@ -13,11 +13,14 @@ public final class PromptToPromptController: SamplingController {
     public let selfMaximumQueries: Int
     public let store: AttentionStore
     public let localBlend: LocalBlend?
+    /// Spatial replacement: after step s, edited latents become the source's while s + 1 < this.
+    public let spatialReplaceUntil: Int?
 
     private var pass: UNetPass?
 
     public init(prompts: Int, edit: CrossAttentionEdit?, crossAlpha: [[[Float]]], selfSteps: Range<Int>,
-                selfMaximumQueries: Int, store: AttentionStore, localBlend: LocalBlend? = nil) {
+                selfMaximumQueries: Int, store: AttentionStore, localBlend: LocalBlend? = nil, spatialReplaceUntil: Int? = nil) {
+        self.spatialReplaceUntil = spatialReplaceUntil
         self.prompts = prompts
         self.edit = edit
         self.crossAlpha = crossAlpha
@@ -32,6 +35,7 @@ public final class PromptToPromptController: SamplingController {
     public func endStep(_ step: Int, latents: inout Tensor) {
         store.endStep()
         localBlend?.apply(to: &latents, store: store, step: step)
+        if let spatialReplaceUntil { SpatialReplaceController.replace(&latents, after: step, until: spatialReplaceUntil) }
     }
 
     private func injectsSelfAttention(_ site: AttentionSite, step: Int) -> Bool {
@@ -108,8 +112,12 @@ public final class SpatialReplaceController: SamplingController {
     public func observes(_ site: AttentionSite) -> Bool { false }
     public func process(_ p: AttentionProbabilities, at site: AttentionSite) {}
     public func endStep(_ step: Int, latents: inout Tensor) {
-        guard step + 1 < replaceUntil else { return }
-        let source = latents.slice(0..<1)
-        latents = source.repeated(latents.shape[0])
+        Self.replace(&latents, after: step, until: replaceUntil)
+    }
+
+    /// Every row becomes row 0 after step `step` while step + 1 < `until`.
+    static func replace(_ latents: inout Tensor, after step: Int, until: Int) {
+        guard step + 1 < until else { return }
+        latents = latents.slice(0..<1).repeated(latents.shape[0])
     }
 }

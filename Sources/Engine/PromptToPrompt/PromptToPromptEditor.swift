@@ -130,10 +130,11 @@ public struct PromptToPromptEditor: Sendable {
                        threshold: Float(spec.blendThreshold), subtractThreshold: Float(spec.blendThreshold),
                        startStep: Int(spec.startBlend * Double(settings.steps)), resolution: blendSide)
         }
-        let injectSide = latentSide / 4
+        let injectSide = spec.selfReplaceSide ?? latentSide / 4
         return PromptToPromptController(prompts: spec.prompts.count, edit: edit, crossAlpha: alpha,
                                         selfSteps: spec.selfReplace.steps(of: settings.steps),
-                                        selfMaximumQueries: injectSide * injectSide, store: store, localBlend: blend)
+                                        selfMaximumQueries: injectSide * injectSide, store: store, localBlend: blend,
+                                        spatialReplaceUntil: spec.spatialReplace.map { Int((1 - $0) * Double(settings.steps)) })
     }
 
     /// Runs the edit: stage 1 under attention control, then decoding (or super-resolution).
