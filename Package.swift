@@ -19,6 +19,13 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // System libraries, located through pkg-config.
@@ -39,9 +46,28 @@ let package = Package(
         // Tensors, kernels, model I/O, models and pipelines. No networking.
         .target(name: "Engine", dependencies: ["CBLAS", "Imaging", "CHeap"], swiftSettings: vectorISA),
         // Frames, messages, tensor codec and authentication. No models.
-        .target(name: "Wire", dependencies: ["CZstd"]),
-        .target(name: "Worker", dependencies: ["Engine", "Wire"]),
-        .target(name: "Coordinator", dependencies: ["Wire", "Imaging"]),
+        .target(name: "Wire", dependencies: [
+            "CZstd",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "Worker", dependencies: [
+            "Engine", "Wire", "Imaging",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Coordinator", dependencies: [
+            "Wire", "Imaging",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "DequeModule", package: "swift-collections"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
 
         .executableTarget(
             name: "ptp",
@@ -51,5 +77,10 @@ let package = Package(
             ]),
 
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Imaging"]),
+        .testTarget(name: "WireTests", dependencies: [
+            "Wire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
     ]
 )

@@ -1,6 +1,37 @@
-/// The cluster's binary protocol: frames, messages, tensor codec and authentication.
-/// Knows nothing of models.
+/// The cluster's binary protocol: length-prefixed frames carrying typed messages, a handshake
+/// authenticated with the cluster's shared secret, and a compressed tensor codec. It knows
+/// nothing of models: tensors are shapes and bytes, edits are JSON.
 public enum WireProtocol {
     /// Bumped on every incompatible change to frames or messages.
     public static let version: UInt16 = 1
+    /// Largest frame accepted before the peer has authenticated (hello and proof are small).
+    public static let unauthenticatedFrameLimit = 64 << 10
+    /// Default largest frame once authenticated.
+    public static let defaultFrameLimit = 256 << 20
+    /// Default largest decompressed tensor.
+    public static let defaultTensorLimit = 1 << 30
+}
+
+/// Why a frame or message was refused. Each is answered with an error frame and a close.
+public struct WireError: Error, CustomStringConvertible, Equatable, Sendable {
+    public enum Code: UInt16, Sendable {
+        case malformed = 1
+        case frameTooLarge = 2
+        case unknownMessage = 3
+        case badVersion = 4
+        case authenticationFailed = 5
+        case unexpectedMessage = 6
+        case tensorRejected = 7
+        case internalError = 8
+        case rejected = 9
+    }
+    public let code: Code
+    public let reason: String
+
+    public init(_ code: Code, _ reason: String) {
+        self.code = code
+        self.reason = reason
+    }
+
+    public var description: String { "\(code): \(reason)" }
 }

@@ -1,0 +1,210 @@
+import CZstd
+import Foundation
+import NIOCore
+import NIOEmbedded
+import Testing
+import Wire
+
+@Suite("frames and messages through SwiftNIO's ByteToMessageDecoder")
+struct FrameDecodingTests {
+    let codec = TensorCodec()
+
+    func channel(limit: Int = 1 << 20) throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireMessageDecoder(limit: FrameLimit(limit), codec: codec)))
+        return channel
+    }
+
+    func frame(_ message: WireMessage) throws -> ByteBuffer {
+        var buffer = ByteBuffer()
+        try WireMessageEncoder(codec: codec).encode(data: message, out: &buffer)
+        return buffer
+    }
+
+    func decoded(_ channel: EmbeddedChannel) throws -> [WireMessage] {
+        var messages: [WireMessage] = []
+        while let message = try channel.readInbound(as: WireMessage.self) { messages.append(message) }
+        return messages
+    }
+
+    static let samples: [WireMessage] = [
+        .hello(version: 1, role: .worker, nodeID: "node-ä", capabilities: #"{"models":["default"]}"#),
+        .challenge(nonce: Array(0..<32)),
+        .proof(mac: Array(repeating: 7, count: 32)),
+        .welcome(sessionID: "s1"),
+        .error(code: 5, reason: "no"),
+        .goodbye(reason: "draining"),
+        .credit(slots: 3),
+        .assign(taskID: "t1", kind: "stage1", payload: "{}", tensors: [TensorPayload(name: "x", shape: [2, 3], floats: [1, 2, 3, 4, 5, 6.5])]),
+        .heartbeat(taskIDs: ["a", "b"]),
+        .progress(taskID: "t1", step: 3, total: 50),
+        .result(taskID: "t1", payload: #"{"ok":true}"#, tensors: [TensorPayload(name: "img", elementType: .uint8, shape: [3], bytes: [1, 2, 3])]),
+        .failed(taskID: "t1", retryable: true, reason: "oom"),
+        .submit(outputDirectory: "/out", edits: "[]"),
+        .accepted(jobID: "j1", edits: 20),
+        .watch(jobID: "j1"),
+        .jobProgress(jobID: "j1", report: "{}"),
+        .statusRequest,
+        .statusReport(report: "{}"),
+    ]
+
+    @Test("every message round-trips")
+    func roundTrip() throws {
+        let channel = try channel()
+        for message in Self.samples { try channel.writeInbound(try frame(message)) }
+        #expect(try decoded(channel) == Self.samples)
+    }
+
+    @Test("partial reads, one-byte feeds and concatenated frames")
+    func streaming() throws {
+        var all = ByteBuffer()
+        for message in Self.samples { var f = try frame(message); all.writeBuffer(&f) }
+        // One byte at a time.
+        let slow = try channel()
+        var bytes = all
+        var seen: [WireMessage] = []
+        while let byte = bytes.readSlice(length: 1) {
+            try slow.writeInbound(byte)
+            seen += try decoded(slow)
+        }
+        #expect(seen == Self.samples)
+        // Everything in one buffer.
+        let fast = try channel()
+        try fast.writeInbound(all)
+        #expect(try decoded(fast) == Self.samples)
+        // Uneven pieces crossing frame boundaries.
+        let uneven = try channel()
+        var rest = all
+        var size = 1
+        seen = []
+        while rest.readableBytes > 0 {
+            let piece = rest.readSlice(length: min(size, rest.readableBytes))!
+            try uneven.writeInbound(piece)
+            seen += try decoded(uneven)
+            size = size * 3 % 97 + 1
+        }
+        #expect(seen == Self.samples)
+    }
+
+    @Test("a length over the limit is refused from its 4 bytes alone")
+    func maliciousLength() throws {
+        let channel = try channel(limit: 1024)
+        var header = ByteBuffer()
+        header.writeInteger(UInt32(0xFFFF_FFF0))
+        #expect(throws: WireError(.frameTooLarge, "frame of 4294967280 bytes over the limit of 1024")) { try channel.writeInbound(header) }
+    }
+
+    @Test("malformed bodies: unknown type, truncated fields, trailing bytes, oversized strings")
+    func malformed() throws {
+        func body(_ bytes: [UInt8]) -> ByteBuffer {
+            var buffer = ByteBuffer()
+            buffer.writeInteger(UInt32(bytes.count))
+            buffer.writeBytes(bytes)
+            return buffer
+        }
+        let cases: [([UInt8], WireError.Code)] = [
+            ([99], .unknownMessage),
+            ([10, 0, 0], .malformed),                   // credit with 2 of 4 bytes
+            ([10, 0, 0, 0, 1, 9], .malformed),          // trailing byte
+            ([4, 0xFF, 0xFF, 0xFF, 0xFF], .malformed),  // a 4 GiB string
+            ([4, 0, 0, 0, 2, 0xC3, 0x28], .malformed),  // invalid UTF-8
+            ([1, 0, 1, 9], .malformed),                 // unknown role
+            ([], .malformed),                           // empty body
+        ]
+        for (bytes, code) in cases {
+            let channel = try channel()
+            var error: WireError?
+            do { try channel.writeInbound(body(bytes)) } catch let e as WireError { error = e }
+            #expect(error?.code == code, "\(bytes) gave \(String(describing: error))")
+        }
+    }
+}
+
+@Suite("tensor codec")
+struct TensorCodecTests {
+    func latents() -> TensorPayload {
+        var g = SystemRandomNumberGenerator()
+        let values = (0..<(4 * 64 * 64)).map { i in Float(sin(Double(i) * 0.01)) + Float.random(in: -0.1...0.1, using: &g) }
+        return TensorPayload(name: "latents", shape: [1, 4, 64, 64], floats: values)
+    }
+
+    @Test("raw, zstd, shuffled and fp16 round trips", arguments: [
+        TensorCodec(zstdLevel: nil, shuffle: false), TensorCodec(zstdLevel: 3, shuffle: false),
+        TensorCodec(zstdLevel: 3, shuffle: true), TensorCodec(zstdLevel: 19, shuffle: true),
+    ])
+    func roundTrip(_ codec: TensorCodec) throws {
+        for tensor in [latents(), latents().toFloat16(), TensorPayload(name: "empty", shape: [0, 3], floats: [])] {
+            var buffer = ByteBuffer()
+            try codec.encode(tensor, into: &buffer)
+            #expect(try codec.decode(from: &buffer) == tensor)
+        }
+    }
+
+    func encoded(_ tensor: TensorPayload, _ codec: TensorCodec = TensorCodec()) throws -> ByteBuffer {
+        var buffer = ByteBuffer()
+        try codec.encode(tensor, into: &buffer)
+        return buffer
+    }
+
+    @Test("a zstd bomb is refused before decompressing")
+    func bomb() throws {
+        // 1 GiB of zeros compresses to a few kilobytes; declared as a small tensor, its frame's
+        // content size gives it away.
+        let huge = [UInt8](repeating: 0, count: 64 << 20)
+        let bound = ZSTD_compressBound(huge.count)
+        var compressed = [UInt8](repeating: 0, count: bound)
+        let size = compressed.withUnsafeMutableBytes { out in huge.withUnsafeBytes { ZSTD_compress(out.baseAddress, bound, $0.baseAddress, huge.count, 3) } }
+        var buffer = ByteBuffer()
+        buffer.writeInteger(UInt32(4))
+        buffer.writeString("bomb")
+        buffer.writeInteger(TensorPayload.ElementType.uint8.rawValue)
+        buffer.writeInteger(UInt8(1))
+        buffer.writeInteger(UInt32(16))
+        buffer.writeInteger(UInt8(1))  // zstd
+        buffer.writeInteger(UInt8(0))
+        buffer.writeInteger(UInt64(16))
+        buffer.writeInteger(UInt32(0))
+        buffer.writeInteger(UInt32(size))
+        buffer.writeBytes(compressed.prefix(size))
+        #expect(throws: WireError.self) { try TensorCodec().decode(from: &buffer) }
+
+        // Honest about its size but over the limit: refused from the header.
+        var large = try encoded(TensorPayload(name: "big", elementType: .uint8, shape: [huge.count], bytes: huge))
+        let error = #expect(throws: WireError.self) { try TensorCodec(limit: 1 << 20).decode(from: &large) }
+        #expect(error?.code == .tensorRejected && error?.reason.contains("limit") == true)
+    }
+
+    @Test("size, shape and checksum lies are refused")
+    func lies() throws {
+        var buffer = try encoded(TensorPayload(name: "x", shape: [4], floats: [1, 2, 3, 4]), TensorCodec(zstdLevel: nil, shuffle: false))
+        // Corrupt one data byte: the checksum catches it.
+        let last = buffer.writerIndex - 1
+        buffer.setInteger(UInt8(0x55), at: last)
+        let corrupt = #expect(throws: WireError.self) { try TensorCodec().decode(from: &buffer) }
+        #expect(corrupt?.reason.contains("checksum") == true)
+    }
+}
+
+@Suite("authentication")
+struct AuthenticationTests {
+    @Test("proofs verify only with the same secret, nonce, role and node")
+    func proofs() {
+        let secret = SharedSecret(Array("a cluster secret of some length".utf8))
+        let other = SharedSecret(Array("another secret, also long enough".utf8))
+        let nonce = SharedSecret.nonce()
+        let mac = secret.proof(nonce: nonce, version: 1, role: .worker, nodeID: "w1")
+        #expect(secret.verify(mac, nonce: nonce, version: 1, role: .worker, nodeID: "w1"))
+        #expect(!other.verify(mac, nonce: nonce, version: 1, role: .worker, nodeID: "w1"))
+        #expect(!secret.verify(mac, nonce: SharedSecret.nonce(), version: 1, role: .worker, nodeID: "w1"))
+        #expect(!secret.verify(mac, nonce: nonce, version: 1, role: .client, nodeID: "w1"))
+        #expect(!secret.verify(mac, nonce: nonce, version: 1, role: .worker, nodeID: "w2"))
+    }
+
+    @Test("secrets load from a file or the environment, and missing ones are named")
+    func loading() throws {
+        #expect(throws: WireError.self) { try SharedSecret.load(file: nil, environment: [:]) }
+        #expect(throws: WireError.self) { try SharedSecret.load(file: nil, environment: ["PTP_SECRET": "short"]) }
+        _ = try SharedSecret.load(file: nil, environment: ["PTP_SECRET": "sixteen-characters"])
+        #expect(throws: WireError.self) { try SharedSecret.load(file: "/nonexistent/secret", environment: [:]) }
+    }
+}

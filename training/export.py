@@ -1,0 +1,66 @@
+"""Exports trained shapes-world checkpoints as a diffusers-format cascade (float16 safetensors).
+
+    python export.py --base runs/base --sr runs/sr --out ../models/shapes-world
+
+The folder holds text_encoder/, tokenizer/, unet/ and scheduler/ (the base stage) and
+super_resolution_unet/ and super_resolution_scheduler/, with model_index.json naming them and
+carrying the recommended settings the ptp CLI uses when flags are absent.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from transformers import CLIPTokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from shapes_world import models  # noqa: E402
+from shapes_world.tokenizer import write_tokenizer  # noqa: E402
+
+DEFAULTS = {"steps": 50, "guidance": 5.0, "height": models.BASE_SIZE, "width": models.BASE_SIZE,
+            "super_resolution_steps": 20, "super_resolution_guidance": 1.0, "super_resolution_noise_level": 20}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--base", type=Path, required=True)
+    p.add_argument("--sr", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    vocab = write_tokenizer(args.out / "tokenizer")
+    tokenizer = CLIPTokenizer.from_pretrained(args.out / "tokenizer")
+    base = torch.load(args.base / "checkpoint.pt", map_location="cpu", weights_only=False)
+    text_encoder = models.text_encoder(vocab, tokenizer.bos_token_id, tokenizer.eos_token_id)
+    text_encoder.load_state_dict(base["ema_text_encoder"])
+    unet = models.base_unet()
+    unet.load_state_dict(base["ema_unet"])
+    text_encoder.half().save_pretrained(args.out / "text_encoder", safe_serialization=True)
+    unet.half().save_pretrained(args.out / "unet", safe_serialization=True)
+    models.sampling_scheduler().save_pretrained(args.out / "scheduler")
+    index = {
+        "_class_name": "ShapesWorldCascadePipeline", "_diffusers_version": "0.42.1",
+        "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet2DConditionModel"], "scheduler": ["diffusers", "DDIMScheduler"],
+        "_ptp_defaults": DEFAULTS, "_ptp_training": {"base_steps": base["step"], "base_minutes": round(base["elapsed"] / 60, 1)},
+    }
+    if args.sr:
+        sr = torch.load(args.sr / "checkpoint.pt", map_location="cpu", weights_only=False)
+        sr_unet = models.sr_unet()
+        sr_unet.load_state_dict(sr["ema_unet"])
+        sr_unet.half().save_pretrained(args.out / "super_resolution_unet", safe_serialization=True)
+        models.sampling_scheduler().save_pretrained(args.out / "super_resolution_scheduler")
+        index |= {"super_resolution_unet": ["diffusers", "UNet2DConditionModel"],
+                  "super_resolution_scheduler": ["diffusers", "DDIMScheduler"],
+                  "_ptp_super_resolution_factor": models.SR_SIZE // models.BASE_SIZE}
+        index["_ptp_training"] |= {"super_resolution_steps": sr["step"], "super_resolution_minutes": round(sr["elapsed"] / 60, 1)}
+    (args.out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+    size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
+    print(f"exported to {args.out} ({size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
