@@ -74,6 +74,9 @@ let package = Package(
             dependencies: [
                 "Engine", "Imaging", "Wire", "Worker", "Coordinator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
 
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Imaging"]),

@@ -1,8 +1,278 @@
+import Dispatch
 import Engine
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
 import Wire
 
-/// A worker node: connects to a coordinator, takes tasks, runs the Engine's sampler.
-public enum WorkerNode {
-    /// The protocol version this worker speaks.
-    public static let protocolVersion = WireProtocol.version
+/// How a worker connects and what it runs.
+public struct WorkerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var secret: SharedSecret
+    public var nodeID: String
+    public var threads: Int
+    /// Model directories by the key specs name them with ("default" for the embedded model).
+    public var models: [String: URL]
+    public var lowMemory: Bool
+    public var codec: TensorCodec
+    public var heartbeatInterval: TimeAmount
+    /// Longest wait between reconnection attempts.
+    public var maximumBackoff: TimeAmount
+
+    public init(host: String, port: Int, secret: SharedSecret, nodeID: String, threads: Int, models: [String: URL],
+                lowMemory: Bool = false, codec: TensorCodec = TensorCodec(), heartbeatInterval: TimeAmount = .seconds(5),
+                maximumBackoff: TimeAmount = .seconds(30)) {
+        (self.host, self.port, self.secret, self.nodeID, self.threads, self.models) = (host, port, secret, nodeID, threads, models)
+        (self.lowMemory, self.codec, self.heartbeatInterval, self.maximumBackoff) = (lowMemory, codec, heartbeatInterval, maximumBackoff)
+    }
+}
+
+/// A worker node: loads its models once, connects to the coordinator (reconnecting with
+/// backoff), takes one task at a time on its credit, reports per-step progress and heartbeats,
+/// and on SIGTERM finishes its task, delivers the result and leaves.
+public final class WorkerNode: @unchecked Sendable {
+    let configuration: WorkerConfiguration
+    let runner: TaskRunner
+    let capabilities: NodeCapabilities
+    let logger: Logger
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    var loop: EventLoop { group.next() }
+    let compute = DispatchQueue(label: "ptp.worker.compute")
+
+    // Everything below is touched on `loop` only.
+    private var channel: Channel?
+    private var authenticated = false
+    private var currentTask: String?
+    private var pending: [WireMessage] = []
+    private var draining = false
+    private var stopped = false
+    private var backoff: TimeAmount = .milliseconds(500)
+    private var heartbeat: RepeatedTask?
+    private let finished: EventLoopPromise<Void>
+
+    /// Loads every model (this takes a while for large ones) and prepares to connect.
+    public init(configuration: WorkerConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        ComputeThreads.setThreadCount(configuration.threads)
+        var models: [String: DiffusionModel] = [:]
+        var keys: [String] = []
+        for (key, url) in configuration.models.sorted(by: { $0.key < $1.key }) {
+            let model = try DiffusionModel(directory: url)
+            logger.info("loaded model", metadata: ["key": "\(key)", "model": "\(model.identifier)"])
+            for alias in [key, url.path, url.standardizedFileURL.path, model.identifier] where models[alias] == nil {
+                models[alias] = model
+                keys.append(alias)
+            }
+        }
+        runner = TaskRunner(models: models, lowMemory: configuration.lowMemory)
+        capabilities = NodeCapabilities(models: keys, threads: configuration.threads,
+                                        host: ProcessInfo.processInfo.hostName, version: "ptp-\(WireProtocol.version)")
+        finished = group.next().makePromise()
+    }
+
+    /// Connects and works until drained (SIGTERM/SIGINT) or refused for good (wrong secret or
+    /// protocol version). Throws only in the second case.
+    public func run() throws {
+        let signals = [SIGTERM, SIGINT].map { signalNumber -> DispatchSourceSignal in
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { [weak self] in self?.loop.execute { self?.drain() } }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+        loop.execute { self.connect() }
+        defer { try? group.syncShutdownGracefully() }
+        try finished.futureResult.wait()
+    }
+
+    // MARK: - Connection
+
+    private func connect() {
+        guard !stopped else { return }
+        let bootstrap = ClientBootstrap(group: loop)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { [configuration] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let limit = FrameLimit(WireProtocol.unauthenticatedFrameLimit)
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteToMessageHandler(WireMessageDecoder(limit: limit, codec: configuration.codec)),
+                        MessageToByteHandler(WireMessageEncoder(codec: configuration.codec)),
+                        WorkerConnectionHandler(node: self, limit: limit),
+                    ])
+                }
+            }
+        bootstrap.connect(host: configuration.host, port: configuration.port).whenComplete { result in
+            switch result {
+            case .success(let channel):
+                self.channel = channel
+                self.authenticated = false
+                channel.writeAndFlush(WireMessage.hello(version: WireProtocol.version, role: .worker, nodeID: self.configuration.nodeID,
+                                                         capabilities: (try? self.capabilities.jsonText()) ?? "{}"), promise: nil)
+            case .failure(let error):
+                self.logger.warning("cannot reach the coordinator", metadata: ["error": "\(error)", "retry in": "\(self.backoff.nanoseconds / 1_000_000) ms"])
+                self.scheduleReconnect()
+            }
+        }
+    }
+
+    private func scheduleReconnect() {
+        guard !stopped else { return }
+        let delay = backoff
+        backoff = .nanoseconds(min(backoff.nanoseconds * 2, configuration.maximumBackoff.nanoseconds))
+        loop.scheduleTask(in: delay) { self.connect() }
+    }
+
+    fileprivate func received(_ message: WireMessage, on channel: Channel, limit: FrameLimit) {
+        switch message {
+        case .challenge(let nonce):
+            channel.writeAndFlush(WireMessage.proof(mac: configuration.secret.proof(nonce: nonce, version: WireProtocol.version, role: .worker,
+                                                                                     nodeID: configuration.nodeID)), promise: nil)
+        case .welcome(let session):
+            authenticated = true
+            backoff = .milliseconds(500)
+            limit.bytes = WireProtocol.defaultFrameLimit
+            logger.info("joined the cluster", metadata: ["session": "\(session)", "models": "\(capabilities.models.count) keys"])
+            for message in pending { channel.write(message, promise: nil) }
+            pending.removeAll()
+            channel.flush()
+            heartbeat?.cancel()
+            heartbeat = loop.scheduleRepeatedTask(initialDelay: configuration.heartbeatInterval, delay: configuration.heartbeatInterval) { _ in
+                if self.authenticated { self.channel?.writeAndFlush(WireMessage.heartbeat(taskIDs: self.currentTask.map { [$0] } ?? []), promise: nil) }
+            }
+            askForWork()
+        case .assign(let taskID, let kind, let payload, let tensors):
+            start(taskID: taskID, kind: kind, payload: payload, tensors: tensors)
+        case .error(let code, let reason):
+            logger.error("the coordinator refused this worker", metadata: ["code": "\(code)", "reason": "\(reason)"])
+            if code == WireError.Code.authenticationFailed.rawValue || code == WireError.Code.badVersion.rawValue {
+                stop(error: WireError(WireError.Code(rawValue: code) ?? .rejected, reason))
+            }
+        case .goodbye(let reason):
+            logger.info("the coordinator said goodbye", metadata: ["reason": "\(reason)"])
+        default:
+            logger.warning("unexpected message from the coordinator", metadata: ["message": "\(message.name)"])
+        }
+    }
+
+    fileprivate func disconnected() {
+        authenticated = false
+        channel = nil
+        heartbeat?.cancel()
+        heartbeat = nil
+        if draining && currentTask == nil && pending.isEmpty { stop(error: nil); return }
+        logger.warning("lost the coordinator; reconnecting")
+        scheduleReconnect()
+    }
+
+    // MARK: - Work
+
+    private func askForWork() {
+        guard authenticated, currentTask == nil, !draining else { return }
+        channel?.writeAndFlush(WireMessage.credit(slots: 1), promise: nil)
+    }
+
+    private func send(_ message: WireMessage) {
+        if authenticated, let channel {
+            channel.writeAndFlush(message, promise: nil)
+        } else if case .progress = message {
+            // Progress is not worth keeping for a later connection.
+        } else {
+            pending.append(message)
+        }
+    }
+
+    private func start(taskID: String, kind: String, payload: String, tensors: [TensorPayload]) {
+        guard currentTask == nil else {
+            send(.failed(taskID: taskID, retryable: true, reason: "worker busy"))
+            return
+        }
+        currentTask = taskID
+        logger.info("task started", metadata: ["task": "\(taskID)", "kind": "\(kind)"])
+        let runner = self.runner
+        compute.async {
+            let progress: (Int, Int) -> Void = { step, total in
+                self.loop.execute { self.send(.progress(taskID: taskID, step: UInt32(step), total: UInt32(total))) }
+            }
+            let outcome: WireMessage
+            do {
+                let (resultPayload, resultTensors) = try runner.run(kind: kind, payload: payload, tensors: tensors, progress: progress)
+                outcome = .result(taskID: taskID, payload: resultPayload, tensors: resultTensors)
+            } catch let failure as TaskFailure {
+                outcome = .failed(taskID: taskID, retryable: failure.retryable, reason: failure.reason)
+            } catch {
+                outcome = .failed(taskID: taskID, retryable: false, reason: "\(error)")
+            }
+            self.loop.execute { self.completed(taskID, outcome) }
+        }
+    }
+
+    private func completed(_ taskID: String, _ outcome: WireMessage) {
+        currentTask = nil
+        if case .failed(_, _, let reason) = outcome {
+            logger.warning("task failed", metadata: ["task": "\(taskID)", "reason": "\(reason)"])
+        } else {
+            logger.info("task done", metadata: ["task": "\(taskID)"])
+        }
+        send(outcome)
+        if draining {
+            if pending.isEmpty { leave() }
+        } else {
+            askForWork()
+        }
+    }
+
+    /// SIGTERM: take no more work; finish the current task, deliver it, then leave.
+    private func drain() {
+        guard !draining else { return }
+        draining = true
+        logger.info("draining: finishing the current task, then leaving", metadata: ["task": "\(currentTask ?? "none")"])
+        if currentTask == nil && pending.isEmpty { leave() }
+    }
+
+    private func leave() {
+        guard let channel, authenticated else { stop(error: nil); return }
+        channel.writeAndFlush(WireMessage.goodbye(reason: "drained")).whenComplete { _ in
+            channel.close(promise: nil)
+            self.stop(error: nil)
+        }
+    }
+
+    private func stop(error: Error?) {
+        guard !stopped else { return }
+        stopped = true
+        heartbeat?.cancel()
+        channel?.close(promise: nil)
+        if let error { finished.fail(error) } else { finished.succeed(()) }
+    }
+}
+
+/// The worker's end of the connection: hands messages to the node, reports the close.
+final class WorkerConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = WireMessage
+    let node: WorkerNode
+    let limit: FrameLimit
+
+    init(node: WorkerNode, limit: FrameLimit) {
+        self.node = node
+        self.limit = limit
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        node.received(unwrapInboundIn(data), on: context.channel, limit: limit)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        node.disconnected()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        node.logger.warning("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
 }

@@ -137,37 +137,53 @@ public struct PromptToPromptEditor: Sendable {
                                         spatialReplaceUntil: spec.spatialReplace.map { Int((1 - $0) * Double(settings.steps)) })
     }
 
-    /// Runs the edit: stage 1 under attention control, then decoding (or super-resolution).
-    public func run(_ spec: EditSpec, lowMemory: Bool = false, attentionMaps: Bool = false,
-                    progress: ((Int, Int) -> Void)? = nil) throws -> EditResult {
+    /// Stage 1 of an edit: every prompt denoised together under attention control.
+    public struct StageOne: Sendable {
+        /// [prompts, C, h, w]: latents, or pixels for pixel-space models.
+        public let output: Tensor
+        public let settings: SamplingSettings
+        public let attention: [TokenAttention]?
+        public let seconds: Double
+    }
+
+    /// Runs stage 1 of `spec` (validated first).
+    public func runStageOne(_ spec: EditSpec, lowMemory: Bool = false, attentionMaps: Bool = false,
+                            progress: ((Int, Int) -> Void)? = nil) throws -> StageOne {
         try validate(spec)
         let start = Date()
         let settings = settings(for: spec, lowMemory: lowMemory)
         let controller = try controller(for: spec, settings: settings, storeAttention: attentionMaps)
-        let sampler = Sampler(model: model)
-        let stageOne = try sampler.sample(prompts: spec.prompts, settings: settings, controller: controller, progress: progress)
-        let images = try finish(stageOne, spec: spec, settings: settings)
+        let output = try Sampler(model: model).sample(prompts: spec.prompts, settings: settings, controller: controller, progress: progress)
         var attention: [TokenAttention]?
         if attentionMaps, let store = (controller as? PromptToPromptController)?.store ?? (controller as? AttentionStoringController)?.store {
             attention = tokenAttention(store: store, prompts: spec.prompts,
                                        side: try attentionSide(latentSide: min(settings.height, settings.width) / model.latentScale))
         }
-        return EditResult(spec: spec, prompts: spec.prompts, images: images, stageOne: stageOne, attention: attention,
-                          settings: settings, mode: spec.resolvedMode, seconds: Date().timeIntervalSince(start))
+        return StageOne(output: output, settings: settings, attention: attention, seconds: Date().timeIntervalSince(start))
     }
 
-    /// Stage 1's output to final images: the VAE decode, or super-resolution of each image
-    /// when the model has that stage (and the spec asks for it), or the pixels themselves.
-    public func finish(_ stageOne: Tensor, spec: EditSpec, settings: SamplingSettings) throws -> [RGBImage] {
-        let sampler = Sampler(model: model)
-        let decoded = sampler.decode(stageOne)
+    /// Turns image `index` of stage 1's output ([1, C, h, w]) into the final picture: the VAE
+    /// decode, or super-resolution when the model has that stage and the spec asks for it, or
+    /// the pixels themselves. Each image is independent of the others, so a cluster may finish
+    /// them on different workers with the same result.
+    public func finishImage(_ stageOne: Tensor, index: Int, spec: EditSpec) throws -> RGBImage {
+        precondition(stageOne.shape[0] == 1, "finish one image at a time, got \(stageOne.shape)")
+        let decoded = Sampler(model: model).decode(stageOne)
         if spec.superResolution, let stage = model.superResolution {
             let upscaler = SuperResolution(model: model, stage: stage)
-            return try spec.prompts.indices.map { index in
-                RGBImage(tensor: try upscaler.upscale(decoded.slice(index..<(index + 1)), prompt: spec.prompts[index], seed: spec.seed))
-            }
+            return RGBImage(tensor: try upscaler.upscale(decoded, prompt: spec.prompts[index], seed: spec.seed))
         }
-        return spec.prompts.indices.map { RGBImage(tensor: decoded.slice($0..<($0 + 1))) }
+        return RGBImage(tensor: decoded)
+    }
+
+    /// Runs the whole edit on this machine.
+    public func run(_ spec: EditSpec, lowMemory: Bool = false, attentionMaps: Bool = false,
+                    progress: ((Int, Int) -> Void)? = nil) throws -> EditResult {
+        let start = Date()
+        let stageOne = try runStageOne(spec, lowMemory: lowMemory, attentionMaps: attentionMaps, progress: progress)
+        let images = try spec.prompts.indices.map { try finishImage(stageOne.output.slice($0..<($0 + 1)), index: $0, spec: spec) }
+        return EditResult(spec: spec, prompts: spec.prompts, images: images, stageOne: stageOne.output, attention: stageOne.attention,
+                          settings: stageOne.settings, mode: spec.resolvedMode, seconds: Date().timeIntervalSince(start))
     }
 
     /// Average cross-attention per token at `side`, for every prompt.

@@ -1,0 +1,131 @@
+import Dispatch
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Wire
+
+/// How a coordinator listens and keeps its state.
+public struct CoordinatorConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var metricsPort: Int?
+    /// Journal and intermediate results.
+    public var stateDirectory: URL
+    public var secret: SharedSecret
+    public var scheduler: SchedulerSettings
+    public var codec: TensorCodec
+
+    public init(host: String = "0.0.0.0", port: Int, metricsPort: Int?, stateDirectory: URL, secret: SharedSecret,
+                scheduler: SchedulerSettings = SchedulerSettings(), codec: TensorCodec = TensorCodec()) {
+        (self.host, self.port, self.metricsPort, self.stateDirectory, self.secret, self.scheduler, self.codec) =
+            (host, port, metricsPort, stateDirectory, secret, scheduler, codec)
+    }
+}
+
+/// The coordinator process: the protocol server, the scheduler on one event loop, the metrics
+/// endpoint, and graceful shutdown on SIGTERM/SIGINT (stop accepting, say goodbye, write the
+/// manifests; the journal is always consistent).
+public final class CoordinatorServer: @unchecked Sendable {
+    let configuration: CoordinatorConfiguration
+    let logger: Logger
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let metrics = CoordinatorMetrics()
+    private var scheduler: Scheduler?
+    private var channels: [Channel] = []
+    private let stopped: EventLoopPromise<Void>
+    private var connections: [ObjectIdentifier: Channel] = [:]
+
+    public init(configuration: CoordinatorConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        stopped = group.next().makePromise()
+    }
+
+    /// The bound protocol port (useful when configured as 0).
+    public private(set) var boundPort: Int?
+
+    /// Starts listening; returns once ready.
+    public func start() throws {
+        let loop = group.next()
+        let journal = try Journal(directory: configuration.stateDirectory)
+        let store = ResultStore(state: configuration.stateDirectory)
+        let scheduler = try loop.submit {
+            let scheduler = try Scheduler(loop: loop, journal: journal, store: store, metrics: self.metrics, logger: self.logger,
+                                          settings: self.configuration.scheduler, codec: self.configuration.codec)
+            try scheduler.restore()
+            return scheduler
+        }.wait()
+        self.scheduler = scheduler
+        let server = try ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [configuration, metrics, logger] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let limit = FrameLimit(WireProtocol.unauthenticatedFrameLimit)
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteCounter(metrics: metrics),
+                        ByteToMessageHandler(WireMessageDecoder(limit: limit, codec: configuration.codec)),
+                        MessageToByteHandler(WireMessageEncoder(codec: configuration.codec)),
+                        PeerHandler(scheduler: scheduler, secret: configuration.secret, limit: limit, metrics: metrics, logger: logger),
+                    ])
+                    self.connections[ObjectIdentifier(channel)] = channel
+                    channel.closeFuture.whenComplete { _ in self.connections[ObjectIdentifier(channel)] = nil }
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port).wait()
+        channels.append(server)
+        boundPort = server.localAddress?.port
+        if let metricsPort = configuration.metricsPort {
+            let http = try ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { [metrics] channel in
+                    channel.pipeline.configureHTTPServerPipeline().flatMap {
+                        channel.pipeline.addHandler(MetricsEndpoint(metrics: metrics))
+                    }
+                }
+                .bind(host: configuration.host, port: metricsPort).wait()
+            channels.append(http)
+        }
+        loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            scheduler.checkLeases()
+            scheduler.flushManifests()
+            let status = scheduler.status()
+            self.metrics.queueDepth.record(status.queuedTasks)
+            self.metrics.leasedTasks.record(status.leasedTasks)
+        }
+        logger.info("coordinator listening", metadata: ["port": "\(boundPort ?? 0)", "metrics": "\(configuration.metricsPort.map(String.init) ?? "off")",
+                                                       "state": "\(configuration.stateDirectory.path)"])
+    }
+
+    /// Runs until SIGTERM/SIGINT, then shuts down gracefully.
+    public func run() throws {
+        try start()
+        let signals = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [weak self] in self?.shutdown() }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+        try stopped.futureResult.wait()
+        try? group.syncShutdownGracefully()
+    }
+
+    /// Stops accepting, says goodbye to every peer, writes the manifests.
+    public func shutdown() {
+        let loop = group.next()
+        loop.execute {
+            self.logger.info("shutting down")
+            for channel in self.channels { channel.close(promise: nil) }
+            for channel in self.connections.values {
+                channel.writeAndFlush(WireMessage.goodbye(reason: "coordinator shutting down")).whenComplete { _ in channel.close(promise: nil) }
+            }
+            self.scheduler?.flushManifests()
+            loop.scheduleTask(in: .milliseconds(200)) { self.stopped.succeed(()) }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import Logging
+import NIOCore
+import Wire
+
+/// One connection to the coordinator: the handshake (version, then the HMAC challenge), then
+/// the messages of its role passed to the scheduler. Anything out of place is answered with an
+/// error frame and a close, with the reason logged; other connections are unaffected.
+final class PeerHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = WireMessage
+    typealias OutboundOut = WireMessage
+
+    enum State {
+        case awaitingHello
+        case awaitingProof(nonce: [UInt8], role: PeerRole, nodeID: String, capabilities: String)
+        case authenticated(role: PeerRole, nodeID: String, sessionID: String)
+        case closing
+    }
+
+    let scheduler: Scheduler
+    let secret: SharedSecret
+    let limit: FrameLimit
+    let metrics: CoordinatorMetrics
+    var logger: Logger
+    private var state: State = .awaitingHello
+    private static let sessions = SessionCounter()
+
+    init(scheduler: Scheduler, secret: SharedSecret, limit: FrameLimit, metrics: CoordinatorMetrics, logger: Logger) {
+        (self.scheduler, self.secret, self.limit, self.metrics, self.logger) = (scheduler, secret, limit, metrics, logger)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        logger[metadataKey: "peer"] = "\(context.remoteAddress.map { "\($0)" } ?? "?")"
+        // The handshake must finish promptly.
+        let channel = context.channel
+        context.eventLoop.scheduleTask(in: .seconds(10)) { [weak self] in
+            guard let self, case .authenticated = self.state else {
+                self?.refuse(channel, WireError(.authenticationFailed, "no handshake within 10 s"))
+                return
+            }
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let message = unwrapInboundIn(data)
+        switch (state, message) {
+        case (.awaitingHello, .hello(let version, let role, let nodeID, let capabilities)):
+            guard version == WireProtocol.version else {
+                refuse(context.channel, WireError(.badVersion, "protocol version \(version); this coordinator speaks \(WireProtocol.version)"))
+                return
+            }
+            let nonce = SharedSecret.nonce()
+            state = .awaitingProof(nonce: nonce, role: role, nodeID: nodeID, capabilities: capabilities)
+            context.writeAndFlush(wrapOutboundOut(.challenge(nonce: nonce)), promise: nil)
+        case (.awaitingProof(let nonce, let role, let nodeID, let capabilities), .proof(let mac)):
+            guard secret.verify(mac, nonce: nonce, version: WireProtocol.version, role: role, nodeID: nodeID) else {
+                refuse(context.channel, WireError(.authenticationFailed, "wrong cluster secret (node '\(nodeID)')"))
+                return
+            }
+            let sessionID = "\(nodeID)#\(Self.sessions.next())"
+            if role == .worker {
+                guard let caps = try? NodeCapabilities.fromJSON(capabilities, what: "capabilities") else {
+                    refuse(context.channel, WireError(.malformed, "worker capabilities are not valid JSON"))
+                    return
+                }
+                let host = context.remoteAddress?.ipAddress ?? caps.host
+                scheduler.workerJoined(WorkerSession(sessionID: sessionID, nodeID: nodeID, host: "\(caps.host) (\(host))",
+                                                     models: Set(caps.models), channel: context.channel))
+            }
+            state = .authenticated(role: role, nodeID: nodeID, sessionID: sessionID)
+            limit.bytes = WireProtocol.defaultFrameLimit
+            logger[metadataKey: "node"] = "\(nodeID)"
+            logger.info("authenticated", metadata: ["role": "\(role)"])
+            context.writeAndFlush(wrapOutboundOut(.welcome(sessionID: sessionID)), promise: nil)
+        case (.authenticated(let role, _, let sessionID), _):
+            handle(message, role: role, sessionID: sessionID, context: context)
+        case (.closing, _):
+            break
+        default:
+            refuse(context.channel, WireError(.unexpectedMessage, "'\(message.name)' before the handshake finished"))
+        }
+    }
+
+    private func handle(_ message: WireMessage, role: PeerRole, sessionID: String, context: ChannelHandlerContext) {
+        switch (role, message) {
+        case (.worker, .credit(let slots)):
+            scheduler.credit(sessionID, slots: Int(slots))
+        case (.worker, .heartbeat(let ids)):
+            scheduler.heartbeat(sessionID, taskIDs: ids)
+        case (.worker, .progress(let taskID, let step, let total)):
+            scheduler.progress(sessionID, taskID: taskID, step: Int(step), total: Int(total))
+        case (.worker, .result(let taskID, let payload, let tensors)):
+            scheduler.result(sessionID, taskID: taskID, payload: payload, tensors: tensors)
+        case (.worker, .failed(let taskID, let retryable, let reason)):
+            scheduler.failed(sessionID, taskID: taskID, retryable: retryable, reason: reason)
+        case (_, .goodbye(let reason)):
+            if role == .worker { scheduler.draining(sessionID) }
+            logger.info("peer said goodbye", metadata: ["reason": "\(reason)"])
+            context.close(promise: nil)
+        case (.client, .submit(let output, let edits)):
+            do {
+                let (jobID, count) = try scheduler.submit(editsJSON: edits, output: output)
+                context.writeAndFlush(wrapOutboundOut(.accepted(jobID: jobID, edits: UInt32(count))), promise: nil)
+            } catch {
+                logger.warning("submission refused", metadata: ["reason": "\(error)"])
+                context.writeAndFlush(wrapOutboundOut(.error(code: WireError.Code.rejected.rawValue, reason: "\(error)")), promise: nil)
+            }
+        case (.client, .watch(let jobID)), (.monitor, .watch(let jobID)):
+            if !scheduler.watch(jobID, channel: context.channel) {
+                context.writeAndFlush(wrapOutboundOut(.error(code: WireError.Code.rejected.rawValue, reason: "no job '\(jobID)'")), promise: nil)
+            }
+        case (_, .statusRequest):
+            let report = (try? scheduler.status().jsonText()) ?? "{}"
+            context.writeAndFlush(wrapOutboundOut(.statusReport(report: report)), promise: nil)
+        default:
+            refuse(context.channel, WireError(.unexpectedMessage, "'\(message.name)' is not a message a \(role) sends"))
+        }
+    }
+
+    /// Answers with an error frame, closes, and logs why.
+    private func refuse(_ channel: Channel, _ error: WireError) {
+        if case .closing = state { return }
+        state = .closing
+        metrics.rejectedConnections.increment()
+        logger.warning("connection refused", metadata: ["reason": "\(error.reason)", "code": "\(error.code)"])
+        channel.writeAndFlush(WireMessage.error(code: error.code.rawValue, reason: error.reason)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .authenticated(let role, _, let sessionID) = state, role == .worker {
+            scheduler.workerLeft(sessionID, reason: "connection closed")
+        }
+        state = .closing
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        let wireError = (error as? WireError) ?? (error as? ByteToMessageDecoderError).map { _ in WireError(.malformed, "\(error)") }
+            ?? WireError(.internalError, "\(error)")
+        refuse(context.channel, wireError)
+    }
+}
+
+/// Numbers sessions across connections (all on one event loop).
+final class SessionCounter: @unchecked Sendable {
+    private var value = 0
+    private let lock = NSLock()
+    func next() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        value += 1
+        return value
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import Imaging
+import NIOCore
+import Wire
+
+/// Intermediate tensors (stage-1 outputs, finished images) kept in the coordinator's state
+/// folder until an edit's outputs are written, and the outputs themselves: every file written
+/// atomically, the manifest derived from the journal's records.
+struct ResultStore {
+    let state: URL
+    let codec = TensorCodec(zstdLevel: 3, shuffle: true)
+
+    func blobURL(job: String, edit: String, name: String) -> URL {
+        state.appendingPathComponent("blobs").appendingPathComponent(job).appendingPathComponent(edit).appendingPathComponent(name)
+    }
+
+    func save(_ tensor: TensorPayload, job: String, edit: String, name: String) throws {
+        var buffer = ByteBuffer()
+        try codec.encode(tensor, into: &buffer)
+        let url = blobURL(job: job, edit: edit, name: name)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try writeAtomically(Data(buffer.readableBytesView), to: url)
+    }
+
+    func load(job: String, edit: String, name: String) throws -> TensorPayload {
+        let data = try Data(contentsOf: blobURL(job: job, edit: edit, name: name))
+        var buffer = ByteBuffer(bytes: data)
+        return try codec.decode(from: &buffer)
+    }
+
+    /// Image `index` of a stored stage-1 output [prompts, C, h, w], as [1, C, h, w].
+    func stageOneSlice(job: String, edit: String, index: Int) throws -> TensorPayload {
+        let all = try load(job: job, edit: edit, name: "stage1")
+        guard all.shape.count == 4, index < all.shape[0] else { throw SubmissionError("stage-1 output of \(edit) has shape \(all.shape)") }
+        let per = all.bytes.count / all.shape[0]
+        return TensorPayload(name: "input", elementType: all.elementType, shape: [1] + all.shape.dropFirst(),
+                             bytes: Array(all.bytes[(index * per)..<((index + 1) * per)]))
+    }
+
+    /// Writes the edit's images and grid into OUTPUT/<edit id>/.
+    func writeOutputs(job: JobRecord, edit: EditRecord) throws -> [String] {
+        let images = try (0..<edit.prompts).map { index -> RGBImage in
+            let payload = try load(job: job.id, edit: edit.id, name: "image-\(index)")
+            guard payload.elementType == .uint8, payload.shape.count == 3, payload.shape[2] == 3 else {
+                throw SubmissionError("image \(index) of \(edit.id) has shape \(payload.shape)")
+            }
+            return RGBImage(width: payload.shape[1], height: payload.shape[0], pixels: payload.bytes)
+        }
+        let folder = job.output.appendingPathComponent(edit.id)
+        return try EditOutputs.write(images, to: folder).map { $0.lastPathComponent }
+    }
+
+    /// manifest.jsonl: one line per finished or failed edit, in submission order, written
+    /// atomically from the records (so a restart never leaves a duplicate or a torn line).
+    func writeManifest(_ job: JobRecord) throws {
+        var lines: [String] = []
+        for id in job.editOrder {
+            guard let edit = job.edits[id], edit.state == .finished || edit.state == .failed else { continue }
+            var line: [String: Any] = ["id": edit.id, "job": job.id, "status": edit.state == .finished ? "ok" : "failed",
+                                       "spec": (try? JSONSerialization.jsonObject(with: Data(edit.spec.utf8))) ?? edit.spec]
+            if let error = edit.error { line["error"] = error }
+            if edit.state == .finished {
+                line["images"] = EditOutputs.imageNames(count: edit.prompts).map { "\(edit.id)/\($0)" }
+                line["grid"] = "\(edit.id)/\(EditOutputs.gridName)"
+            }
+            if let stage = edit.stageOne {
+                line["model"] = stage.model
+                line["mode"] = stage.mode
+                line["settings"] = ["steps": stage.steps, "guidance": stage.guidance, "height": stage.height, "width": stage.width]
+                line["workers"] = ["stage1": stage.worker, "finish": edit.images.keys.sorted().map { edit.images[$0]?.worker ?? "" }]
+                line["seconds"] = ["stage1": stage.seconds, "finish": edit.images.keys.sorted().map { edit.images[$0]?.seconds ?? 0 }]
+            }
+            if let finished = edit.finishedAt { line["finished_at"] = ISO8601DateFormatter().string(from: finished) }
+            let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys, .withoutEscapingSlashes])
+            lines.append(String(decoding: data, as: UTF8.self))
+        }
+        try FileManager.default.createDirectory(at: job.output, withIntermediateDirectories: true)
+        try writeAtomically(Data((lines.joined(separator: "\n") + (lines.isEmpty ? "" : "\n")).utf8),
+                            to: job.output.appendingPathComponent("manifest.jsonl"))
+    }
+
+    func removeBlobs(job: String, edit: String) {
+        try? FileManager.default.removeItem(at: state.appendingPathComponent("blobs").appendingPathComponent(job).appendingPathComponent(edit))
+    }
+}

@@ -1,0 +1,480 @@
+import DequeModule
+import Foundation
+import Logging
+import NIOCore
+import Wire
+
+/// Tuning of the scheduler.
+public struct SchedulerSettings: Sendable {
+    /// A task whose worker is silent this long goes back to the queue.
+    public var leaseDuration: TimeInterval = 60
+    /// Attempts before a task (and its edits) fail.
+    public var maximumAttempts = 3
+    /// Edits are packed into one stage-1 task while their prompts total at most this.
+    public var packPrompts = 4
+
+    public init() {}
+}
+
+/// The coordinator's state and decisions: jobs split into tasks, tasks handed to workers on
+/// their credits under leases, results committed once by task id, outputs written when an
+/// edit's last image arrives. Confined to one event loop: every method runs on `loop`.
+final class Scheduler {
+    let loop: EventLoop
+    let journal: Journal
+    let store: ResultStore
+    let metrics: CoordinatorMetrics
+    let logger: Logger
+    let settings: SchedulerSettings
+    let codec: TensorCodec
+
+    private(set) var jobs: [String: JobRecord] = [:]
+    private var jobOrder: [String] = []
+    private var tasks: [String: TaskRecord] = [:]
+    /// Ready tasks by model key, oldest first (entries may be stale: checked when taken).
+    private var queues: [String: Deque<String>] = [:]
+    private var workers: [String: WorkerSession] = [:]
+    /// Workers with credit and nothing they can run yet.
+    private var idle: [String] = []
+    private var watchers: [String: [Channel]] = [:]
+    private var manifestsDue: Set<String> = []
+    private var nextJobNumber: Int
+
+    init(loop: EventLoop, journal: Journal, store: ResultStore, metrics: CoordinatorMetrics, logger: Logger,
+         settings: SchedulerSettings, codec: TensorCodec) throws {
+        (self.loop, self.journal, self.store, self.metrics, self.logger, self.settings, self.codec) = (loop, journal, store, metrics, logger, settings, codec)
+        nextJobNumber = try journal.nextJobNumber()
+    }
+
+    // MARK: - Restart
+
+    /// Rebuilds the state from the journal: unfinished tasks are queued again, edits whose
+    /// images all arrived get their outputs written.
+    func restore() throws {
+        let (savedJobs, savedTasks) = try journal.load()
+        for job in savedJobs {
+            jobs[job.id] = job
+            jobOrder.append(job.id)
+        }
+        var requeued = 0
+        for task in savedTasks {
+            tasks[task.id] = task
+            if task.state == .queued || task.state == .leased {
+                task.state = .queued
+                queues[task.model, default: []].append(task.id)
+                requeued += 1
+            }
+        }
+        for job in savedJobs {
+            for edit in job.edits.values where edit.state == .finishing && edit.images.count == edit.prompts {
+                complete(edit, in: job)
+            }
+            try store.writeManifest(job)
+        }
+        if !savedJobs.isEmpty {
+            logger.info("resumed from the journal", metadata: ["jobs": "\(savedJobs.count)", "tasks requeued": "\(requeued)"])
+        }
+    }
+
+    // MARK: - Jobs
+
+    /// Accepts a job: a JSON array of edit specs and the folder their results go to.
+    func submit(editsJSON: String, output: String) throws -> (String, Int) {
+        guard let list = try? JSONSerialization.jsonObject(with: Data(editsJSON.utf8)) as? [Any] else {
+            throw SubmissionError("the edits are not a JSON array")
+        }
+        guard !list.isEmpty else { throw SubmissionError("the job has no edits") }
+        guard output.hasPrefix("/") else { throw SubmissionError("the output folder must be an absolute path, got '\(output)'") }
+        let jobID = "job-\(nextJobNumber)"
+        var seen = Set<String>()
+        let edits = try list.enumerated().map { index, item -> EditRecord in
+            guard let object = item as? [String: Any] else { throw SubmissionError("edit \(index + 1) is not a JSON object") }
+            let edit = try EditRecord.parse(object, job: jobID)
+            guard seen.insert(edit.id).inserted else { throw SubmissionError("edit id '\(edit.id)' appears twice") }
+            return edit
+        }
+        let job = JobRecord(id: jobID, output: URL(fileURLWithPath: output), created: Date(), edits: edits)
+        let planned = plan(job)
+        try journal.insert(job: job, number: nextJobNumber, tasks: planned)
+        nextJobNumber += 1
+        jobs[jobID] = job
+        jobOrder.append(jobID)
+        try FileManager.default.createDirectory(at: job.output, withIntermediateDirectories: true)
+        for task in planned { tasks[task.id] = task; enqueue(task) }
+        metrics.jobsSubmitted.increment()
+        logger.info("job accepted", metadata: ["job": "\(jobID)", "edits": "\(edits.count)", "tasks": "\(planned.count)", "output": "\(output)"])
+        return (jobID, edits.count)
+    }
+
+    /// Stage-1 tasks: consecutive edits with the same model and settings packed together while
+    /// their prompts fit the limit.
+    private func plan(_ job: JobRecord) -> [TaskRecord] {
+        var planned: [TaskRecord] = []
+        var group: [EditRecord] = []
+        func flush() {
+            guard let first = group.first else { return }
+            planned.append(TaskRecord(id: "\(job.id).s\(planned.count + 1)", job: job.id, kind: TaskKind.stageOne,
+                                      edits: group.map(\.id), image: -1, model: first.model))
+            group.removeAll()
+        }
+        for id in job.editOrder {
+            guard let edit = job.edits[id] else { continue }
+            if let first = group.first, first.packKey != edit.packKey || group.reduce(0, { $0 + $1.prompts }) + edit.prompts > settings.packPrompts {
+                flush()
+            }
+            group.append(edit)
+        }
+        flush()
+        return planned
+    }
+
+    // MARK: - Workers
+
+    func workerJoined(_ session: WorkerSession) {
+        workers[session.sessionID] = session
+        metrics.workers.record(workers.count)
+        logger.info("worker joined", metadata: ["node": "\(session.nodeID)", "host": "\(session.host)", "models": "\(session.models.sorted())"])
+    }
+
+    func workerLeft(_ sessionID: String, reason: String) {
+        guard let session = workers.removeValue(forKey: sessionID) else { return }
+        idle.removeAll { $0 == sessionID }
+        for id in session.tasks {
+            guard let task = tasks[id], task.state == .leased, task.worker == sessionID else { continue }
+            metrics.leasesLost.increment()
+            retry(task, reason: "worker \(session.nodeID) left (\(reason))")
+        }
+        metrics.workers.record(workers.count)
+        logger.info("worker left", metadata: ["node": "\(session.nodeID)", "reason": "\(reason)", "tasks returned": "\(session.tasks.count)"])
+    }
+
+    func credit(_ sessionID: String, slots: Int) {
+        guard let session = workers[sessionID] else { return }
+        session.lastHeard = Date()
+        session.credits = slots - session.tasks.count
+        offer(session)
+    }
+
+    /// Gives the worker tasks while it has credit, else parks it as idle.
+    private func offer(_ session: WorkerSession) {
+        while session.credits > 0, !session.draining, let task = nextTask(for: session.models) {
+            assign(task, to: session)
+        }
+        if session.credits > 0 && !session.draining {
+            if !idle.contains(session.sessionID) { idle.append(session.sessionID) }
+        } else {
+            idle.removeAll { $0 == session.sessionID }
+        }
+    }
+
+    private func nextTask(for models: Set<String>) -> TaskRecord? {
+        for model in models {
+            while let id = queues[model]?.first {
+                queues[model]?.removeFirst()
+                if let task = tasks[id], task.state == .queued { return task }
+            }
+        }
+        return nil
+    }
+
+    private func enqueue(_ task: TaskRecord) {
+        task.state = .queued
+        task.worker = nil
+        task.leaseExpiry = nil
+        // An idle worker that can run it takes it at once.
+        if let index = idle.firstIndex(where: { workers[$0]?.models.contains(task.model) ?? false }), let session = workers[idle[index]] {
+            idle.remove(at: index)
+            assign(task, to: session)
+            offer(session)
+        } else {
+            queues[task.model, default: []].append(task.id)
+        }
+    }
+
+    private func assign(_ task: TaskRecord, to session: WorkerSession) {
+        let message: WireMessage
+        do {
+            message = try assignment(for: task)
+        } catch {
+            fail(task, reason: "cannot prepare the task: \(error)")
+            return
+        }
+        task.state = .leased
+        task.worker = session.sessionID
+        task.leaseExpiry = Date().addingTimeInterval(settings.leaseDuration)
+        task.attempts += 1
+        task.progress = nil
+        session.credits -= 1
+        session.tasks.insert(task.id)
+        session.channel.writeAndFlush(message, promise: nil)
+        metrics.tasksAssigned.increment()
+    }
+
+    private func assignment(for task: TaskRecord) throws -> WireMessage {
+        guard let job = jobs[task.job] else { throw SubmissionError("job \(task.job) is gone") }
+        switch task.kind {
+        case TaskKind.stageOne:
+            let specs = task.edits.compactMap { job.edits[$0]?.spec }
+            return .assign(taskID: task.id, kind: task.kind, payload: try StageOnePayload(edits: specs).jsonText(), tensors: [])
+        case TaskKind.finish:
+            guard let edit = job.edits[task.edits[0]] else { throw SubmissionError("edit \(task.edits[0]) is gone") }
+            let input = try store.stageOneSlice(job: job.id, edit: edit.id, index: task.image)
+            return .assign(taskID: task.id, kind: task.kind, payload: try FinishPayload(spec: edit.spec, index: task.image).jsonText(), tensors: [input])
+        default:
+            return .assign(taskID: task.id, kind: task.kind, payload: "{}", tensors: [])
+        }
+    }
+
+    var queuedCount: Int { tasks.values.lazy.filter { $0.state == .queued }.count }
+
+    // MARK: - Results
+
+    /// A task's result: committed once (a late duplicate is ignored), then its effects.
+    func result(_ sessionID: String, taskID: String, payload: String, tensors: [TensorPayload]) {
+        let session = workers[sessionID]
+        session?.lastHeard = Date()
+        session?.tasks.remove(taskID)
+        guard let task = tasks[taskID], let job = jobs[task.job] else {
+            logger.warning("result for an unknown task ignored", metadata: ["task": "\(taskID)"])
+            return
+        }
+        guard task.state == .queued || task.state == .leased else {
+            metrics.duplicateResults.increment()
+            logger.info("late duplicate result ignored", metadata: ["task": "\(taskID)", "node": "\(session?.nodeID ?? "?")"])
+            return
+        }
+        let node = session?.nodeID ?? "unknown"
+        do {
+            switch task.kind {
+            case TaskKind.stageOne: try stageOneDone(task, job: job, payload: payload, tensors: tensors, node: node)
+            case TaskKind.finish: try finishDone(task, job: job, payload: payload, tensors: tensors, node: node, session: session)
+            default:
+                task.state = .done
+                try journal.update(task: task)
+            }
+            session?.done += 1
+            metrics.tasksCompleted(node: node).increment()
+        } catch {
+            logger.error("cannot commit a result", metadata: ["task": "\(taskID)", "error": "\(error)"])
+            retry(task, reason: "result not committed: \(error)")
+        }
+        if let session { offer(session) }
+    }
+
+    private func stageOneDone(_ task: TaskRecord, job: JobRecord, payload: String, tensors: [TensorPayload], node: String) throws {
+        let result = try StageOneResult.fromJSON(payload, what: "stage-1 result")
+        var touched: [EditRecord] = []
+        var finishTasks: [TaskRecord] = []
+        for id in task.edits {
+            guard let edit = job.edits[id], edit.state == .pending else { continue }
+            if let reason = result.failures[id] {
+                edit.state = .failed
+                edit.error = reason
+                touched.append(edit)
+                continue
+            }
+            guard let run = result.edits.first(where: { $0.id == id }), let tensor = tensors.first(where: { $0.name == id }) else {
+                throw SubmissionError("stage-1 result lacks edit \(id)")
+            }
+            guard tensor.shape.first == edit.prompts else { throw SubmissionError("stage-1 output of \(id) has shape \(tensor.shape)") }
+            try store.save(tensor, job: job.id, edit: id, name: "stage1")
+            edit.stageOne = .init(worker: node, model: run.model, mode: run.mode, seconds: run.seconds, steps: run.steps,
+                                  guidance: run.guidance, height: run.height, width: run.width)
+            edit.state = .finishing
+            touched.append(edit)
+            for index in 0..<edit.prompts {
+                finishTasks.append(TaskRecord(id: "\(job.id).\(id).f\(index)", job: job.id, kind: TaskKind.finish, edits: [id],
+                                              image: index, model: edit.model))
+            }
+        }
+        task.state = .done
+        try journal.stageOneDone(task: task, edits: touched, finishTasks: finishTasks)
+        for finish in finishTasks { tasks[finish.id] = finish; enqueue(finish) }
+        for edit in touched where edit.state == .failed { editEnded(edit, in: job) }
+    }
+
+    private func finishDone(_ task: TaskRecord, job: JobRecord, payload: String, tensors: [TensorPayload], node: String, session: WorkerSession?) throws {
+        guard let edit = job.edits[task.edits[0]], edit.state == .finishing else {
+            task.state = .done
+            try journal.update(task: task)
+            return
+        }
+        let timing = try FinishResult.fromJSON(payload, what: "finish result")
+        guard let image = tensors.first(where: { $0.name == "image" }) else { throw SubmissionError("finish result without an image") }
+        try store.save(image, job: job.id, edit: edit.id, name: "image-\(task.image)")
+        edit.images[task.image] = (node, timing.seconds)
+        task.state = .done
+        try journal.imageDone(task: task, edit: edit, worker: node, seconds: timing.seconds)
+        session?.noteImages(1, at: Date())
+        metrics.imagesCompleted(node: node).increment()
+        if edit.images.count == edit.prompts { complete(edit, in: job) }
+    }
+
+    /// Every image of the edit is in: write its outputs, then record it finished.
+    private func complete(_ edit: EditRecord, in job: JobRecord) {
+        do {
+            _ = try store.writeOutputs(job: job, edit: edit)
+            edit.state = .finished
+            edit.finishedAt = Date()
+            try journal.update(edit: edit)
+            store.removeBlobs(job: job.id, edit: edit.id)
+        } catch {
+            edit.state = .failed
+            edit.error = "cannot write the outputs: \(error)"
+            try? journal.update(edit: edit)
+            logger.error("cannot write outputs", metadata: ["edit": "\(edit.id)", "error": "\(error)"])
+        }
+        editEnded(edit, in: job)
+    }
+
+    private func editEnded(_ edit: EditRecord, in job: JobRecord) {
+        if edit.state == .failed { metrics.editsFailed.increment() } else { metrics.editsFinished.increment() }
+        manifestsDue.insert(job.id)
+        if job.isComplete {
+            writeManifest(job.id)
+            logger.info("job complete", metadata: ["job": "\(job.id)", "finished": "\(job.finishedCount)", "failed": "\(job.failedCount)"])
+        }
+        notifyWatchers(job)
+    }
+
+    func failed(_ sessionID: String, taskID: String, retryable: Bool, reason: String) {
+        let session = workers[sessionID]
+        session?.tasks.remove(taskID)
+        session?.failed += 1
+        guard let task = tasks[taskID], task.state == .leased || task.state == .queued else { return }
+        metrics.taskFailures.increment()
+        if retryable { retry(task, reason: reason) } else { fail(task, reason: reason) }
+        if let session { offer(session) }
+    }
+
+    /// Back to the queue, or failed once out of attempts.
+    private func retry(_ task: TaskRecord, reason: String) {
+        task.lastError = reason
+        if task.attempts >= settings.maximumAttempts {
+            fail(task, reason: "failed \(task.attempts) times; last: \(reason)")
+        } else {
+            logger.info("task queued again", metadata: ["task": "\(task.id)", "attempts": "\(task.attempts)", "reason": "\(reason)"])
+            enqueue(task)
+            try? journal.update(task: task)
+        }
+    }
+
+    private func fail(_ task: TaskRecord, reason: String) {
+        task.state = .failed
+        task.lastError = reason
+        guard let job = jobs[task.job] else { return }
+        let edits = task.edits.compactMap { job.edits[$0] }.filter { $0.state == .pending || $0.state == .finishing }
+        for edit in edits {
+            edit.state = .failed
+            edit.error = reason
+        }
+        try? journal.update(task: task, edits: edits)
+        logger.warning("task failed", metadata: ["task": "\(task.id)", "reason": "\(reason)"])
+        for edit in edits { editEnded(edit, in: job) }
+    }
+
+    // MARK: - Liveness
+
+    func heartbeat(_ sessionID: String, taskIDs: [String]) {
+        guard let session = workers[sessionID] else { return }
+        let now = Date()
+        session.lastHeard = now
+        for id in taskIDs where tasks[id]?.worker == sessionID { tasks[id]?.leaseExpiry = now.addingTimeInterval(settings.leaseDuration) }
+    }
+
+    func progress(_ sessionID: String, taskID: String, step: Int, total: Int) {
+        guard let session = workers[sessionID] else { return }
+        let now = Date()
+        session.lastHeard = now
+        session.noteSteps(1, at: now)
+        metrics.unetSteps(node: session.nodeID).increment()
+        if let task = tasks[taskID], task.worker == sessionID {
+            task.leaseExpiry = now.addingTimeInterval(settings.leaseDuration)
+            task.progress = (step, total)
+        }
+    }
+
+    func draining(_ sessionID: String) {
+        workers[sessionID]?.draining = true
+        idle.removeAll { $0 == sessionID }
+    }
+
+    /// Expired leases go back to the queue.
+    func checkLeases() {
+        let now = Date()
+        for task in tasks.values where task.state == .leased {
+            guard let expiry = task.leaseExpiry, expiry < now else { continue }
+            metrics.leasesLost.increment()
+            if let worker = task.worker { workers[worker]?.tasks.remove(task.id) }
+            retry(task, reason: "lease expired on \(task.worker.flatMap { workers[$0]?.nodeID } ?? "a lost worker")")
+        }
+    }
+
+    /// Rewrites the manifests of jobs that changed.
+    func flushManifests() {
+        for id in manifestsDue { writeManifest(id) }
+    }
+
+    private func writeManifest(_ jobID: String) {
+        manifestsDue.remove(jobID)
+        guard let job = jobs[jobID] else { return }
+        do { try store.writeManifest(job) } catch {
+            logger.error("cannot write the manifest", metadata: ["job": "\(jobID)", "error": "\(error)"])
+            manifestsDue.insert(jobID)
+        }
+    }
+
+    // MARK: - Reports
+
+    func jobStatus(_ job: JobRecord) -> JobStatus {
+        let running = job.edits.values.filter { $0.state == .pending || $0.state == .finishing }.count
+        let state = !job.isComplete ? "running" : job.failedCount == 0 ? "completed" : "completed-with-failures"
+        return JobStatus(id: job.id, output: job.output.path, edits: job.edits.count, finished: job.finishedCount,
+                         failed: job.failedCount, running: running, state: state)
+    }
+
+    func progressReport(_ jobID: String) -> JobProgressReport? {
+        guard let job = jobs[jobID] else { return nil }
+        var failures: [String: String] = [:]
+        for edit in job.edits.values where edit.state == .failed { failures[edit.id] = edit.error ?? "failed" }
+        return JobProgressReport(job: jobStatus(job), failures: failures)
+    }
+
+    func watch(_ jobID: String, channel: Channel) -> Bool {
+        guard let job = jobs[jobID] else { return false }
+        watchers[jobID, default: []].append(channel)
+        channel.closeFuture.whenComplete { [weak self] _ in
+            self?.loop.execute { self?.watchers[jobID]?.removeAll { $0 === channel } }
+        }
+        send(job, to: channel)
+        return true
+    }
+
+    private func notifyWatchers(_ job: JobRecord) {
+        for channel in watchers[job.id] ?? [] { send(job, to: channel) }
+    }
+
+    private func send(_ job: JobRecord, to channel: Channel) {
+        guard let report = progressReport(job.id), let text = try? report.jsonText() else { return }
+        channel.writeAndFlush(WireMessage.jobProgress(jobID: job.id, report: text), promise: nil)
+    }
+
+    func status() -> ClusterStatus {
+        let now = Date()
+        let nodes = workers.values.sorted { $0.nodeID < $1.nodeID }.map { session -> NodeStatus in
+            let task = session.tasks.first.flatMap { tasks[$0] }
+            let state = session.draining ? "draining" : session.tasks.isEmpty ? "idle" : "busy"
+            var taskText: String?
+            if let task {
+                taskText = task.id + (task.progress.map { " \($0.step)/\($0.total)" } ?? "")
+            }
+            return NodeStatus(id: session.nodeID, host: session.host, state: state, task: taskText,
+                              stepsPerSecond: session.stepsPerSecond(at: now), imagesPerMinute: session.imagesPerMinute(at: now),
+                              done: session.done, failed: session.failed, lastHeard: now.timeIntervalSince(session.lastHeard),
+                              models: session.models.sorted())
+        }
+        let leased = tasks.values.filter { $0.state == .leased }.count
+        return ClusterStatus(nodes: nodes, jobs: jobOrder.suffix(20).compactMap { jobs[$0].map(jobStatus) },
+                             queuedTasks: queuedCount, leasedTasks: leased)
+    }
+}

@@ -1,0 +1,85 @@
+import Engine
+import Foundation
+import Imaging
+import Wire
+
+/// A task the worker could not do, and whether another attempt (elsewhere) could succeed.
+struct TaskFailure: Error {
+    let reason: String
+    let retryable: Bool
+}
+
+/// Runs the coordinator's tasks with the Engine, exactly as `ptp edit` would on one machine.
+struct TaskRunner: Sendable {
+    /// Loaded models by every key a spec may name them with.
+    let models: [String: DiffusionModel]
+    let lowMemory: Bool
+
+    /// Runs one task; `progress` gets (step, total) during denoising.
+    func run(kind: String, payload: String, tensors: [TensorPayload], progress: @escaping (Int, Int) -> Void) throws -> (String, [TensorPayload]) {
+        switch kind {
+        case TaskKind.stageOne:
+            return try stageOne(try StageOnePayload.fromJSON(payload, what: "stage-1 payload"), progress: progress)
+        case TaskKind.finish:
+            return try finish(try FinishPayload.fromJSON(payload, what: "finish payload"), tensors: tensors)
+        case TaskKind.noop:
+            return ("{}", [])
+        default:
+            throw TaskFailure(reason: "unknown task kind '\(kind)'", retryable: false)
+        }
+    }
+
+    func spec(_ text: String) throws -> EditSpec {
+        do { return try EditSpec(json: try JSONValue.parse(Data(text.utf8))) } catch {
+            throw TaskFailure(reason: "\(error)", retryable: false)
+        }
+    }
+
+    func model(for spec: EditSpec) throws -> DiffusionModel {
+        let key = spec.model ?? "default"
+        guard let model = models[key] else {
+            throw TaskFailure(reason: "model '\(key)' is not loaded on this worker", retryable: true)
+        }
+        return model
+    }
+
+    /// Each edit in turn; an edit that cannot run (a validation error) fails alone.
+    func stageOne(_ payload: StageOnePayload, progress: @escaping (Int, Int) -> Void) throws -> (String, [TensorPayload]) {
+        var runs: [StageOneResult.Edit] = []
+        var failures: [String: String] = [:]
+        var tensors: [TensorPayload] = []
+        for text in payload.edits {
+            let spec = try self.spec(text)
+            let model = try model(for: spec)
+            do {
+                let stage = try PromptToPromptEditor(model: model).runStageOne(spec, lowMemory: lowMemory, progress: progress)
+                tensors.append(TensorPayload(name: spec.id, tensor: stage.output))
+                let s = stage.settings
+                runs.append(.init(id: spec.id, model: model.identifier, mode: spec.resolvedMode.rawValue, seconds: stage.seconds,
+                                  steps: s.steps, guidance: Double(s.guidance), height: s.height, width: s.width))
+            } catch let error as EditError {
+                failures[spec.id] = "\(error)"
+            } catch let error as SamplingError {
+                failures[spec.id] = "\(error)"
+            } catch let error as PromptTooLongError {
+                failures[spec.id] = "\(error)"
+            }
+        }
+        return (try StageOneResult(edits: runs, failures: failures).jsonText(), tensors)
+    }
+
+    func finish(_ payload: FinishPayload, tensors: [TensorPayload]) throws -> (String, [TensorPayload]) {
+        let spec = try self.spec(payload.spec)
+        let model = try model(for: spec)
+        guard let input = tensors.first(where: { $0.name == "input" }) else {
+            throw TaskFailure(reason: "finish task without its input tensor", retryable: false)
+        }
+        guard payload.index >= 0 && payload.index < spec.prompts.count else {
+            throw TaskFailure(reason: "finish task for image \(payload.index) of \(spec.prompts.count)", retryable: false)
+        }
+        let start = Date()
+        let image = try PromptToPromptEditor(model: model).finishImage(input.tensor, index: payload.index, spec: spec)
+        return (try FinishResult(seconds: Date().timeIntervalSince(start)).jsonText(), [TensorPayload(name: "image", image: image)])
+    }
+}
+

@@ -1,0 +1,265 @@
+import ArgumentParser
+import Coordinator
+import Engine
+import Foundation
+import Logging
+import Wire
+import Worker
+
+/// Options shared by every command that connects or listens.
+struct SecretOptions: ParsableArguments {
+    @Option(help: "File holding the cluster's shared secret (default: the PTP_SECRET environment variable).")
+    var secretFile: String?
+
+    func load() throws -> SharedSecret {
+        do { return try SharedSecret.load(file: secretFile) } catch let error as WireError { throw CommandError(error.reason) }
+    }
+}
+
+func makeLogger(_ label: String, level: Logger.Level = .info) -> Logger {
+    var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
+    logger.logLevel = level
+    return logger
+}
+
+struct CoordinatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run the coordinator: job intake, scheduling, leases, journal, results and metrics.")
+
+    @Option(help: "Port for workers and clients.")
+    var port: Int
+
+    @Option(help: "Address to listen on.")
+    var host: String = "0.0.0.0"
+
+    @Option(help: "Port of the Prometheus metrics endpoint (GET /metrics).")
+    var metricsPort: Int?
+
+    @Option(help: "Folder for the journal and intermediate results (a restart resumes from it).")
+    var state: String
+
+    @Option(help: "Seconds a task may go without a heartbeat before it is given to another worker.")
+    var lease: Double = 60
+
+    @Option(help: "Attempts before a task fails.")
+    var attempts: Int = 3
+
+    @Option(help: "Edits are packed into one stage-1 task while their prompts total at most this.")
+    var packPrompts: Int = 4
+
+    @OptionGroup var secret: SecretOptions
+
+    func run() throws {
+        guard lease > 0 else { throw ValidationError("--lease must be positive") }
+        guard attempts >= 1 else { throw ValidationError("--attempts must be at least 1") }
+        var settings = SchedulerSettings()
+        settings.leaseDuration = lease
+        settings.maximumAttempts = attempts
+        settings.packPrompts = max(1, packPrompts)
+        let server = CoordinatorServer(configuration: CoordinatorConfiguration(
+            host: host, port: port, metricsPort: metricsPort, stateDirectory: URL(fileURLWithPath: state),
+            secret: try secret.load(), scheduler: settings), logger: makeLogger("ptp.coordinator"))
+        try server.run()
+    }
+}
+
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run a worker: load the models once, take tasks from the coordinator, run the Prompt-to-Prompt sampler.")
+
+    @Option(help: "The coordinator, HOST:PORT.")
+    var coordinator: String
+
+    @Option(help: "Compute threads (default: all cores).")
+    var threads: Int?
+
+    @Option(name: .customLong("model"), help: "A model directory to serve, named in edit specs by this path (repeatable). The embedded model is always served as \"default\" when found.")
+    var models: [String] = []
+
+    @Option(help: "This node's name (default: host name and process id).")
+    var nodeID: String?
+
+    @Flag(help: "Run the two guidance halves as separate UNet calls (less memory).")
+    var lowMemory = false
+
+    @OptionGroup var secret: SecretOptions
+
+    func run() throws {
+        let threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        let (host, port) = try ClusterClient.parse(coordinator)
+        var directories: [String: URL] = [:]
+        if let embedded = ModelLocation.defaultModel() { directories["default"] = embedded }
+        for path in models { directories[path] = URL(fileURLWithPath: path) }
+        guard !directories.isEmpty else {
+            throw CommandError("--model: no model to serve (the embedded model was not found); pass --model DIR")
+        }
+        let logger = makeLogger("ptp.worker")
+        let node = try WorkerNode(configuration: WorkerConfiguration(
+            host: host, port: port, secret: try secret.load(), nodeID: nodeID ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())",
+            threads: threads, models: directories, lowMemory: lowMemory), logger: logger)
+        try node.run()
+    }
+}
+
+struct Submit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Submit a batch of edits (JSON Lines, one edit per line) and wait until every result is written.",
+        discussion: """
+            Results land in OUTPUT/<edit id>/source.png, target-1.png..., grid.png, with OUTPUT/manifest.jsonl \
+            holding one line per edit. OUTPUT is written by the coordinator: give a path it can reach (its own \
+            disk, or storage shared with it). Exits 0 only if every edit succeeded.
+            """)
+
+    @Argument(help: "The batch: one JSON edit spec per line.")
+    var file: String
+
+    @Option(help: "The coordinator, HOST:PORT.")
+    var coordinator: String
+
+    @Option(help: "Output folder (made absolute; must be reachable by the coordinator).")
+    var output: String
+
+    @Flag(help: "Return as soon as the job is accepted.")
+    var detach = false
+
+    @OptionGroup var secret: SecretOptions
+
+    /// The batch, each line checked as an edit spec (errors name the line and the field).
+    func edits() throws -> String {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw CommandError("cannot read \(file)") }
+        var specs: [JSONValue] = []
+        var ids = Set<String>()
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty, !trimmed.hasPrefix("#") else { continue }
+            do {
+                let spec = try EditSpec(json: try JSONValue.parse(Data(trimmed.utf8)))
+                guard ids.insert(spec.id).inserted else { throw EditError(field: "id", problem: "'\(spec.id)' is used twice", fix: "give every edit its own id") }
+                specs.append(spec.json)
+            } catch let error as EditError {
+                throw CommandError("\(file):\(number + 1): \(error)")
+            } catch {
+                throw CommandError("\(file):\(number + 1): not a JSON object (\(error))")
+            }
+        }
+        guard !specs.isEmpty else { throw CommandError("\(file) holds no edits") }
+        return String(decoding: try JSONEncoder.wire.encode(JSONValue.array(specs)), as: UTF8.self)
+    }
+
+    func run() throws {
+        let edits = try edits()
+        let output = URL(fileURLWithPath: output).standardizedFileURL.path
+        let secret = try secret.load()
+        let client = try ClusterClient(address: coordinator, secret: secret, role: .client)
+        try client.connect()
+        try client.send(.submit(outputDirectory: output, edits: edits))
+        var jobID = ""
+        switch try client.next(timeout: 60) {
+        case .accepted(let id, let count)?:
+            jobID = id
+            note("job \(id) accepted: \(count) edits; results in \(output)")
+        case .error(_, let reason)?:
+            throw CommandError("the coordinator refused the job: \(reason)")
+        default:
+            throw CommandError("no answer from the coordinator")
+        }
+        if detach {
+            print(jobID)
+            return
+        }
+        let report = try watch(jobID, client: client, secret: secret)
+        for (id, reason) in report.failures.sorted(by: { $0.key < $1.key }) { note("edit \(id) failed: \(reason)") }
+        note("job \(jobID): \(report.job.finished) finished, \(report.job.failed) failed, manifest \(output)/manifest.jsonl")
+        print(jobID)
+        if report.job.failed > 0 { throw ExitCode(1) }
+    }
+
+    /// Follows the job to its end, reconnecting if the coordinator restarts.
+    func watch(_ jobID: String, client: ClusterClient, secret: SharedSecret) throws -> JobProgressReport {
+        let bar = ProgressBar("job \(jobID)")
+        var client = client
+        var delay = 0.5
+        while true {
+            do {
+                try client.send(.watch(jobID: jobID))
+                while true {
+                    guard let message = try client.next(timeout: 30) else { continue }
+                    switch message {
+                    case .jobProgress(_, let text):
+                        let report = try JobProgressReport.fromJSON(text, what: "job progress")
+                        bar.update(report.job.finished + report.job.failed, of: report.job.edits)
+                        if report.job.state != "running" { return report }
+                    case .error(_, let reason):
+                        throw CommandError("the coordinator: \(reason)")
+                    default:
+                        continue
+                    }
+                }
+            } catch let error as CommandError where error.description.contains("closed") || error.description.contains("not connected") {
+                note("lost the coordinator; reconnecting in \(delay) s")
+                Thread.sleep(forTimeInterval: delay)
+                delay = min(delay * 2, 10)
+                client = try ClusterClient(address: coordinator, secret: secret, role: .client)
+                do { try client.connect() } catch { note("reconnect failed: \(error)") }
+            }
+        }
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show each node's state and throughput, and each job's progress.")
+
+    @Option(help: "The coordinator, HOST:PORT.")
+    var coordinator: String
+
+    @Flag(help: "Print once and exit (default: refresh every second).")
+    var once = false
+
+    @Flag(help: "Print the raw JSON report.")
+    var json = false
+
+    @OptionGroup var secret: SecretOptions
+
+    func run() throws {
+        let client = try ClusterClient(address: coordinator, secret: try secret.load(), role: .monitor)
+        try client.connect()
+        let interactive = isatty(STDOUT_FILENO) != 0 && !once
+        repeat {
+            try client.send(.statusRequest)
+            guard case .statusReport(let text)? = try client.next(timeout: 10) else { throw CommandError("no status report") }
+            if json {
+                print(text)
+            } else {
+                let status = try ClusterStatus.fromJSON(text, what: "status report")
+                if interactive { print("\u{1B}[2J\u{1B}[H", terminator: "") }
+                print(StatusTable.render(status))
+            }
+            if !once { Thread.sleep(forTimeInterval: 1) }
+        } while !once
+    }
+}
+
+/// The text of `ptp status`.
+enum StatusTable {
+    static func render(_ status: ClusterStatus) -> String {
+        func pad(_ text: String, _ width: Int) -> String { text.count >= width ? String(text.prefix(width)) : text + String(repeating: " ", count: width - text.count) }
+        var lines = ["NODE                 STATE     TASK                        STEPS/S  IMAGES/MIN  DONE  FAILED  LAST HEARD"]
+        for node in status.nodes {
+            lines.append(pad(node.id, 21) + pad(node.state, 10) + pad(node.task ?? "-", 28)
+                + pad(String(format: "%.2f", node.stepsPerSecond), 9) + pad(String(format: "%.1f", node.imagesPerMinute), 12)
+                + pad(String(node.done), 6) + pad(String(node.failed), 8) + String(format: "%.0f s ago", node.lastHeard))
+        }
+        if status.nodes.isEmpty { lines.append("(no workers connected)") }
+        lines.append("")
+        lines.append("queued tasks: \(status.queuedTasks), running: \(status.leasedTasks)")
+        lines.append("JOB        STATE                    FINISHED  FAILED  RUNNING  TOTAL  OUTPUT")
+        for job in status.jobs {
+            lines.append(pad(job.id, 11) + pad(job.state, 25) + pad(String(job.finished), 10) + pad(String(job.failed), 8)
+                + pad(String(job.running), 9) + pad(String(job.edits), 7) + job.output)
+        }
+        return lines.joined(separator: "\n")
+    }
+}
