@@ -80,6 +80,11 @@ let package = Package(
             ]),
 
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Imaging"]),
+        .testTarget(name: "ClusterTests", dependencies: [
+            "ptp", "Wire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(name: "WireTests", dependencies: [
             "Wire",
             .product(name: "NIOCore", package: "swift-nio"),

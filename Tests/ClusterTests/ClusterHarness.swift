@@ -1,0 +1,189 @@
+import Foundation
+import Testing
+
+/// Runs `ptp` coordinators, workers and clients as separate processes for the integration tests,
+/// as separate hosts in network namespaces when the machine allows it (root with iproute2,
+/// through cluster/netns-harness), else on loopback.
+final class ClusterHarness: @unchecked Sendable {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let model = root.appendingPathComponent("Tests/Fixtures/reference/p2p-sd").path
+
+    /// The ptp executable built with the tests.
+    static let ptp: URL = {
+        var folder = Bundle.main.bundleURL
+        for _ in 0..<4 {
+            let candidate = folder.appendingPathComponent("ptp")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            folder = folder.deletingLastPathComponent()
+        }
+        return root.appendingPathComponent(".build/release/ptp")
+    }()
+
+    let directory: URL
+    let secretFile: URL
+    let port: Int
+    let tag: String
+    let namespaces: Bool
+    private var processes: [String: Process] = [:]
+    private var nodes: [String] = []
+
+    /// A fresh cluster folder; `hosts` names the nodes to place in namespaces ("coordinator" first).
+    init(name: String, hosts: [String] = [], useNamespaces: Bool = false) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-cluster-\(name)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        secretFile = directory.appendingPathComponent("secret")
+        try Data("integration-test-secret-\(UUID().uuidString)".utf8).write(to: secretFile)
+        port = Int.random(in: 20000...45000)
+        tag = "pt" + String(UUID().uuidString.prefix(4)).lowercased()
+        var namespaced = false
+        if useNamespaces && getuid() == 0 && FileManager.default.fileExists(atPath: "/usr/sbin/ip") && !hosts.isEmpty {
+            namespaced = Self.run(["cluster/netns-harness", "up"] + hosts, environment: ["PTP_NETNS_TAG": tag]).status == 0
+            if namespaced { nodes = hosts }
+        }
+        namespaces = namespaced
+    }
+
+    deinit { stopAll() }
+
+    /// The address workers and clients use to reach the coordinator.
+    var coordinatorAddress: String {
+        if namespaces, let address = Self.run(["cluster/netns-harness", "address", "coordinator"], environment: ["PTP_NETNS_TAG": tag]).output
+            .split(separator: "\n").first { return "\(address):\(port)" }
+        return "127.0.0.1:\(port)"
+    }
+
+    @discardableResult
+    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 600) -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        process.currentDirectoryURL = root
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        // Output goes to a file (a pipe could fill up and stall the child).
+        let capture = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-run-\(UUID().uuidString)")
+        FileManager.default.createFile(atPath: capture.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: capture) }
+        guard let handle = try? FileHandle(forWritingTo: capture) else { return (-1, "cannot capture output") }
+        process.standardOutput = handle
+        process.standardError = handle
+        do { try process.run() } catch { return (-1, "\(error)") }
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        try? handle.close()
+        let data = (try? Data(contentsOf: capture)) ?? Data()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Starts `ptp ARGUMENTS` in the background (inside `host`'s namespace when there is one).
+    @discardableResult
+    func start(_ name: String, host: String? = nil, _ arguments: [String]) throws -> Process {
+        let process = Process()
+        let log = directory.appendingPathComponent("\(name).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        if namespaces, let host, nodes.contains(host) {
+            process.executableURL = Self.root.appendingPathComponent("cluster/netns-harness")
+            process.arguments = ["exec", host, Self.ptp.path] + arguments
+            process.environment = ProcessInfo.processInfo.environment.merging(["PTP_NETNS_TAG": tag]) { $1 }
+        } else {
+            process.executableURL = Self.ptp
+            process.arguments = arguments
+        }
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        processes[name] = process
+        return process
+    }
+
+    func startCoordinator(_ extra: [String] = []) throws {
+        try start("coordinator", host: "coordinator", ["coordinator", "--port", String(port), "--state", directory.appendingPathComponent("state").path,
+                                                       "--secret-file", secretFile.path] + extra)
+        try waitForCoordinator()
+    }
+
+    func startWorker(_ id: String, threads: Int = 1, extra: [String] = []) throws {
+        try start(id, host: id, ["worker", "--coordinator", coordinatorAddress, "--threads", String(threads), "--node-id", id,
+                                 "--model", Self.model, "--secret-file", secretFile.path] + extra)
+    }
+
+    /// Waits until the coordinator answers a status request.
+    func waitForCoordinator(timeout: TimeInterval = 30) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if status().status == 0 { return }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        throw HarnessError("the coordinator did not start: \(log("coordinator"))")
+    }
+
+    func status() -> (status: Int32, output: String) {
+        Self.run([Self.ptp.path, "status", "--coordinator", coordinatorAddress, "--once", "--json", "--secret-file", secretFile.path], timeout: 10)
+    }
+
+    /// Waits until every worker in `ids` is connected.
+    func waitForWorkers(_ ids: [String], timeout: TimeInterval = 60) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let report = status().output
+            if ids.allSatisfy({ report.contains("\"id\":\"\($0)\"") }) { return }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        throw HarnessError("workers \(ids) did not join: \(status().output)")
+    }
+
+    func submit(_ file: URL, output: URL, detach: Bool = false, timeout: TimeInterval = 600) -> (status: Int32, output: String) {
+        Self.run([Self.ptp.path, "submit", file.path, "--coordinator", coordinatorAddress, "--output", output.path,
+                  "--secret-file", secretFile.path] + (detach ? ["--detach"] : []), timeout: timeout)
+    }
+
+    func kill(_ name: String, signal: Int32 = SIGKILL) {
+        // In a namespace the harness execs ptp in place, so the pid is ptp's either way.
+        guard let process = processes[name] else { return }
+        Foundation.kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+    }
+
+    func log(_ name: String) -> String {
+        (try? String(contentsOf: directory.appendingPathComponent("\(name).log"), encoding: .utf8)) ?? ""
+    }
+
+    func stopAll() {
+        for (_, process) in processes where process.isRunning {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        processes.removeAll()
+        if namespaces {
+            Self.run(["pkill", "-9", "-f", secretFile.path])
+            Self.run(["cluster/netns-harness", "down"], environment: ["PTP_NETNS_TAG": tag])
+        }
+    }
+
+    /// Writes a batch of edits of the fixture model.
+    func batch(_ name: String, count: Int, steps: Int = 4, size: Int = 128) throws -> URL {
+        let colours = ["red", "green", "blue", "yellow", "purple", "orange", "white", "black"]
+        let lines = (0..<count).map { i -> String in
+            let a = colours[i % colours.count], b = colours[(i + 3) % colours.count]
+            let targets = i % 3 == 2 ? "[\"a \(b) circle on a blue background\", \"a \(a) square on a blue background\"]" : "[\"a \(b) circle on a blue background\"]"
+            return "{\"id\": \"edit-\(i)\", \"source\": \"a \(a) circle on a blue background\", \"targets\": \(targets), \"seed\": \(i), \"steps\": \(steps), \"height\": \(size), \"width\": \(size), \"model\": \"\(Self.model)\"}"
+        }
+        let url = directory.appendingPathComponent("\(name).jsonl")
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: url)
+        return url
+    }
+
+    /// The manifest's lines as objects.
+    static func manifest(_ output: URL) -> [[String: Any]] {
+        guard let text = try? String(contentsOf: output.appendingPathComponent("manifest.jsonl"), encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

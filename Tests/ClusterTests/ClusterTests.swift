@@ -1,0 +1,261 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+import Wire
+
+/// End-to-end tests of the distributed renderer: real coordinator and worker processes, the
+/// fixture model at few steps, each test bounded in time.
+@Suite("cluster", .serialized)
+struct ClusterTests {
+    /// The outputs of every edit of a batch, checked against single-machine `ptp edit`.
+    func expectIdenticalToSingleMachine(_ batch: URL, output: URL, harness: ClusterHarness) throws {
+        let lines = try String(contentsOf: batch, encoding: .utf8).split(separator: "\n")
+        for line in lines {
+            let spec = harness.directory.appendingPathComponent("spec.json")
+            try Data(line.utf8).write(to: spec)
+            let id = (try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["id"] as? String ?? ""
+            let single = harness.directory.appendingPathComponent("single").appendingPathComponent(id)
+            let run = ClusterHarness.run([ClusterHarness.ptp.path, "edit", "--spec", spec.path, "--output", single.path], timeout: 300)
+            #expect(run.status == 0, "ptp edit failed: \(run.output)")
+            for name in try FileManager.default.contentsOfDirectory(atPath: single.path) {
+                let a = try Data(contentsOf: single.appendingPathComponent(name))
+                let b = try Data(contentsOf: output.appendingPathComponent(id).appendingPathComponent(name))
+                #expect(a == b, "\(id)/\(name) differs from single-machine ptp edit")
+            }
+        }
+    }
+
+    func expectComplete(_ output: URL, edits: Int, sourceLocation: SourceLocation = #_sourceLocation) {
+        let manifest = ClusterHarness.manifest(output)
+        let ids = manifest.compactMap { $0["id"] as? String }
+        #expect(ids.count == edits, "manifest has \(ids.count) lines for \(edits) edits", sourceLocation: sourceLocation)
+        #expect(Set(ids).count == ids.count, "duplicate manifest lines", sourceLocation: sourceLocation)
+        #expect(manifest.allSatisfy { $0["status"] as? String == "ok" }, "failed edits: \(manifest.filter { $0["status"] as? String != "ok" })",
+                sourceLocation: sourceLocation)
+        for line in manifest {
+            for image in (line["images"] as? [String] ?? []) + [line["grid"] as? String ?? "missing"] {
+                #expect(FileManager.default.fileExists(atPath: output.appendingPathComponent(image).path), "\(image) missing", sourceLocation: sourceLocation)
+            }
+        }
+    }
+
+    @Test("a batch of 24 edits over 2 workers, as separate hosts, is bit-identical to ptp edit", .timeLimit(.minutes(10)))
+    func batchOverTwoWorkers() throws {
+        let harness = try ClusterHarness(name: "batch", hosts: ["coordinator", "w1", "w2"], useNamespaces: true)
+        defer { harness.stopAll() }
+        try harness.startCoordinator()
+        try harness.startWorker("w1")
+        try harness.startWorker("w2")
+        try harness.waitForWorkers(["w1", "w2"])
+        let batch = try harness.batch("batch", count: 24)
+        let output = harness.directory.appendingPathComponent("out")
+        let submitted = harness.submit(batch, output: output)
+        #expect(submitted.status == 0, "\(submitted.output)")
+        expectComplete(output, edits: 24)
+        // Both workers did stage-1 work.
+        let workers = Set(ClusterHarness.manifest(output).compactMap { ($0["workers"] as? [String: Any])?["stage1"] as? String })
+        #expect(workers == ["w1", "w2"], "stage 1 ran on \(workers)")
+        print("[cluster] 24 edits over 2 workers in namespaces: \(harness.namespaces)")
+        try expectIdenticalToSingleMachine(batch, output: output, harness: harness)
+    }
+
+    @Test("kill -9 of a worker mid-task: the job completes, nothing missing or duplicated", .timeLimit(.minutes(10)))
+    func workerKilled() throws {
+        let harness = try ClusterHarness(name: "kill-worker")
+        defer { harness.stopAll() }
+        try harness.startCoordinator(["--lease", "10"])
+        try harness.startWorker("w1")
+        try harness.startWorker("w2")
+        try harness.waitForWorkers(["w1", "w2"])
+        // Long enough stage-1 tasks to be caught in the middle.
+        let batch = try harness.batch("batch", count: 4, steps: 30, size: 192)
+        let output = harness.directory.appendingPathComponent("out")
+        #expect(harness.submit(batch, output: output, detach: true).status == 0)
+        let deadline = Date().addingTimeInterval(120)
+        var busy = false
+        while Date() < deadline && !busy {
+            busy = harness.status().output.contains("\"id\":\"w1\"") && harness.status().output.range(of: #""id":"w1"[^}]*"state":"busy""#, options: .regularExpression) != nil
+            if !busy { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        #expect(busy, "w1 never got a task")
+        harness.kill("w1")
+        // w2 finishes the job, including the task w1 was running.
+        let end = Date().addingTimeInterval(300)
+        while Date() < end && ClusterHarness.manifest(output).count < 4 { Thread.sleep(forTimeInterval: 0.5) }
+        expectComplete(output, edits: 4)
+        #expect(harness.log("coordinator").contains("worker left"))
+    }
+
+    @Test("the coordinator killed mid-job and restarted finishes the job from its journal", .timeLimit(.minutes(10)))
+    func coordinatorRestarted() throws {
+        let harness = try ClusterHarness(name: "restart")
+        defer { harness.stopAll() }
+        try harness.startCoordinator()
+        try harness.startWorker("w1", extra: [])
+        try harness.waitForWorkers(["w1"])
+        let batch = try harness.batch("batch", count: 6, steps: 30, size: 192)
+        let output = harness.directory.appendingPathComponent("out")
+        #expect(harness.submit(batch, output: output, detach: true).status == 0)
+        // Let some edits finish, then kill the coordinator while others are under way.
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline && ClusterHarness.manifest(output).count < 1 { Thread.sleep(forTimeInterval: 0.1) }
+        let before = ClusterHarness.manifest(output).count
+        #expect(before >= 1 && before < 6, "\(before) edits finished before the kill")
+        harness.kill("coordinator")
+        try harness.start("coordinator-2", host: "coordinator", ["coordinator", "--port", String(harness.port), "--state",
+                                                                  harness.directory.appendingPathComponent("state").path,
+                                                                  "--secret-file", harness.secretFile.path])
+        try harness.waitForCoordinator()
+        let end = Date().addingTimeInterval(300)
+        while Date() < end && ClusterHarness.manifest(output).count < 6 { Thread.sleep(forTimeInterval: 0.5) }
+        expectComplete(output, edits: 6)
+        #expect(harness.log("coordinator-2").contains("resumed from the journal"))
+        try expectIdenticalToSingleMachine(batch, output: output, harness: harness)
+    }
+
+    @Test("wrong secret, wrong version, malformed and oversized frames and a zstd bomb are refused; the rest keeps working",
+          .timeLimit(.minutes(10)))
+    func hostilePeers() throws {
+        let harness = try ClusterHarness(name: "hostile")
+        defer { harness.stopAll() }
+        try harness.startCoordinator()
+        try harness.startWorker("w1")
+        try harness.waitForWorkers(["w1"])
+        let address = harness.coordinatorAddress
+        let secret = try SharedSecret.load(file: harness.secretFile.path)
+
+        // A client with the wrong secret.
+        let wrong = harness.directory.appendingPathComponent("wrong-secret")
+        try Data("a different secret entirely!".utf8).write(to: wrong)
+        let refused = ClusterHarness.run([ClusterHarness.ptp.path, "status", "--coordinator", address, "--once", "--secret-file", wrong.path], timeout: 20)
+        #expect(refused.status != 0 && refused.output.contains("wrong cluster secret"), "\(refused.output)")
+
+        let raw = try RawPeer(address: address)
+        defer { raw.close() }
+        // Wrong protocol version.
+        #expect(try raw.exchange(frames: [try RawPeer.frame(.hello(version: 99, role: .worker, nodeID: "old", capabilities: "{}"))])
+            == .error(code: WireError.Code.badVersion.rawValue, reason: "protocol version 99; this coordinator speaks \(WireProtocol.version)"))
+        // A malformed frame (unknown message type).
+        var malformed = ByteBuffer()
+        malformed.writeInteger(UInt32(1))
+        malformed.writeInteger(UInt8(99))
+        let unknown = try RawPeer(address: address).exchange(frames: [malformed])
+        if case .error(let code, _)? = unknown { #expect(code == WireError.Code.unknownMessage.rawValue) } else { Issue.record("no error for a malformed frame: \(String(describing: unknown))") }
+        // An oversized frame announced before authentication.
+        var oversized = ByteBuffer()
+        oversized.writeInteger(UInt32(0x7FFF_FFFF))
+        let large = try RawPeer(address: address).exchange(frames: [oversized])
+        if case .error(let code, _)? = large { #expect(code == WireError.Code.frameTooLarge.rawValue) } else { Issue.record("no error for an oversized frame") }
+        // A zstd bomb from an authenticated worker.
+        let bomber = try RawPeer(address: address)
+        try bomber.authenticate(secret: secret, nodeID: "bomber")
+        let bomb = try bomber.exchange(frames: [RawPeer.bombFrame()])
+        if case .error(let code, _)? = bomb { #expect(code == WireError.Code.tensorRejected.rawValue) } else { Issue.record("no error for a zstd bomb: \(String(describing: bomb))") }
+
+        // Every refusal is logged with its reason.
+        let log = harness.log("coordinator")
+        for reason in ["wrong cluster secret", "protocol version 99", "unknown message type", "over the limit", "zstd frame"] {
+            #expect(log.contains(reason), "no log line for \(reason)")
+        }
+        // And the real worker still serves a job.
+        let batch = try harness.batch("after", count: 3)
+        let output = harness.directory.appendingPathComponent("out")
+        #expect(harness.submit(batch, output: output).status == 0)
+        expectComplete(output, edits: 3)
+    }
+}
+
+/// A hand-driven protocol peer for the hostile-input tests.
+final class RawPeer: @unchecked Sendable {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let channel: Channel
+    let inbox = Inbox()
+
+    final class Inbox: @unchecked Sendable {
+        let lock = NSLock()
+        var messages: [WireMessage] = []
+        var closed = false
+    }
+
+    init(address: String) throws {
+        let parts = address.split(separator: ":")
+        let inbox = self.inbox
+        channel = try ClientBootstrap(group: group).channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandlers([
+                    ByteToMessageHandler(WireMessageDecoder(limit: FrameLimit(1 << 20), codec: TensorCodec())),
+                    Collector(inbox: inbox),
+                ])
+            }
+        }.connect(host: String(parts[0]), port: Int(parts[1])!).wait()
+    }
+
+    final class Collector: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = WireMessage
+        let inbox: Inbox
+        init(inbox: Inbox) { self.inbox = inbox }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            inbox.lock.withLock { inbox.messages.append(unwrapInboundIn(data)) }
+        }
+        func channelInactive(context: ChannelHandlerContext) { inbox.lock.withLock { inbox.closed = true } }
+    }
+
+    static func frame(_ message: WireMessage) throws -> ByteBuffer {
+        var buffer = ByteBuffer()
+        try WireMessageEncoder(codec: TensorCodec()).encode(data: message, out: &buffer)
+        return buffer
+    }
+
+    /// A result whose tensor claims 16 bytes but holds a zstd frame of 64 MiB of zeros.
+    static func bombFrame() throws -> ByteBuffer {
+        var body = ByteBuffer()
+        body.writeInteger(UInt8(14))  // result
+        for text in ["t-bomb", "{}"] {
+            body.writeInteger(UInt32(text.utf8.count))
+            body.writeString(text)
+        }
+        body.writeInteger(UInt16(1))
+        let huge = TensorPayload(name: "x", elementType: .uint8, shape: [64 << 20], bytes: [UInt8](repeating: 0, count: 64 << 20))
+        var tensor = ByteBuffer()
+        try TensorCodec(zstdLevel: 19, shuffle: false).encode(huge, into: &tensor)
+        // Rewrite the declared shape and size to 16 bytes; the stored zstd frame still says 64 MiB.
+        let nameLength = 4 + 1
+        tensor.setInteger(UInt32(16), at: nameLength + 2)            // shape[0]
+        tensor.setInteger(UInt64(16), at: nameLength + 2 + 4 + 2)    // raw size
+        body.writeBuffer(&tensor)
+        var frame = ByteBuffer()
+        frame.writeInteger(UInt32(body.readableBytes))
+        frame.writeBuffer(&body)
+        return frame
+    }
+
+    func authenticate(secret: SharedSecret, nodeID: String) throws {
+        try channel.writeAndFlush(try Self.frame(.hello(version: WireProtocol.version, role: .worker, nodeID: nodeID,
+                                                        capabilities: #"{"models":[],"threads":1,"host":"x","version":"t"}"#))).wait()
+        guard case .challenge(let nonce)? = waitMessage() else { throw HarnessError("no challenge") }
+        try channel.writeAndFlush(try Self.frame(.proof(mac: secret.proof(nonce: nonce, version: WireProtocol.version, role: .worker, nodeID: nodeID)))).wait()
+        guard case .welcome? = waitMessage() else { throw HarnessError("not welcomed") }
+    }
+
+    /// Sends raw frames and returns the first message back (nil if the peer just closed).
+    func exchange(frames: [ByteBuffer]) throws -> WireMessage? {
+        for frame in frames { try channel.writeAndFlush(frame).wait() }
+        return waitMessage()
+    }
+
+    func waitMessage(timeout: TimeInterval = 10) -> WireMessage? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let message: WireMessage = inbox.lock.withLock({ inbox.messages.isEmpty ? nil : inbox.messages.removeFirst() }) { return message }
+            if inbox.lock.withLock({ inbox.closed }) { return nil }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        return nil
+    }
+
+    func close() {
+        channel.close(promise: nil)
+        try? group.syncShutdownGracefully()
+    }
+}
