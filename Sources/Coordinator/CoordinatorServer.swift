@@ -100,6 +100,18 @@ public final class CoordinatorServer: @unchecked Sendable {
                                                        "state": "\(configuration.stateDirectory.path)"])
     }
 
+    /// Queues no-op tasks (dispatch benchmarks); returns their job id.
+    public func submitNoopTasks(count: Int, model: String) throws -> String {
+        guard let scheduler else { throw SubmissionError("the coordinator is not started") }
+        return try group.next().submit { try scheduler.submitNoopTasks(count: count, model: model) }.wait()
+    }
+
+    /// Unfinished tasks of a job (dispatch benchmarks).
+    public func unfinishedTasks(job: String) throws -> Int {
+        guard let scheduler else { return 0 }
+        return try group.next().submit { scheduler.unfinishedTasks(prefix: job) }.wait()
+    }
+
     /// Runs until SIGTERM/SIGINT, then shuts down gracefully.
     public func run() throws {
         try start()

@@ -1,4 +1,5 @@
 import DequeModule
+import OrderedCollections
 import Foundation
 import Logging
 import NIOCore
@@ -34,8 +35,9 @@ final class Scheduler {
     /// Ready tasks by model key, oldest first (entries may be stale: checked when taken).
     private var queues: [String: Deque<String>] = [:]
     private var workers: [String: WorkerSession] = [:]
-    /// Workers with credit and nothing they can run yet.
-    private var idle: [String] = []
+    /// Workers with credit and nothing they can run yet, longest idle first (an ordered set:
+    /// membership and removal stay cheap with thousands of workers).
+    private var idle: OrderedSet<String> = []
     private var watchers: [String: [Channel]] = [:]
     private var manifestsDue: Set<String> = []
     private var nextJobNumber: Int
@@ -128,6 +130,22 @@ final class Scheduler {
         return planned
     }
 
+    /// Queues `count` tasks that do nothing, for measuring dispatch capacity: they travel the
+    /// same path as real tasks (queue, credit, lease, result, journal) without model work.
+    func submitNoopTasks(count: Int, model: String) throws -> String {
+        let jobID = "bench-\(nextJobNumber)"
+        nextJobNumber += 1
+        let created = (0..<count).map { TaskRecord(id: "\(jobID).n\($0)", job: jobID, kind: TaskKind.noop, edits: [], image: -1, model: model) }
+        try journal.database.write { db in for task in created { try Journal.insert(task, db) } }
+        for task in created { tasks[task.id] = task; enqueue(task) }
+        return jobID
+    }
+
+    /// Tasks of a job not yet done or failed.
+    func unfinishedTasks(prefix: String) -> Int {
+        tasks.values.lazy.filter { $0.id.hasPrefix(prefix + ".") && ($0.state == .queued || $0.state == .leased) }.count
+    }
+
     // MARK: - Workers
 
     func workerJoined(_ session: WorkerSession) {
@@ -138,7 +156,7 @@ final class Scheduler {
 
     func workerLeft(_ sessionID: String, reason: String) {
         guard let session = workers.removeValue(forKey: sessionID) else { return }
-        idle.removeAll { $0 == sessionID }
+        idle.remove(sessionID)
         for id in session.tasks {
             guard let task = tasks[id], task.state == .leased, task.worker == sessionID else { continue }
             metrics.leasesLost.increment()
@@ -161,9 +179,9 @@ final class Scheduler {
             assign(task, to: session)
         }
         if session.credits > 0 && !session.draining {
-            if !idle.contains(session.sessionID) { idle.append(session.sessionID) }
+            idle.append(session.sessionID)
         } else {
-            idle.removeAll { $0 == session.sessionID }
+            idle.remove(session.sessionID)
         }
     }
 
@@ -234,6 +252,15 @@ final class Scheduler {
         let session = workers[sessionID]
         session?.lastHeard = Date()
         session?.tasks.remove(taskID)
+        if let task = tasks[taskID], task.kind == TaskKind.noop {
+            if task.state == .leased || task.state == .queued {
+                task.state = .done
+                try? journal.update(task: task)
+                session?.done += 1
+            }
+            if let session { offer(session) }
+            return
+        }
         guard let task = tasks[taskID], let job = jobs[task.job] else {
             logger.warning("result for an unknown task ignored", metadata: ["task": "\(taskID)"])
             return
@@ -396,7 +423,7 @@ final class Scheduler {
 
     func draining(_ sessionID: String) {
         workers[sessionID]?.draining = true
-        idle.removeAll { $0 == sessionID }
+        idle.remove(sessionID)
     }
 
     /// Expired leases go back to the queue.

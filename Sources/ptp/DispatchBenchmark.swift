@@ -1,0 +1,97 @@
+import ArgumentParser
+import Coordinator
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Wire
+
+/// Dispatch capacity: an in-process coordinator and simulated workers that answer every task
+/// at once, over real TCP connections on loopback.
+struct DispatchBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dispatch",
+        abstract: "Tasks per second the coordinator dispatches to simulated no-op workers, at several connection counts.")
+
+    @Option(parsing: .upToNextOption, help: "Worker connection counts to measure.")
+    var connections: [Int] = [10, 100, 1000, 2000]
+
+    @Option(help: "Tasks per measurement.")
+    var tasks: Int = 20000
+
+    func run() throws {
+        let secret = SharedSecret(Array("dispatch-benchmark-secret-0123456789".utf8))
+        var logger = Logger(label: "ptp.bench") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = .error
+        print("connections  tasks   seconds  tasks/s")
+        for count in connections {
+            let state = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-dispatch-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: state) }
+            let server = CoordinatorServer(configuration: CoordinatorConfiguration(host: "127.0.0.1", port: 0, metricsPort: nil,
+                                                                                    stateDirectory: state, secret: secret), logger: logger)
+            try server.start()
+            guard let port = server.boundPort else { throw CommandError("no port") }
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            let workers = try (0..<count).map { try SimulatedWorker.connect(group: group, port: port, secret: secret, id: "sim-\($0)") }
+            for worker in workers { try worker.ready.futureResult.wait() }
+            let start = Date()
+            let job = try server.submitNoopTasks(count: tasks, model: "noop")
+            while try server.unfinishedTasks(job: job) > 0 { Thread.sleep(forTimeInterval: 0.01) }
+            let seconds = Date().timeIntervalSince(start)
+            print(String(format: "%11d  %6d  %7.2f  %7.0f", count, tasks, seconds, Double(tasks) / seconds))
+            for worker in workers { worker.channel.close(promise: nil) }
+            try? group.syncShutdownGracefully()
+            server.shutdown()
+        }
+    }
+}
+
+/// A worker that authenticates, asks for one task at a time and answers each at once.
+final class SimulatedWorker: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = WireMessage
+    typealias OutboundOut = WireMessage
+    let secret: SharedSecret
+    let id: String
+    let ready: EventLoopPromise<Void>
+    var channel: Channel!
+
+    init(secret: SharedSecret, id: String, ready: EventLoopPromise<Void>) {
+        (self.secret, self.id, self.ready) = (secret, id, ready)
+    }
+
+    static func connect(group: EventLoopGroup, port: Int, secret: SharedSecret, id: String) throws -> SimulatedWorker {
+        let worker = SimulatedWorker(secret: secret, id: id, ready: group.next().makePromise())
+        let codec = TensorCodec()
+        worker.channel = try ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteToMessageHandler(WireMessageDecoder(limit: FrameLimit(WireProtocol.defaultFrameLimit), codec: codec)),
+                        MessageToByteHandler(WireMessageEncoder(codec: codec)), worker,
+                    ])
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).wait()
+        let capabilities = try NodeCapabilities(models: ["noop"], threads: 1, host: "sim", version: "bench").jsonText()
+        worker.channel.writeAndFlush(WireMessage.hello(version: WireProtocol.version, role: .worker, nodeID: id, capabilities: capabilities), promise: nil)
+        return worker
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .challenge(let nonce):
+            context.writeAndFlush(wrapOutboundOut(.proof(mac: secret.proof(nonce: nonce, version: WireProtocol.version, role: .worker, nodeID: id))), promise: nil)
+        case .welcome:
+            context.writeAndFlush(wrapOutboundOut(.credit(slots: 1)), promise: nil)
+            ready.succeed(())
+        case .assign(let taskID, _, _, _):
+            context.write(wrapOutboundOut(.result(taskID: taskID, payload: "{}", tensors: [])), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.credit(slots: 1)), promise: nil)
+        case .error(_, let reason):
+            ready.fail(CommandError(reason))
+        default:
+            break
+        }
+    }
+}
