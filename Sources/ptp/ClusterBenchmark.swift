@@ -1,0 +1,94 @@
+import ArgumentParser
+import Engine
+import Foundation
+
+/// Images per minute of a local cluster with 1, 2... workers on the same batch.
+struct ClusterBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cluster",
+        abstract: "Throughput of a local cluster: the same batch through 1, 2... workers (separate processes), images per minute and the speed-up.")
+
+    @Option(parsing: .upToNextOption, help: "Worker counts to measure.")
+    var workers: [Int] = [1, 2]
+
+    @Option(help: "Threads per worker.")
+    var threads: Int = 1
+
+    @Option(help: "Edits in the batch (two prompts each).")
+    var edits: Int = 12
+
+    @Option(help: "Model directory (default: the embedded model).")
+    var model: String?
+
+    @Option(help: "Denoising steps (default: the model's).")
+    var steps: Int?
+
+    func run() throws {
+        let modelPath = try ModelLocation.resolve(model).path
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-cluster-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let secret = folder.appendingPathComponent("secret")
+        try Data("cluster-benchmark-secret-\(UUID().uuidString)".utf8).write(to: secret)
+        let colours = ShapesVocabulary.colours, shapes = ShapesVocabulary.shapes
+        var lines: [String] = []
+        for i in 0..<edits {
+            let (a, b, shape) = (colours[i % colours.count], colours[(i + 3) % colours.count], shapes[i % shapes.count])
+            var object: [String: JSONValue] = [
+                "id": .string("e\(i)"), "source": .string("a \(a) \(shape) on a \(b) background"),
+                "targets": .array([.string("a \(colours[(i + 5) % colours.count]) \(shape) on a \(b) background")]),
+                "seed": .int(i), "model": .string(modelPath),
+            ]
+            if let steps { object["steps"] = .int(steps) }
+            lines.append(String(decoding: try JSONEncoder().encode(JSONValue.object(object)), as: UTF8.self))
+        }
+        let batch = folder.appendingPathComponent("batch.jsonl")
+        try Data(lines.joined(separator: "\n").utf8).write(to: batch)
+        print("batch: \(edits) edits x 2 prompts, model \(modelPath), \(threads) thread(s) per worker")
+        print("workers  seconds  images/min  speed-up")
+        var baseline: Double?
+        for count in workers {
+            let port = Int.random(in: 30000...50000)
+            var processes: [Process] = []
+            func launch(_ arguments: [String]) throws {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: executable)
+                process.arguments = arguments
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                processes.append(process)
+            }
+            defer { for process in processes where process.isRunning { process.terminate(); process.waitUntilExit() } }
+            try launch(["coordinator", "--port", String(port), "--state", folder.appendingPathComponent("state-\(count)").path, "--secret-file", secret.path])
+            Thread.sleep(forTimeInterval: 1)
+            for w in 0..<count {
+                try launch(["worker", "--coordinator", "127.0.0.1:\(port)", "--threads", String(threads), "--node-id", "bench-\(w)",
+                            "--model", modelPath, "--secret-file", secret.path])
+            }
+            Thread.sleep(forTimeInterval: 3)  // models load before the clock starts
+            let submit = Process()
+            submit.executableURL = URL(fileURLWithPath: executable)
+            submit.arguments = ["submit", batch.path, "--coordinator", "127.0.0.1:\(port)", "--output", folder.appendingPathComponent("out-\(count)").path,
+                                "--secret-file", secret.path]
+            let log = folder.appendingPathComponent("submit-\(count).log")
+            FileManager.default.createFile(atPath: log.path, contents: nil)
+            let handle = try FileHandle(forWritingTo: log)
+            submit.standardOutput = handle
+            submit.standardError = handle
+            let start = Date()
+            try submit.run()
+            submit.waitUntilExit()
+            let seconds = Date().timeIntervalSince(start)
+            try? handle.close()
+            guard submit.terminationStatus == 0 else {
+                let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+                throw CommandError("the batch failed with \(count) workers:\n\(text.split(separator: "\n").suffix(5).joined(separator: "\n"))")
+            }
+            let rate = Double(edits * 2) / seconds * 60
+            baseline = baseline ?? rate
+            print(String(format: "%7d  %7.1f  %10.1f  %8.2fx", count, seconds, rate, rate / (baseline ?? rate)))
+        }
+    }
+}
