@@ -1,0 +1,261 @@
+import Dispatch
+import Foundation
+import Imaging
+
+/// The shapes world's scores of a model (`ptp eval`): generation fidelity, super-resolution
+/// quality, and Prompt-to-Prompt against the no-control baseline for each kind of edit.
+public struct ShapesWorldEvaluation: Sendable {
+    public let model: DiffusionModel
+    public var samples: Int
+    public var seed: UInt64
+    public var steps: Int?
+
+    public init(model: DiffusionModel, samples: Int, seed: UInt64 = 1, steps: Int? = nil) {
+        (self.model, self.samples, self.seed, self.steps) = (model, samples, seed, steps)
+    }
+
+    var side: Int { model.defaults.height }
+
+    /// Evaluates samples side by side, one per thread, each single-threaded: the small
+    /// shapes-world UNets spend more on waking threads than on work when one image is split
+    /// across cores. Results keep their sample order, so scores do not depend on timing.
+    func eachSample<T: Sendable>(_ count: Int, progress: ((Int, Int) -> Void)?, _ body: @Sendable (Int) throws -> T) throws -> [T] {
+        let threads = ComputeThreads.count
+        ComputeThreads.setThreadCount(1)
+        defer { ComputeThreads.setThreadCount(threads) }
+        let results = SampleResults<T>(count: count, progress: progress)
+        DispatchQueue.concurrentPerform(iterations: threads) { worker in
+            var index = worker
+            while index < count {
+                results.store(index, Result { try body(index) })
+                index += threads
+            }
+        }
+        return try results.values()
+    }
+
+    // MARK: - Generation
+
+    public struct FidelityRow: Sendable {
+        public let name: String
+        public let samples: Int
+        public let correct: Int
+        /// Share right per attribute: background, pattern, colour, shape.
+        public let attributes: [String: Double]
+        public var fidelity: Double { Double(correct) / Double(max(samples, 1)) }
+    }
+
+    /// Stage-1 images of random captions, read back by the detectors.
+    public func generationFidelity(objects: Int?, progress: ((Int, Int) -> Void)? = nil) throws -> FidelityRow {
+        var generator = SplitMix64(seed: seed &+ UInt64(objects ?? 0) &* 7919)
+        let scenes = (0..<samples).map { _ in SceneSampler().sample(using: &generator, objects: objects) }
+        let sampler = Sampler(model: model)
+        let (model, seed, steps, side) = (self.model, self.seed, self.steps, self.side)
+        let detections = try eachSample(samples, progress: progress) { index -> Detection in
+            let settings = SamplingSettings(steps: steps ?? model.defaults.steps, guidance: model.defaults.guidance,
+                                            seed: seed &+ UInt64(index), height: side, width: side)
+            return SceneDetector.detect(RGBImage(tensor: try sampler.generate(prompt: scenes[index].caption, settings: settings)))
+        }
+        var correct = 0
+        var attributeHits: [String: Int] = ["background": 0, "pattern": 0, "colour": 0, "shape": 0]
+        for (scene, found) in zip(scenes, detections) {
+            if ShapesWorldScore.matches(scene, found) { correct += 1 }
+            if found.background == scene.background { attributeHits["background", default: 0] += 1 }
+            if found.pattern == scene.pattern { attributeHits["pattern", default: 0] += 1 }
+            let detected = found.objects.sorted { $0.centroid.x < $1.centroid.x }
+            let expected = scene.objects.sorted { $0.x < $1.x }
+            if detected.count == expected.count {
+                if zip(detected, expected).allSatisfy({ $0.colour == $1.colour }) { attributeHits["colour", default: 0] += 1 }
+                if zip(detected, expected).allSatisfy({ $0.shape == $1.shape }) { attributeHits["shape", default: 0] += 1 }
+            }
+        }
+        let name = objects == 1 ? "one object" : objects == 2 ? "two objects" : "all captions"
+        return FidelityRow(name: name, samples: samples, correct: correct,
+                           attributes: attributeHits.mapValues { Double($0) / Double(max(samples, 1)) })
+    }
+
+    // MARK: - Super-resolution
+
+    public struct SuperResolutionRow: Sendable {
+        public let samples: Int
+        public let meanPSNR: Double
+        public let preserved: Int
+        public var preservation: Double { Double(preserved) / Double(max(samples, 1)) }
+    }
+
+    /// SR(downsampled exact render) against the exact render: PSNR, and whether the detected
+    /// attributes survive.
+    public func superResolution(progress: ((Int, Int) -> Void)? = nil) throws -> SuperResolutionRow {
+        guard let stage = model.superResolution else {
+            throw EditError(field: "model", problem: "has no super-resolution stage", fix: "evaluate a cascade model")
+        }
+        let upscaler = SuperResolution(model: model, stage: stage)
+        var generator = SplitMix64(seed: seed &+ 17)
+        let scenes = (0..<samples).map { _ in SceneSampler().sample(using: &generator) }
+        let (seed, side) = (self.seed, self.side)
+        let scores = try eachSample(samples, progress: progress) { index -> (Double, Bool) in
+            let exact = SceneRenderer.render(scenes[index], size: side * stage.factor)
+            let low = SceneRenderer.downsample(exact, factor: stage.factor)
+            let output = RGBImage(tensor: try upscaler.upscale(low.tensor().reshaped([1, 3, side, side]), prompt: scenes[index].caption,
+                                                               seed: seed &+ UInt64(index)))
+            let a = SceneDetector.detect(output), b = SceneDetector.detect(exact)
+            let kept = a.background == b.background && a.pattern == b.pattern && a.objects.count == b.objects.count
+                && zip(a.objects, b.objects).allSatisfy({ $0.colour == $1.colour && $0.shape == $1.shape })
+            return (Self.psnr(output, exact), kept)
+        }
+        let total = scores.reduce(0) { $0 + $1.0 }
+        let preserved = scores.filter(\.1).count
+        return SuperResolutionRow(samples: samples, meanPSNR: total / Double(max(samples, 1)), preserved: preserved)
+    }
+
+    public static func psnr(_ a: RGBImage, _ b: RGBImage) -> Double {
+        var sum = 0.0
+        for (x, y) in zip(a.pixels, b.pixels) { let d = Double(x) - Double(y); sum += d * d }
+        let mse = sum / Double(a.pixels.count)
+        return mse == 0 ? 99 : 10 * log10(255 * 255 / mse)
+    }
+
+    // MARK: - Edits
+
+    public enum EditKind: String, CaseIterable, Sendable {
+        case colour = "colour swap", shape = "shape swap", background = "background swap", pattern = "added pattern", reweight = "reweight"
+    }
+
+    public struct EditRow: Sendable {
+        public let kind: EditKind
+        public let samples: Int
+        /// Prompt-to-Prompt, then the baseline (same seed, edited prompt, no control).
+        public let success: (Double, Double)
+        /// Object mask IoU with the source image.
+        public let objectIoU: (Double, Double)
+        /// Object centre shift, in pixels.
+        public let centroidShift: (Double, Double)
+        /// Mean absolute difference (0-255) outside the objects.
+        public let backgroundDifference: (Double, Double)
+    }
+
+    /// One edit of each sample: a single-object scene and its edited caption.
+    func editCase(_ kind: EditKind, generator: inout SplitMix64) -> (EditSpec, target: Scene, baselinePrompt: String) {
+        let v = ShapesVocabulary.self
+        var scene = SceneSampler().sample(using: &generator, objects: 1)
+        scene.positionWords = nil
+        if kind == .pattern { scene.pattern = nil }
+        if kind == .reweight { scene.pattern = v.patterns.randomElement(using: &generator) }
+        var target = scene
+        switch kind {
+        case .colour:
+            target.objects[0].colour = v.colours.filter { $0 != scene.background && $0 != scene.objects[0].colour }.randomElement(using: &generator)!
+        case .shape:
+            target.objects[0].shape = v.shapes.filter { $0 != scene.objects[0].shape }.randomElement(using: &generator)!
+        case .background:
+            target.background = v.colours.filter { $0 != scene.background && $0 != scene.objects[0].colour }.randomElement(using: &generator)!
+        case .pattern:
+            target.pattern = v.patterns.randomElement(using: &generator)!
+        case .reweight:
+            target.pattern = nil
+        }
+        var spec = EditSpec(id: "\(kind.rawValue)", source: scene.caption, targets: [kind == .reweight ? scene.caption : target.caption])
+        spec.steps = steps
+        spec.superResolution = false
+        switch kind {
+        case .colour, .shape, .background: spec.mode = .replace
+        case .pattern: spec.mode = .refine
+        case .reweight:
+            spec.mode = .reweight
+            spec.reweight = [scene.pattern!: -1]
+        }
+        return (spec, target, target.caption)
+    }
+
+    public func edits(_ kind: EditKind, progress: ((Int, Int) -> Void)? = nil) throws -> EditRow {
+        var generator = SplitMix64(seed: seed &+ 1000 &+ UInt64(EditKind.allCases.firstIndex(of: kind)!))
+        let cases = (0..<samples).map { _ in editCase(kind, generator: &generator) }
+        let editor = PromptToPromptEditor(model: model)
+        let sampler = Sampler(model: model)
+        let seed = self.seed
+        // Per sample: (success, IoU, shift, background difference) for P2P, then the baseline.
+        let scores = try eachSample(samples, progress: progress) { index -> [(Bool, Double, Double, Double)] in
+            var (spec, target, baselinePrompt) = cases[index]
+            spec.seed = seed &+ UInt64(index)
+            let settings = editor.settings(for: spec)
+            let output = try sampler.sample(prompts: spec.prompts, settings: settings,
+                                            controller: try editor.controller(for: spec, settings: settings, storeAttention: false))
+            let pixels = sampler.decode(output)
+            let source = RGBImage(tensor: pixels.slice(0..<1)), edited = RGBImage(tensor: pixels.slice(1..<2))
+            let baseline = RGBImage(tensor: try sampler.generate(prompt: baselinePrompt, settings: settings))
+            let s = SceneDetector.detect(source)
+            return [edited, baseline].map { image in
+                let found = SceneDetector.detect(image)
+                let (i, c, b) = Self.structure(s, found, source, image)
+                return (Self.shows(target, found, kind: kind), i, c, b)
+            }
+        }
+        var success = (0, 0)
+        var iou = (0.0, 0.0), shift = (0.0, 0.0), background = (0.0, 0.0)
+        for pair in scores {
+            success.0 += pair[0].0 ? 1 : 0; iou.0 += pair[0].1; shift.0 += pair[0].2; background.0 += pair[0].3
+            success.1 += pair[1].0 ? 1 : 0; iou.1 += pair[1].1; shift.1 += pair[1].2; background.1 += pair[1].3
+        }
+        let n = Double(max(samples, 1))
+        return EditRow(kind: kind, samples: samples, success: (Double(success.0) / n, Double(success.1) / n),
+                       objectIoU: (iou.0 / n, iou.1 / n), centroidShift: (shift.0 / n, shift.1 / n),
+                       backgroundDifference: (background.0 / n, background.1 / n))
+    }
+
+    /// Whether the edited image shows the target attribute of the edit.
+    static func shows(_ target: Scene, _ found: Detection, kind: EditKind) -> Bool {
+        let object = found.objects.first
+        switch kind {
+        case .colour: return object?.colour == target.objects[0].colour
+        case .shape: return object?.shape == target.objects[0].shape
+        case .background: return found.background == target.background
+        case .pattern, .reweight: return found.pattern == target.pattern
+        }
+    }
+
+    /// Object IoU, centroid shift (pixels) and mean absolute difference outside both objects.
+    static func structure(_ a: Detection, _ b: Detection, _ imageA: RGBImage, _ imageB: RGBImage) -> (Double, Double, Double) {
+        let n = imageA.width * imageA.height
+        let maskA = a.objects.first?.mask ?? [Bool](repeating: false, count: n)
+        let maskB = b.objects.first?.mask ?? [Bool](repeating: false, count: n)
+        var intersection = 0, union = 0, outside = 0
+        var difference = 0.0
+        for i in 0..<n {
+            if maskA[i] && maskB[i] { intersection += 1 }
+            if maskA[i] || maskB[i] { union += 1 } else {
+                outside += 1
+                for c in 0..<3 { difference += abs(Double(imageA.pixels[i * 3 + c]) - Double(imageB.pixels[i * 3 + c])) / 3 }
+            }
+        }
+        let iou = union == 0 ? 1 : Double(intersection) / Double(union)
+        var shift = Double(imageA.width) / 2
+        if let ca = a.objects.first?.centroid, let cb = b.objects.first?.centroid {
+            shift = ((ca.x - cb.x) * (ca.x - cb.x) + (ca.y - cb.y) * (ca.y - cb.y)).squareRoot() * Double(imageA.width)
+        }
+        return (iou, shift, outside == 0 ? 0 : difference / Double(outside))
+    }
+}
+
+/// Results of samples evaluated in parallel, by index.
+final class SampleResults<T>: @unchecked Sendable {
+    private var slots: [Result<T, Error>?]
+    private let lock = NSLock()
+    private var finished = 0
+    /// Called under the lock, so never from two threads at once.
+    private let progress: ((Int, Int) -> Void)?
+
+    init(count: Int, progress: ((Int, Int) -> Void)?) {
+        slots = Array(repeating: nil, count: count)
+        self.progress = progress
+    }
+
+    func store(_ index: Int, _ result: Result<T, Error>) {
+        lock.lock()
+        slots[index] = result
+        finished += 1
+        progress?(finished, slots.count)
+        lock.unlock()
+    }
+
+    func values() throws -> [T] { try slots.map { try $0!.get() } }
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Engine
+import Foundation
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Score the embedded shapes-world model with its exact detectors: generation, super-resolution, and Prompt-to-Prompt against the baseline.")
+
+    @Option(help: "Model directory (default: the embedded model).")
+    var model: String?
+
+    @Option(help: "Samples per row.")
+    var samples: Int = 200
+
+    @Option(help: "Seed of the scenes and noise.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Denoising steps (default: the model's).")
+    var steps: Int?
+
+    @Option(parsing: .upToNextOption, help: "Tables: generation, superres, edits (default: all).")
+    var tables: [String] = ["generation", "superres", "edits"]
+
+    func run() throws {
+        for table in tables where !["generation", "superres", "edits"].contains(table) {
+            throw ValidationError("--tables: '\(table)' is not generation, superres or edits")
+        }
+        guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
+        let model = try ModelLocation.load(self.model)
+        let evaluation = ShapesWorldEvaluation(model: model, samples: samples, seed: seed, steps: steps)
+        print("model \(model.identifier), \(samples) samples per row, seed \(seed), \(steps ?? model.defaults.steps) steps")
+        if tables.contains("generation") {
+            print("\nGeneration fidelity at stage 1 (shape, colour, background and pattern all right)")
+            print("captions        samples  fidelity  background  pattern  colour  shape")
+            for objects in [1, 2] {
+                let row = try evaluation.generationFidelity(objects: objects, progress: ProgressBar("generation, \(objects) object(s)").update)
+                let a = row.attributes
+                print(row.name.padding(toLength: 16, withPad: " ", startingAt: 0)
+                      + String(format: "%7d  %7.1f%%  %9.1f%%  %6.1f%%  %5.1f%%  %4.1f%%", row.samples, 100 * row.fidelity,
+                               100 * (a["background"] ?? 0), 100 * (a["pattern"] ?? 0), 100 * (a["colour"] ?? 0), 100 * (a["shape"] ?? 0)))
+            }
+        }
+        if tables.contains("superres") {
+            let row = try evaluation.superResolution(progress: ProgressBar("super-resolution").update)
+            print("\nStage 2: SR(downsampled exact render) against the exact render")
+            print(String(format: "samples %d, mean PSNR %.2f dB, detected attributes preserved %.1f%%", row.samples, row.meanPSNR, 100 * row.preservation))
+        }
+        if tables.contains("edits") {
+            print("\nPrompt-to-Prompt (P2P) against the no-control baseline, same seeds")
+            print("edit             samples  success P2P/base   object IoU P2P/base  centroid shift px  background diff")
+            for kind in ShapesWorldEvaluation.EditKind.allCases {
+                let row = try evaluation.edits(kind, progress: ProgressBar(kind.rawValue).update)
+                print(kind.rawValue.padding(toLength: 17, withPad: " ", startingAt: 0)
+                      + String(format: "%7d  %6.1f%% / %5.1f%%   %6.3f / %6.3f   %6.2f / %6.2f    %5.1f / %5.1f", row.samples,
+                               100 * row.success.0, 100 * row.success.1, row.objectIoU.0, row.objectIoU.1,
+                               row.centroidShift.0, row.centroidShift.1, row.backgroundDifference.0, row.backgroundDifference.1))
+            }
+        }
+    }
+}
