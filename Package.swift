@@ -82,7 +82,7 @@ let package = Package(
 
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Imaging"]),
         .testTarget(name: "ClusterTests", dependencies: [
-            "ptp", "Wire",
+            "ptp", "Wire", "Engine", "Imaging",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),

@@ -8,6 +8,7 @@ import Wire
 /// atomically, the manifest derived from the journal's records.
 struct ResultStore {
     let state: URL
+    /// Blobs on disk: zstd with shuffling (they are read back only here).
     let codec = TensorCodec(zstdLevel: 3, shuffle: true)
 
     func blobURL(job: String, edit: String, name: String) -> URL {

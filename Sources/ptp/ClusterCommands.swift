@@ -6,6 +6,20 @@ import Logging
 import Wire
 import Worker
 
+/// How tensors travel: zstd level and byte shuffling (both ends decode any setting).
+struct CodecOptions: ParsableArguments {
+    @Option(help: "zstd level for tensors sent (1-19; 0 sends them uncompressed).")
+    var zstdLevel: Int32 = 3
+
+    @Flag(inversion: .prefixedNo, help: "Group each float's bytes by significance before compressing.")
+    var shuffle = true
+
+    func codec() throws -> TensorCodec {
+        guard (0...19).contains(zstdLevel) else { throw ValidationError("--zstd-level must be 0 to 19") }
+        return TensorCodec(zstdLevel: zstdLevel == 0 ? nil : zstdLevel, shuffle: shuffle)
+    }
+}
+
 /// Options shared by every command that connects or listens.
 struct SecretOptions: ParsableArguments {
     @Option(help: "File holding the cluster's shared secret (default: the PTP_SECRET environment variable).")
@@ -49,6 +63,7 @@ struct CoordinatorCommand: ParsableCommand {
     var packPrompts: Int = 4
 
     @OptionGroup var secret: SecretOptions
+    @OptionGroup var codec: CodecOptions
 
     func run() throws {
         guard lease > 0 else { throw ValidationError("--lease must be positive") }
@@ -59,7 +74,7 @@ struct CoordinatorCommand: ParsableCommand {
         settings.packPrompts = max(1, packPrompts)
         let server = CoordinatorServer(configuration: CoordinatorConfiguration(
             host: host, port: port, metricsPort: metricsPort, stateDirectory: URL(fileURLWithPath: state),
-            secret: try secret.load(), scheduler: settings), logger: makeLogger("ptp.coordinator"))
+            secret: try secret.load(), scheduler: settings, codec: try codec.codec()), logger: makeLogger("ptp.coordinator"))
         try server.run()
     }
 }
@@ -85,6 +100,7 @@ struct WorkerCommand: ParsableCommand {
     var lowMemory = false
 
     @OptionGroup var secret: SecretOptions
+    @OptionGroup var codec: CodecOptions
 
     func run() throws {
         let threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
@@ -99,7 +115,7 @@ struct WorkerCommand: ParsableCommand {
         let logger = makeLogger("ptp.worker")
         let node = try WorkerNode(configuration: WorkerConfiguration(
             host: host, port: port, secret: try secret.load(), nodeID: nodeID ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())",
-            threads: threads, models: directories, lowMemory: lowMemory), logger: logger)
+            threads: threads, models: directories, lowMemory: lowMemory, codec: try codec.codec()), logger: logger)
         try node.run()
     }
 }

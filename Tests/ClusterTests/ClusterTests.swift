@@ -87,6 +87,53 @@ struct ClusterTests {
         #expect(harness.log("coordinator").contains("worker left"))
     }
 
+    @Test("SIGTERM drains a busy worker: it finishes and delivers its task, then exits", .timeLimit(.minutes(10)))
+    func workerDrained() throws {
+        let harness = try ClusterHarness(name: "drain")
+        defer { harness.stopAll() }
+        try harness.startCoordinator()
+        let worker = try harness.start("w1", host: "w1", ["worker", "--coordinator", harness.coordinatorAddress, "--threads", "1", "--node-id", "w1",
+                                                          "--model", ClusterHarness.model, "--secret-file", harness.secretFile.path])
+        try harness.startWorker("w2")
+        try harness.waitForWorkers(["w1", "w2"])
+        let batch = try harness.batch("batch", count: 4, steps: 30, size: 192)
+        let output = harness.directory.appendingPathComponent("out")
+        #expect(harness.submit(batch, output: output, detach: true).status == 0)
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline && harness.status().output.range(of: #""id":"w1"[^}]*"state":"busy""#, options: .regularExpression) == nil {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        harness.kill("w1", signal: SIGTERM)
+        #expect(worker.terminationStatus == 0, "the drained worker exited with \(worker.terminationStatus)")
+        let end = Date().addingTimeInterval(300)
+        while Date() < end && ClusterHarness.manifest(output).count < 4 { Thread.sleep(forTimeInterval: 0.5) }
+        expectComplete(output, edits: 4)
+        #expect(harness.log("w1").contains("draining"))
+        // The task w1 was running when told to stop was delivered by w1, not run again elsewhere.
+        let stageOne = ClusterHarness.manifest(output).compactMap { ($0["workers"] as? [String: Any])?["stage1"] as? String }
+        #expect(stageOne.contains("w1"), "no edit's stage 1 came from the drained worker: \(stageOne)")
+        #expect(!harness.log("coordinator").contains("lease expired"))
+    }
+
+    @Test("ptp generate on a random-weight SD directory matches diffusers' pipeline (PSNR >= 40 dB)", .timeLimit(.minutes(5)))
+    func generateCommand() throws {
+        let fixtures = ClusterHarness.root.appendingPathComponent("Tests/Fixtures/reference")
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-generate-\(UUID().uuidString).png")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let run = ClusterHarness.run([ClusterHarness.ptp.path, "generate", "--model", fixtures.appendingPathComponent("tiny-sd").path,
+                                      "--prompt", "a red circle on a blue background", "--seed", "7", "--steps", "10", "--guidance", "7.5",
+                                      "--height", "64", "--width", "64", "--output", output.path])
+        #expect(run.status == 0, "\(run.output)")
+        // The reference image in [0, 1] from diffusers, against the PNG the command wrote.
+        let reference = try ReferenceImage.load(fixtures.appendingPathComponent("tiny-sd-pipeline.safetensors"), tensor: "a.image")
+        let written = try ReferenceImage.png(output)
+        var squared = 0.0
+        for (a, b) in zip(reference, written) { squared += (a - b) * (a - b) }
+        let psnr = 10 * log10(1 / (squared / Double(reference.count)))
+        print("[cluster] ptp generate vs diffusers: PSNR \(psnr) dB")
+        #expect(psnr >= 40)
+    }
+
     @Test("the coordinator killed mid-job and restarted finishes the job from its journal", .timeLimit(.minutes(10)))
     func coordinatorRestarted() throws {
         let harness = try ClusterHarness(name: "restart")
