@@ -318,23 +318,33 @@ def make_noise_fixture() -> None:
 # ---------------------------------------------------------------------------------------------
 # A whole tiny Stable Diffusion directory and diffusers' pipeline output on it
 
+def tiny_text_encoder(vocab_size: int, tokenizer) -> CLIPTextModel:
+    """The small CLIP text encoder of the whole-pipeline fixtures (shapes-world tokenizer)."""
+    return CLIPTextModel(CLIPTextConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        max_position_embeddings=77, hidden_act="quick_gelu", bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id, projection_dim=32)).eval()
+
+
+def tiny_vae(sample_size: int) -> AutoencoderKL:
+    """A four-level VAE (8x smaller latents), small enough for fixtures."""
+    return AutoencoderKL(block_out_channels=(16, 16, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
+                         up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=1, latent_channels=4, norm_num_groups=8,
+                         sample_size=sample_size).eval()
+
+
 def make_pipeline_fixture() -> None:
     directory = OUT / "tiny-sd"
     if directory.exists():
         shutil.rmtree(directory)
     vocab_size = write_tokenizer(directory / "tokenizer")
     tokenizer = CLIPTokenizer.from_pretrained(directory / "tokenizer")
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        max_position_embeddings=77, hidden_act="quick_gelu", bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id, projection_dim=32)).eval()
+    text_encoder = tiny_text_encoder(vocab_size, tokenizer)
     unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
                                 down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
                                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
                                 attention_head_dim=2, norm_num_groups=16).eval()
-    vae = AutoencoderKL(block_out_channels=(16, 16, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
-                        up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=1, latent_channels=4, norm_num_groups=8,
-                        sample_size=64).eval()
+    vae = tiny_vae(sample_size=64)
     for i, model in enumerate((text_encoder, unet, vae)):
         randomize(model, 100 + i)
     # Keep the random UNet's output near unit scale, as a trained one is.

@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from diffusers import DDIMScheduler, UNet2DConditionModel
 from safetensors.torch import save_file
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "Tests" / "Fixtures" / "reference"
 sys.path.insert(0, str(ROOT / "reference"))
 sys.path.insert(0, str(ROOT / "training"))
-from make_fixtures import SCHEDULER_CASES, randomize  # noqa: E402
+from make_fixtures import SCHEDULER_CASES, randomize, tiny_text_encoder, tiny_vae  # noqa: E402
 from shapes_world.tokenizer import write_tokenizer  # noqa: E402
 
 MAX_TOKENS = 77
@@ -284,17 +284,12 @@ def main() -> None:
         shutil.rmtree(directory)
     vocab_size = write_tokenizer(directory / "tokenizer")
     tokenizer = CLIPTokenizer.from_pretrained(directory / "tokenizer")
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        max_position_embeddings=77, hidden_act="quick_gelu", bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id, projection_dim=32)).eval()
+    text_encoder = tiny_text_encoder(vocab_size, tokenizer)
     # Cross-attention at every level: 16x16, 8x8 and 4x4 latents (LocalBlend reads 4x4).
     unet = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 32, 64),
                                 down_block_types=("CrossAttnDownBlock2D",) * 3, up_block_types=("CrossAttnUpBlock2D",) * 3,
                                 cross_attention_dim=32, attention_head_dim=2, norm_num_groups=16).eval()
-    vae = AutoencoderKL(block_out_channels=(16, 16, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
-                        up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=1, latent_channels=4, norm_num_groups=8,
-                        sample_size=128).eval()
+    vae = tiny_vae(sample_size=128)
     for i, model in enumerate((text_encoder, unet, vae)):
         randomize(model, 200 + i)
     with torch.no_grad():
