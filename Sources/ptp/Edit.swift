@@ -56,6 +56,12 @@ struct Edit: ParsableCommand {
     @Option(help: "Image width (default: the model's).")
     var width: Int?
 
+    @Option(help: "Edit this real image (a PNG described by --source) instead of a generated one.")
+    var image: String?
+
+    @Option(help: "How the image is inverted: direct (the source branch follows the inversion path; default) or ddim.")
+    var inversion: String?
+
     @Option(help: "Output folder.")
     var output: String
 
@@ -109,6 +115,8 @@ struct Edit: ParsableCommand {
         if let width { object["width"] = .int(width) }
         if let model { object["model"] = .string(model) }
         if noSuperResolution { object["super_resolution"] = .bool(false) }
+        if let image { object["image"] = .string(URL(fileURLWithPath: image).standardizedFileURL.path) }
+        if let inversion { object["inversion"] = .string(inversion) }
         return try EditSpec(json: .object(object))
     }
 

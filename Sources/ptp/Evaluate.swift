@@ -19,12 +19,12 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Denoising steps (default: the model's).")
     var steps: Int?
 
-    @Option(parsing: .upToNextOption, help: "Tables: generation, superres, edits (default: all).")
-    var tables: [String] = ["generation", "superres", "edits"]
+    @Option(parsing: .upToNextOption, help: "Tables: generation, superres, edits, real (default: all).")
+    var tables: [String] = ["generation", "superres", "edits", "real"]
 
     func run() throws {
-        for table in tables where !["generation", "superres", "edits"].contains(table) {
-            throw ValidationError("--tables: '\(table)' is not generation, superres or edits")
+        for table in tables where !["generation", "superres", "edits", "real"].contains(table) {
+            throw ValidationError("--tables: '\(table)' is not generation, superres, edits or real")
         }
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
         let model = try ModelLocation.load(self.model)
@@ -55,6 +55,17 @@ struct Evaluate: ParsableCommand {
                       + String(format: "%7d  %6.1f%% / %5.1f%%   %6.3f / %6.3f   %6.2f / %6.2f    %5.1f / %5.1f", row.samples,
                                100 * row.success.0, 100 * row.success.1, row.objectIoU.0, row.objectIoU.1,
                                row.centroidShift.0, row.centroidShift.1, row.backgroundDifference.0, row.backgroundDifference.1))
+            }
+        }
+        if tables.contains("real") {
+            print("\nReal-image editing: exact renders inverted with their captions, the object's colour swapped,")
+            print("compared with the renderer's drawing of the edited scene")
+            print("inversion  samples  reconstruction PSNR  edit success  PSNR inside  PSNR outside")
+            for method in InversionMethod.allCases.reversed() {
+                let row = try evaluation.realImages(method, progress: ProgressBar("real images, \(method.rawValue) inversion").update)
+                print(method.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)
+                      + String(format: "%7d  %16.2f dB  %11.1f%%  %8.2f dB  %9.2f dB", row.samples, row.reconstructionPSNR, 100 * row.success,
+                               row.insidePSNR, row.outsidePSNR))
             }
         }
     }

@@ -1,4 +1,5 @@
 import Engine
+import Imaging
 import Foundation
 import Testing
 
@@ -116,5 +117,41 @@ struct PromptToPromptGoldenTests {
             let target = Tensor(shape: [half], values: Array(layer.values[half...]))
             #expect(source.maxAbsDifference(target) <= 1e-5 * source.maxAbs, "layer \(layer.site) was not replaced")
         }
+    }
+}
+
+@Suite("real-image editing through inversion")
+struct InversionTests {
+    @Test("direct inversion reproduces the image in the source branch; DDIM inversion alone drifts")
+    func inversion() throws {
+        let model = PromptToPromptGoldenTests.model
+        let editor = PromptToPromptEditor(model: model)
+        // A picture the model drew, as a PNG.
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let sampler = Sampler(model: model)
+        let settings = SamplingSettings(steps: 10, guidance: 7.5, seed: 3, height: 128, width: 128)
+        let picture = RGBImage(tensor: try sampler.generate(prompt: "a red circle on a blue background", settings: settings))
+        let url = directory.appendingPathComponent("picture.png")
+        try PNGCodec.write(picture, to: url)
+
+        var spec = EditSpec(id: "real", source: "a red circle on a blue background", targets: ["a green circle on a blue background"])
+        spec.steps = 10
+        spec.height = 128
+        spec.width = 128
+        spec.image = url.path
+        let direct = try editor.runStageOne(spec)
+        let encoded = ImageInversion(model: model).encode(ImageInversion.tensor(of: picture, height: 128, width: 128))
+        // The source row ends exactly on the encoded image.
+        #expect(direct.output.slice(0..<1).maxAbsDifference(encoded) == 0)
+        #expect(direct.output.slice(1..<2).maxAbsDifference(encoded) > 0)
+
+        spec.inversion = .ddim
+        let plain = try editor.runStageOne(spec)
+        #expect(plain.output.slice(0..<1).maxAbsDifference(encoded) > 1e-3)
+
+        spec.image = directory.appendingPathComponent("missing.png").path
+        let missing = #expect(throws: EditError.self) { try editor.runStageOne(spec) }
+        #expect(missing?.field == "image")
     }
 }

@@ -58,6 +58,10 @@ public struct EditSpec: Sendable, Equatable {
     public var model: String?
     /// Run the model's super-resolution stage (when it has one).
     public var superResolution = true
+    /// A real image to edit (a PNG the source prompt describes), instead of a generated one.
+    public var image: String?
+    /// How the real image is inverted.
+    public var inversion: InversionMethod = .direct
 
     public init(id: String, source: String, targets: [String]) {
         self.id = id
@@ -70,7 +74,7 @@ public struct EditSpec: Sendable, Equatable {
 
     static let keys: [String] = ["id", "source", "targets", "mode", "cross_replace", "self_replace", "blend", "blend_subtract",
                                  "blend_threshold", "start_blend", "reweight", "spatial_replace", "self_replace_side", "seed",
-                                 "steps", "guidance", "height", "width", "model", "super_resolution"]
+                                 "steps", "guidance", "height", "width", "model", "super_resolution", "image", "inversion"]
 
     /// Parses one JSON object, refusing unknown keys and ill-typed or out-of-range values with
     /// the field's name and the fix.
@@ -169,6 +173,14 @@ public struct EditSpec: Sendable, Equatable {
         height = try integer("height", minimum: 8)
         width = try integer("width", minimum: 8)
         model = try string("model")
+        image = try string("image")
+        if let method = try string("inversion") {
+            guard let parsed = InversionMethod(rawValue: method) else {
+                throw EditError(field: "inversion", problem: "'\(method)' is not an inversion method", fix: "use direct or ddim")
+            }
+            guard image != nil else { throw EditError(field: "inversion", problem: "is given without an image", fix: "add \"image\": \"photo.png\", or remove it") }
+            inversion = parsed
+        }
         if let value = object["super_resolution"], value != .null {
             guard let flag = value.boolValue else { throw EditError(field: "super_resolution", problem: "should be true or false", fix: "write true or false") }
             superResolution = flag
@@ -266,6 +278,10 @@ public struct EditSpec: Sendable, Equatable {
         if let height { object["height"] = .int(height) }
         if let width { object["width"] = .int(width) }
         if let model { object["model"] = .string(model) }
+        if let image {
+            object["image"] = .string(image)
+            object["inversion"] = .string(inversion.rawValue)
+        }
         return .object(object)
     }
 }

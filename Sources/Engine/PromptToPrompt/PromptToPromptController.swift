@@ -15,6 +15,9 @@ public final class PromptToPromptController: SamplingController {
     public let localBlend: LocalBlend?
     /// Spatial replacement: after step s, edited latents become the source's while s + 1 < this.
     public let spatialReplaceUntil: Int?
+    /// Direct inversion: the source's inversion trajectory (clean first); after step s the source
+    /// row is set back to element T - 1 - s.
+    public var sourceTrajectory: [Tensor]?
 
     private var pass: UNetPass?
 
@@ -34,6 +37,12 @@ public final class PromptToPromptController: SamplingController {
 
     public func endStep(_ step: Int, latents: inout Tensor) {
         store.endStep()
+        if let path = sourceTrajectory {
+            let anchor = path[path.count - 2 - step]
+            latents.withUnsafeMutableBufferPointer { x in
+                anchor.withUnsafeBufferPointer { a in (x.baseAddress!).update(from: a.baseAddress!, count: a.count) }
+            }
+        }
         localBlend?.apply(to: &latents, store: store, step: step)
         if let spatialReplaceUntil { SpatialReplaceController.replace(&latents, after: step, until: spatialReplaceUntil) }
     }

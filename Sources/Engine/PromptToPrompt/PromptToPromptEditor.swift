@@ -1,5 +1,5 @@
-import Imaging
 import Foundation
+import Imaging
 
 /// The outcome of one edit.
 public struct EditResult: Sendable {
@@ -152,8 +152,28 @@ public struct PromptToPromptEditor: Sendable {
         try validate(spec)
         let start = Date()
         let settings = settings(for: spec, lowMemory: lowMemory)
-        let controller = try controller(for: spec, settings: settings, storeAttention: attentionMaps)
-        let output = try Sampler(model: model).sample(prompts: spec.prompts, settings: settings, controller: controller, progress: progress)
+        var controller = try controller(for: spec, settings: settings, storeAttention: attentionMaps)
+        var noise: Tensor?
+        if let path = spec.image {
+            // A real image: invert it with the source prompt, start from the end of its path.
+            let picture: RGBImage
+            do { picture = try PNGCodec.read(URL(fileURLWithPath: path)) } catch {
+                throw EditError(field: "image", problem: "\(error)", fix: "give a readable PNG file")
+            }
+            let inversion = ImageInversion(model: model)
+            let sample = inversion.encode(ImageInversion.tensor(of: picture, height: settings.height, width: settings.width))
+            let trajectory = try inversion.trajectory(of: sample, prompt: spec.source, settings: settings)
+            noise = trajectory[trajectory.count - 1]
+            if spec.inversion == .direct {
+                let anchored = (controller as? PromptToPromptController) ?? PromptToPromptController(
+                    prompts: spec.prompts.count, edit: nil, crossAlpha: [], selfSteps: 0..<0, selfMaximumQueries: 0,
+                    store: AttentionStore(maximumQueries: 0))
+                anchored.sourceTrajectory = trajectory
+                controller = anchored
+            }
+        }
+        let output = try Sampler(model: model).sample(prompts: spec.prompts, settings: settings, start: noise,
+                                                      controller: controller, progress: progress)
         var attention: [TokenAttention]?
         if attentionMaps, let store = (controller as? PromptToPromptController)?.store ?? (controller as? AttentionStoringController)?.store {
             attention = tokenAttention(store: store, prompts: spec.prompts,

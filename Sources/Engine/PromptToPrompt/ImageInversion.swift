@@ -1,0 +1,51 @@
+import Imaging
+
+/// How a real image is turned into starting noise for editing.
+public enum InversionMethod: String, Sendable, CaseIterable {
+    /// DDIM inversion with the source prompt at guidance 1; editing starts from its last latent.
+    /// Drifts at high guidance: the source is not reproduced exactly.
+    case ddim
+    /// DDIM inversion, then during editing the source branch is put back on the inversion
+    /// trajectory after every step (Ju et al. 2023, "Direct Inversion"): the source is
+    /// reproduced and the edited prompts follow it through the injected attention.
+    case direct
+}
+
+/// Real-image editing: an image and its caption to the latents Prompt-to-Prompt starts from.
+public struct ImageInversion: Sendable {
+    public let model: DiffusionModel
+
+    public init(model: DiffusionModel) { self.model = model }
+
+    /// The image [1, 3, H, W] in [-1, 1] as the model's sample: the VAE's mean latent times the
+    /// scaling factor, or the pixels themselves for pixel-space models.
+    public func encode(_ image: Tensor) -> Tensor {
+        guard let autoencoder = model.autoencoder else { return image }
+        return autoencoder.encode(image).mean * autoencoder.configuration.scalingFactor
+    }
+
+    /// A picture resized (bilinearly) to the edit's size, as a [1, 3, H, W] tensor.
+    public static func tensor(of image: RGBImage, height: Int, width: Int) -> Tensor {
+        let tensor = image.tensor().reshaped([1, 3, image.height, image.width])
+        return image.height == height && image.width == width ? tensor : tensor.resizedBilinear(height: height, width: width)
+    }
+
+    /// The DDIM inversion trajectory of `sample` with `prompt` (conditional only): element k is
+    /// the sample k steps into the noise, element 0 the clean one, the last the start of editing.
+    public func trajectory(of sample: Tensor, prompt: String, settings: SamplingSettings,
+                           progress: ((Int, Int) -> Void)? = nil) throws -> [Tensor] {
+        let sampler = Sampler(model: model)
+        let context = try sampler.encode([prompt], truncate: settings.truncatePrompts)
+        let scheduler = model.scheduler
+        let timesteps = scheduler.timesteps(steps: settings.steps)
+        var path = [sample]
+        var x = sample
+        for (index, t) in timesteps.reversed().enumerated() {
+            let noise = model.unet(x, timesteps: [Float(t)], context: context)
+            x = scheduler.inversionStep(noise, timestep: t, sample: x, steps: settings.steps)
+            path.append(x)
+            progress?(index + 1, timesteps.count)
+        }
+        return path
+    }
+}
