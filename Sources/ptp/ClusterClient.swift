@@ -11,7 +11,9 @@ final class ClusterClient: @unchecked Sendable {
     let secret: SharedSecret
     let role: PeerRole
     let nodeID: String
-    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    /// NIO's process-wide group: never shut down, so the client may be released anywhere,
+    /// including on its own event loop when the connection closes.
+    private let group = MultiThreadedEventLoopGroup.singleton
     private var channel: Channel?
     private let lock = NSLock()
     private var inbox: [WireMessage] = []
@@ -31,8 +33,6 @@ final class ClusterClient: @unchecked Sendable {
         }
         return (String(address[..<colon]), port)
     }
-
-    deinit { try? group.syncShutdownGracefully() }
 
     /// Connects and authenticates; throws with the coordinator's reason if refused.
     func connect() throws {
@@ -90,12 +90,13 @@ final class ClusterClient: @unchecked Sendable {
 
 private final class ClientInboundHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = WireMessage
-    let client: ClusterClient
+    /// Weak: the client owns the channel, not the other way round.
+    weak var client: ClusterClient?
     init(client: ClusterClient) { self.client = client }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) { client.deliver(unwrapInboundIn(data)) }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { client?.deliver(unwrapInboundIn(data)) }
     func channelInactive(context: ChannelHandlerContext) {
-        client.disconnected()
+        client?.disconnected()
         context.fireChannelInactive()
     }
     func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
