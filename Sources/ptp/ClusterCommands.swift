@@ -152,8 +152,18 @@ struct Submit: ParsableCommand {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             guard !trimmed.isEmpty, !trimmed.hasPrefix("#") else { continue }
             do {
-                let spec = try EditSpec(json: try JSONValue.parse(Data(trimmed.utf8)))
+                var spec = try EditSpec(json: try JSONValue.parse(Data(trimmed.utf8)))
                 guard ids.insert(spec.id).inserted else { throw EditError(field: "id", problem: "'\(spec.id)' is used twice", fix: "give every edit its own id") }
+                if let image = spec.image {
+                    // Workers read the image themselves: a relative path means the batch file's folder.
+                    let folder = URL(fileURLWithPath: file).deletingLastPathComponent()
+                    let url = image.hasPrefix("/") ? URL(fileURLWithPath: image) : folder.appendingPathComponent(image)
+                    guard FileManager.default.isReadableFile(atPath: url.path) else {
+                        throw EditError(field: "image", problem: "'\(url.path)' cannot be read",
+                                        fix: "give a PNG path relative to the batch file or absolute, on storage the workers share")
+                    }
+                    spec.image = url.standardizedFileURL.path
+                }
                 specs.append(spec.json)
             } catch let error as EditError {
                 throw CommandError("\(file):\(number + 1): \(error)")

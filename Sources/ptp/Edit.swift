@@ -86,6 +86,10 @@ struct Edit: ParsableCommand {
             guard let data = try? Data(contentsOf: url) else { throw ValidationError("--spec: cannot read \(spec)") }
             guard let parsed = (try? JSONValue.parse(data))?.objectValue else { throw ValidationError("--spec: \(spec) is not a JSON object") }
             object = parsed
+            // As in a batch: a relative image path means the spec file's folder.
+            if case .string(let path)? = parsed["image"], !path.hasPrefix("/") {
+                object["image"] = .string(url.deletingLastPathComponent().appendingPathComponent(path).standardizedFileURL.path)
+            }
         } else {
             guard let source else { throw ValidationError("--source is required (or --spec FILE)") }
             guard !targets.isEmpty else { throw ValidationError("give at least one --target") }

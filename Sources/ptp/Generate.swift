@@ -32,6 +32,9 @@ struct Generate: ParsableCommand {
     @Option(help: "Output PNG file.")
     var output: String
 
+    @Flag(help: "Stop after the first stage of a cascade model (no super-resolution).")
+    var noSuperResolution = false
+
     @Flag(help: "Run the two guidance halves as separate UNet calls (less memory).")
     var lowMemory = false
 
@@ -53,7 +56,12 @@ struct Generate: ParsableCommand {
                                         lowMemory: lowMemory, truncatePrompts: truncate)
         let sampler = Sampler(model: model)
         let bar = ProgressBar("denoising")
-        let image = try sampler.generate(prompt: prompt, settings: settings, progress: bar.update)
+        var image = try sampler.generate(prompt: prompt, settings: settings, progress: bar.update)
+        if !noSuperResolution, let stage = model.superResolution {
+            // The cascade's second stage, as `ptp edit` runs it.
+            let upscaler = SuperResolution(model: model, stage: stage)
+            image = try upscaler.upscale(image, prompt: prompt, seed: seed, progress: ProgressBar("super-resolution").update)
+        }
         let url = URL(fileURLWithPath: output)
         try PNGCodec.write(RGBImage(tensor: image), to: url)
         note("wrote \(url.path)")
