@@ -19,6 +19,9 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Denoising steps (default: the model's).")
     var steps: Int?
 
+    @Option(help: "Classifier-free guidance of stage 1 (default: the model's).")
+    var guidance: Double?
+
     @Option(parsing: .upToNextOption, help: "Tables: generation, superres, edits, real (default: all).")
     var tables: [String] = ["generation", "superres", "edits", "real"]
 
@@ -28,8 +31,8 @@ struct Evaluate: ParsableCommand {
         }
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
         let model = try ModelLocation.load(self.model)
-        let evaluation = ShapesWorldEvaluation(model: model, samples: samples, seed: seed, steps: steps)
-        print("model \(model.identifier), \(samples) samples per row, seed \(seed), \(steps ?? model.defaults.steps) steps")
+        let evaluation = ShapesWorldEvaluation(model: model, samples: samples, seed: seed, steps: steps, guidance: guidance)
+        print("model \(model.identifier), \(samples) samples per row, seed \(seed), \(steps ?? model.defaults.steps) steps, guidance \(guidance ?? Double(model.defaults.guidance))")
         if tables.contains("generation") {
             print("\nGeneration fidelity at stage 1 (shape, colour, background and pattern all right)")
             print("captions        samples  fidelity  background  pattern  colour  shape")

@@ -9,9 +9,11 @@ public struct ShapesWorldEvaluation: Sendable {
     public var samples: Int
     public var seed: UInt64
     public var steps: Int?
+    /// Classifier-free guidance of stage 1 (default: the model's).
+    public var guidance: Double?
 
-    public init(model: DiffusionModel, samples: Int, seed: UInt64 = 1, steps: Int? = nil) {
-        (self.model, self.samples, self.seed, self.steps) = (model, samples, seed, steps)
+    public init(model: DiffusionModel, samples: Int, seed: UInt64 = 1, steps: Int? = nil, guidance: Double? = nil) {
+        (self.model, self.samples, self.seed, self.steps, self.guidance) = (model, samples, seed, steps, guidance)
     }
 
     var side: Int { model.defaults.height }
@@ -51,8 +53,9 @@ public struct ShapesWorldEvaluation: Sendable {
         let scenes = (0..<samples).map { _ in SceneSampler().sample(using: &generator, objects: objects) }
         let sampler = Sampler(model: model)
         let (model, seed, steps, side) = (self.model, self.seed, self.steps, self.side)
+        let guidance = self.guidance.map { Float($0) } ?? model.defaults.guidance
         let detections = try eachSample(samples, progress: progress) { index -> Detection in
-            let settings = SamplingSettings(steps: steps ?? model.defaults.steps, guidance: model.defaults.guidance,
+            let settings = SamplingSettings(steps: steps ?? model.defaults.steps, guidance: guidance,
                                             seed: seed &+ UInt64(index), height: side, width: side)
             return SceneDetector.detect(RGBImage(tensor: try sampler.generate(prompt: scenes[index].caption, settings: settings)))
         }
@@ -156,6 +159,7 @@ public struct ShapesWorldEvaluation: Sendable {
         }
         var spec = EditSpec(id: "\(kind.rawValue)", source: scene.caption, targets: [kind == .reweight ? scene.caption : target.caption])
         spec.steps = steps
+        spec.guidance = guidance
         spec.superResolution = false
         switch kind {
         case .colour, .shape, .background: spec.mode = .replace
@@ -240,6 +244,7 @@ public struct ShapesWorldEvaluation: Sendable {
             var spec = EditSpec(id: "real-\(index)", source: scene.caption, targets: [target.caption])
             spec.mode = .replace
             spec.steps = steps
+            spec.guidance = guidance
             spec.image = url.path
             spec.inversion = method
             spec.superResolution = false
