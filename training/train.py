@@ -1,7 +1,7 @@
 """Trains a stage of the shapes-world cascade, resumably.
 
-    python train.py base --run runs/base --steps 12000
-    python train.py sr --run runs/sr --steps 8000 --text-encoder-from runs/base
+    python train.py base --run runs/base --steps 6000 --score-samples 128
+    python train.py sr --run runs/sr --steps 2000 --batch 16 --text-encoder-from runs/base
 
 Every `--checkpoint-every` steps the run folder gets checkpoint.pt (models, EMA, optimiser,
 step); restarting the same command continues from it. log.jsonl records the loss, samples/
