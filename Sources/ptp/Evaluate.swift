@@ -30,6 +30,8 @@ struct Evaluate: ParsableCommand {
             throw ValidationError("--tables: '\(table)' is not generation, superres, edits or real")
         }
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
+        // Each row as soon as it is scored, also when stdout is a file (a full run takes an hour).
+        setvbuf(stdout, nil, _IOLBF, 0)
         let model = try ModelLocation.load(self.model)
         let evaluation = ShapesWorldEvaluation(model: model, samples: samples, seed: seed, steps: steps, guidance: guidance)
         print("model \(model.identifier), \(samples) samples per row, seed \(seed), \(steps ?? model.defaults.steps) steps, guidance \(guidance ?? Double(model.defaults.guidance))")
