@@ -25,50 +25,54 @@ struct Evaluate: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Tables: generation, superres, edits, real (default: all).")
     var tables: [String] = ["generation", "superres", "edits", "real"]
 
+    /// Prints at once, also when stdout is a file: a full run takes about an hour.
+    private func line(_ text: String) {
+        print(text)
+        fflush(nil)
+    }
+
     func run() throws {
         for table in tables where !["generation", "superres", "edits", "real"].contains(table) {
             throw ValidationError("--tables: '\(table)' is not generation, superres, edits or real")
         }
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
-        // Each row as soon as it is scored, also when stdout is a file (a full run takes an hour).
-        setvbuf(stdout, nil, _IOLBF, 0)
         let model = try ModelLocation.load(self.model)
         let evaluation = ShapesWorldEvaluation(model: model, samples: samples, seed: seed, steps: steps, guidance: guidance)
-        print("model \(model.identifier), \(samples) samples per row, seed \(seed), \(steps ?? model.defaults.steps) steps, guidance \(guidance ?? Double(model.defaults.guidance))")
+        line("model \(model.identifier), \(samples) samples per row, seed \(seed), \(steps ?? model.defaults.steps) steps, guidance \(guidance ?? Double(model.defaults.guidance))")
         if tables.contains("generation") {
-            print("\nGeneration fidelity at stage 1 (shape, colour, background and pattern all right)")
-            print("captions        samples  fidelity  background  pattern  colour  shape")
+            line("\nGeneration fidelity at stage 1 (shape, colour, background and pattern all right)")
+            line("captions        samples  fidelity  background  pattern  colour  shape")
             for objects in [1, 2] {
                 let row = try evaluation.generationFidelity(objects: objects, progress: ProgressBar("generation, \(objects) object(s)").update)
                 let a = row.attributes
-                print(row.name.padding(toLength: 16, withPad: " ", startingAt: 0)
+                line(row.name.padding(toLength: 16, withPad: " ", startingAt: 0)
                       + String(format: "%7d  %7.1f%%  %9.1f%%  %6.1f%%  %5.1f%%  %4.1f%%", row.samples, 100 * row.fidelity,
                                100 * (a["background"] ?? 0), 100 * (a["pattern"] ?? 0), 100 * (a["colour"] ?? 0), 100 * (a["shape"] ?? 0)))
             }
         }
         if tables.contains("superres") {
             let row = try evaluation.superResolution(progress: ProgressBar("super-resolution").update)
-            print("\nStage 2: SR(downsampled exact render) against the exact render")
-            print(String(format: "samples %d, mean PSNR %.2f dB, detected attributes preserved %.1f%%", row.samples, row.meanPSNR, 100 * row.preservation))
+            line("\nStage 2: SR(downsampled exact render) against the exact render")
+            line(String(format: "samples %d, mean PSNR %.2f dB, detected attributes preserved %.1f%%", row.samples, row.meanPSNR, 100 * row.preservation))
         }
         if tables.contains("edits") {
-            print("\nPrompt-to-Prompt (P2P) against the no-control baseline, same seeds")
-            print("edit             samples  success P2P/base   object IoU P2P/base  centroid shift px  background diff")
+            line("\nPrompt-to-Prompt (P2P) against the no-control baseline, same seeds")
+            line("edit             samples  success P2P/base   object IoU P2P/base  centroid shift px  background diff")
             for kind in ShapesWorldEvaluation.EditKind.allCases {
                 let row = try evaluation.edits(kind, progress: ProgressBar(kind.rawValue).update)
-                print(kind.rawValue.padding(toLength: 17, withPad: " ", startingAt: 0)
+                line(kind.rawValue.padding(toLength: 17, withPad: " ", startingAt: 0)
                       + String(format: "%7d  %6.1f%% / %5.1f%%   %6.3f / %6.3f   %6.2f / %6.2f    %5.1f / %5.1f", row.samples,
                                100 * row.success.0, 100 * row.success.1, row.objectIoU.0, row.objectIoU.1,
                                row.centroidShift.0, row.centroidShift.1, row.backgroundDifference.0, row.backgroundDifference.1))
             }
         }
         if tables.contains("real") {
-            print("\nReal-image editing: exact renders inverted with their captions, the object's colour swapped,")
-            print("compared with the renderer's drawing of the edited scene")
-            print("inversion  samples  reconstruction PSNR  edit success  PSNR inside  PSNR outside")
+            line("\nReal-image editing: exact renders inverted with their captions, the object's colour swapped,")
+            line("compared with the renderer's drawing of the edited scene")
+            line("inversion  samples  reconstruction PSNR  edit success  PSNR inside  PSNR outside")
             for method in InversionMethod.allCases.reversed() {
                 let row = try evaluation.realImages(method, progress: ProgressBar("real images, \(method.rawValue) inversion").update)
-                print(method.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)
+                line(method.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)
                       + String(format: "%7d  %16.2f dB  %11.1f%%  %8.2f dB  %9.2f dB", row.samples, row.reconstructionPSNR, 100 * row.success,
                                row.insidePSNR, row.outsidePSNR))
             }
