@@ -37,6 +37,28 @@ struct KernelTests {
         }
     }
 
+    @Test("products and convolutions are bit-identical on 1, 2, 3 and 5 threads")
+    func sameBitsOnAnyThreadCount() {
+        // Cluster workers (often --threads 1) must reproduce `ptp edit` on all cores exactly.
+        let previous = ComputeThreads.count
+        defer { ComputeThreads.setThreadCount(previous) }
+        let wide = (randomTensor([320, 288], seed: 6), randomTensor([288, 4100], seed: 7))
+        let tall = (randomTensor([2001, 160], seed: 8), randomTensor([30, 160], seed: 9))
+        let conv = Conv2dKernel(weight: randomTensor([24, 16, 3, 3], seed: 10), bias: randomTensor([24], seed: 11), stride: 1, padding: .uniform(1))
+        let image = randomTensor([2, 16, 61, 67], seed: 12)
+        func outputs(threads: Int) -> [[Float]] {
+            ComputeThreads.setThreadCount(threads)
+            return [wide.0.matmul(wide.1).scalars, tall.0.matmul(tall.1, transposeOther: true).scalars, conv(image).scalars]
+        }
+        let single = outputs(threads: 1)
+        for threads in [2, 3, 5] {
+            let several = outputs(threads: threads)
+            for (index, (a, b)) in zip(single, several).enumerated() {
+                #expect(a.elementsEqual(b, by: { $0.bitPattern == $1.bitPattern }), "case \(index) differs between 1 and \(threads) threads")
+            }
+        }
+    }
+
     struct ConvCase: CustomTestStringConvertible, Sendable {
         let batch, inputs, outputs, height, width, kernelH, kernelW, stride: Int
         let padding: Padding2D

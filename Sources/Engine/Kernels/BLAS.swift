@@ -44,8 +44,22 @@ public enum BLAS {
 }
 
 extension BLAS {
-    /// `gemm` split across the Engine's threads: by columns of C when it
-    /// is wide, else by rows. Every thread runs single-threaded OpenBLAS on its own slab.
+    /// Work below which a product is not split (about a millisecond on one core).
+    static let splitGrain = 4_000_000
+    /// Most slabs a product is cut into, and the narrowest slab: every slab packs the shared
+    /// operand again, so many thin slabs cost more than they balance.
+    static let maximumSlabs = 16, minimumColumns = 256, minimumRows = 96
+    /// Slab boundaries fall on multiples of these, so that no slab creates an edge the
+    /// unsplit product would not have: OpenBLAS kernels block C's columns (its M, row-major)
+    /// by up to 64 and C's rows (its N) by 2 to 16, and an edge block may round differently.
+    static let columnAlignment = 64, rowAlignment = 48
+
+    /// `gemm` cut into slabs of C's columns when it is wide, else of its rows, run on the
+    /// Engine's threads, each with single-threaded OpenBLAS.
+    ///
+    /// The cut depends on the product's shape only, never on the thread count, so every
+    /// result is bit-identical on one thread or many: a cluster worker with `--threads 1`
+    /// reproduces `ptp edit` on all cores exactly, whatever OpenBLAS kernel the CPU selects.
     public static func parallelGEMM(
         transposeA: Bool = false, transposeB: Bool = false,
         m: Int, n: Int, k: Int, alpha: Float = 1,
@@ -54,35 +68,48 @@ extension BLAS {
         beta: Float = 0,
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        let threads = ComputeThreads.count
-        // Below ~4 MFLOP per thread the split costs more than it saves.
-        guard threads > 1, 2 * m * n * k >= threads * 4_000_000 else {
+        let byColumns = n >= m
+        let extent = byColumns ? n : m
+        let slabs = slabCount(m: m, n: n, k: k)
+        guard slabs > 1 else {
             gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                  b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
-        if n >= m || n >= 256 * threads {
-            // Column slabs, multiples of 16 for the kernels' register blocking.
-            let slab = ((n + threads - 1) / threads + 15) / 16 * 16
-            parallelFor((n + slab - 1) / slab) { slabs in
-                for s in slabs {
-                    let start = s * slab, width = min(slab, n - start)
-                    gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: width, k: k, alpha: alpha, a: a, lda: lda,
+        let alignment = byColumns ? columnAlignment : rowAlignment
+        parallelFor(slabs) { range in
+            for s in range {
+                let start = slabBoundary(s, of: slabs, extent: extent, alignment: alignment)
+                let size = slabBoundary(s + 1, of: slabs, extent: extent, alignment: alignment) - start
+                if byColumns {
+                    gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: size, k: k, alpha: alpha, a: a, lda: lda,
                          b: transposeB ? b + start * ldb : b + start, ldb: ldb,
                          beta: beta, c: c + start, ldc: ldc)
-                }
-            }
-        } else {
-            let slab = (m + threads - 1) / threads
-            parallelFor((m + slab - 1) / slab) { slabs in
-                for s in slabs {
-                    let start = s * slab, height = min(slab, m - start)
-                    gemm(transposeA: transposeA, transposeB: transposeB, m: height, n: n, k: k, alpha: alpha,
+                } else {
+                    gemm(transposeA: transposeA, transposeB: transposeB, m: size, n: n, k: k, alpha: alpha,
                          a: transposeA ? a + start : a + start * lda, lda: lda,
                          b: b, ldb: ldb, beta: beta, c: c + start * ldc, ldc: ldc)
                 }
             }
         }
+    }
+
+    /// How many slabs an m x n x k product is cut into: a power of two (so that they share out
+    /// evenly over 2, 4, 8 or 16 threads), each at least `splitGrain` operations and
+    /// `minimumColumns` or `minimumRows` wide, at most `maximumSlabs`.
+    static func slabCount(m: Int, n: Int, k: Int) -> Int {
+        let (extent, narrowest) = n >= m ? (n, minimumColumns) : (m, minimumRows)
+        let limit = min(maximumSlabs, 2 * m * n * k / splitGrain, extent / narrowest)
+        var slabs = 1
+        while slabs * 2 <= limit { slabs *= 2 }
+        return slabs
+    }
+
+    /// Where slab `index` of `slabs` starts: an even share of `extent`, rounded to the
+    /// alignment (slab sizes differ by at most one alignment unit).
+    static func slabBoundary(_ index: Int, of slabs: Int, extent: Int, alignment: Int) -> Int {
+        guard index < slabs else { return extent }
+        return min(extent, (index * extent / slabs + alignment / 2) / alignment * alignment)
     }
 }
 
