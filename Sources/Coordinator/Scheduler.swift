@@ -32,8 +32,8 @@ final class Scheduler {
     private(set) var jobs: [String: JobRecord] = [:]
     private var jobOrder: [String] = []
     private var tasks: [String: TaskRecord] = [:]
-    /// Ready tasks by model key, oldest first (entries may be stale: checked when taken).
-    private var queues: [String: Deque<String>] = [:]
+    /// Ready tasks by model key (entries may be stale: checked when taken).
+    private var queues: [String: ReadyTasks] = [:]
     private var workers: [String: WorkerSession] = [:]
     /// Workers with credit and nothing they can run yet, longest idle first (an ordered set:
     /// membership and removal stay cheap with thousands of workers).
@@ -63,7 +63,7 @@ final class Scheduler {
             tasks[task.id] = task
             if task.state == .queued || task.state == .leased {
                 task.state = .queued
-                queues[task.model, default: []].append(task.id)
+                queues[task.model, default: ReadyTasks()].append(task)
                 requeued += 1
             }
         }
@@ -187,8 +187,7 @@ final class Scheduler {
 
     private func nextTask(for models: Set<String>) -> TaskRecord? {
         for model in models {
-            while let id = queues[model]?.first {
-                queues[model]?.removeFirst()
+            while let id = queues[model]?.popFirst() {
                 if let task = tasks[id], task.state == .queued { return task }
             }
         }
@@ -205,7 +204,7 @@ final class Scheduler {
             assign(task, to: session)
             offer(session)
         } else {
-            queues[task.model, default: []].append(task.id)
+            queues[task.model, default: ReadyTasks()].append(task)
         }
     }
 

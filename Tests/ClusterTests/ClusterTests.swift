@@ -21,7 +21,9 @@ struct ClusterTests {
             for name in try FileManager.default.contentsOfDirectory(atPath: single.path) {
                 let a = try Data(contentsOf: single.appendingPathComponent(name))
                 let b = try Data(contentsOf: output.appendingPathComponent(id).appendingPathComponent(name))
-                #expect(a == b, "\(id)/\(name) differs from single-machine ptp edit")
+                // A Bool, not the two Data values: swift-testing would diff them byte by byte.
+                let identical = a == b
+                #expect(identical, "\(id)/\(name) differs from single-machine ptp edit (\(a.count) and \(b.count) bytes)")
             }
         }
     }
@@ -56,7 +58,8 @@ struct ClusterTests {
         // Both workers did stage-1 work.
         let workers = Set(ClusterHarness.manifest(output).compactMap { ($0["workers"] as? [String: Any])?["stage1"] as? String })
         #expect(workers == ["w1", "w2"], "stage 1 ran on \(workers)")
-        print("[cluster] 24 edits over 2 workers in namespaces: \(harness.namespaces)")
+        #expect(harness.namespaces == ClusterHarness.namespacesPossible)
+        print("[cluster] 24 edits over 2 workers in network namespaces: \(harness.namespaces)")
         try expectIdenticalToSingleMachine(batch, output: output, harness: harness)
     }
 
@@ -141,27 +144,28 @@ struct ClusterTests {
         try harness.startCoordinator()
         try harness.startWorker("w1", extra: [])
         try harness.waitForWorkers(["w1"])
-        let batch = try harness.batch("batch", count: 6, steps: 30, size: 192)
+        let batch = try harness.batch("batch", count: 8, steps: 30, size: 192)
         let output = harness.directory.appendingPathComponent("out")
         #expect(harness.submit(batch, output: output, detach: true).status == 0)
-        // Let some edits finish, then kill the coordinator while others are under way.
+        // Let some edits finish, then kill the coordinator while others are under way (finished
+        // edits are delivered before new ones start, so they trickle out as the job runs).
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline && ClusterHarness.manifest(output).count < 1 { Thread.sleep(forTimeInterval: 0.1) }
         let before = ClusterHarness.manifest(output).count
-        #expect(before >= 1 && before < 6, "\(before) edits finished before the kill")
+        #expect(before >= 1 && before < 8, "\(before) edits finished before the kill")
         harness.kill("coordinator")
         try harness.start("coordinator-2", host: "coordinator", ["coordinator", "--port", String(harness.port), "--state",
                                                                   harness.directory.appendingPathComponent("state").path,
                                                                   "--secret-file", harness.secretFile.path])
         try harness.waitForCoordinator()
         let end = Date().addingTimeInterval(300)
-        while Date() < end && ClusterHarness.manifest(output).count < 6 { Thread.sleep(forTimeInterval: 0.5) }
-        expectComplete(output, edits: 6)
+        while Date() < end && ClusterHarness.manifest(output).count < 8 { Thread.sleep(forTimeInterval: 0.5) }
+        expectComplete(output, edits: 8)
         #expect(harness.log("coordinator-2").contains("resumed from the journal"))
         try expectIdenticalToSingleMachine(batch, output: output, harness: harness)
     }
 
-    @Test("wrong secret, wrong version, malformed and oversized frames and a zstd bomb are refused; the rest keeps working",
+    @Test("wrong secret, wrong version, malformed and oversized frames, early tensors and a zstd bomb are refused; the rest keeps working",
           .timeLimit(.minutes(10)))
     func hostilePeers() throws {
         let harness = try ClusterHarness(name: "hostile")
@@ -181,7 +185,7 @@ struct ClusterTests {
         let raw = try RawPeer(address: address)
         defer { raw.close() }
         // Wrong protocol version.
-        #expect(try raw.exchange(frames: [try RawPeer.frame(.hello(version: 99, role: .worker, nodeID: "old", capabilities: "{}"))])
+        #expect(try raw.exchange(frames: [try RawPeer.frame(.hello(version: 99, role: .worker, nodeID: "old", capabilities: "{}", nonce: []))])
             == .error(code: WireError.Code.badVersion.rawValue, reason: "protocol version 99; this coordinator speaks \(WireProtocol.version)"))
         // A malformed frame (unknown message type).
         var malformed = ByteBuffer()
@@ -194,6 +198,9 @@ struct ClusterTests {
         oversized.writeInteger(UInt32(0x7FFF_FFFF))
         let large = try RawPeer(address: address).exchange(frames: [oversized])
         if case .error(let code, _)? = large { #expect(code == WireError.Code.frameTooLarge.rawValue) } else { Issue.record("no error for an oversized frame") }
+        // A tensor before the handshake: refused unread (it would decompress to 64 MiB).
+        let early = try RawPeer(address: address).exchange(frames: [try RawPeer.honestLargeResultFrame()])
+        if case .error(let code, _)? = early { #expect(code == WireError.Code.unexpectedMessage.rawValue) } else { Issue.record("no error for a tensor before the handshake") }
         // A zstd bomb from an authenticated worker.
         let bomber = try RawPeer(address: address)
         try bomber.authenticate(secret: secret, nodeID: "bomber")
@@ -202,7 +209,7 @@ struct ClusterTests {
 
         // Every refusal is logged with its reason.
         let log = harness.log("coordinator")
-        for reason in ["wrong cluster secret", "protocol version 99", "unknown message type", "over the limit", "zstd frame"] {
+        for reason in ["wrong cluster secret", "protocol version 99", "unknown message type", "over the limit", "before the handshake finished", "zstd frame"] {
             #expect(log.contains(reason), "no log line for \(reason)")
         }
         // And the real worker still serves a job.
@@ -231,7 +238,7 @@ final class RawPeer: @unchecked Sendable {
         channel = try ClientBootstrap(group: group).channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandlers([
-                    ByteToMessageHandler(WireMessageDecoder(limit: FrameLimit(1 << 20), codec: TensorCodec())),
+                    ByteToMessageHandler(WireMessageDecoder(limits: ConnectionLimits(frameBytes: 1 << 20, tensorBytes: 1 << 20), codec: TensorCodec())),
                     Collector(inbox: inbox),
                 ])
             }
@@ -248,9 +255,9 @@ final class RawPeer: @unchecked Sendable {
         func channelInactive(context: ChannelHandlerContext) { inbox.lock.withLock { inbox.closed = true } }
     }
 
-    static func frame(_ message: WireMessage) throws -> ByteBuffer {
+    static func frame(_ message: WireMessage, codec: TensorCodec = TensorCodec()) throws -> ByteBuffer {
         var buffer = ByteBuffer()
-        try WireMessageEncoder(codec: TensorCodec()).encode(data: message, out: &buffer)
+        try WireMessageEncoder(codec: codec).encode(data: message, out: &buffer)
         return buffer
     }
 
@@ -278,11 +285,18 @@ final class RawPeer: @unchecked Sendable {
     }
 
     func authenticate(secret: SharedSecret, nodeID: String) throws {
-        try channel.writeAndFlush(try Self.frame(.hello(version: WireProtocol.version, role: .worker, nodeID: nodeID,
-                                                        capabilities: #"{"models":[],"threads":1,"host":"x","version":"t"}"#))).wait()
+        var handshake = ClientHandshake(secret: secret, role: .worker, nodeID: nodeID)
+        try channel.writeAndFlush(try Self.frame(handshake.hello(capabilities: #"{"models":[],"threads":1,"host":"x","version":"t"}"#))).wait()
         guard case .challenge(let nonce)? = waitMessage() else { throw HarnessError("no challenge") }
-        try channel.writeAndFlush(try Self.frame(.proof(mac: secret.proof(nonce: nonce, version: WireProtocol.version, role: .worker, nodeID: nodeID)))).wait()
-        guard case .welcome? = waitMessage() else { throw HarnessError("not welcomed") }
+        try channel.writeAndFlush(try Self.frame(try handshake.answer(challenge: nonce))).wait()
+        guard case .welcome(_, let proof)? = waitMessage() else { throw HarnessError("not welcomed") }
+        try handshake.accept(welcomeProof: proof)
+    }
+
+    /// A result holding an honest 64 MiB tensor of zeros: a few kilobytes on the wire.
+    static func honestLargeResultFrame() throws -> ByteBuffer {
+        let zeros = TensorPayload(name: "zeros", elementType: .uint8, shape: [64 << 20], bytes: [UInt8](repeating: 0, count: 64 << 20))
+        return try frame(.result(taskID: "t-early", payload: "{}", tensors: [zeros]), codec: TensorCodec(zstdLevel: 19, shuffle: false))
     }
 
     /// Sends raw frames and returns the first message back (nil if the peer just closed).
