@@ -64,12 +64,13 @@ public final class CoordinatorServer: @unchecked Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [configuration, metrics, logger] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let limit = FrameLimit(WireProtocol.unauthenticatedFrameLimit)
+                    let limits = ConnectionLimits.unauthenticated()
                     try channel.pipeline.syncOperations.addHandlers([
                         ByteCounter(metrics: metrics),
-                        ByteToMessageHandler(WireMessageDecoder(limit: limit, codec: configuration.codec)),
+                        ByteToMessageHandler(WireMessageDecoder(limits: limits, codec: configuration.codec)),
                         MessageToByteHandler(WireMessageEncoder(codec: configuration.codec)),
-                        PeerHandler(scheduler: scheduler, secret: configuration.secret, limit: limit, metrics: metrics, logger: logger),
+                        PeerHandler(scheduler: scheduler, secret: configuration.secret, limits: limits, codec: configuration.codec,
+                                    metrics: metrics, logger: logger),
                     ])
                     self.connections[ObjectIdentifier(channel)] = channel
                     channel.closeFuture.whenComplete { _ in self.connections[ObjectIdentifier(channel)] = nil }

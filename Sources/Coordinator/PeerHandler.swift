@@ -3,8 +3,8 @@ import Logging
 import NIOCore
 import Wire
 
-/// One connection to the coordinator: the handshake (version, then the HMAC challenge), then
-/// the messages of its role passed to the scheduler. Anything out of place is answered with an
+/// One connection to the coordinator: the handshake (version, then the mutual HMAC challenge),
+/// then the messages of its role passed to the scheduler. Anything out of place is answered with an
 /// error frame and a close, with the reason logged; other connections are unaffected.
 final class PeerHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = WireMessage
@@ -12,21 +12,22 @@ final class PeerHandler: ChannelInboundHandler, @unchecked Sendable {
 
     enum State {
         case awaitingHello
-        case awaitingProof(nonce: [UInt8], role: PeerRole, nodeID: String, capabilities: String)
+        case awaitingProof(peerNonce: [UInt8], nonce: [UInt8], role: PeerRole, nodeID: String, capabilities: String)
         case authenticated(role: PeerRole, nodeID: String, sessionID: String)
         case closing
     }
 
     let scheduler: Scheduler
     let secret: SharedSecret
-    let limit: FrameLimit
+    let limits: ConnectionLimits
+    let codec: TensorCodec
     let metrics: CoordinatorMetrics
     var logger: Logger
     private var state: State = .awaitingHello
     private static let sessions = SessionCounter()
 
-    init(scheduler: Scheduler, secret: SharedSecret, limit: FrameLimit, metrics: CoordinatorMetrics, logger: Logger) {
-        (self.scheduler, self.secret, self.limit, self.metrics, self.logger) = (scheduler, secret, limit, metrics, logger)
+    init(scheduler: Scheduler, secret: SharedSecret, limits: ConnectionLimits, codec: TensorCodec, metrics: CoordinatorMetrics, logger: Logger) {
+        (self.scheduler, self.secret, self.limits, self.codec, self.metrics, self.logger) = (scheduler, secret, limits, codec, metrics, logger)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -45,16 +46,21 @@ final class PeerHandler: ChannelInboundHandler, @unchecked Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let message = unwrapInboundIn(data)
         switch (state, message) {
-        case (.awaitingHello, .hello(let version, let role, let nodeID, let capabilities)):
+        case (.awaitingHello, .hello(let version, let role, let nodeID, let capabilities, let peerNonce)):
             guard version == WireProtocol.version else {
                 refuse(context.channel, WireError(.badVersion, "protocol version \(version); this coordinator speaks \(WireProtocol.version)"))
                 return
             }
+            guard peerNonce.count >= 16 else {
+                refuse(context.channel, WireError(.malformed, "hello: a nonce of \(peerNonce.count) bytes; at least 16 are needed"))
+                return
+            }
             let nonce = SharedSecret.nonce()
-            state = .awaitingProof(nonce: nonce, role: role, nodeID: nodeID, capabilities: capabilities)
+            state = .awaitingProof(peerNonce: peerNonce, nonce: nonce, role: role, nodeID: nodeID, capabilities: capabilities)
             context.writeAndFlush(wrapOutboundOut(.challenge(nonce: nonce)), promise: nil)
-        case (.awaitingProof(let nonce, let role, let nodeID, let capabilities), .proof(let mac)):
-            guard secret.verify(mac, nonce: nonce, version: WireProtocol.version, role: role, nodeID: nodeID) else {
+        case (.awaitingProof(let peerNonce, let nonce, let role, let nodeID, let capabilities), .proof(let mac)):
+            guard secret.verify(mac, by: .peer, version: WireProtocol.version, role: role, nodeID: nodeID,
+                                peerNonce: peerNonce, coordinatorNonce: nonce) else {
                 refuse(context.channel, WireError(.authenticationFailed, "wrong cluster secret (node '\(nodeID)')"))
                 return
             }
@@ -69,10 +75,13 @@ final class PeerHandler: ChannelInboundHandler, @unchecked Sendable {
                                                      models: Set(caps.models), channel: context.channel))
             }
             state = .authenticated(role: role, nodeID: nodeID, sessionID: sessionID)
-            limit.bytes = WireProtocol.defaultFrameLimit
+            // Only workers send tensors (their results).
+            limits.authenticated(tensorBytes: role == .worker ? codec.limit : 0)
             logger[metadataKey: "node"] = "\(nodeID)"
             logger.info("authenticated", metadata: ["role": "\(role)"])
-            context.writeAndFlush(wrapOutboundOut(.welcome(sessionID: sessionID)), promise: nil)
+            let proof = secret.proof(by: .coordinator, version: WireProtocol.version, role: role, nodeID: nodeID,
+                                     peerNonce: peerNonce, coordinatorNonce: nonce)
+            context.writeAndFlush(wrapOutboundOut(.welcome(sessionID: sessionID, proof: proof)), promise: nil)
         case (.authenticated(let role, _, let sessionID), _):
             handle(message, role: role, sessionID: sessionID, context: context)
         case (.closing, _):

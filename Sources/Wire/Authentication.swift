@@ -1,10 +1,13 @@
 import Crypto
 import Foundation
 
-/// The cluster's shared secret, and the HMAC-SHA256 challenge-response built on it: the side
-/// that accepts a connection sends a random nonce; the connecting side answers with
-/// HMAC(secret, "ptp-auth-v1" | version | role | node id | nonce). Nobody joins or submits
-/// without the secret, and a proof cannot be replayed on another connection.
+/// The cluster's shared secret, and the mutual HMAC-SHA256 challenge-response built on it. The
+/// connecting peer says hello with a random nonce; the coordinator answers with its own; the
+/// peer proves the secret over both nonces, and the coordinator proves it back in its welcome.
+/// So nobody joins or submits without the secret, nobody poses as the coordinator without it,
+/// and no proof can be replayed on another connection or reflected to the other side. (The
+/// traffic itself is neither encrypted nor signed: across untrusted networks run the cluster
+/// inside a VPN.)
 public struct SharedSecret: Sendable {
     private let bytes: [UInt8]
     private var key: SymmetricKey { SymmetricKey(data: bytes) }
@@ -36,18 +39,31 @@ public struct SharedSecret: Sendable {
         return (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
     }
 
-    public func proof(nonce: [UInt8], version: UInt16, role: PeerRole, nodeID: String) -> [UInt8] {
-        var message = Array("ptp-auth-v1".utf8)
-        message += [UInt8(version >> 8), UInt8(version & 0xFF), role.rawValue]
-        message += Array(nodeID.utf8) + [0] + nonce
-        return Array(HMAC<SHA256>.authenticationCode(for: message, using: key))
+    /// Who proves knowledge of the secret; part of the proven message, so that one side's
+    /// proof is never valid for the other.
+    public enum Prover: UInt8, Sendable {
+        case peer = 1
+        case coordinator = 2
+    }
+
+    /// HMAC(secret, "ptp-auth" | prover | version | role | node id | peer nonce | coordinator nonce).
+    public func proof(by prover: Prover, version: UInt16, role: PeerRole, nodeID: String,
+                      peerNonce: [UInt8], coordinatorNonce: [UInt8]) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: Self.message(prover, version, role, nodeID, peerNonce, coordinatorNonce), using: key))
     }
 
     /// Constant-time check of a proof.
-    public func verify(_ mac: [UInt8], nonce: [UInt8], version: UInt16, role: PeerRole, nodeID: String) -> Bool {
-        var message = Array("ptp-auth-v1".utf8)
-        message += [UInt8(version >> 8), UInt8(version & 0xFF), role.rawValue]
-        message += Array(nodeID.utf8) + [0] + nonce
-        return HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: message, using: key)
+    public func verify(_ mac: [UInt8], by prover: Prover, version: UInt16, role: PeerRole, nodeID: String,
+                       peerNonce: [UInt8], coordinatorNonce: [UInt8]) -> Bool {
+        HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Self.message(prover, version, role, nodeID, peerNonce, coordinatorNonce),
+                                               using: key)
+    }
+
+    private static func message(_ prover: Prover, _ version: UInt16, _ role: PeerRole, _ nodeID: String,
+                                _ peerNonce: [UInt8], _ coordinatorNonce: [UInt8]) -> [UInt8] {
+        var message = Array("ptp-auth".utf8) + [prover.rawValue, UInt8(version >> 8), UInt8(version & 0xFF), role.rawValue]
+        message += Array(nodeID.utf8) + [0]
+        message += [UInt8(peerNonce.count)] + peerNonce + [UInt8(coordinatorNonce.count)] + coordinatorNonce
+        return message
     }
 }

@@ -1,10 +1,28 @@
 import NIOCore
 
-/// The largest frame a connection accepts, raised once the peer has authenticated. Shared by
-/// the connection's decoder and its handler, both on the connection's event loop.
-public final class FrameLimit: @unchecked Sendable {
-    public var bytes: Int
-    public init(_ bytes: Int) { self.bytes = bytes }
+/// What a connection accepts: the largest frame, and the decompressed tensor bytes one message
+/// may carry. Before the handshake finishes, small frames and no tensors, so that a peer without
+/// the secret can make this side allocate nothing large; raised once the other side is proven.
+/// Shared by the connection's decoder and its handler, both on the connection's event loop.
+public final class ConnectionLimits: @unchecked Sendable {
+    public private(set) var frameBytes: Int
+    public private(set) var tensorBytes: Int
+
+    public init(frameBytes: Int, tensorBytes: Int) {
+        self.frameBytes = frameBytes
+        self.tensorBytes = tensorBytes
+    }
+
+    /// The limits of a connection whose handshake has not finished.
+    public static func unauthenticated() -> ConnectionLimits {
+        ConnectionLimits(frameBytes: WireProtocol.unauthenticatedFrameLimit, tensorBytes: 0)
+    }
+
+    /// Raises the limits once the other side has proven the secret.
+    public func authenticated(frameBytes: Int = WireProtocol.defaultFrameLimit, tensorBytes: Int) {
+        self.frameBytes = frameBytes
+        self.tensorBytes = tensorBytes
+    }
 }
 
 /// Frames: a 4-byte big-endian body length, then the body. A length over the connection's
@@ -13,23 +31,23 @@ public final class FrameLimit: @unchecked Sendable {
 public struct WireMessageDecoder: ByteToMessageDecoder {
     public typealias InboundOut = WireMessage
 
-    public let limit: FrameLimit
+    public let limits: ConnectionLimits
     public let codec: TensorCodec
 
-    public init(limit: FrameLimit, codec: TensorCodec) {
-        self.limit = limit
+    public init(limits: ConnectionLimits, codec: TensorCodec) {
+        self.limits = limits
         self.codec = codec
     }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
-        guard Int(length) <= limit.bytes else {
-            throw WireError(.frameTooLarge, "frame of \(length) bytes over the limit of \(limit.bytes)")
+        guard Int(length) <= limits.frameBytes else {
+            throw WireError(.frameTooLarge, "frame of \(length) bytes over the limit of \(limits.frameBytes)")
         }
         guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)
         guard var body = buffer.readSlice(length: Int(length)) else { return .needMoreData }
-        context.fireChannelRead(wrapInboundOut(try WireMessage.decode(&body, codec: codec)))
+        context.fireChannelRead(wrapInboundOut(try WireMessage.decode(&body, codec: codec, tensorBytes: limits.tensorBytes)))
         return .continue
     }
 

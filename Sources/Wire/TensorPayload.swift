@@ -113,6 +113,13 @@ public struct TensorCodec: Sendable, Equatable {
     /// Reads a tensor, checking the declared size against the shape, the limit and the zstd
     /// frame's own content size before anything is decompressed, and the checksum after.
     public func decode(from buffer: inout ByteBuffer) throws -> TensorPayload {
+        var budget = limit
+        return try decode(from: &buffer, budget: &budget)
+    }
+
+    /// Reads a tensor of at most `budget` decompressed bytes (also checked before anything is
+    /// allocated), and takes its size from the budget: one message's tensors share one budget.
+    public func decode(from buffer: inout ByteBuffer, budget: inout Int) throws -> TensorPayload {
         let name = try buffer.readString(field: "tensor name", limit: 1024)
         guard let elementType = TensorPayload.ElementType(rawValue: try buffer.readInteger(field: "tensor type", as: UInt8.self)) else {
             throw WireError(.tensorRejected, "tensor \(name): unknown element type")
@@ -138,6 +145,10 @@ public struct TensorCodec: Sendable, Equatable {
             throw WireError(.tensorRejected, "tensor \(name): declares \(rawSize) bytes, its shape \(shape) needs \(overflow ? Int.max : expected)")
         }
         guard rawSize <= limit else { throw WireError(.tensorRejected, "tensor \(name): \(rawSize) bytes exceed the limit of \(limit)") }
+        guard rawSize <= budget else {
+            throw WireError(.tensorRejected, "tensor \(name): \(rawSize) bytes exceed what is left of the message's limit (\(budget) bytes)")
+        }
+        budget -= rawSize
         guard storedSize <= buffer.readableBytes else { throw WireError(.malformed, "tensor \(name): data truncated") }
         var raw: [UInt8]
         switch codec {

@@ -22,10 +22,13 @@ public enum PeerRole: UInt8, Sendable, CustomStringConvertible {
 /// text (edit specs, capabilities, status); tensors travel through `TensorCodec`.
 public enum WireMessage: Sendable, Equatable {
     // Handshake
-    case hello(version: UInt16, role: PeerRole, nodeID: String, capabilities: String)
+    /// The peer's nonce is last, so that a hello of an older version still decodes far enough
+    /// to be refused for its version.
+    case hello(version: UInt16, role: PeerRole, nodeID: String, capabilities: String, nonce: [UInt8])
     case challenge(nonce: [UInt8])
     case proof(mac: [UInt8])
-    case welcome(sessionID: String)
+    /// Carries the coordinator's proof of the secret.
+    case welcome(sessionID: String, proof: [UInt8])
     case error(code: UInt16, reason: String)
     case goodbye(reason: String)
     // Workers
@@ -94,17 +97,19 @@ public enum WireMessage: Sendable, Equatable {
     public func encode(into buffer: inout ByteBuffer, codec: TensorCodec) throws {
         buffer.writeInteger(typeCode)
         switch self {
-        case .hello(let version, let role, let nodeID, let capabilities):
+        case .hello(let version, let role, let nodeID, let capabilities, let nonce):
             buffer.writeInteger(version)
             buffer.writeInteger(role.rawValue)
             buffer.writeField(nodeID)
             buffer.writeField(capabilities)
+            buffer.writeField(nonce)
         case .challenge(let nonce):
             buffer.writeField(nonce)
         case .proof(let mac):
             buffer.writeField(mac)
-        case .welcome(let sessionID):
+        case .welcome(let sessionID, let proof):
             buffer.writeField(sessionID)
+            buffer.writeField(proof)
         case .error(let code, let reason):
             buffer.writeInteger(code)
             buffer.writeField(reason)
@@ -151,8 +156,17 @@ public enum WireMessage: Sendable, Equatable {
         }
     }
 
-    /// Parses a message body; every field bounded, trailing bytes refused.
-    public static func decode(_ body: inout ByteBuffer, codec: TensorCodec) throws -> WireMessage {
+    /// Parses a message body; every field bounded, trailing bytes refused. Its tensors may hold
+    /// `tensorBytes` decompressed bytes in all: 0 refuses any tensor before it is read.
+    public static func decode(_ body: inout ByteBuffer, codec: TensorCodec, tensorBytes: Int) throws -> WireMessage {
+        var budget = tensorBytes
+        func tensors(of message: String) throws -> [TensorPayload] {
+            let count = Int(try body.readInteger(field: "tensor count", as: UInt16.self))
+            guard count == 0 || tensorBytes > 0 else {
+                throw WireError(.unexpectedMessage, "\(message) carries tensors before the handshake finished")
+            }
+            return try (0..<count).map { _ in try codec.decode(from: &body, budget: &budget) }
+        }
         let type = try body.readInteger(field: "message type", as: UInt8.self)
         let message: WireMessage
         switch type {
@@ -161,14 +175,17 @@ public enum WireMessage: Sendable, Equatable {
             guard let role = PeerRole(rawValue: try body.readInteger(field: "role", as: UInt8.self)) else {
                 throw WireError(.malformed, "hello: unknown role")
             }
-            message = .hello(version: version, role: role, nodeID: try body.readString(field: "node id", limit: 256),
-                             capabilities: try body.readString(field: "capabilities", limit: 64 << 10))
+            let nodeID = try body.readString(field: "node id", limit: 256)
+            let capabilities = try body.readString(field: "capabilities", limit: 64 << 10)
+            // Version 1 had no nonce: decode it as empty, so the version check can answer.
+            let nonce = body.readableBytes == 0 ? [] : try body.readByteArray(field: "nonce", limit: 64)
+            message = .hello(version: version, role: role, nodeID: nodeID, capabilities: capabilities, nonce: nonce)
         case 2:
             message = .challenge(nonce: try body.readByteArray(field: "nonce", limit: 64))
         case 3:
             message = .proof(mac: try body.readByteArray(field: "proof", limit: 64))
         case 4:
-            message = .welcome(sessionID: try body.readString(field: "session id", limit: 256))
+            message = .welcome(sessionID: try body.readString(field: "session id", limit: 256), proof: try body.readByteArray(field: "proof", limit: 64))
         case 5:
             message = .error(code: try body.readInteger(field: "error code", as: UInt16.self), reason: try body.readString(field: "reason", limit: 4096))
         case 6:
@@ -179,8 +196,7 @@ public enum WireMessage: Sendable, Equatable {
             let taskID = try body.readString(field: "task id", limit: 256)
             let kind = try body.readString(field: "kind", limit: 64)
             let payload = try body.readString(field: "payload", limit: 16 << 20)
-            let count = Int(try body.readInteger(field: "tensor count", as: UInt16.self))
-            message = .assign(taskID: taskID, kind: kind, payload: payload, tensors: try (0..<count).map { _ in try codec.decode(from: &body) })
+            message = .assign(taskID: taskID, kind: kind, payload: payload, tensors: try tensors(of: "assign"))
         case 12:
             message = .heartbeat(taskIDs: try body.readStrings(field: "task ids", limit: 4096))
         case 13:
@@ -189,8 +205,7 @@ public enum WireMessage: Sendable, Equatable {
         case 14:
             let taskID = try body.readString(field: "task id", limit: 256)
             let payload = try body.readString(field: "payload", limit: 16 << 20)
-            let count = Int(try body.readInteger(field: "tensor count", as: UInt16.self))
-            message = .result(taskID: taskID, payload: payload, tensors: try (0..<count).map { _ in try codec.decode(from: &body) })
+            message = .result(taskID: taskID, payload: payload, tensors: try tensors(of: "result"))
         case 15:
             message = .failed(taskID: try body.readString(field: "task id", limit: 256),
                               retryable: try body.readInteger(field: "retryable", as: UInt8.self) != 0,

@@ -2,13 +2,13 @@
 /// authenticated with the cluster's shared secret, and a compressed tensor codec. It knows
 /// nothing of models: tensors are shapes and bytes, edits are JSON.
 public enum WireProtocol {
-    /// Bumped on every incompatible change to frames or messages.
-    public static let version: UInt16 = 1
+    /// Bumped on every incompatible change to frames or messages (2: mutual authentication).
+    public static let version: UInt16 = 2
     /// Largest frame accepted before the peer has authenticated (hello and proof are small).
     public static let unauthenticatedFrameLimit = 64 << 10
     /// Default largest frame once authenticated.
     public static let defaultFrameLimit = 256 << 20
-    /// Default largest decompressed tensor.
+    /// Default largest decompressed tensor, and the most one message's tensors may hold in all.
     public static let defaultTensorLimit = 1 << 30
 }
 

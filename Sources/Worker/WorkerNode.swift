@@ -20,12 +20,17 @@ public struct WorkerConfiguration: Sendable {
     public var heartbeatInterval: TimeAmount
     /// Longest wait between reconnection attempts.
     public var maximumBackoff: TimeAmount
+    /// How long a draining worker keeps trying to deliver a finished result while the
+    /// coordinator is unreachable, before it leaves anyway (the coordinator then runs the task
+    /// again when its lease expires).
+    public var drainDeliveryTimeout: TimeAmount
 
     public init(host: String, port: Int, secret: SharedSecret, nodeID: String, threads: Int, models: [String: URL],
                 lowMemory: Bool = false, codec: TensorCodec = TensorCodec(), heartbeatInterval: TimeAmount = .seconds(5),
-                maximumBackoff: TimeAmount = .seconds(30)) {
+                maximumBackoff: TimeAmount = .seconds(30), drainDeliveryTimeout: TimeAmount = .seconds(60)) {
         (self.host, self.port, self.secret, self.nodeID, self.threads, self.models) = (host, port, secret, nodeID, threads, models)
         (self.lowMemory, self.codec, self.heartbeatInterval, self.maximumBackoff) = (lowMemory, codec, heartbeatInterval, maximumBackoff)
+        self.drainDeliveryTimeout = drainDeliveryTimeout
     }
 }
 
@@ -43,7 +48,11 @@ public final class WorkerNode: @unchecked Sendable {
 
     // Everything below is touched on `loop` only.
     private var channel: Channel?
-    private var authenticated = false
+    /// The current connection's handshake; nothing from the coordinator is trusted before
+    /// its welcome proves the secret.
+    private var handshake: ClientHandshake?
+    private var authenticated: Bool { handshake?.welcomed ?? false }
+    private var deliveryDeadline: Scheduled<Void>?
     private var currentTask: String?
     private var pending: [WireMessage] = []
     private var draining = false
@@ -98,11 +107,11 @@ public final class WorkerNode: @unchecked Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { [configuration] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let limit = FrameLimit(WireProtocol.unauthenticatedFrameLimit)
+                    let limits = ConnectionLimits.unauthenticated()
                     try channel.pipeline.syncOperations.addHandlers([
-                        ByteToMessageHandler(WireMessageDecoder(limit: limit, codec: configuration.codec)),
+                        ByteToMessageHandler(WireMessageDecoder(limits: limits, codec: configuration.codec)),
                         MessageToByteHandler(WireMessageEncoder(codec: configuration.codec)),
-                        WorkerConnectionHandler(node: self, limit: limit),
+                        WorkerConnectionHandler(node: self, limits: limits),
                     ])
                 }
             }
@@ -110,9 +119,9 @@ public final class WorkerNode: @unchecked Sendable {
             switch result {
             case .success(let channel):
                 self.channel = channel
-                self.authenticated = false
-                channel.writeAndFlush(WireMessage.hello(version: WireProtocol.version, role: .worker, nodeID: self.configuration.nodeID,
-                                                         capabilities: (try? self.capabilities.jsonText()) ?? "{}"), promise: nil)
+                let handshake = ClientHandshake(secret: self.configuration.secret, role: .worker, nodeID: self.configuration.nodeID)
+                self.handshake = handshake
+                channel.writeAndFlush(handshake.hello(capabilities: (try? self.capabilities.jsonText()) ?? "{}"), promise: nil)
             case .failure(let error):
                 self.logger.warning("cannot reach the coordinator", metadata: ["error": "\(error)", "retry in": "\(self.backoff.nanoseconds / 1_000_000) ms"])
                 self.scheduleReconnect()
@@ -127,15 +136,25 @@ public final class WorkerNode: @unchecked Sendable {
         loop.scheduleTask(in: delay) { self.connect() }
     }
 
-    fileprivate func received(_ message: WireMessage, on channel: Channel, limit: FrameLimit) {
+    fileprivate func received(_ message: WireMessage, on channel: Channel, limits: ConnectionLimits) {
+        guard channel === self.channel, var handshake else { return }
         switch message {
         case .challenge(let nonce):
-            channel.writeAndFlush(WireMessage.proof(mac: configuration.secret.proof(nonce: nonce, version: WireProtocol.version, role: .worker,
-                                                                                     nodeID: configuration.nodeID)), promise: nil)
-        case .welcome(let session):
-            authenticated = true
+            do {
+                channel.writeAndFlush(try handshake.answer(challenge: nonce), promise: nil)
+                self.handshake = handshake
+            } catch {
+                abandon(channel, because: error)
+            }
+        case .welcome(let session, let proof):
+            do { try handshake.accept(welcomeProof: proof) } catch {
+                abandon(channel, because: error)
+                return
+            }
+            self.handshake = handshake
             backoff = .milliseconds(500)
-            limit.bytes = WireProtocol.defaultFrameLimit
+            deliveryDeadline?.cancel()
+            limits.authenticated(tensorBytes: configuration.codec.limit)
             logger.info("joined the cluster", metadata: ["session": "\(session)", "models": "\(capabilities.models.count) keys"])
             for message in pending { channel.write(message, promise: nil) }
             pending.removeAll()
@@ -144,8 +163,17 @@ public final class WorkerNode: @unchecked Sendable {
             heartbeat = loop.scheduleRepeatedTask(initialDelay: configuration.heartbeatInterval, delay: configuration.heartbeatInterval) { _ in
                 if self.authenticated { self.channel?.writeAndFlush(WireMessage.heartbeat(taskIDs: self.currentTask.map { [$0] } ?? []), promise: nil) }
             }
-            askForWork()
+            if draining {
+                // The results held while disconnected are delivered: nothing keeps this worker.
+                if currentTask == nil { leave() }
+            } else {
+                askForWork()
+            }
         case .assign(let taskID, let kind, let payload, let tensors):
+            guard authenticated else {
+                abandon(channel, because: WireError(.unexpectedMessage, "work offered before the coordinator proved the cluster secret"))
+                return
+            }
             start(taskID: taskID, kind: kind, payload: payload, tensors: tensors)
         case .error(let code, let reason):
             logger.error("the coordinator refused this worker", metadata: ["code": "\(code)", "reason": "\(reason)"])
@@ -159,14 +187,36 @@ public final class WorkerNode: @unchecked Sendable {
         }
     }
 
-    fileprivate func disconnected() {
-        authenticated = false
-        channel = nil
+    /// Drops a connection whose other end cannot be trusted; reconnects with backoff.
+    private func abandon(_ channel: Channel, because error: Error) {
+        logger.error("leaving the connection", metadata: ["reason": "\(error)"])
+        channel.close(promise: nil)
+    }
+
+    fileprivate func disconnected(_ channel: Channel) {
+        guard channel === self.channel else { return }
+        handshake = nil
+        self.channel = nil
         heartbeat?.cancel()
         heartbeat = nil
-        if draining && currentTask == nil && pending.isEmpty { stop(error: nil); return }
+        if draining && currentTask == nil {
+            if pending.isEmpty { stop(error: nil); return }
+            startDeliveryDeadline()
+        }
         logger.warning("lost the coordinator; reconnecting")
         scheduleReconnect()
+    }
+
+    /// A draining worker with a finished result and no coordinator: keep trying for a while,
+    /// then leave (the coordinator runs the task again once its lease expires).
+    private func startDeliveryDeadline() {
+        guard deliveryDeadline == nil else { return }
+        deliveryDeadline = loop.scheduleTask(in: configuration.drainDeliveryTimeout) {
+            guard !self.stopped, !self.pending.isEmpty else { return }
+            self.logger.warning("leaving without delivering results: the coordinator stayed unreachable",
+                                metadata: ["results": "\(self.pending.count)", "waited s": "\(self.configuration.drainDeliveryTimeout.nanoseconds / 1_000_000_000)"])
+            self.stop(error: nil)
+        }
     }
 
     // MARK: - Work
@@ -220,7 +270,7 @@ public final class WorkerNode: @unchecked Sendable {
         }
         send(outcome)
         if draining {
-            if pending.isEmpty { leave() }
+            if pending.isEmpty { leave() } else { startDeliveryDeadline() }
         } else {
             askForWork()
         }
@@ -255,19 +305,19 @@ public final class WorkerNode: @unchecked Sendable {
 final class WorkerConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = WireMessage
     let node: WorkerNode
-    let limit: FrameLimit
+    let limits: ConnectionLimits
 
-    init(node: WorkerNode, limit: FrameLimit) {
+    init(node: WorkerNode, limits: ConnectionLimits) {
         self.node = node
-        self.limit = limit
+        self.limits = limits
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        node.received(unwrapInboundIn(data), on: context.channel, limit: limit)
+        node.received(unwrapInboundIn(data), on: context.channel, limits: limits)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        node.disconnected()
+        node.disconnected(context.channel)
         context.fireChannelInactive()
     }
 

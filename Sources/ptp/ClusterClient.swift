@@ -42,7 +42,9 @@ final class ClusterClient: @unchecked Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
-                        ByteToMessageHandler(WireMessageDecoder(limit: FrameLimit(WireProtocol.defaultFrameLimit), codec: codec)),
+                        // Clients receive no tensors, before the handshake or after.
+                        ByteToMessageHandler(WireMessageDecoder(limits: ConnectionLimits(frameBytes: WireProtocol.defaultFrameLimit, tensorBytes: 0),
+                                                                codec: codec)),
                         MessageToByteHandler(WireMessageEncoder(codec: codec)),
                         ClientInboundHandler(client: self),
                     ])
@@ -50,12 +52,20 @@ final class ClusterClient: @unchecked Sendable {
             }
             .connect(host: host, port: port).wait()
         self.channel = channel
-        try channel.writeAndFlush(WireMessage.hello(version: WireProtocol.version, role: role, nodeID: nodeID, capabilities: "{}")).wait()
-        guard case .challenge(let nonce) = try next(timeout: 10) else { throw CommandError("the coordinator did not send a challenge") }
-        try channel.writeAndFlush(WireMessage.proof(mac: secret.proof(nonce: nonce, version: WireProtocol.version, role: role, nodeID: nodeID))).wait()
+        var handshake = ClientHandshake(secret: secret, role: role, nodeID: nodeID)
+        try channel.writeAndFlush(handshake.hello(capabilities: "{}")).wait()
         switch try next(timeout: 10) {
-        case .welcome: return
-        case .error(_, let reason): throw CommandError("the coordinator refused the connection: \(reason)")
+        case .challenge(let nonce)?: try channel.writeAndFlush(try handshake.answer(challenge: nonce)).wait()
+        case .error(_, let reason)?: throw CommandError("the coordinator refused the connection: \(reason)")
+        default: throw CommandError("the coordinator did not send a challenge")
+        }
+        switch try next(timeout: 10) {
+        case .welcome(_, let proof)?:
+            do { try handshake.accept(welcomeProof: proof) } catch {
+                close()
+                throw CommandError("\(error)")
+            }
+        case .error(_, let reason)?: throw CommandError("the coordinator refused the connection: \(reason)")
         default: throw CommandError("unexpected answer to the handshake")
         }
     }

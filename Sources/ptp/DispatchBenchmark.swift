@@ -50,13 +50,14 @@ struct DispatchBenchmark: ParsableCommand {
 final class SimulatedWorker: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = WireMessage
     typealias OutboundOut = WireMessage
-    let secret: SharedSecret
     let id: String
     let ready: EventLoopPromise<Void>
+    var handshake: ClientHandshake
     var channel: Channel!
 
     init(secret: SharedSecret, id: String, ready: EventLoopPromise<Void>) {
-        (self.secret, self.id, self.ready) = (secret, id, ready)
+        (self.id, self.ready) = (id, ready)
+        handshake = ClientHandshake(secret: secret, role: .worker, nodeID: id)
     }
 
     static func connect(group: EventLoopGroup, port: Int, secret: SharedSecret, id: String) throws -> SimulatedWorker {
@@ -67,22 +68,27 @@ final class SimulatedWorker: ChannelInboundHandler, @unchecked Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
-                        ByteToMessageHandler(WireMessageDecoder(limit: FrameLimit(WireProtocol.defaultFrameLimit), codec: codec)),
+                        ByteToMessageHandler(WireMessageDecoder(limits: ConnectionLimits(frameBytes: WireProtocol.defaultFrameLimit, tensorBytes: 0),
+                                                                codec: codec)),
                         MessageToByteHandler(WireMessageEncoder(codec: codec)), worker,
                     ])
                 }
             }
             .connect(host: "127.0.0.1", port: port).wait()
         let capabilities = try NodeCapabilities(models: ["noop"], threads: 1, host: "sim", version: "bench").jsonText()
-        worker.channel.writeAndFlush(WireMessage.hello(version: WireProtocol.version, role: .worker, nodeID: id, capabilities: capabilities), promise: nil)
+        worker.channel.writeAndFlush(worker.handshake.hello(capabilities: capabilities), promise: nil)
         return worker
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .challenge(let nonce):
-            context.writeAndFlush(wrapOutboundOut(.proof(mac: secret.proof(nonce: nonce, version: WireProtocol.version, role: .worker, nodeID: id))), promise: nil)
-        case .welcome:
+            do { context.writeAndFlush(wrapOutboundOut(try handshake.answer(challenge: nonce)), promise: nil) } catch { ready.fail(error) }
+        case .welcome(_, let proof):
+            do { try handshake.accept(welcomeProof: proof) } catch {
+                ready.fail(error)
+                return
+            }
             context.writeAndFlush(wrapOutboundOut(.credit(slots: 1)), promise: nil)
             ready.succeed(())
         case .assign(let taskID, _, _, _):

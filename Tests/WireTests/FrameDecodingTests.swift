@@ -9,9 +9,13 @@ import Wire
 struct FrameDecodingTests {
     let codec = TensorCodec()
 
-    func channel(limit: Int = 1 << 20) throws -> EmbeddedChannel {
+    func channel(limit: Int = 1 << 20, tensorBytes: Int = 1 << 30) throws -> EmbeddedChannel {
+        try channel(limits: ConnectionLimits(frameBytes: limit, tensorBytes: tensorBytes))
+    }
+
+    func channel(limits: ConnectionLimits) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireMessageDecoder(limit: FrameLimit(limit), codec: codec)))
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireMessageDecoder(limits: limits, codec: codec)))
         return channel
     }
 
@@ -28,10 +32,10 @@ struct FrameDecodingTests {
     }
 
     static let samples: [WireMessage] = [
-        .hello(version: 1, role: .worker, nodeID: "node-ä", capabilities: #"{"models":["default"]}"#),
+        .hello(version: 2, role: .worker, nodeID: "node-ä", capabilities: #"{"models":["default"]}"#, nonce: Array(100..<132)),
         .challenge(nonce: Array(0..<32)),
         .proof(mac: Array(repeating: 7, count: 32)),
-        .welcome(sessionID: "s1"),
+        .welcome(sessionID: "s1", proof: Array(repeating: 9, count: 32)),
         .error(code: 5, reason: "no"),
         .goodbye(reason: "draining"),
         .credit(slots: 3),
@@ -92,6 +96,41 @@ struct FrameDecodingTests {
         var header = ByteBuffer()
         header.writeInteger(UInt32(0xFFFF_FFF0))
         #expect(throws: WireError(.frameTooLarge, "frame of 4294967280 bytes over the limit of 1024")) { try channel.writeInbound(header) }
+    }
+
+    /// A result frame with one tensor of `megabytes` MiB of zeros that honestly declares its size
+    /// (a few kilobytes compressed).
+    static func zeros(megabytes: Int, name: String = "zeros") throws -> TensorPayload {
+        TensorPayload(name: name, elementType: .uint8, shape: [megabytes << 20], bytes: [UInt8](repeating: 0, count: megabytes << 20))
+    }
+
+    @Test("tensors are refused before the handshake, unread: a small frame cannot make us allocate")
+    func tensorsBeforeAuthentication() throws {
+        let zstd = TensorCodec(zstdLevel: 19, shuffle: false)
+        var frame = ByteBuffer()
+        try WireMessageEncoder(codec: zstd).encode(data: .result(taskID: "t", payload: "{}", tensors: [try Self.zeros(megabytes: 64)]), out: &frame)
+        #expect(frame.readableBytes < WireProtocol.unauthenticatedFrameLimit, "the frame fits the unauthenticated limit")
+        let channel = try channel(limits: .unauthenticated())
+        let error = #expect(throws: WireError.self) { try channel.writeInbound(frame) }
+        #expect(error?.code == .unexpectedMessage && error?.reason.contains("before the handshake") == true, "\(String(describing: error))")
+        // The same frame once authenticated.
+        let limits = ConnectionLimits.unauthenticated()
+        limits.authenticated(tensorBytes: 1 << 30)
+        let open = try self.channel(limits: limits)
+        try open.writeInbound(frame)
+        #expect(try decoded(open).count == 1)
+    }
+
+    @Test("one message's tensors share one decompressed budget")
+    func messageBudget() throws {
+        let zstd = TensorCodec(zstdLevel: 3, shuffle: false)
+        var frame = ByteBuffer()
+        let tensors = [try Self.zeros(megabytes: 3, name: "a"), try Self.zeros(megabytes: 3, name: "b")]
+        try WireMessageEncoder(codec: zstd).encode(data: .result(taskID: "t", payload: "{}", tensors: tensors), out: &frame)
+        // Each tensor is under the limit of 4 MiB; together they are over it.
+        let channel = try channel(limit: 1 << 20, tensorBytes: 4 << 20)
+        let error = #expect(throws: WireError.self) { try channel.writeInbound(frame) }
+        #expect(error?.code == .tensorRejected && error?.reason.contains("tensor b") == true, "\(String(describing: error))")
     }
 
     @Test("malformed bodies: unknown type, truncated fields, trailing bytes, oversized strings")
@@ -166,7 +205,8 @@ struct TensorCodecTests {
         buffer.writeInteger(UInt32(0))
         buffer.writeInteger(UInt32(size))
         buffer.writeBytes(compressed.prefix(size))
-        #expect(throws: WireError.self) { try TensorCodec().decode(from: &buffer) }
+        let lie = #expect(throws: WireError.self) { try TensorCodec().decode(from: &buffer) }
+        #expect(lie?.code == .tensorRejected && lie?.reason.contains("does not state its size as 16 bytes") == true, "\(String(describing: lie))")
 
         // Honest about its size but over the limit: refused from the header.
         var large = try encoded(TensorPayload(name: "big", elementType: .uint8, shape: [huge.count], bytes: huge))
@@ -187,17 +227,57 @@ struct TensorCodecTests {
 
 @Suite("authentication")
 struct AuthenticationTests {
-    @Test("proofs verify only with the same secret, nonce, role and node")
+    let secret = SharedSecret(Array("a cluster secret of some length".utf8))
+    let other = SharedSecret(Array("another secret, also long enough".utf8))
+
+    @Test("proofs verify only with the same secret, prover, nonces, version, role and node")
     func proofs() {
-        let secret = SharedSecret(Array("a cluster secret of some length".utf8))
-        let other = SharedSecret(Array("another secret, also long enough".utf8))
-        let nonce = SharedSecret.nonce()
-        let mac = secret.proof(nonce: nonce, version: 1, role: .worker, nodeID: "w1")
-        #expect(secret.verify(mac, nonce: nonce, version: 1, role: .worker, nodeID: "w1"))
-        #expect(!other.verify(mac, nonce: nonce, version: 1, role: .worker, nodeID: "w1"))
-        #expect(!secret.verify(mac, nonce: SharedSecret.nonce(), version: 1, role: .worker, nodeID: "w1"))
-        #expect(!secret.verify(mac, nonce: nonce, version: 1, role: .client, nodeID: "w1"))
-        #expect(!secret.verify(mac, nonce: nonce, version: 1, role: .worker, nodeID: "w2"))
+        let (peer, coordinator) = (SharedSecret.nonce(), SharedSecret.nonce())
+        let mac = secret.proof(by: .peer, version: 2, role: .worker, nodeID: "w1", peerNonce: peer, coordinatorNonce: coordinator)
+        #expect(secret.verify(mac, by: .peer, version: 2, role: .worker, nodeID: "w1", peerNonce: peer, coordinatorNonce: coordinator))
+        #expect(!other.verify(mac, by: .peer, version: 2, role: .worker, nodeID: "w1", peerNonce: peer, coordinatorNonce: coordinator))
+        #expect(!secret.verify(mac, by: .coordinator, version: 2, role: .worker, nodeID: "w1", peerNonce: peer, coordinatorNonce: coordinator))
+        #expect(!secret.verify(mac, by: .peer, version: 2, role: .worker, nodeID: "w1", peerNonce: SharedSecret.nonce(), coordinatorNonce: coordinator))
+        #expect(!secret.verify(mac, by: .peer, version: 2, role: .worker, nodeID: "w1", peerNonce: peer, coordinatorNonce: SharedSecret.nonce()))
+        #expect(!secret.verify(mac, by: .peer, version: 1, role: .worker, nodeID: "w1", peerNonce: peer, coordinatorNonce: coordinator))
+        #expect(!secret.verify(mac, by: .peer, version: 2, role: .client, nodeID: "w1", peerNonce: peer, coordinatorNonce: coordinator))
+        #expect(!secret.verify(mac, by: .peer, version: 2, role: .worker, nodeID: "w2", peerNonce: peer, coordinatorNonce: coordinator))
+    }
+
+    /// The coordinator's side of the exchange, as PeerHandler does it.
+    func coordinatorAnswers(_ hello: WireMessage, proof: WireMessage, with key: SharedSecret, challenge: [UInt8]) -> (Bool, [UInt8]) {
+        guard case .hello(_, let role, let nodeID, _, let peerNonce) = hello, case .proof(let mac) = proof else { return (false, []) }
+        let valid = key.verify(mac, by: .peer, version: WireProtocol.version, role: role, nodeID: nodeID, peerNonce: peerNonce, coordinatorNonce: challenge)
+        return (valid, key.proof(by: .coordinator, version: WireProtocol.version, role: role, nodeID: nodeID, peerNonce: peerNonce, coordinatorNonce: challenge))
+    }
+
+    @Test("the handshake is mutual: a coordinator without the secret is not trusted")
+    func mutualHandshake() throws {
+        let challenge = SharedSecret.nonce()
+        // Both sides hold the secret.
+        var client = ClientHandshake(secret: secret, role: .worker, nodeID: "w1")
+        let proof = try client.answer(challenge: challenge)
+        let (valid, welcome) = coordinatorAnswers(client.hello(capabilities: "{}"), proof: proof, with: secret, challenge: challenge)
+        #expect(valid)
+        try client.accept(welcomeProof: welcome)
+        #expect(client.welcomed)
+
+        // A server with another secret cannot produce the welcome proof.
+        var fooled = ClientHandshake(secret: secret, role: .worker, nodeID: "w1")
+        let fooledProof = try fooled.answer(challenge: challenge)
+        let (_, forged) = coordinatorAnswers(fooled.hello(capabilities: "{}"), proof: fooledProof, with: other, challenge: challenge)
+        let refusal = #expect(throws: WireError.self) { try fooled.accept(welcomeProof: forged) }
+        #expect(refusal?.code == .authenticationFailed)
+        #expect(!fooled.welcomed)
+
+        // Nor can it reflect the peer's own proof back as its welcome.
+        var reflected = ClientHandshake(secret: secret, role: .worker, nodeID: "w1")
+        guard case .proof(let own) = try reflected.answer(challenge: challenge) else { Issue.record("no proof"); return }
+        #expect(throws: WireError.self) { try reflected.accept(welcomeProof: own) }
+
+        // A welcome before any challenge is out of order.
+        var early = ClientHandshake(secret: secret, role: .client, nodeID: "c")
+        #expect(throws: WireError.self) { try early.accept(welcomeProof: welcome) }
     }
 
     @Test("secrets load from a file or the environment, and missing ones are named")
