@@ -16,8 +16,9 @@ struct EditSpecTests {
             {"id": "e-1", "source": "a cat", "targets": ["a dog", "a big dog"], "mode": "refine",
              "cross_replace": {"default": 0.8, "dog": [0.1, 0.4]}, "self_replace": 1, "blend": ["cat", ["dog"], ["big", "dog"]],
              "reweight": {"dog": -1}, "seed": 8888, "steps": 20, "guidance": 7, "height": 512, "width": 512,
-             "super_resolution": false}
+             "super_resolution": false, "blend_subtract": [[], [], ["big"]], "blend_subtract_threshold": 0.6, "start_blend": 0.1}
             """#)
+        #expect(spec.blendSubtract == [[], [], ["big"]] && spec.blendSubtractThreshold == 0.6 && spec.startBlend == 0.1)
         #expect(spec.targets == ["a dog", "a big dog"] && spec.mode == .refine && spec.seed == 8888)
         #expect(spec.crossReplace.range == StepRange(end: 0.8) && spec.crossReplace.words["dog"] == StepRange(start: 0.1, end: 0.4))
         #expect(spec.selfReplace == StepRange(end: 1) && spec.blend == [["cat"], ["dog"], ["big", "dog"]])
@@ -40,7 +41,11 @@ struct EditSpecTests {
         (#"{"id": "a", "source": "x", "targets": ["y"], "cross_replace": {"y": -0.1}}"#, "cross_replace.y"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "self_replace": "half"}"#, "self_replace"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "blend": [["x"]]}"#, "blend"),
-        (#"{"id": "a", "source": "x", "targets": ["y"], "start_blend": 2}"#, "start_blend"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "blend": [["x"], ["y"]], "start_blend": 2}"#, "start_blend"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "start_blend": 0.5}"#, "start_blend"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "blend_threshold": 0.5}"#, "blend_threshold"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "blend": [["x"], ["y"]], "blend_subtract_threshold": 0.5}"#, "blend_subtract_threshold"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "blend": [["x"], ["y"]], "blend_subtract": [[], ["y"]], "blend_subtract_threshold": 1.5}"#, "blend_subtract_threshold"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "reweight": {"y": "big"}}"#, "reweight"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "mode": "reweight"}"#, "reweight"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "mode": "reweight", "reweight": {"x": 2}}"#, "targets[0]"),
@@ -63,6 +68,9 @@ struct EditSpecTests {
             do { try editor.validate(try parse(text)); return nil } catch { return error as? EditError }
         }
         #expect(check(#"{"id": "a", "source": "a red circle", "targets": ["a big red circle"], "mode": "replace", "height": 128, "width": 128}"#)?.field == "mode")
+        // Repeated spaces do not make words: these have three words each.
+        #expect(check(#"{"id": "a", "source": "a  red circle", "targets": ["a red  square "], "mode": "replace", "height": 128, "width": 128}"#) == nil)
+        #expect(try parse(#"{"id": "a", "source": "a  red circle", "targets": ["a red  square "]}"#).resolvedMode == .replace)
         #expect(check(#"{"id": "a", "source": "a red circle", "targets": ["a red square"], "blend": [["circle"], ["circle"]], "height": 128, "width": 128}"#)?.field == "blend[1]")
         #expect(check(#"{"id": "a", "source": "a red circle", "targets": ["a red square"], "reweight": {"circle": 2}, "height": 128, "width": 128}"#)?.field == "reweight")
         #expect(check(#"{"id": "a", "source": "a red circle", "targets": ["a red square"], "cross_replace": {"blue": 0.2}, "height": 128, "width": 128}"#)?.field == "cross_replace.blue")

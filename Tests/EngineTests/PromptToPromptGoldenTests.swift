@@ -79,6 +79,38 @@ struct PromptToPromptGoldenTests {
         }
     }
 
+    @Test("LocalBlend and the attention pictures work on portrait and odd-sized latents",
+          arguments: [(160, 96), (136, 136)])
+    func anyLatentShape(height: Int, width: Int) throws {
+        // 160x96 px is a 20x12 latent (blend grid 5x3); 136 px is 17x17 (grids 17, 9, 5).
+        var spec = spec("blend")
+        (spec.height, spec.width) = (height, width)
+        let editor = PromptToPromptEditor(model: Self.model)
+        let settings = editor.settings(for: spec)
+        let controller = try #require(try editor.controller(for: spec, settings: settings, storeAttention: true) as? PromptToPromptController)
+        let latents = try Sampler(model: Self.model).sample(prompts: spec.prompts, settings: settings, controller: controller)
+        let (rows, columns) = (latents.shape[2], latents.shape[3])
+        let grid = try editor.attentionGrid(latentHeight: rows, latentWidth: columns)
+        #expect(grid == AttentionGrid(height: (rows + 3) / 4, width: (columns + 3) / 4))
+        let blend = try #require(controller.localBlend)
+        let mask = try #require(blend.masks(store: controller.store, step: settings.steps - 1, height: rows, width: columns),
+                                "no LocalBlend mask for a \(rows)x\(columns) latent")
+        let covered = mask[1].reduce(0, +)
+        #expect(covered > 0 && covered < Float(rows * columns), "the mask covers \(covered) of \(rows * columns) latent pixels")
+
+        let stage = try editor.runStageOne(spec, attentionMaps: true)
+        let attention = try #require(stage.attention)
+        #expect(attention.count == spec.prompts.count)
+        for prompt in attention {
+            #expect(prompt.grid == grid && prompt.maps.allSatisfy { $0.count == grid.queries })
+            #expect(prompt.maps.contains { $0.contains { $0 > 0 } }, "empty attention maps for \"\(prompt.prompt)\"")
+        }
+        // Cells follow the grid's aspect ratio (reading every map element: an out-of-range
+        // index would trap here).
+        let wide = AttentionPicture.render(attention[0], cell: 60), narrow = AttentionPicture.render(attention[0], cell: 30)
+        #expect(wide.height - narrow.height == 60 * grid.height / grid.width - 30 * grid.height / grid.width)
+    }
+
     @Test("control is applied: edited prompts differ from the no-control baseline, the source does not")
     func controlIsApplied() throws {
         let golden = try Fixtures.tensors("p2p-golden.safetensors")

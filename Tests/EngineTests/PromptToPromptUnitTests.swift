@@ -17,7 +17,10 @@ struct PromptToPromptUnitTests {
         #expect(words("fried potatos").tokens(of: "potatos") == [2, 3])
         #expect(words("pea soup with croutons").tokens(of: "croutons") == [4, 5, 6])
         // Ours: case-insensitive, trailing punctuation ignored, repeated words all selected.
-        #expect(words("A painting of a squirrel eating a burger.").tokens(of: "Burger") == [8, 9])
+        #expect(words("A painting of a squirrel eating a burger.").tokens(of: "Burger") == [8])
+        #expect(words("A painting of a squirrel eating a burger.").tokens(atWord: 7) == [8, 9])
+        #expect(words("a  painting of   a squirrel").tokens(of: "squirrel") == [5])
+        #expect(words("wait... what?!").tokens(of: "what").count == 1)
         #expect(words("a cat and a cat").tokens(of: "cat") == [2, 5])
         #expect(words("a  cat").tokens(of: "cat") == [2])
         #expect(words("a cat").tokens(of: "dog").isEmpty)

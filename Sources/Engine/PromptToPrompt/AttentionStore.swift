@@ -49,9 +49,9 @@ public final class AttentionStore {
 
     func endStep() { steps += 1 }
 
-    /// Cross-attention layers at `resolution` (side) in the given places, in UNet order.
-    public func crossLayers(resolution: Int, places: Set<UNetPlace>) -> [LayerSums] {
-        layers.values.filter { $0.site.isCross && $0.site.height == resolution && places.contains($0.site.place) }
+    /// Cross-attention layers on `grid` in the given places, in UNet order.
+    public func crossLayers(on grid: AttentionGrid, places: Set<UNetPlace>) -> [LayerSums] {
+        layers.values.filter { $0.site.isCross && grid.contains($0.site) && places.contains($0.site.place) }
             .sorted { $0.site.index < $1.site.index }
     }
 

@@ -39,6 +39,8 @@ public struct EditSpec: Sendable, Equatable {
     /// Per prompt, words whose region is taken out of the blend mask.
     public var blendSubtract: [[String]]?
     public var blendThreshold: Double = 0.3
+    /// Threshold of the (unpooled) subtraction mask.
+    public var blendSubtractThreshold: Double = 0.3
     /// Fraction of the steps before blending starts.
     public var startBlend: Double = 0.2
     /// Word -> attention scale for the edited prompts (negative allowed).
@@ -73,7 +75,7 @@ public struct EditSpec: Sendable, Equatable {
     public var prompts: [String] { [source] + targets }
 
     static let keys: [String] = ["id", "source", "targets", "mode", "cross_replace", "self_replace", "blend", "blend_subtract",
-                                 "blend_threshold", "start_blend", "reweight", "spatial_replace", "self_replace_side", "seed",
+                                 "blend_threshold", "blend_subtract_threshold", "start_blend", "reweight", "spatial_replace", "self_replace_side", "seed",
                                  "steps", "guidance", "height", "width", "model", "super_resolution", "image", "inversion"]
 
     /// Parses one JSON object, refusing unknown keys and ill-typed or out-of-range values with
@@ -142,6 +144,12 @@ public struct EditSpec: Sendable, Equatable {
         if let value = try number("blend_threshold") {
             guard value >= 0, value <= 1 else { throw EditError(field: "blend_threshold", problem: "\(value) is outside [0, 1]", fix: "give a fraction of the map's maximum, e.g. 0.3") }
             blendThreshold = value
+        }
+        if let value = try number("blend_subtract_threshold") {
+            guard value >= 0, value <= 1 else {
+                throw EditError(field: "blend_subtract_threshold", problem: "\(value) is outside [0, 1]", fix: "give a fraction of the map's maximum, e.g. 0.3")
+            }
+            blendSubtractThreshold = value
         }
         if let value = try number("start_blend") {
             guard value >= 0, value <= 1 else { throw EditError(field: "start_blend", problem: "\(value) is outside [0, 1]", fix: "give a fraction of the steps, e.g. 0.2") }
@@ -221,7 +229,7 @@ public struct EditSpec: Sendable, Equatable {
     func validateStructure(explicitKeys: Set<String>) throws {
         if mode == .none {
             for key in ["cross_replace", "self_replace", "blend", "blend_subtract", "reweight", "start_blend", "blend_threshold",
-                        "spatial_replace", "self_replace_side"] where explicitKeys.contains(key) {
+                        "blend_subtract_threshold", "spatial_replace", "self_replace_side"] where explicitKeys.contains(key) {
                 throw EditError(field: key, problem: "has no effect in mode none (the no-control baseline)", fix: "remove it, or choose a mode that uses it")
             }
         }
@@ -237,6 +245,12 @@ public struct EditSpec: Sendable, Equatable {
         if let blend, blend.count != prompts.count {
             throw EditError(field: "blend", problem: "has \(blend.count) word lists for \(prompts.count) prompts", fix: "give one list per prompt, source first")
         }
+        for key in ["blend_threshold", "start_blend"] where blend == nil && explicitKeys.contains(key) {
+            throw EditError(field: key, problem: "is given without blend", fix: "give blend words too, or remove it")
+        }
+        if blendSubtract == nil && explicitKeys.contains("blend_subtract_threshold") {
+            throw EditError(field: "blend_subtract_threshold", problem: "is given without blend_subtract", fix: "give blend_subtract words too, or remove it")
+        }
         if let blendSubtract {
             guard blend != nil else { throw EditError(field: "blend_subtract", problem: "is given without blend", fix: "give blend words too, or remove it") }
             guard blendSubtract.count == prompts.count else {
@@ -248,8 +262,8 @@ public struct EditSpec: Sendable, Equatable {
     /// The mode after `auto` is decided.
     public var resolvedMode: EditMode {
         guard mode == .auto else { return mode }
-        let count = source.split(separator: " ", omittingEmptySubsequences: false).count
-        return targets.allSatisfy({ $0.split(separator: " ", omittingEmptySubsequences: false).count == count }) ? .replace : .refine
+        let count = PromptWords.split(source).count
+        return targets.allSatisfy({ PromptWords.split($0).count == count }) ? .replace : .refine
     }
 
     /// The spec as JSON (provenance records and the wire).
@@ -263,8 +277,11 @@ public struct EditSpec: Sendable, Equatable {
         if mode != .none {
             object["cross_replace"] = crossReplace.words.isEmpty ? range(crossReplace.range)
                 : .object(crossReplace.words.mapValues(range).merging(["default": range(crossReplace.range)]) { a, _ in a })
-            object["blend_threshold"] = .double(blendThreshold)
-            object["start_blend"] = .double(startBlend)
+            if blend != nil {
+                object["blend_threshold"] = .double(blendThreshold)
+                object["start_blend"] = .double(startBlend)
+            }
+            if blendSubtract != nil { object["blend_subtract_threshold"] = .double(blendSubtractThreshold) }
         } else {
             object["self_replace"] = nil
         }

@@ -11,24 +11,24 @@ public struct LocalBlend: Sendable {
     public let subtractThreshold: Float
     /// Blending starts after this many steps (int(start_blend * T)).
     public let startStep: Int
-    /// Side of the cross-attention layers the masks come from (latent side / 4).
-    public let resolution: Int
+    /// Grid of the cross-attention layers the masks come from (the latent's / 4).
+    public let grid: AttentionGrid
 
     public init(words: [[Int]], subtractWords: [[Int]]? = nil, threshold: Float = 0.3, subtractThreshold: Float = 0.3,
-                startStep: Int, resolution: Int) {
+                startStep: Int, grid: AttentionGrid) {
         self.words = words
         self.subtractWords = subtractWords
         self.threshold = threshold
         self.subtractThreshold = subtractThreshold
         self.startStep = startStep
-        self.resolution = resolution
+        self.grid = grid
     }
 
     /// The masks [prompt][h * w] (1 = edited region) after step `step`, or nil before blending
     /// starts. The source's mask is OR-ed into every edited prompt's.
     public func masks(store: AttentionStore, step: Int, height: Int, width: Int) -> [[Float]]? {
         guard step + 1 > startStep else { return nil }
-        let layers = store.crossLayers(resolution: resolution, places: [.down, .up])
+        let layers = store.crossLayers(on: grid, places: [.down, .up])
         guard !layers.isEmpty else { return nil }
         func mask(_ tokens: [[Int]], pooled: Bool, threshold: Float) -> [[Bool]] {
             let maps = store.tokenMaps(tokens, layers: layers)

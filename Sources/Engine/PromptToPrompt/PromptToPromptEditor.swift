@@ -23,9 +23,9 @@ public struct TokenAttention: Sendable {
     public let prompt: String
     /// Token texts, BOS and EOS included.
     public let tokens: [String]
-    /// One [side * side] map per token.
+    /// One [height * width] map per token.
     public let maps: [[Float]]
-    public let side: Int
+    public let grid: AttentionGrid
 }
 
 /// Runs Prompt-to-Prompt edits: the source and edited prompts in one batch from one noise
@@ -78,26 +78,34 @@ public struct PromptToPromptEditor: Sendable {
         try Sampler(model: model).validate(settings(for: spec))
     }
 
-    /// The side of the cross-attention layers LocalBlend and the attention pictures read:
-    /// latent side / 4 as in Prompt-to-Prompt (16 for SD at 64x64), else the nearest smaller
-    /// side this UNet has cross-attention at, else its smallest.
-    public func attentionSide(latentSide: Int) throws -> Int {
-        let c = model.unet.configuration
-        let sides = c.downBlockTypes.enumerated().filter { $0.element == UNetConfiguration.crossDown }.map { latentSide >> $0.offset }
-        guard let smallest = sides.min() else {
+    /// The grid of the cross-attention layers LocalBlend and the attention pictures read: the
+    /// first level with cross-attention at a quarter of the latent's size or smaller, as
+    /// Prompt-to-Prompt reads SD's 16x16 layers of a 64x64 latent (16x24 for a 64x96 one), else
+    /// the deepest level this UNet has cross-attention at.
+    public func attentionGrid(latentHeight: Int, latentWidth: Int) throws -> AttentionGrid {
+        let types = model.unet.configuration.downBlockTypes
+        let levels = types.indices.filter { types[$0] == UNetConfiguration.crossDown }
+        guard let deepest = levels.max() else {
             throw EditError(field: "model", problem: "its UNet has no cross-attention in its down and up blocks", fix: "use a text-conditioned UNet with cross-attention")
         }
-        return sides.filter { $0 <= latentSide / 4 }.max() ?? smallest
+        return AttentionGrid(latentHeight: latentHeight, latentWidth: latentWidth, level: levels.filter { $0 >= 2 }.min() ?? deepest)
+    }
+
+    /// The attention grid of `settings`' latent.
+    func attentionGrid(_ settings: SamplingSettings) throws -> AttentionGrid {
+        try attentionGrid(latentHeight: settings.height / model.latentScale, latentWidth: settings.width / model.latentScale)
     }
 
     /// The attention controller for `spec` (nil for the baseline without attention pictures).
     public func controller(for spec: EditSpec, settings: SamplingSettings, storeAttention: Bool) throws -> SamplingController? {
         let tokenizer = model.tokenizer
         let words = spec.prompts.map { PromptWords($0, tokenizer: tokenizer) }
-        let latentSide = min(settings.height, settings.width) / model.latentScale
-        let blendSide = try attentionSide(latentSide: latentSide)
-        // Prompt-to-Prompt's limits at SD's 64x64 latent (store 32x32, inject 16x16), scaled.
-        let store = AttentionStore(maximumQueries: max((latentSide / 2) * (latentSide / 2), blendSide * blendSide))
+        let (latentHeight, latentWidth) = (settings.height / model.latentScale, settings.width / model.latentScale)
+        let blendGrid = try attentionGrid(settings)
+        // Prompt-to-Prompt's limits at SD's 64x64 latent (store up to 32x32 queries, inject self-
+        // attention up to 16x16), scaled with the latent's size and shape.
+        let storeLimit = AttentionGrid(latentHeight: latentHeight, latentWidth: latentWidth, level: 1).queries
+        let store = AttentionStore(maximumQueries: max(storeLimit, blendGrid.queries))
         let mode = spec.resolvedMode
         if mode == .none {
             return storeAttention ? AttentionStoringController(store: store) : nil
@@ -124,16 +132,20 @@ public struct PromptToPromptEditor: Sendable {
         }
         let alpha = CrossReplaceSchedule(spec.crossReplace.range, words: spec.crossReplace.words)
             .table(steps: settings.steps, targets: Array(words.dropFirst()), length: tokenizer.maximumLength)
-        let blend = spec.blend.map { lists in
-            LocalBlend(words: lists.enumerated().map { index, list in list.flatMap { words[index].tokens(of: $0) } },
-                       subtractWords: spec.blendSubtract.map { $0.enumerated().map { index, list in list.flatMap { words[index].tokens(of: $0) } } },
-                       threshold: Float(spec.blendThreshold), subtractThreshold: Float(spec.blendThreshold),
-                       startStep: Int(spec.startBlend * Double(settings.steps)), resolution: blendSide)
+        // Each token once, however many times its word is listed.
+        func tokens(_ lists: [[String]]) -> [[Int]] {
+            lists.enumerated().map { index, list in Array(Set(list.flatMap { words[index].tokens(of: $0) })).sorted() }
         }
-        let injectSide = spec.selfReplaceSide ?? latentSide / 4
+        let blend = spec.blend.map { lists in
+            LocalBlend(words: tokens(lists), subtractWords: spec.blendSubtract.map(tokens),
+                       threshold: Float(spec.blendThreshold), subtractThreshold: Float(spec.blendSubtractThreshold),
+                       startStep: Int(spec.startBlend * Double(settings.steps)), grid: blendGrid)
+        }
+        let injectLimit = spec.selfReplaceSide.map { $0 * $0 }
+            ?? AttentionGrid(latentHeight: latentHeight, latentWidth: latentWidth, level: 2).queries
         return PromptToPromptController(prompts: spec.prompts.count, edit: edit, crossAlpha: alpha,
                                         selfSteps: spec.selfReplace.steps(of: settings.steps),
-                                        selfMaximumQueries: injectSide * injectSide, store: store, localBlend: blend,
+                                        selfMaximumQueries: injectLimit, store: store, localBlend: blend,
                                         spatialReplaceUntil: spec.spatialReplace.map { Int((1 - $0) * Double(settings.steps)) })
     }
 
@@ -176,8 +188,7 @@ public struct PromptToPromptEditor: Sendable {
                                                       controller: controller, progress: progress)
         var attention: [TokenAttention]?
         if attentionMaps, let store = (controller as? PromptToPromptController)?.store ?? (controller as? AttentionStoringController)?.store {
-            attention = tokenAttention(store: store, prompts: spec.prompts,
-                                       side: try attentionSide(latentSide: min(settings.height, settings.width) / model.latentScale))
+            attention = tokenAttention(store: store, prompts: spec.prompts, grid: try attentionGrid(settings))
         }
         return StageOne(output: output, settings: settings, attention: attention, seconds: Date().timeIntervalSince(start))
     }
@@ -206,10 +217,10 @@ public struct PromptToPromptEditor: Sendable {
                           settings: stageOne.settings, mode: spec.resolvedMode, seconds: Date().timeIntervalSince(start))
     }
 
-    /// Average cross-attention per token at `side`, for every prompt.
-    func tokenAttention(store: AttentionStore, prompts: [String], side: Int) -> [TokenAttention] {
+    /// Average cross-attention per token on `grid`, for every prompt.
+    func tokenAttention(store: AttentionStore, prompts: [String], grid: AttentionGrid) -> [TokenAttention] {
         let tokenizer = model.tokenizer
-        let layers = store.crossLayers(resolution: side, places: [.down, .mid, .up])
+        let layers = store.crossLayers(on: grid, places: [.down, .mid, .up])
         guard !layers.isEmpty else { return [] }
         return prompts.enumerated().map { index, prompt in
             let ids = [tokenizer.startToken] + tokenizer.encode(prompt) + [tokenizer.endToken]
@@ -221,7 +232,7 @@ public struct PromptToPromptEditor: Sendable {
             let texts = ids.map { id -> String in
                 id == tokenizer.startToken ? "<start>" : id == tokenizer.endToken ? "<end>" : tokenizer.decode(token: id)
             }
-            return TokenAttention(prompt: prompt, tokens: texts, maps: maps, side: side)
+            return TokenAttention(prompt: prompt, tokens: texts, maps: maps, grid: grid)
         }
     }
 }

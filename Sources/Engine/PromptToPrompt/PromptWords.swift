@@ -1,26 +1,36 @@
 /// Maps the space-separated words of a prompt to its token positions (BOS = position 0), by
 /// decoding each token alone and counting characters, as Prompt-to-Prompt's reference does.
 ///
-/// Unlike the reference, a word given by text matches case-insensitively and ignoring trailing
-/// punctuation ("Burger." selects "burger"), and empty words from repeated spaces are skipped
-/// instead of shifting every later word.
+/// Unlike the reference, a run of spaces separates two words (the reference splits on single
+/// spaces, so a doubled space shifts every later word), and a word given by text matches
+/// case-insensitively and ignoring trailing punctuation: "Burger" selects the token of
+/// "burger." but not the token of its full stop.
 public struct PromptWords: Sendable {
     public let prompt: String
-    /// The prompt split on single spaces.
+    /// The prompt's words.
     public let words: [String]
-    /// Token positions (1-based, after BOS) of each word.
+    /// Token positions (1-based, after BOS) of each word, all of its tokens.
     public let tokenPositions: [[Int]]
+    /// Per word, how many of its last tokens are punctuation alone ("." of "burger.").
+    private let trailingPunctuationTokens: [Int]
+
+    /// The words of a prompt: split on spaces, empty words dropped.
+    public static func split(_ prompt: String) -> [String] {
+        prompt.split(separator: " ").map(String.init)
+    }
 
     public init(_ prompt: String, tokenizer: CLIPTokenizer) {
         self.prompt = prompt
-        words = prompt.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+        words = Self.split(prompt)
         let decoded = tokenizer.encode(prompt).map { tokenizer.decode(token: $0) }
         var positions = [[Int]](repeating: [], count: words.count)
+        var punctuation = [Int](repeating: 0, count: words.count)
         var word = 0, consumed = 0
         for (index, text) in decoded.enumerated() {
-            while word < words.count && words[word].unicodeScalars.count == 0 { word += 1 }
             guard word < words.count else { break }
             positions[word].append(index + 1)
+            let isPunctuation = !text.isEmpty && text.unicodeScalars.allSatisfy { $0.properties.generalCategory.isPunctuation }
+            punctuation[word] = isPunctuation ? punctuation[word] + 1 : 0
             consumed += text.unicodeScalars.count
             if consumed >= words[word].unicodeScalars.count {
                 word += 1
@@ -28,6 +38,7 @@ public struct PromptWords: Sendable {
             }
         }
         tokenPositions = positions
+        trailingPunctuationTokens = punctuation
     }
 
     /// Lower case without trailing punctuation: the form words are compared in.
@@ -43,9 +54,14 @@ public struct PromptWords: Sendable {
         return words.indices.filter { Self.key(words[$0]) == wanted }
     }
 
-    /// Token positions of every occurrence of `word` (empty when absent).
+    /// Token positions of every occurrence of `word` (empty when absent), without tokens of
+    /// trailing punctuation alone (unless the word is nothing else).
     public func tokens(of word: String) -> [Int] {
-        wordIndices(of: word).flatMap { tokenPositions[$0] }
+        wordIndices(of: word).flatMap { index -> [Int] in
+            let all = tokenPositions[index]
+            let kept = all.count - trailingPunctuationTokens[index]
+            return kept > 0 ? Array(all.prefix(kept)) : all
+        }
     }
 
     /// Token positions of the word at `index`.

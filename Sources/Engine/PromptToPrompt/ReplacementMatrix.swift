@@ -30,6 +30,11 @@ public struct ReplacementMatrix: Sendable, Equatable {
         let changed = source.words.indices.filter { source.words[$0] != target.words[$0] }
         let sourceTokens = changed.map { source.tokens(atWord: $0) }
         let targetTokens = changed.map { target.tokens(atWord: $0) }
+        for (index, word) in changed.enumerated() where sourceTokens[index].isEmpty || targetTokens[index].isEmpty {
+            let (prompt, text) = sourceTokens[index].isEmpty ? (source.prompt, source.words[word]) : (target.prompt, target.words[word])
+            throw EditError(field: "mode", problem: "replace cannot map word \(word + 1) ('\(text)') of \"\(prompt)\": the tokenizer gives it no tokens (or the prompt is over the token limit)",
+                            fix: "remove or respell that word, or use mode refine")
+        }
         var matrix = [Float](repeating: 0, count: length * length)
         var (i, j, current) = (0, 0, 0)
         while i < length && j < length {
