@@ -162,7 +162,7 @@ struct Edit: ParsableCommand {
                 try PNGCodec.write(AttentionPicture.render(map), to: directory.appendingPathComponent(name))
             }
         }
-        note(String(format: "edit '%@' (%@) done in %.1f s; wrote %@ and the other images to %@", spec.id, result.mode.rawValue,
-                    result.seconds, written.last?.lastPathComponent ?? "", directory.path))
+        note(String(format: "edit '%@' (%@) done in %.1f s, peak memory %@; wrote %@ and the other images to %@", spec.id,
+                    result.mode.rawValue, result.seconds, PeakMemory.summary, written.last?.lastPathComponent ?? "", directory.path))
     }
 }

@@ -64,6 +64,6 @@ struct Generate: ParsableCommand {
         }
         let url = URL(fileURLWithPath: output)
         try PNGCodec.write(RGBImage(tensor: image), to: url)
-        note("wrote \(url.path)")
+        note("wrote \(url.path) (peak memory \(PeakMemory.summary))")
     }
 }

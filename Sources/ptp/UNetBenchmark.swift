@@ -87,15 +87,6 @@ struct UNetBenchmark: ParsableCommand {
     }
 }
 
-/// This process's peak resident memory.
-enum PeakMemory {
-    static func selfMiB() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_maxrss) / 1024
-    }
-}
-
 /// Runs a script of the repository's reference stack and parses the JSON it prints last.
 enum PythonPeer {
     static func run(script: String, python: String?, arguments: [String]) throws -> [String: JSONValue] {

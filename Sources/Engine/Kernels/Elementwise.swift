@@ -103,6 +103,11 @@ extension Tensor {
         withUnsafeBufferPointer { $0.reduce(0) { max($0, abs($1)) } }
     }
 
+    /// Whether no element is NaN or infinite.
+    public var allFinite: Bool {
+        withUnsafeBufferPointer { $0.allSatisfy(\.isFinite) }
+    }
+
     /// Arithmetic mean of all elements.
     public var mean: Float {
         withUnsafeBufferPointer { b in Float(b.reduce(0.0) { $0 + Double($1) } / Double(max(b.count, 1))) }

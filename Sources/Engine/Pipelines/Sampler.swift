@@ -76,7 +76,7 @@ public struct Sampler: Sendable {
             throw SamplingError(field: "steps", problem: "\(settings.steps) is out of range", fix: "use 1 to \(model.scheduler.trainTimesteps)")
         }
         guard settings.guidance.isFinite, settings.guidance >= 0 else {
-            throw SamplingError(field: "guidance", problem: "\(settings.guidance) is not a usable scale", fix: "use a number >= 0 (1 disables guidance)")
+            throw SamplingError(field: "guidance", problem: "\(settings.guidance) is not a usable scale", fix: "use a number >= 0 (1 or less disables guidance)")
         }
     }
 
@@ -102,7 +102,8 @@ public struct Sampler: Sendable {
         guard !prompts.isEmpty else { throw SamplingError(field: "prompts", problem: "none given", fix: "give at least one prompt") }
         let count = prompts.count
         let conditional = try encode(prompts, truncate: settings.truncatePrompts)
-        let guided = settings.guidance != 1
+        // As diffusers: guidance only above 1 (a scale of 1 or less is the conditional prediction).
+        let guided = settings.guidance > 1
         let unconditional = guided ? try encode([""], truncate: false).repeated(count) : conditional
         var latents = (start ?? initialNoise(settings)).repeated(count / (start?.shape[0] ?? 1))
         let scheduler = model.scheduler
@@ -128,6 +129,10 @@ public struct Sampler: Sendable {
             latents = scheduler.step(prediction, timestep: t, sample: latents, steps: settings.steps)
             controller?.endStep(step, latents: &latents)
             progress?(step + 1, timesteps.count)
+        }
+        guard latents.allFinite else {
+            throw SamplingError(field: "model", problem: "produced values that are not finite (NaN or infinity)",
+                                fix: "check the model's weights (a float16 overflow?) and the guidance scale")
         }
         return latents
     }
