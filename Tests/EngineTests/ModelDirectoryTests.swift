@@ -48,6 +48,43 @@ struct ModelDirectoryTests {
         #expect(try model.component("unet").weightsURL?.lastPathComponent == "diffusion_pytorch_model.fp16.safetensors")
     }
 
+    @Test("tokenizer.json alone gives the ids of vocab.json + merges.txt; special tokens may be only in added_tokens")
+    func tokenizerJSON() throws {
+        let fixture = Fixtures.url("tiny-sd/tokenizer")
+        let reference = try CLIPTokenizer(files: TokenizerFiles(directory: fixture))
+        guard case .vocabularyAndMerges = try TokenizerFiles(directory: fixture).source else {
+            Issue.record("vocab.json + merges.txt are preferred when present")
+            return
+        }
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: fixture.appendingPathComponent("tokenizer.json"))) as? [String: Any] ?? [:]
+        // As some exports do: the special tokens listed in added_tokens only.
+        var model = json["model"] as? [String: Any] ?? [:]
+        var vocabulary = model["vocab"] as? [String: Any] ?? [:]
+        #expect(vocabulary.removeValue(forKey: "<|startoftext|>") != nil && vocabulary.removeValue(forKey: "<|endoftext|>") != nil)
+        model["vocab"] = vocabulary
+        json["model"] = model
+        try JSONSerialization.data(withJSONObject: json).write(to: root.appendingPathComponent("tokenizer.json"))
+        for name in ["tokenizer_config.json", "special_tokens_map.json"] {
+            try FileManager.default.copyItem(at: fixture.appendingPathComponent(name), to: root.appendingPathComponent(name))
+        }
+        let files = try TokenizerFiles(directory: root)
+        guard case .tokenizerJSON = files.source else { Issue.record("tokenizer.json was not chosen"); return }
+        let tokenizer = try CLIPTokenizer(files: files)
+        #expect((tokenizer.startToken, tokenizer.endToken, tokenizer.padToken) == (reference.startToken, reference.endToken, reference.padToken))
+        for c in TokenizerReferenceTests.file.cases {
+            #expect(try tokenizer.tokenize(c.text, truncate: true) == (try reference.tokenize(c.text, truncate: true)), "\(c.text.debugDescription)")
+        }
+
+        // A malformed merge is named.
+        model["merges"] = ["a b", "c d e"]
+        json["model"] = model
+        try JSONSerialization.data(withJSONObject: json).write(to: root.appendingPathComponent("tokenizer.json"))
+        let error = #expect(throws: ModelDirectoryError.self) { try CLIPTokenizer(files: TokenizerFiles(directory: root)) }
+        #expect(error?.description.contains("model.merges[1]") == true, "\(String(describing: error))")
+    }
+
     @Test("missing and unsupported parts are named with a fix")
     func problems() throws {
         let root = try temporaryDirectory()

@@ -96,22 +96,39 @@ public struct CLIPTokenizer: Sendable {
         return merges
     }
 
+    /// The BPE model of a tokenizers-library file: `model.vocab`, `model.merges` (as "a b"
+    /// strings or [a, b] pairs), and the special tokens of `added_tokens`, which may be listed
+    /// only there. Anything malformed is an error naming the entry.
     static func readTokenizerJSON(_ url: URL) throws -> ([String: Int], [(String, String)]) {
-        guard let data = try? Data(contentsOf: url), let root = try? JSONValue.parse(data),
-              let model = root["model"], let vocabularyObject = model["vocab"]?.objectValue,
-              let mergeList = model["merges"]?.arrayValue else {
-            throw ModelDirectoryError(path: url.path, problem: "has no BPE model with 'vocab' and 'merges'",
-                                      fix: "use a CLIP tokenizer.json, or vocab.json + merges.txt")
+        func refuse(_ problem: String) -> ModelDirectoryError {
+            ModelDirectoryError(path: url.path, problem: problem, fix: "use the model's original tokenizer.json, or vocab.json + merges.txt")
         }
+        guard let data = try? Data(contentsOf: url), let root = try? JSONValue.parse(data) else { throw refuse("is not JSON") }
+        guard let model = root["model"], let vocabularyObject = model["vocab"]?.objectValue, let mergeList = model["merges"]?.arrayValue else {
+            throw refuse("has no BPE model with 'vocab' and 'merges'")
+        }
+        if let type = model["type"]?.stringValue, type != "BPE" { throw refuse("holds a \(type) model; CLIP's tokenizer is BPE") }
         var vocabulary: [String: Int] = [:]
-        for (token, id) in vocabularyObject { if let id = id.intValue { vocabulary[token] = id } }
+        for (token, id) in vocabularyObject {
+            guard let id = id.intValue else { throw refuse("model.vocab maps '\(token)' to a non-integer") }
+            vocabulary[token] = id
+        }
+        for (index, item) in (root["added_tokens"]?.arrayValue ?? []).enumerated() {
+            guard let content = item["content"]?.stringValue, let id = item["id"]?.intValue else {
+                throw refuse("added_tokens[\(index)] has no 'content' and integer 'id'")
+            }
+            vocabulary[content] = id
+        }
         var merges: [(String, String)] = []
-        for item in mergeList {
+        for (index, item) in mergeList.enumerated() {
             if let text = item.stringValue {
                 let parts = text.split(separator: " ", omittingEmptySubsequences: false)
-                if parts.count == 2 { merges.append((String(parts[0]), String(parts[1]))) }
+                guard parts.count == 2 else { throw refuse("model.merges[\(index)] is not two symbols separated by a space") }
+                merges.append((String(parts[0]), String(parts[1])))
             } else if let pair = item.arrayValue, pair.count == 2, let a = pair[0].stringValue, let b = pair[1].stringValue {
                 merges.append((a, b))
+            } else {
+                throw refuse("model.merges[\(index)] is neither \"a b\" nor [\"a\", \"b\"]")
             }
         }
         return (vocabulary, merges)
