@@ -138,7 +138,8 @@ def cross_alpha(steps: int, targets: list[str], default, words: dict, tokenizer)
 
 class Controller:
     def __init__(self, prompts, tokenizer, steps, mode, cross_default=0.8, cross_words=None, self_range=0.4,
-                 reweight=None, blend=None, start_blend=0.2, threshold=0.3, latent_side=16):
+                 reweight=None, blend=None, start_blend=0.2, threshold=0.3, subtract=None, subtract_threshold=0.3,
+                 latent_side=16):
         self.prompts, self.count, self.steps = prompts, len(prompts), steps
         self.tokenizer = tokenizer
         ids = [tokenizer(p).input_ids for p in prompts]
@@ -164,8 +165,10 @@ class Controller:
         self.store_limit = (latent_side // 2) ** 2
         self.self_limit = (latent_side // 4) ** 2
         self.blend_side = latent_side // 4
-        self.blend = [[c for w in words for c in word_tokens(p, tokenizer, word=w)] for p, words in zip(prompts, blend)] if blend else None
-        self.start_blend, self.threshold = int(start_blend * steps), threshold
+        def tokens(lists):
+            return [[c for w in words for c in word_tokens(p, tokenizer, word=w)] for p, words in zip(prompts, lists)] if lists else None
+        self.blend, self.subtract = tokens(blend), tokens(subtract)
+        self.start_blend, self.threshold, self.subtract_threshold = int(start_blend * steps), threshold, subtract_threshold
         self.step, self.layer = 0, 0
         self.sums = {}  # layer index -> (place, side, heads, sum [B, H, P, N])
         self.masks = []
@@ -212,17 +215,27 @@ class Controller:
         if self.blend is None or self.step + 1 <= self.start_blend:
             return latents
         layers = [v for k, v in sorted(self.sums.items()) if v[1] == self.blend_side and v[0] in ("down", "up")]
-        maps = []
-        for b in range(self.count):
-            total = sum(s[b][:, :, self.blend[b]].sum(-1).sum(0) for (_, _, _, s) in layers)
-            heads = sum(h for (_, _, h, _) in layers)
-            maps.append((total / heads).view(1, 1, self.blend_side, self.blend_side))
-        maps = torch.cat(maps)
-        pooled = F.max_pool2d(maps, 3, 1, 1)
-        resized = F.interpolate(pooled, size=latents.shape[2:], mode="nearest")
-        peak = resized.amax(dim=(2, 3), keepdim=True)
-        mask = resized / peak > self.threshold
-        mask = (mask[:1] | mask).float()
+
+        def word_mask(token_lists, pooled, threshold):
+            """The null-text notebook's get_mask: per prompt, its words' maps summed, averaged over
+            layers and heads, (pooled,) resized, divided by the maximum, thresholded, OR the source's."""
+            maps = []
+            for b in range(self.count):
+                total = sum(s[b][:, :, token_lists[b]].sum(-1).sum(0) for (_, _, _, s) in layers)
+                heads = sum(h for (_, _, h, _) in layers)
+                maps.append((total / heads).view(1, 1, self.blend_side, self.blend_side))
+            maps = torch.cat(maps)
+            if pooled:
+                maps = F.max_pool2d(maps, 3, 1, 1)
+            resized = F.interpolate(maps, size=latents.shape[2:], mode="nearest")
+            peak = resized.amax(dim=(2, 3), keepdim=True)
+            mask = resized / peak > threshold
+            return mask[:1] | mask
+
+        mask = word_mask(self.blend, True, self.threshold)
+        if self.subtract is not None:
+            mask = mask & ~word_mask(self.subtract, False, self.subtract_threshold)
+        mask = mask.float()
         self.masks.append(mask[:, 0])
         return latents[:1] + mask * (latents - latents[:1])
 
@@ -275,6 +288,15 @@ CASES = {
     "blend": dict(prompts=["a red circle on a blue background", "a red square on a blue background",
                            "a red triangle on a blue background"], mode="replace",
                   blend=[["circle"], ["square"], ["triangle"]], self_range=(0.1, 0.6), threshold=0.85),
+    # Token counts differ (circle 1 token, hexagon 6; red 1, crimson 5): weights 1/len, and the
+    # trailing tokens mapped M[i][j], shifted.
+    "replace-tokens": dict(prompts=["a red circle on a blue background", "a red hexagon on a blue background",
+                                    "a crimson square on a blue background"], mode="replace"),
+    "reweight-replace": dict(prompts=["a red circle on a blue background", "a green circle on a blue background"],
+                             mode="replace", reweight={"green": -1.5, "circle": 2.0}),
+    "blend-subtract": dict(prompts=["a red circle on a dotted blue background", "a green circle on a dotted blue background"],
+                           mode="replace", blend=[["circle", "background"], ["circle", "background"]],
+                           subtract=[["background"], ["background"]], threshold=0.6, subtract_threshold=0.5, start_blend=0.4),
 }
 
 

@@ -16,6 +16,9 @@ struct PromptToPromptGoldenTests {
         let blend: [[String]]?
         let self_range: [Double]?
         let threshold: Double?
+        let subtract: [[String]]?
+        let subtract_threshold: Double?
+        let start_blend: Double?
     }
 
     static let cases: [String: Case] = {
@@ -37,10 +40,14 @@ struct PromptToPromptGoldenTests {
         if let range = c.self_range { spec.selfReplace = StepRange(start: range[0], end: range[1]) }
         spec.blend = c.blend
         if let threshold = c.threshold { spec.blendThreshold = threshold }
+        spec.blendSubtract = c.subtract
+        if let threshold = c.subtract_threshold { spec.blendSubtractThreshold = threshold }
+        if let start = c.start_blend { spec.startBlend = start }
         return spec
     }
 
-    @Test("final latents, stored attention maps and LocalBlend masks", arguments: ["replace", "refine", "reweight-refine", "blend"])
+    @Test("final latents, stored attention maps and LocalBlend masks",
+          arguments: ["replace", "refine", "reweight-refine", "blend", "replace-tokens", "reweight-replace", "blend-subtract"])
     func golden(_ name: String) throws {
         let golden = try Fixtures.tensors("p2p-golden.safetensors")
         let editor = PromptToPromptEditor(model: Self.model)
