@@ -34,8 +34,28 @@ struct UNetBenchmark: ParsableCommand {
     @Flag(help: "Skip the PyTorch side.")
     var swiftOnly = false
 
+    @Flag(inversion: .prefixedNo, help: """
+        When OPENBLAS_CORETYPE is set, also time the Swift side with it unset (OpenBLAS's own choice of \
+        kernels for this CPU) in a child process, checking its output against the first run's and PyTorch's.
+        """)
+    var nativeKernels = true
+
+    @Option(help: ArgumentHelp("Write the Swift output and timings here (used by the native-kernel run).", visibility: .hidden))
+    var saveOutput: String?
+
+    /// What one Swift run measured.
+    struct SwiftRun: Codable {
+        var seconds: Double
+        var gflops: Double
+        var sgemmPeak: Double
+        var peakMiB: Double
+        var blas: String
+    }
+
     func run() throws {
         ComputeThreads.setThreadCount(threads)
+        // The sgemm peak first, on a quiet process: the UNet's figure is reported against it.
+        let peak = KernelReport.measureGEMM(m: 2048, n: 2048, k: 2048, repeats: 5)
         let modelURL = URL(fileURLWithPath: model)
         let component = try ModelDirectory(url: modelURL).component("unet", supportedClasses: ["UNet2DConditionModel"])
         var start = Date()
@@ -46,7 +66,6 @@ struct UNetBenchmark: ParsableCommand {
         let sample = generator.normal([batch, c.inChannels, latent, latent])
         let context = generator.normal([batch, 77, c.crossAttentionWidth])
         let timesteps = (0..<batch).map { Float(981 - 20 * $0) }
-        let peak = KernelReport.measureGEMM(m: 2048, n: 2048, k: 2048, repeats: 3)
         note(String(format: "sgemm peak: %.1f GFLOP/s; UNet loaded in %.1f s", peak, loadSeconds))
 
         var best = Double.infinity
@@ -61,29 +80,72 @@ struct UNetBenchmark: ParsableCommand {
             note(String(format: "swift run %d: %.2f s", run, seconds))
             if run > 0 || repeats == 0 { best = min(best, seconds) }
         }
-        let swiftPeak = PeakMemory.selfMiB()
+        let measured = SwiftRun(seconds: best, gflops: Double(flops) / best / 1e9, sgemmPeak: peak, peakMiB: PeakMemory.selfMiB(),
+                                blas: BLAS.configuration)
+        if let saveOutput {
+            try SafeTensorsWriter.write(["output": output], to: URL(fileURLWithPath: saveOutput))
+            try JSONEncoder().encode(measured).write(to: URL(fileURLWithPath: saveOutput + ".json"))
+        }
+        func line(_ name: String, _ run: SwiftRun) -> String {
+            String(format: "%@ %.2f s  (%.1f GFLOP/s, %.0f%% of sgemm peak %.1f)  peak memory %.0f MiB", name, run.seconds, run.gflops,
+                   100 * run.gflops / run.sgemmPeak, run.sgemmPeak, run.peakMiB)
+        }
         var report = [
             "UNet forward: batch \(batch), latent \(latent)x\(latent), \(threads) threads, model \(modelURL.lastPathComponent)",
-            String(format: "swift:   %.2f s  (%.1f GFLOP/s, %.0f%% of sgemm peak %.1f)  peak memory %.0f MiB", best,
-                   Double(flops) / best / 1e9, 100 * Double(flops) / best / 1e9 / peak, peak, swiftPeak),
+            "BLAS: \(measured.blas)" + (ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { " (OPENBLAS_CORETYPE=\($0))" } ?? ""),
+            line("swift:  ", measured),
         ]
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var reference: Tensor?
+        var peerSeconds = Double.nan
         if !swiftOnly {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-bench-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: directory) }
             let inputs = directory.appendingPathComponent("inputs.safetensors"), outputs = directory.appendingPathComponent("output.safetensors")
             try SafeTensorsWriter.write(["sample": sample, "context": context, "timesteps": Tensor(shape: [batch], values: timesteps)], to: inputs)
             let peer = try PythonPeer.run(script: "reference/bench_unet.py", python: python, arguments: [
                 "--unet", component.directory.path, "--inputs", inputs.path, "--output", outputs.path,
                 "--threads", String(threads), "--repeats", String(repeats)])
-            let reference = try SafeTensorsFile(url: outputs).tensor("output")
-            let seconds = peer["seconds"]?.doubleValue ?? .nan
-            report.append(String(format: "pytorch: %.2f s  (torch %@, %d threads)  peak memory %.0f MiB", seconds,
+            reference = try SafeTensorsFile(url: outputs).tensor("output")
+            peerSeconds = peer["seconds"]?.doubleValue ?? .nan
+            report.append(String(format: "pytorch: %.2f s  (torch %@, %d threads)  peak memory %.0f MiB", peerSeconds,
                                  peer["torch"]?.stringValue ?? "?", peer["threads"]?.intValue ?? 0, peer["peak_mib"]?.doubleValue ?? .nan))
-            report.append(String(format: "swift / pytorch wall time: %.2f", best / seconds))
-            report.append(String(format: "max abs error: %.3g (output scale %.3g)", output.maxAbsDifference(reference), reference.maxAbs))
+            report.append(String(format: "swift / pytorch wall time: %.2f", best / peerSeconds))
+            if let reference {
+                report.append(String(format: "max abs error: %.3g (output scale %.3g)", output.maxAbsDifference(reference), reference.maxAbs))
+            }
+        }
+        if nativeKernels, saveOutput == nil, ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] != nil {
+            report += try nativeKernelRun(directory: directory, output: output, reference: reference, peerSeconds: peerSeconds, line: line)
         }
         print(report.joined(separator: "\n"))
+    }
+
+    /// The Swift side again in a child process without OPENBLAS_CORETYPE, its output checked
+    /// against this run's and PyTorch's before its time is reported.
+    func nativeKernelRun(directory: URL, output: Tensor, reference: Tensor?, peerSeconds: Double,
+                         line: (String, SwiftRun) -> String) throws -> [String] {
+        let saved = directory.appendingPathComponent("native.safetensors").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        process.arguments = ["bench", "unet", "--model", model, "--batch", String(batch), "--latent", String(latent),
+                             "--threads", String(threads), "--repeats", String(repeats), "--swift-only", "--save-output", saved]
+        var environment = ProcessInfo.processInfo.environment
+        environment["OPENBLAS_CORETYPE"] = nil
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw CommandError("the native-kernel run failed with status \(process.terminationStatus)") }
+        let native = try JSONDecoder().decode(SwiftRun.self, from: Data(contentsOf: URL(fileURLWithPath: saved + ".json")))
+        let nativeOutput = try SafeTensorsFile(url: URL(fileURLWithPath: saved)).tensor("output")
+        var lines = ["", "again with OPENBLAS_CORETYPE unset (BLAS: \(native.blas)):", line("swift:  ", native),
+                     String(format: "max abs difference from the first Swift run: %.3g", nativeOutput.maxAbsDifference(output))]
+        if let reference {
+            lines.append(String(format: "max abs error against pytorch: %.3g", nativeOutput.maxAbsDifference(reference)))
+            lines.append(String(format: "swift / pytorch wall time: %.2f", native.seconds / peerSeconds))
+        }
+        return lines
     }
 }
 
