@@ -118,6 +118,19 @@ struct PromptToPromptGoldenTests {
         #expect(wide.height - narrow.height == 60 * grid.height / grid.width - 30 * grid.height / grid.width)
     }
 
+    @Test("low-memory mode (the guidance halves as two UNet calls) gives the same edit")
+    func lowMemory() throws {
+        let editor = PromptToPromptEditor(model: Self.model)
+        for name in ["blend", "reweight-refine"] {
+            let spec = spec(name)
+            let golden = try Fixtures.tensors("p2p-golden.safetensors").tensor("\(name).latents")
+            let normal = try editor.runStageOne(spec).output
+            let split = try editor.runStageOne(spec, lowMemory: true).output
+            expectRelative(split, normal, relative: 1e-5, "\(name): low-memory against batched")
+            expectRelative(split, golden, relative: 1e-4, "\(name): low-memory against the reference")
+        }
+    }
+
     @Test("control is applied: edited prompts differ from the no-control baseline, the source does not")
     func controlIsApplied() throws {
         let golden = try Fixtures.tensors("p2p-golden.safetensors")

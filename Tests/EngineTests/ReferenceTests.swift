@@ -93,6 +93,40 @@ struct ModelReferenceTests {
         print("[reference] \(name): max abs error \(output.maxAbsDifference(expected))")
     }
 
+    @Test("CLIP text encoder saved as SD 1.x checkpoints are: keys under text_model., an int64 position_ids to ignore")
+    func textEncoderLegacyLayout() throws {
+        let name = "text-encoder-gelu"
+        let source = try Fixtures.tensors(name + "/model.safetensors")
+        // Assemble the file by hand: F32 weights renamed, plus I64 position_ids [1, 77].
+        var header: [String: Any] = [:]
+        var data = Data()
+        for tensorName in source.tensorNames.sorted() {
+            let tensor = try source.tensor(tensorName)
+            let bytes = tensor.scalars.withUnsafeBytes { Data($0) }
+            header["text_model." + tensorName] = ["dtype": "F32", "shape": tensor.shape, "data_offsets": [data.count, data.count + bytes.count]]
+            data.append(bytes)
+        }
+        let positions = (0..<77).map { Int64($0) }.withUnsafeBytes { Data($0) }
+        header["text_model.embeddings.position_ids"] = ["dtype": "I64", "shape": [1, 77], "data_offsets": [data.count, data.count + positions.count]]
+        data.append(positions)
+        let json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        var file = Data()
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { file.append(contentsOf: $0) }
+        file.append(json)
+        file.append(data)
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.copyItem(at: Fixtures.url(name + "/config.json"), to: directory.appendingPathComponent("config.json"))
+        try file.write(to: directory.appendingPathComponent("model.safetensors"))
+
+        let model = try CLIPTextModel(component: try ModelComponent(directory: directory))
+        let io = try Fixtures.tensors(name + "/io.safetensors")
+        let ids = try io.tensor("input_ids")
+        let output = model((0..<ids.shape[0]).map { b in (0..<ids.shape[1]).map { Int(ids[b, $0]) } })
+        let error = output.maxAbsDifference(try io.tensor("last_hidden_state"))
+        #expect(error <= 1e-4, "max abs error \(error)")
+    }
+
     @Test("UNet: SD 1.x-like, SD 2.x-like (linear projections) and super-resolution-like, even and odd sizes",
           arguments: ["unet-sd1", "unet-sd2", "unet-sr"])
     func unet(_ name: String) throws {
