@@ -44,7 +44,10 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CPNG"]),
 
         // Tensors, kernels, model I/O, models and pipelines. No networking.
-        .target(name: "Engine", dependencies: ["CBLAS", "Imaging", "CHeap"], swiftSettings: vectorISA),
+        .target(name: "Engine", dependencies: [
+            "CBLAS", "Imaging", "CHeap",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: vectorISA),
         // Frames, messages, tensor codec and authentication. No models.
         .target(name: "Wire", dependencies: [
             "CZstd",
