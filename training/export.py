@@ -2,6 +2,9 @@
 
     python export.py --base runs/base --sr runs/sr --out ../models/shapes-world
 
+--sr may also name an exported model folder, whose super-resolution stage is kept as it is
+(when only the base stage was trained again).
+
 The folder holds text_encoder/, tokenizer/, unet/ and scheduler/ (the base stage) and
 super_resolution_unet/ and super_resolution_scheduler/, with model_index.json naming them and
 carrying the recommended settings the ptp CLI uses when flags are absent.
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -47,16 +51,28 @@ def main() -> None:
         "unet": ["diffusers", "UNet2DConditionModel"], "scheduler": ["diffusers", "DDIMScheduler"],
         "_ptp_defaults": DEFAULTS, "_ptp_training": {"base_steps": base["step"], "base_minutes": round(base["elapsed"] / 60, 1)},
     }
-    if args.sr:
+    config = args.base / "config.json"
+    if config.exists() and json.loads(config.read_text()).get("init_from", "None") != "None":
+        index["_ptp_training"]["base_initialised_from"] = json.loads(config.read_text())["init_from"]
+    if args.sr and (args.sr / "checkpoint.pt").exists():
         sr = torch.load(args.sr / "checkpoint.pt", map_location="cpu", weights_only=False)
         sr_unet = models.sr_unet()
         sr_unet.load_state_dict(sr["ema_unet"])
         sr_unet.half().save_pretrained(args.out / "super_resolution_unet", safe_serialization=True)
         models.sampling_scheduler().save_pretrained(args.out / "super_resolution_scheduler")
+        sr_training = {"super_resolution_steps": sr["step"], "super_resolution_minutes": round(sr["elapsed"] / 60, 1)}
+    elif args.sr:
+        # An exported cascade: keep its second stage.
+        previous = json.loads((args.sr / "model_index.json").read_text())
+        for name in ("super_resolution_unet", "super_resolution_scheduler"):
+            if (args.sr / name).resolve() != (args.out / name).resolve():
+                shutil.copytree(args.sr / name, args.out / name, dirs_exist_ok=True)
+        sr_training = {k: v for k, v in previous.get("_ptp_training", {}).items() if k.startswith("super_resolution")}
+    if args.sr:
         index |= {"super_resolution_unet": ["diffusers", "UNet2DConditionModel"],
                   "super_resolution_scheduler": ["diffusers", "DDIMScheduler"],
                   "_ptp_super_resolution_factor": models.SR_SIZE // models.BASE_SIZE}
-        index["_ptp_training"] |= {"super_resolution_steps": sr["step"], "super_resolution_minutes": round(sr["elapsed"] / 60, 1)}
+        index["_ptp_training"] |= sr_training
     (args.out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
     size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
     print(f"exported to {args.out} ({size / 1e6:.1f} MB)")

@@ -1,7 +1,12 @@
 """Trains a stage of the shapes-world cascade, resumably.
 
     python train.py base --run runs/base --steps 6000 --score-samples 128
+    python train.py base --run runs/pairs --init-from runs/base --steps 3000 --two-objects 0.5 --lr 2e-4 --warmup 100
     python train.py sr --run runs/sr --steps 2000 --batch 16 --text-encoder-from runs/base
+
+A run may start from the weights of an earlier one (--init-from: a run folder, whose EMA weights
+are taken, or an exported model folder), as the base's second phase does: more two-object
+captions, where attribute binding is learnt, at a lower learning rate.
 
 Every `--checkpoint-every` steps the run folder gets checkpoint.pt (models, EMA, optimiser,
 step); restarting the same command continues from it. log.jsonl records the loss, samples/
@@ -52,6 +57,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--min-snr", type=float, default=5.0)
     p.add_argument("--caption-dropout", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--two-objects", type=float, default=0.25, help="share of training scenes with two objects")
+    p.add_argument("--init-from", type=Path, help="start from a run's EMA weights (its folder) or an exported model folder")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--crop", type=int, default=64, help="SR: train on random crops of this size")
     p.add_argument("--max-noise-level", type=int, default=250, help="SR: low-resolution noise augmentation, up to this t")
@@ -95,6 +102,9 @@ def main() -> None:
         text_encoder.requires_grad_(False)
         unet = models.sr_unet()
         trainable = list(unet.parameters())
+    if args.init_from is not None and not (args.run / "checkpoint.pt").exists():
+        initial_weights(args.init_from, unet, text_encoder if args.stage == "base" else None)
+        print(f"initialised from {args.init_from}", flush=True)
     ema_unet, ema_text = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(text_encoder).requires_grad_(False)
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.01)
     scheduler = models.training_scheduler()
@@ -116,7 +126,8 @@ def main() -> None:
     (args.run / "config.json").write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=2))
 
     size = models.BASE_SIZE if args.stage == "base" else models.SR_SIZE
-    loader = DataLoader(SceneBatches(args.seed, args.batch, size, start), batch_size=None, num_workers=1, prefetch_factor=4)
+    loader = DataLoader(SceneBatches(args.seed, args.batch, size, start, args.two_objects), batch_size=None, num_workers=1,
+                        prefetch_factor=4)
     log = open(args.run / "log.jsonl", "a")
     t0 = time.time()
     window = []
@@ -183,6 +194,27 @@ def main() -> None:
             preview(args, done, ema_unet, ema_text, tokenizer)
 
 
+def initial_weights(source: Path, unet, text_encoder) -> None:
+    """Loads a run's EMA weights (source/checkpoint.pt) or an exported model's (source/unet and
+    source/text_encoder for the base stage, source/super_resolution_unet for the sr stage, whose
+    text_encoder is None) into the models, in float32."""
+    if (source / "checkpoint.pt").exists():
+        state = torch.load(source / "checkpoint.pt", map_location="cpu", weights_only=False)
+        unet.load_state_dict(state["ema_unet"])
+        if text_encoder is not None:
+            text_encoder.load_state_dict(state["ema_text_encoder"])
+        return
+    from safetensors.torch import load_file
+    folder = "unet" if text_encoder is not None else "super_resolution_unet"
+    unet.load_state_dict({k: v.float() for k, v in load_file(source / folder / "diffusion_pytorch_model.safetensors").items()})
+    if text_encoder is None:
+        return
+    text_weights = {k: v.float() for k, v in load_file(source / "text_encoder" / "model.safetensors").items()}
+    missing, unexpected = text_encoder.load_state_dict(text_weights, strict=False)
+    if [k for k in missing if not k.endswith("position_ids")] or unexpected:
+        sys.exit(f"{source}/text_encoder does not match the architecture: missing {missing}, unexpected {unexpected}")
+
+
 def preview(args, step: int, unet, text_encoder, tokenizer) -> None:
     """A sample grid and detector scores for the EMA model."""
     unet.eval()
@@ -191,7 +223,7 @@ def preview(args, step: int, unet, text_encoder, tokenizer) -> None:
         grid = np.concatenate(images, axis=1)
         Image.fromarray(grid).resize((grid.shape[1] * 4, grid.shape[0] * 4), Image.NEAREST).save(args.run / "samples" / f"{step:06d}.png")
         rng = random.Random(12345)
-        scenes = [sample_scene(rng) for _ in range(args.score_samples)]
+        scenes = [sample_scene(rng, two_objects_probability=0.5) for _ in range(args.score_samples)]
         generated = []
         for i in range(0, len(scenes), 32):
             generated += to_images(generate(unet, text_encoder, tokenizer, [s.caption() for s in scenes[i:i + 32]], seed=i + 1))

@@ -22,17 +22,18 @@ def box_downsample(image: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 class SceneBatches(IterableDataset):
-    """Batches of (captions, images) at `size`, from step `start` on."""
+    """Batches of (captions, images) at `size`, from step `start` on; a share
+    `two_objects` of the scenes has two objects."""
 
-    def __init__(self, seed: int, batch: int, size: int, start: int):
-        self.seed, self.batch, self.size, self.start = seed, batch, size, start
+    def __init__(self, seed: int, batch: int, size: int, start: int, two_objects: float = 0.25):
+        self.seed, self.batch, self.size, self.start, self.two_objects = seed, batch, size, start, two_objects
 
     def __iter__(self):
         step = self.start
         while True:
             captions, images = [], []
             for k in range(self.batch):
-                scene = sample_scene(random.Random(self.seed * 1_000_000_007 + step * self.batch + k))
+                scene = sample_scene(random.Random(self.seed * 1_000_000_007 + step * self.batch + k), self.two_objects)
                 captions.append(scene.caption())
                 images.append(to_tensor(render(scene, self.size)))
             yield step, captions, torch.stack(images)
