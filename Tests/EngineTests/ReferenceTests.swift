@@ -190,6 +190,25 @@ struct SamplingReferenceTests {
         }
     }
 
+    @Test("DDIM: every step count gives that many timesteps, all trained; unreachable counts are refused")
+    func stepCounts() throws {
+        func scheduler(_ values: [String: JSONValue]) throws -> DDIMScheduler {
+            try DDIMScheduler(ModelConfig(values: values, file: URL(fileURLWithPath: "scheduler_config.json")))
+        }
+        let trailing = try scheduler(["timestep_spacing": .string("trailing")])
+        // diffusers' ceil(T / ratio) makes 62 timesteps of a 61-step run, the last one -1.
+        for steps in [1, 50, 61, 103, 121, 122, 201, 999, 1000] {
+            let timesteps = trailing.timesteps(steps: steps)
+            #expect(timesteps.count == steps && timesteps.allSatisfy { (0..<1000).contains($0) }, "trailing, \(steps) steps")
+            #expect(timesteps.first == 999)
+        }
+        let offset = try scheduler(["steps_offset": .int(1)])
+        #expect(offset.supports(steps: 500) && !offset.supports(steps: 1000))
+        #expect(offset.maximumSteps == 999)
+        #expect(!offset.supports(steps: 0))
+        #expect(throws: ModelDirectoryError.self) { try scheduler(["trained_betas": .array([.double(0.1)])]) }
+    }
+
     @Test("torch.randn parity for several seeds and shapes")
     func randn() throws {
         let file = try Fixtures.tensors("randn.safetensors")

@@ -22,6 +22,10 @@ public struct AutoencoderConfiguration: Sendable {
         normGroups = try config.int("norm_num_groups", default: 32)
         scalingFactor = Float(try config.double("scaling_factor", default: 0.18215))
         quantConvolutions = try config.bool("use_quant_conv", default: true)
+        if try config.bool("use_post_quant_conv", default: quantConvolutions) != quantConvolutions {
+            throw ModelDirectoryError(path: config.file.path, problem: "sets use_post_quant_conv unlike use_quant_conv",
+                                      fix: "use a VAE with both quantisation convolutions or neither")
+        }
         midAttention = try config.bool("mid_block_add_attention", default: true)
         for type in try config.strings("down_block_types", default: ["DownEncoderBlock2D"]) where type != "DownEncoderBlock2D" {
             throw ModelDirectoryError(path: config.file.path, problem: "has a down block of type \(type)", fix: "use an AutoencoderKL with DownEncoderBlock2D blocks")

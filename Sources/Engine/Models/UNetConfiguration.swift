@@ -88,7 +88,7 @@ public struct UNetConfiguration: Sendable {
             ("resnet_time_scale_shift", .string("default")), ("act_fn", .string("silu")),
             ("time_embedding_type", .string("positional")), ("conv_in_kernel", .int(3)), ("conv_out_kernel", .int(3)),
             ("class_embeddings_concat", .bool(false)), ("resnet_skip_time_act", .bool(false)),
-            ("attention_type", .string("default")), ("mid_block_only_cross_attention", .null),
+            ("attention_type", .string("default")), ("downsample_padding", .int(1)), ("mid_block_only_cross_attention", .null),
             ("reverse_transformer_layers_per_block", .null), ("projection_class_embeddings_input_dim", .null),
         ]
         for (key, expected) in unsupported {

@@ -99,7 +99,40 @@ public struct DiffusionModel: Sendable {
             throw ModelDirectoryError(path: url.path, problem: "has a text encoder of width \(textEncoder.configuration.width) but a UNet attending to \(unet.configuration.crossAttentionWidth)",
                                       fix: "use components that belong together")
         }
+        try Self.checkCompatible(tokenizer: tokenizer, textEncoder: textEncoder, scheduler: scheduler,
+                                 superResolution: superResolution, defaults: defaults, url: url)
         identifier = url.standardizedFileURL.lastPathComponent + "@" + (try Self.fingerprint(of: url))
+    }
+
+    /// Refuses parts that would otherwise fail mid-run: token ids past the text encoder's
+    /// embedding table, prompts longer than its positions, recommended step counts or noise
+    /// levels the schedulers cannot run.
+    static func checkCompatible(tokenizer: CLIPTokenizer, textEncoder: CLIPTextModel, scheduler: DDIMScheduler,
+                                superResolution: SuperResolutionStage?, defaults: RecommendedSettings, url: URL) throws {
+        let largestId = tokenizer.vocabulary.values.max() ?? 0
+        let encoder = textEncoder.configuration
+        guard largestId < encoder.vocabularySize else {
+            throw ModelDirectoryError(path: url.path, problem: "has a tokenizer with token id \(largestId) but a text encoder of vocab_size \(encoder.vocabularySize)",
+                                      fix: "use the tokenizer that belongs to the text encoder")
+        }
+        guard tokenizer.maximumLength <= encoder.positions else {
+            throw ModelDirectoryError(path: url.path, problem: "has a tokenizer of \(tokenizer.maximumLength) tokens but a text encoder of \(encoder.positions) positions",
+                                      fix: "set the tokenizer's model_max_length to at most max_position_embeddings")
+        }
+        let index = url.appendingPathComponent("model_index.json").path
+        guard scheduler.supports(steps: defaults.steps) else {
+            throw ModelDirectoryError(path: index, problem: "recommends \(defaults.steps) steps", fix: "use 1 to \(scheduler.maximumSteps) in _ptp_defaults.steps")
+        }
+        if let stage = superResolution {
+            guard stage.scheduler.supports(steps: defaults.superResolutionSteps) else {
+                throw ModelDirectoryError(path: index, problem: "recommends \(defaults.superResolutionSteps) super-resolution steps",
+                                          fix: "use 1 to \(stage.scheduler.maximumSteps) in _ptp_defaults.super_resolution_steps")
+            }
+            guard (0..<stage.scheduler.trainTimesteps).contains(defaults.superResolutionNoiseLevel) else {
+                throw ModelDirectoryError(path: index, problem: "recommends noise level \(defaults.superResolutionNoiseLevel)",
+                                          fix: "use 0 to \(stage.scheduler.trainTimesteps - 1) in _ptp_defaults.super_resolution_noise_level")
+            }
+        }
     }
 
     /// How many image pixels per latent pixel, per side (1 for pixel-space models).

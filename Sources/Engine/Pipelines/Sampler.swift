@@ -72,8 +72,8 @@ public struct Sampler: Sendable {
                                     fix: "use a positive multiple of \(minimum) (for example \(model.defaults.height))")
             }
         }
-        guard settings.steps >= 1, settings.steps <= model.scheduler.trainTimesteps else {
-            throw SamplingError(field: "steps", problem: "\(settings.steps) is out of range", fix: "use 1 to \(model.scheduler.trainTimesteps)")
+        guard model.scheduler.supports(steps: settings.steps) else {
+            throw SamplingError(field: "steps", problem: "\(settings.steps) is out of range", fix: "use 1 to \(model.scheduler.maximumSteps)")
         }
         guard settings.guidance.isFinite, settings.guidance >= 0 else {
             throw SamplingError(field: "guidance", problem: "\(settings.guidance) is not a usable scale", fix: "use a number >= 0 (1 or less disables guidance)")

@@ -36,6 +36,9 @@ public struct DDIMScheduler: Sendable {
         default:
             throw ModelDirectoryError(path: file, problem: "has beta_schedule '\(schedule)'", fix: "use linear, scaled_linear or squaredcos_cap_v2")
         }
+        if config.contains("trained_betas") {
+            throw ModelDirectoryError(path: file, problem: "sets trained_betas", fix: "set it to null and name the schedule in beta_schedule (explicit betas are not supported)")
+        }
         if try config.bool("rescale_betas_zero_snr", default: false) {
             throw ModelDirectoryError(path: file, problem: "sets rescale_betas_zero_snr", fix: "set it to false (not supported)")
         }
@@ -86,13 +89,26 @@ public struct DDIMScheduler: Sendable {
                 Int((steps == 1 ? 0 : last * Double(i) / Double(steps - 1)).rounded(.toNearestOrEven))
             }.reversed()
         case "trailing":
+            // diffusers counts ceil(T / ratio) entries, which floating point makes steps + 1 for
+            // some step counts (61, 103, ...), the extra one being timestep -1; take `steps`.
             let ratio = Double(trainTimesteps) / Double(steps)
-            let count = Int((Double(trainTimesteps) / ratio).rounded(.up))
-            return (0..<count).map { Int((Double(trainTimesteps) - Double($0) * ratio).rounded(.toNearestOrEven)) - 1 }
+            return (0..<steps).map { Int((Double(trainTimesteps) - Double($0) * ratio).rounded(.toNearestOrEven)) - 1 }
         default:
             let ratio = trainTimesteps / steps
             return (0..<steps).map { $0 * ratio + stepsOffset }.reversed()
         }
+    }
+
+    /// Whether a `steps`-step run stays on trained timesteps: leading spacing with a
+    /// `steps_offset` leaves them when the steps come close to `num_train_timesteps`.
+    public func supports(steps: Int) -> Bool {
+        guard steps >= 1, steps <= trainTimesteps else { return false }
+        return timesteps(steps: steps).allSatisfy { (0..<trainTimesteps).contains($0) }
+    }
+
+    /// The largest step count `supports` accepts.
+    public var maximumSteps: Int {
+        (1...trainTimesteps).last(where: supports) ?? 1
     }
 
     /// The clean sample and the noise implied by a model output at timestep t.
