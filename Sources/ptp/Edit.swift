@@ -112,7 +112,10 @@ struct Edit: ParsableCommand {
             }
             object["reweight"] = .object(weights)
         }
-        if let seed { object["seed"] = .int(Int(seed)) }
+        if let seed {
+            guard let value = Int(exactly: seed) else { throw ValidationError("--seed: \(seed) is too large; use 0 to \(Int.max)") }
+            object["seed"] = .int(value)
+        }
         if let steps { object["steps"] = .int(steps) }
         if let guidance { object["guidance"] = .double(guidance) }
         if let height { object["height"] = .int(height) }

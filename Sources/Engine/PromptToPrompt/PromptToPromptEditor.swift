@@ -45,6 +45,8 @@ public struct PromptToPromptEditor: Sendable {
     /// Everything about `spec` that needs the model: prompt lengths, and that every blend,
     /// reweight and per-word word is in its prompt.
     public func validate(_ spec: EditSpec) throws {
+        // A spec built or changed in code has not been through the JSON checks.
+        try spec.validateStructure(explicitKeys: [])
         let tokenizer = model.tokenizer
         for (index, prompt) in spec.prompts.enumerated() {
             let count = tokenizer.encode(prompt).count + 2
@@ -73,7 +75,7 @@ public struct PromptToPromptEditor: Sendable {
             throw EditError(field: "cross_replace.\(word)", problem: "'\(word)' is in none of the edited prompts", fix: "name a word of an edited prompt, or remove it")
         }
         if spec.resolvedMode == .replace {
-            for target in words.dropFirst() { _ = try ReplacementMatrix(source: words[0], target: target) }
+            for target in words.dropFirst() { _ = try ReplacementMatrix(source: words[0], target: target, length: tokenizer.maximumLength) }
         }
         try Sampler(model: model).validate(settings(for: spec))
     }
@@ -114,9 +116,9 @@ public struct PromptToPromptEditor: Sendable {
         var edit: CrossAttentionEdit?
         switch mode {
         case .replace:
-            edit = .replace(try words.dropFirst().map { try ReplacementMatrix(source: words[0], target: $0) })
+            edit = .replace(try words.dropFirst().map { try ReplacementMatrix(source: words[0], target: $0, length: tokenizer.maximumLength) })
         case .refine:
-            edit = .refine(ids.dropFirst().map { TokenAlignment(source: ids[0], target: $0) })
+            edit = .refine(ids.dropFirst().map { TokenAlignment(source: ids[0], target: $0, length: tokenizer.maximumLength) })
         case .reweight, .none, .auto:
             edit = nil
         }
