@@ -289,34 +289,54 @@ final class Scheduler {
 
     private func stageOneDone(_ task: TaskRecord, job: JobRecord, payload: String, tensors: [TensorPayload], node: String) throws {
         let result = try StageOneResult.fromJSON(payload, what: "stage-1 result")
-        var touched: [EditRecord] = []
-        var finishTasks: [TaskRecord] = []
+        // The whole result is checked before any edit changes, so a bad one (a missing or
+        // misshapen tensor) leaves every edit of the task pending for its retry.
+        var failed: [(EditRecord, String)] = []
+        var accepted: [(EditRecord, StageOneResult.Edit, TensorPayload)] = []
         for id in task.edits {
             guard let edit = job.edits[id], edit.state == .pending else { continue }
             if let reason = result.failures[id] {
-                edit.state = .failed
-                edit.error = reason
-                touched.append(edit)
+                failed.append((edit, reason))
                 continue
             }
             guard let run = result.edits.first(where: { $0.id == id }), let tensor = tensors.first(where: { $0.name == id }) else {
                 throw SubmissionError("stage-1 result lacks edit \(id)")
             }
             guard tensor.shape.first == edit.prompts else { throw SubmissionError("stage-1 output of \(id) has shape \(tensor.shape)") }
-            try store.save(tensor, job: job.id, edit: id, name: "stage1")
+            accepted.append((edit, run, tensor))
+        }
+        for (edit, _, tensor) in accepted { try store.save(tensor, job: job.id, edit: edit.id, name: "stage1") }
+        var finishTasks: [TaskRecord] = []
+        for (edit, reason) in failed {
+            edit.state = .failed
+            edit.error = reason
+        }
+        for (edit, run, _) in accepted {
             edit.stageOne = .init(worker: node, model: run.model, mode: run.mode, seconds: run.seconds, steps: run.steps,
                                   guidance: run.guidance, height: run.height, width: run.width)
             edit.state = .finishing
-            touched.append(edit)
             for index in 0..<edit.prompts {
-                finishTasks.append(TaskRecord(id: "\(job.id).\(id).f\(index)", job: job.id, kind: TaskKind.finish, edits: [id],
+                finishTasks.append(TaskRecord(id: "\(job.id).\(edit.id).f\(index)", job: job.id, kind: TaskKind.finish, edits: [edit.id],
                                               image: index, model: edit.model))
             }
         }
+        let touched = failed.map(\.0) + accepted.map(\.0)
+        let taskState = task.state
         task.state = .done
-        try journal.stageOneDone(task: task, edits: touched, finishTasks: finishTasks)
+        do {
+            try journal.stageOneDone(task: task, edits: touched, finishTasks: finishTasks)
+        } catch {
+            // Not journalled: back to where the retry expects them.
+            task.state = taskState
+            for edit in touched {
+                edit.state = .pending
+                edit.error = nil
+                edit.stageOne = nil
+            }
+            throw error
+        }
         for finish in finishTasks { tasks[finish.id] = finish; enqueue(finish) }
-        for edit in touched where edit.state == .failed { editEnded(edit, in: job) }
+        for (edit, _) in failed { editEnded(edit, in: job) }
     }
 
     private func finishDone(_ task: TaskRecord, job: JobRecord, payload: String, tensors: [TensorPayload], node: String, session: WorkerSession?) throws {

@@ -23,6 +23,12 @@ struct DispatchBenchmark: ParsableCommand {
         let secret = SharedSecret(Array("dispatch-benchmark-secret-0123456789".utf8))
         var logger = Logger(label: "ptp.bench") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = .error
+        // Both ends of every connection live in this process: two descriptors each.
+        let needed = 2 * (connections.max() ?? 0) + 64
+        let available = Self.raiseOpenFileLimit()
+        guard needed <= available else {
+            throw ValidationError("--connections: \(connections.max() ?? 0) connections need \(needed) open files, the limit here is \(available); raise it (ulimit -n) or measure fewer")
+        }
         print("connections  tasks   seconds  tasks/s")
         for count in connections {
             let state = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-dispatch-\(UUID().uuidString)")
@@ -39,10 +45,24 @@ struct DispatchBenchmark: ParsableCommand {
             while try server.unfinishedTasks(job: job) > 0 { Thread.sleep(forTimeInterval: 0.01) }
             let seconds = Date().timeIntervalSince(start)
             print(String(format: "%11d  %6d  %7.2f  %7.0f", count, tasks, seconds, Double(tasks) / seconds))
-            for worker in workers { worker.channel.close(promise: nil) }
+            for worker in workers { worker.channel?.close(promise: nil) }
             try? group.syncShutdownGracefully()
             server.shutdown()
         }
+    }
+}
+
+extension DispatchBenchmark {
+    /// Raises the soft open-file limit to the hard one; returns the limit in force.
+    static func raiseOpenFileLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return Int(clamping: limit.rlim_cur)
     }
 }
 
@@ -53,7 +73,7 @@ final class SimulatedWorker: ChannelInboundHandler, @unchecked Sendable {
     let id: String
     let ready: EventLoopPromise<Void>
     var handshake: ClientHandshake
-    var channel: Channel!
+    var channel: Channel?
 
     init(secret: SharedSecret, id: String, ready: EventLoopPromise<Void>) {
         (self.id, self.ready) = (id, ready)
@@ -63,7 +83,7 @@ final class SimulatedWorker: ChannelInboundHandler, @unchecked Sendable {
     static func connect(group: EventLoopGroup, port: Int, secret: SharedSecret, id: String) throws -> SimulatedWorker {
         let worker = SimulatedWorker(secret: secret, id: id, ready: group.next().makePromise())
         let codec = TensorCodec()
-        worker.channel = try ClientBootstrap(group: group)
+        let channel = try ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -76,7 +96,8 @@ final class SimulatedWorker: ChannelInboundHandler, @unchecked Sendable {
             }
             .connect(host: "127.0.0.1", port: port).wait()
         let capabilities = try NodeCapabilities(models: ["noop"], threads: 1, host: "sim", version: "bench").jsonText()
-        worker.channel.writeAndFlush(worker.handshake.hello(capabilities: capabilities), promise: nil)
+        worker.channel = channel
+        channel.writeAndFlush(worker.handshake.hello(capabilities: capabilities), promise: nil)
         return worker
     }
 

@@ -83,7 +83,7 @@ final class ClusterHarness: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         if process.isRunning { process.terminate() }
-        process.waitUntilExit()
+        waitForExit(process)
         try? handle.close()
         let data = (try? Data(contentsOf: capture)) ?? Data()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
@@ -157,6 +157,15 @@ final class ClusterHarness: @unchecked Sendable {
         // In a namespace the harness execs ptp in place, so the pid is ptp's either way.
         guard let process = processes[name] else { return }
         Foundation.kill(process.processIdentifier, signal)
+        Self.waitForExit(process)
+    }
+
+    /// Waits for `process` to end, killing it when it outlives `grace` seconds (a draining
+    /// worker or a stuck child must not hold the suite past its bounds).
+    static func waitForExit(_ process: Process, grace: TimeInterval = 60) {
+        let deadline = Date().addingTimeInterval(grace)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
 

@@ -81,13 +81,18 @@ struct ClusterTests {
             busy = harness.status().output.contains("\"id\":\"w1\"") && harness.status().output.range(of: #""id":"w1"[^}]*"state":"busy""#, options: .regularExpression) != nil
             if !busy { Thread.sleep(forTimeInterval: 0.1) }
         }
-        #expect(busy, "w1 never got a task")
+        try #require(busy, "w1 never got a task")
         harness.kill("w1")
         // w2 finishes the job, including the task w1 was running.
         let end = Date().addingTimeInterval(300)
         while Date() < end && ClusterHarness.manifest(output).count < 4 { Thread.sleep(forTimeInterval: 0.5) }
         expectComplete(output, edits: 4)
-        #expect(harness.log("coordinator").contains("worker left"))
+        let coordinatorLog = harness.log("coordinator")
+        #expect(coordinatorLog.contains("worker left"))
+        #expect(coordinatorLog.contains("worker w1 left"), "the task w1 held was not queued again")
+        let stageOne = ClusterHarness.manifest(output).compactMap { ($0["workers"] as? [String: Any])?["stage1"] as? String }
+        #expect(stageOne.contains("w2"), "w2 ran no stage-1 task: \(stageOne)")
+        try expectIdenticalToSingleMachine(batch, output: output, harness: harness)
     }
 
     @Test("SIGTERM drains a busy worker: it finishes and delivers its task, then exits", .timeLimit(.minutes(10)))
