@@ -113,6 +113,7 @@ struct WorkerCommand: ParsableCommand {
             throw CommandError("--model: no model to serve (the embedded model was not found); pass --model DIR")
         }
         let logger = makeLogger("ptp.worker")
+        logger.info("kernels", metadata: ["blas": "\(BLAS.configuration)", "threads": "\(threads)"])
         let node = try WorkerNode(configuration: WorkerConfiguration(
             host: host, port: port, secret: try secret.load(), nodeID: nodeID ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())",
             threads: threads, models: directories, lowMemory: lowMemory, codec: try codec.codec()), logger: logger)

@@ -35,8 +35,9 @@ struct UNetBenchmark: ParsableCommand {
     var swiftOnly = false
 
     @Flag(inversion: .prefixedNo, help: """
-        When OPENBLAS_CORETYPE is set, also time the Swift side with it unset (OpenBLAS's own choice of \
-        kernels for this CPU) in a child process, checking its output against the first run's and PyTorch's.
+        When OPENBLAS_CORETYPE is set (by you, or by ptp when OpenBLAS does not know this CPU), also time \
+        the Swift side with OpenBLAS's own choice of kernels in a child process, checking its output against \
+        the first run's and PyTorch's.
         """)
     var nativeKernels = true
 
@@ -92,7 +93,7 @@ struct UNetBenchmark: ParsableCommand {
         }
         var report = [
             "UNet forward: batch \(batch), latent \(latent)x\(latent), \(threads) threads, model \(modelURL.lastPathComponent)",
-            "BLAS: \(measured.blas)" + (ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { " (OPENBLAS_CORETYPE=\($0))" } ?? ""),
+            "BLAS: \(measured.blas)",
             line("swift:  ", measured),
         ]
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-bench-\(UUID().uuidString)")
@@ -132,6 +133,7 @@ struct UNetBenchmark: ParsableCommand {
                              "--threads", String(threads), "--repeats", String(repeats), "--swift-only", "--save-output", saved]
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_CORETYPE"] = nil
+        environment[OpenBLASCore.choiceVariable] = "none"
         process.environment = environment
         process.standardOutput = FileHandle.nullDevice
         try process.run()
@@ -139,7 +141,7 @@ struct UNetBenchmark: ParsableCommand {
         guard process.terminationStatus == 0 else { throw CommandError("the native-kernel run failed with status \(process.terminationStatus)") }
         let native = try JSONDecoder().decode(SwiftRun.self, from: Data(contentsOf: URL(fileURLWithPath: saved + ".json")))
         let nativeOutput = try SafeTensorsFile(url: URL(fileURLWithPath: saved)).tensor("output")
-        var lines = ["", "again with OPENBLAS_CORETYPE unset (BLAS: \(native.blas)):", line("swift:  ", native),
+        var lines = ["", "again with OpenBLAS's own choice of kernels (BLAS: \(native.blas)):", line("swift:  ", native),
                      String(format: "max abs difference from the first Swift run: %.3g", nativeOutput.maxAbsDifference(output))]
         if let reference {
             lines.append(String(format: "max abs error against pytorch: %.3g", nativeOutput.maxAbsDifference(reference)))

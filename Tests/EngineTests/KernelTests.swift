@@ -260,3 +260,21 @@ struct KernelTests {
         #expect(reshaped.shape == [4, 1] && reshaped.scalars == a.scalars)
     }
 }
+
+@Suite("OpenBLAS kernel choice")
+struct OpenBLASCoreTests {
+    static let emeraldRapids = "flags\t\t: fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 avx512f avx512dq avx512cd avx512bw avx512vl avx512_bf16\n"
+
+    @Test("a fallback core is replaced by the best set the CPU runs; a known core is kept")
+    func choice() {
+        let avx512 = OpenBLASCore.cpuFlags(cpuinfo: "processor\t: 0\n" + Self.emeraldRapids)
+        #expect(avx512.contains("avx512bw") && avx512.contains("fma"))
+        #expect(OpenBLASCore.better(than: "Prescott", flags: avx512) == "SkylakeX")
+        #expect(OpenBLASCore.better(than: "Sandybridge", flags: ["avx", "avx2", "fma"]) == "Haswell")
+        #expect(OpenBLASCore.better(than: "Haswell", flags: avx512) == nil)
+        #expect(OpenBLASCore.better(than: "Zen", flags: avx512) == nil)
+        #expect(OpenBLASCore.better(than: "Prescott", flags: ["sse3", "avx"]) == nil)
+        #expect(OpenBLASCore.cpuFlags(cpuinfo: "no flags here") == [])
+        #expect(!OpenBLASCore.current.isEmpty)
+    }
+}

@@ -18,7 +18,7 @@ public enum BLAS {
     /// OpenBLAS's build and core description, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH ... Zen MAX_THREADS=64".
     public static var configuration: String {
         guard let config = openblas_get_config() else { return "OpenBLAS" }
-        return String(cString: config) + " core=" + (openblas_get_corename().map { String(cString: $0) } ?? "?")
+        return String(cString: config) + " " + OpenBLASCore.description
     }
 
     /// C[m, n] = alpha * op(A)[m, k] * op(B)[k, n] + beta * C, row-major, with leading
