@@ -62,12 +62,12 @@ struct ClusterBenchmark: ParsableCommand {
             }
             defer { for process in processes where process.isRunning { process.terminate(); process.waitUntilExit() } }
             try launch(["coordinator", "--port", String(port), "--state", folder.appendingPathComponent("state-\(count)").path, "--secret-file", secret.path])
-            Thread.sleep(forTimeInterval: 1)
             for w in 0..<count {
                 try launch(["worker", "--coordinator", "127.0.0.1:\(port)", "--threads", String(threads), "--node-id", "bench-\(w)",
                             "--model", modelPath, "--secret-file", secret.path])
             }
-            Thread.sleep(forTimeInterval: 3)  // models load before the clock starts
+            // The clock starts once every worker has loaded its model and joined.
+            try waitForWorkers((0..<count).map { "bench-\($0)" }, port: port, secret: secret, executable: executable)
             let submit = Process()
             submit.executableURL = URL(fileURLWithPath: executable)
             submit.arguments = ["submit", batch.path, "--coordinator", "127.0.0.1:\(port)", "--output", folder.appendingPathComponent("out-\(count)").path,
@@ -90,5 +90,24 @@ struct ClusterBenchmark: ParsableCommand {
             baseline = baseline ?? rate
             print(String(format: "%7d  %7.1f  %10.1f  %8.2fx", count, seconds, rate, rate / (baseline ?? rate)))
         }
+    }
+
+    /// Polls `ptp status` until the coordinator answers and lists every worker of `ids`.
+    func waitForWorkers(_ ids: [String], port: Int, secret: URL, executable: String, timeout: TimeInterval = 120) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let status = Process()
+            status.executableURL = URL(fileURLWithPath: executable)
+            status.arguments = ["status", "--coordinator", "127.0.0.1:\(port)", "--once", "--json", "--secret-file", secret.path]
+            let pipe = Pipe()
+            status.standardOutput = pipe
+            status.standardError = FileHandle.nullDevice
+            try status.run()
+            let report = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            status.waitUntilExit()
+            if status.terminationStatus == 0, ids.allSatisfy({ report.contains("\"id\":\"\($0)\"") }) { return }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        throw CommandError("workers \(ids) did not join the benchmark's coordinator within \(Int(timeout)) s")
     }
 }
