@@ -319,7 +319,7 @@ def make_noise_fixture() -> None:
 # A whole tiny Stable Diffusion directory and diffusers' pipeline output on it
 
 def tiny_text_encoder(vocab_size: int, tokenizer) -> CLIPTextModel:
-    """The small CLIP text encoder of the whole-pipeline fixtures (shapes-world tokenizer)."""
+    """The small CLIP text encoder of the whole-pipeline fixtures."""
     return CLIPTextModel(CLIPTextConfig(
         vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
         max_position_embeddings=77, hidden_act="quick_gelu", bos_token_id=tokenizer.bos_token_id,
@@ -333,13 +333,27 @@ def tiny_vae(sample_size: int) -> AutoencoderKL:
                          sample_size=sample_size).eval()
 
 
-def make_pipeline_fixture() -> None:
-    directory = OUT / "tiny-sd"
+PIPELINE_RUNS = {
+    # The shapes-world vocabulary (a small embedding table; the cluster tests use this model too).
+    "tiny-sd": {"a": ("a red circle on a blue background", 7, 10, 7.5),
+                "b": ("a big yellow triangle on a striped white background", 8888, 12, 5.0)},
+    # SD 1.x's own CLIP vocabulary and tokenizer files (vocab.json + merges.txt, as SD 1.5 ships them).
+    "tiny-sd-clip": {"a": ("A painting of a squirrel eating a burger", 8888, 10, 7.5),
+                     "b": ("an astronaut riding a horse on Mars, 4k, highly-detailed (trending)!", 42, 12, 5.0)},
+}
+
+
+def make_pipeline_fixture(name: str = "tiny-sd") -> None:
+    directory = OUT / name
     if directory.exists():
         shutil.rmtree(directory)
-    vocab_size = write_tokenizer(directory / "tokenizer")
+    clip_vocabulary = name == "tiny-sd-clip"
+    if clip_vocabulary:
+        write_sd_tokenizer(directory / "tokenizer")
+    else:
+        write_tokenizer(directory / "tokenizer")
     tokenizer = CLIPTokenizer.from_pretrained(directory / "tokenizer")
-    text_encoder = tiny_text_encoder(vocab_size, tokenizer)
+    text_encoder = tiny_text_encoder(len(tokenizer), tokenizer)
     unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
                                 down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
                                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
@@ -354,22 +368,25 @@ def make_pipeline_fixture() -> None:
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(directory, safe_serialization=True, variant=None)
+    if clip_vocabulary:
+        # SD 1.5's tokenizer folder has no tokenizer.json: the engine reads vocab.json + merges.txt.
+        (directory / "tokenizer" / "tokenizer.json").unlink(missing_ok=True)
     for component in ("text_encoder", "unet", "vae"):
         getattr(pipe, component).half()
         getattr(pipe, component).save_pretrained(directory / component, safe_serialization=True)
         getattr(pipe, component).float()
     pipe.set_progress_bar_config(disable=True)
     tensors = {}
-    runs = {"a": ("a red circle on a blue background", 7, 10, 7.5), "b": ("a big yellow triangle on a striped white background", 8888, 12, 5.0)}
+    runs = PIPELINE_RUNS[name]
     for tag, (prompt, seed, steps, guidance) in runs.items():
         with torch.no_grad():
             image = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, height=64, width=64,
                          generator=torch.Generator().manual_seed(seed), output_type="pt").images
         tensors[f"{tag}.image"] = image * 2 - 1  # back to [-1, 1]
-    save_tensors(OUT / "tiny-sd-pipeline.safetensors", tensors)
-    (OUT / "tiny-sd-pipeline.json").write_text(json.dumps({k: {"prompt": p, "seed": s, "steps": n, "guidance": g}
+    save_tensors(OUT / f"{name}-pipeline.safetensors", tensors)
+    (OUT / f"{name}-pipeline.json").write_text(json.dumps({k: {"prompt": p, "seed": s, "steps": n, "guidance": g}
                                                           for k, (p, s, n, g) in runs.items()}, indent=2))
-    print("pipeline:", ", ".join(runs))
+    print(f"pipeline {name}:", ", ".join(runs))
 
 
 def main() -> None:
@@ -382,7 +399,8 @@ def main() -> None:
     make_vae_fixture(20)
     make_scheduler_fixture()
     make_noise_fixture()
-    make_pipeline_fixture()
+    for name in PIPELINE_RUNS:
+        make_pipeline_fixture(name)
 
 
 if __name__ == "__main__":

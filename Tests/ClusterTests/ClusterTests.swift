@@ -125,21 +125,27 @@ struct ClusterTests {
 
     @Test("ptp generate on a random-weight SD directory matches diffusers' pipeline (PSNR >= 40 dB)", .timeLimit(.minutes(5)))
     func generateCommand() throws {
+        struct Run: Decodable { let prompt: String; let seed: UInt64; let steps: Int; let guidance: Double }
         let fixtures = ClusterHarness.root.appendingPathComponent("Tests/Fixtures/reference")
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-generate-\(UUID().uuidString).png")
-        defer { try? FileManager.default.removeItem(at: output) }
-        let run = ClusterHarness.run([ClusterHarness.ptp.path, "generate", "--model", fixtures.appendingPathComponent("tiny-sd").path,
-                                      "--prompt", "a red circle on a blue background", "--seed", "7", "--steps", "10", "--guidance", "7.5",
-                                      "--height", "64", "--width", "64", "--output", output.path])
-        #expect(run.status == 0, "\(run.output)")
-        // The reference image in [0, 1] from diffusers, against the PNG the command wrote.
-        let reference = try ReferenceImage.load(fixtures.appendingPathComponent("tiny-sd-pipeline.safetensors"), tensor: "a.image")
-        let written = try ReferenceImage.png(output)
-        var squared = 0.0
-        for (a, b) in zip(reference, written) { squared += (a - b) * (a - b) }
-        let psnr = 10 * log10(1 / (squared / Double(reference.count)))
-        print("[cluster] ptp generate vs diffusers: PSNR \(psnr) dB")
-        #expect(psnr >= 40)
+        for name in ["tiny-sd", "tiny-sd-clip"] {
+            let runs = try JSONDecoder().decode([String: Run].self, from: Data(contentsOf: fixtures.appendingPathComponent("\(name)-pipeline.json")))
+            for (tag, spec) in runs.sorted(by: { $0.key < $1.key }) {
+                let output = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-generate-\(UUID().uuidString).png")
+                defer { try? FileManager.default.removeItem(at: output) }
+                let run = ClusterHarness.run([ClusterHarness.ptp.path, "generate", "--model", fixtures.appendingPathComponent(name).path,
+                                              "--prompt", spec.prompt, "--seed", String(spec.seed), "--steps", String(spec.steps),
+                                              "--guidance", String(spec.guidance), "--height", "64", "--width", "64", "--output", output.path])
+                #expect(run.status == 0, "\(run.output)")
+                // The reference image in [0, 1] from diffusers, against the PNG the command wrote.
+                let reference = try ReferenceImage.load(fixtures.appendingPathComponent("\(name)-pipeline.safetensors"), tensor: "\(tag).image")
+                let written = try ReferenceImage.png(output)
+                var squared = 0.0
+                for (a, b) in zip(reference, written) { squared += (a - b) * (a - b) }
+                let psnr = 10 * log10(1 / (squared / Double(reference.count)))
+                print("[cluster] ptp generate vs diffusers, \(name) \(tag): PSNR \(psnr) dB")
+                #expect(psnr >= 40, "\(name) \(tag): \(spec.prompt)")
+            }
+        }
     }
 
     @Test("the coordinator killed mid-job and restarted finishes the job from its journal", .timeLimit(.minutes(10)))

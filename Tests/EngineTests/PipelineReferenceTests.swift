@@ -18,11 +18,12 @@ func psnr(_ a: Tensor, _ b: Tensor) -> Double {
 struct PipelineReferenceTests {
     struct Run: Decodable { let prompt: String; let seed: UInt64; let steps: Int; let guidance: Float }
 
-    @Test("a random-weight SD directory gives diffusers' image for the same prompt and seed")
-    func tinyStableDiffusion() throws {
-        let model = try DiffusionModel(directory: Fixtures.url("tiny-sd"))
-        let runs = try JSONDecoder().decode([String: Run].self, from: Data(contentsOf: Fixtures.url("tiny-sd-pipeline.json")))
-        let expected = try Fixtures.tensors("tiny-sd-pipeline.safetensors")
+    /// tiny-sd has the shapes-world vocabulary; tiny-sd-clip SD 1.x's CLIP vocabulary and tokenizer files.
+    @Test("a random-weight SD directory gives diffusers' image for the same prompt and seed", arguments: ["tiny-sd", "tiny-sd-clip"])
+    func tinyStableDiffusion(_ name: String) throws {
+        let model = try DiffusionModel(directory: Fixtures.url(name))
+        let runs = try JSONDecoder().decode([String: Run].self, from: Data(contentsOf: Fixtures.url("\(name)-pipeline.json")))
+        let expected = try Fixtures.tensors("\(name)-pipeline.safetensors")
         let sampler = Sampler(model: model)
         for (tag, run) in runs.sorted(by: { $0.key < $1.key }) {
             let settings = SamplingSettings(steps: run.steps, guidance: run.guidance, seed: run.seed, height: 64, width: 64)
@@ -30,7 +31,7 @@ struct PipelineReferenceTests {
             let reference = try expected.tensor("\(tag).image")
             let quality = psnr(image, reference)
             let clamped = image.mapElements { min(max($0, -1), 1) }
-            print("[reference] pipeline \(tag): PSNR \(quality) dB, max abs error \(clamped.maxAbsDifference(reference)) (on [-1, 1])")
+            print("[reference] pipeline \(name) \(tag): PSNR \(quality) dB, max abs error \(clamped.maxAbsDifference(reference)) (on [-1, 1])")
             #expect(quality >= 40, "PSNR \(quality) dB for \(run.prompt)")
             // Low-memory mode computes the same thing in two UNet calls.
             var lowMemory = settings
