@@ -107,10 +107,10 @@ public final class CoordinatorServer: @unchecked Sendable {
         return try group.next().submit { try scheduler.submitNoopTasks(count: count, model: model) }.wait()
     }
 
-    /// Unfinished tasks of a job (dispatch benchmarks).
-    public func unfinishedTasks(job: String) throws -> Int {
-        guard let scheduler else { return 0 }
-        return try group.next().submit { scheduler.unfinishedTasks(prefix: job) }.wait()
+    /// How the tasks of a job stand (dispatch benchmarks).
+    public func tally(job: String) throws -> TaskTally {
+        guard let scheduler else { throw SubmissionError("the coordinator is not started") }
+        return try group.next().submit { scheduler.tally(prefix: job) }.wait()
     }
 
     /// Runs until SIGTERM/SIGINT, then shuts down gracefully.

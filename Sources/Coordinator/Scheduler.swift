@@ -141,9 +141,19 @@ final class Scheduler {
         return jobID
     }
 
-    /// Tasks of a job not yet done or failed.
-    func unfinishedTasks(prefix: String) -> Int {
-        tasks.values.lazy.filter { $0.id.hasPrefix(prefix + ".") && ($0.state == .queued || $0.state == .leased) }.count
+    /// How a job's tasks stand (dispatch benchmarks).
+    func tally(prefix: String) -> TaskTally {
+        var tally = TaskTally()
+        for task in tasks.values where task.id.hasPrefix(prefix + ".") {
+            switch task.state {
+            case .queued, .leased: tally.unfinished += 1
+            case .done: tally.done += 1
+            case .failed:
+                tally.failed += 1
+                if tally.firstError == nil { tally.firstError = task.lastError }
+            }
+        }
+        return tally
     }
 
     // MARK: - Workers
@@ -228,6 +238,8 @@ final class Scheduler {
     }
 
     private func assignment(for task: TaskRecord) throws -> WireMessage {
+        // No-op tasks (dispatch benchmarks) belong to no job.
+        if task.kind == TaskKind.noop { return .assign(taskID: task.id, kind: task.kind, payload: "{}", tensors: []) }
         guard let job = jobs[task.job] else { throw SubmissionError("job \(task.job) is gone") }
         switch task.kind {
         case TaskKind.stageOne:

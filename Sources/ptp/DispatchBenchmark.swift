@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 import Wire
 
 /// Dispatch capacity: an in-process coordinator and simulated workers that answer every task
@@ -42,8 +43,22 @@ struct DispatchBenchmark: ParsableCommand {
             for worker in workers { try worker.ready.futureResult.wait() }
             let start = Date()
             let job = try server.submitNoopTasks(count: tasks, model: "noop")
-            while try server.unfinishedTasks(job: job) > 0 { Thread.sleep(forTimeInterval: 0.01) }
+            // Waits on the workers' own counts; the coordinator's tally (a scan of every task on
+            // its event loop) is read once a second, to stop early if tasks fail.
+            var answered = 0, tally = TaskTally(), polls = 0
+            repeat {
+                Thread.sleep(forTimeInterval: 0.002)
+                answered = workers.reduce(0) { $0 + $1.answered.load(ordering: .relaxed) }
+                polls += 1
+                if answered >= tasks || polls % 500 == 0 { tally = try server.tally(job: job) }
+            } while tally.unfinished > 0 || (answered < tasks && tally.failed == 0)
             let seconds = Date().timeIntervalSince(start)
+            // A task that fails before reaching a worker also leaves the queue: count only
+            // tasks that went out, came back and were committed.
+            guard tally.done == tasks, tally.failed == 0, answered == tasks else {
+                throw CommandError("dispatch at \(count) connections: \(tally.done) of \(tasks) tasks done, \(tally.failed) failed, "
+                                   + "\(answered) answered by workers; first failure: \(tally.firstError ?? "none")")
+            }
             print(String(format: "%11d  %6d  %7.2f  %7.0f", count, tasks, seconds, Double(tasks) / seconds))
             for worker in workers { worker.channel?.close(promise: nil) }
             try? group.syncShutdownGracefully()
@@ -72,6 +87,8 @@ final class SimulatedWorker: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = WireMessage
     let id: String
     let ready: EventLoopPromise<Void>
+    /// Tasks this worker answered.
+    let answered = Atomic<Int>(0)
     var handshake: ClientHandshake
     var channel: Channel?
 
@@ -113,6 +130,7 @@ final class SimulatedWorker: ChannelInboundHandler, @unchecked Sendable {
             context.writeAndFlush(wrapOutboundOut(.credit(slots: 1)), promise: nil)
             ready.succeed(())
         case .assign(let taskID, _, _, _):
+            answered.add(1, ordering: .relaxed)
             context.write(wrapOutboundOut(.result(taskID: taskID, payload: "{}", tensors: [])), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.credit(slots: 1)), promise: nil)
         case .error(_, let reason):

@@ -148,6 +148,16 @@ struct ClusterTests {
         }
     }
 
+    @Test("the dispatch benchmark's no-op tasks all reach a simulated worker and come back done", .timeLimit(.minutes(5)))
+    func dispatchBenchmarkDispatches() throws {
+        // The command fails unless every task was answered by a worker and committed done.
+        let run = ClusterHarness.run([ClusterHarness.ptp.path, "bench", "dispatch", "--connections", "1", "100", "--tasks", "2000"], timeout: 240)
+        #expect(run.status == 0, "\(run.output)")
+        let rows = run.output.split(separator: "\n").filter { $0.split(separator: " ").first.map { Int($0) != nil } ?? false }
+        #expect(rows.count == 2, "\(run.output)")
+        print("[cluster] dispatch benchmark, short run:\n\(run.output)")
+    }
+
     @Test("the coordinator killed mid-job and restarted finishes the job from its journal", .timeLimit(.minutes(10)))
     func coordinatorRestarted() throws {
         let harness = try ClusterHarness(name: "restart")
