@@ -15,7 +15,7 @@ struct ClusterBenchmark: ParsableCommand {
     var threads: Int = 1
 
     @Option(help: "Edits in the batch (two prompts each).")
-    var edits: Int = 12
+    var edits: Int = 16
 
     @Option(help: "Model directory (default: the embedded model).")
     var model: String?

@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 import NIOCore
 import NIOPosix
 import Testing
@@ -60,6 +61,34 @@ struct ClusterTests {
         #expect(workers == ["w1", "w2"], "stage 1 ran on \(workers)")
         #expect(harness.namespaces == ClusterHarness.namespacesPossible)
         print("[cluster] 24 edits over 2 workers in network namespaces: \(harness.namespaces)")
+        try expectIdenticalToSingleMachine(batch, output: output, harness: harness)
+    }
+
+    @Test("the embedded cascade over 2 workers: stage 1, per-image super-resolution and a real-image edit are bit-identical to ptp edit",
+          .timeLimit(.minutes(10)))
+    func cascadeOverTwoWorkers() throws {
+        let harness = try ClusterHarness(name: "cascade")
+        defer { harness.stopAll() }
+        try harness.startCoordinator()
+        try harness.startWorker("w1")
+        try harness.startWorker("w2")
+        try harness.waitForWorkers(["w1", "w2"])
+        // No "model": the embedded shapes-world cascade, whose stage 2 is super-resolution.
+        let image = ClusterHarness.root.appendingPathComponent("demo/blue-circle.png").path
+        let lines = [
+            #"{"id": "colour", "source": "a red circle on a blue background", "targets": ["a yellow circle on a blue background"], "seed": 3, "steps": 12}"#,
+            #"{"id": "pattern", "source": "a white circle on a blue background", "targets": ["a white circle on a striped blue background"], "mode": "refine", "seed": 5, "steps": 12}"#,
+            #"{"id": "real", "image": "\#(image)", "source": "a blue circle on a green background", "targets": ["a red circle on a green background"], "seed": 1, "steps": 12}"#,
+        ]
+        let batch = harness.directory.appendingPathComponent("cascade.jsonl")
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: batch)
+        let output = harness.directory.appendingPathComponent("out")
+        let submitted = harness.submit(batch, output: output)
+        #expect(submitted.status == 0, "\(submitted.output)")
+        expectComplete(output, edits: 3)
+        // Stage 2 ran per image: 128 px outputs from the 32 px stage 1.
+        let source = try PNGCodec.read(output.appendingPathComponent("colour/source.png"))
+        #expect(source.width == 128 && source.height == 128, "stage-2 output is \(source.width)x\(source.height)")
         try expectIdenticalToSingleMachine(batch, output: output, harness: harness)
     }
 
@@ -158,6 +187,49 @@ struct ClusterTests {
         print("[cluster] dispatch benchmark, short run:\n\(run.output)")
     }
 
+    @Test("ptp edit from flags: the same edit as its JSON spec, attention pictures, a no-control baseline, named errors",
+          .timeLimit(.minutes(5)))
+    func editCommand() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-edit-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let ptp = ClusterHarness.ptp.path
+        let prompts = ["--source", "a red circle on a blue background", "--target", "a yellow circle on a blue background"]
+        let controls = ["--cross-replace", "default=0.8,yellow=0.5", "--self-replace", "0:0.4", "--blend", "circle", "--blend", "circle",
+                        "--reweight", "yellow=2", "--seed", "3", "--steps", "10", "--no-super-resolution"]
+        func edit(_ name: String, _ extra: [String]) -> URL {
+            let output = folder.appendingPathComponent(name)
+            let run = ClusterHarness.run([ptp, "edit"] + extra + ["--output", output.path], timeout: 240)
+            #expect(run.status == 0, "\(name): \(run.output)")
+            return output
+        }
+        let flags = edit("flags", prompts + controls + ["--attention"])
+        for name in ["source.png", "target-1.png", "grid.png", "attention-source.png", "attention-target-1.png"] {
+            #expect(FileManager.default.fileExists(atPath: flags.appendingPathComponent(name).path), "\(name) missing")
+        }
+        // The same edit as one JSON object gives the same bytes.
+        let spec = folder.appendingPathComponent("edit.json")
+        try Data(#"""
+            {"id": "e", "source": "a red circle on a blue background", "targets": ["a yellow circle on a blue background"],
+             "cross_replace": {"default": 0.8, "yellow": 0.5}, "self_replace": [0, 0.4], "blend": [["circle"], ["circle"]],
+             "reweight": {"yellow": 2}, "seed": 3, "steps": 10, "super_resolution": false}
+            """#.utf8).write(to: spec)
+        let fromSpec = edit("spec", ["--spec", spec.path])
+        // The no-control baseline: the same batch and noise, so the source row is the same image
+        // and the edited row is not.
+        let baseline = edit("baseline", prompts + ["--mode", "none", "--seed", "3", "--steps", "10", "--no-super-resolution"])
+        func bytes(_ folder: URL, _ name: String) -> Data { (try? Data(contentsOf: folder.appendingPathComponent(name))) ?? Data() }
+        for name in ["source.png", "target-1.png"] {
+            let same = bytes(flags, name) == bytes(fromSpec, name)
+            #expect(same, "\(name): flags and spec differ")
+        }
+        let sourceKept = bytes(flags, "source.png") == bytes(baseline, "source.png")
+        let targetEdited = bytes(flags, "target-1.png") != bytes(baseline, "target-1.png")
+        #expect(sourceKept && targetEdited, "control left the source alone: \(sourceKept); changed the edited image: \(targetEdited)")
+        // Bad values are refused by field, with the fix.
+        let bad = ClusterHarness.run([ptp, "edit"] + prompts + ["--cross-replace", "1.5", "--output", folder.appendingPathComponent("bad").path])
+        #expect(bad.status != 0 && bad.output.contains("cross_replace"), "\(bad.output)")
+    }
+
     @Test("the coordinator killed mid-job and restarted finishes the job from its journal", .timeLimit(.minutes(10)))
     func coordinatorRestarted() throws {
         let harness = try ClusterHarness(name: "restart")
@@ -196,6 +268,11 @@ struct ClusterTests {
         try harness.waitForWorkers(["w1"])
         let address = harness.coordinatorAddress
         let secret = try SharedSecret.load(file: harness.secretFile.path)
+        // A job under way while the attacks come: it must finish, on a worker that never lost
+        // its connection.
+        let during = try harness.batch("during", count: 3, steps: 30, size: 128)
+        let duringOutput = harness.directory.appendingPathComponent("during")
+        #expect(harness.submit(during, output: duringOutput, detach: true).status == 0)
 
         // A client with the wrong secret.
         let wrong = harness.directory.appendingPathComponent("wrong-secret")
@@ -233,7 +310,14 @@ struct ClusterTests {
         for reason in ["wrong cluster secret", "protocol version 99", "unknown message type", "over the limit", "before the handshake finished", "zstd frame"] {
             #expect(log.contains(reason), "no log line for \(reason)")
         }
-        // And the real worker still serves a job.
+        // The job submitted before the attacks completes, and the worker kept its one session.
+        let deadline = Date().addingTimeInterval(300)
+        while Date() < deadline && ClusterHarness.manifest(duringOutput).count < 3 { Thread.sleep(forTimeInterval: 0.2) }
+        expectComplete(duringOutput, edits: 3)
+        let joins = harness.log("coordinator").split(separator: "\n").filter { $0.contains("worker joined") && $0.contains("node=w1") }
+        #expect(joins.count == 1, "w1 joined \(joins.count) times: \(joins)")
+        #expect(!harness.log("w1").contains("reconnect"), "\(harness.log("w1"))")
+        // And the real worker still serves a new job.
         let batch = try harness.batch("after", count: 3)
         let output = harness.directory.appendingPathComponent("out")
         #expect(harness.submit(batch, output: output).status == 0)
