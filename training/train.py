@@ -229,8 +229,9 @@ def preview(args, step: int, unet, text_encoder, tokenizer) -> None:
             generated += to_images(generate(unet, text_encoder, tokenizer, [s.caption() for s in scenes[i:i + 32]], seed=i + 1))
         single = [matches(s, g) for s, g in zip(scenes, generated) if len(s.objects) == 1]
         pair = [matches(s, g) for s, g in zip(scenes, generated) if len(s.objects) == 2]
+        pair_in_order = [matches(s, g, in_drawing_order=True) for s, g in zip(scenes, generated) if len(s.objects) == 2]
         record = {"step": step, "single_object_fidelity": float(np.mean(single)), "two_object_fidelity": float(np.mean(pair)) if pair else None,
-                  "samples": len(scenes)}
+                  "two_object_fidelity_in_order": float(np.mean(pair_in_order)) if pair else None, "samples": len(scenes)}
     else:
         rng = random.Random(54321)
         scenes = [sample_scene(rng) for _ in range(8)]

@@ -41,12 +41,15 @@ struct Evaluate: ParsableCommand {
         line("model \(model.identifier), \(samples) samples per row, seed \(seed), \(steps ?? model.defaults.steps) steps, guidance \(guidance ?? Double(model.defaults.guidance))")
         if tables.contains("generation") {
             line("\nGeneration fidelity at stage 1 (shape, colour, background and pattern all right)")
-            line("captions        samples  fidelity  background  pattern  colour  shape")
-            for objects in [1, 2] {
-                let row = try evaluation.generationFidelity(objects: objects, progress: ProgressBar("generation, \(objects) object(s)").update)
+            line("(a pair's objects in either order, as its caption states no positions; also in the order they are named, left to right)")
+            line("captions        samples  fidelity  in order  background  pattern  colour  shape")
+            // The grammar's own mix (a quarter of the captions name two objects), then each kind.
+            for objects in [nil, 1, 2] as [Int?] {
+                let row = try evaluation.generationFidelity(objects: objects, progress: ProgressBar("generation, " + (objects.map { "\($0) object(s)" } ?? "all captions")).update)
                 let a = row.attributes
                 line(row.name.padding(toLength: 16, withPad: " ", startingAt: 0)
-                      + String(format: "%7d  %7.1f%%  %9.1f%%  %6.1f%%  %5.1f%%  %4.1f%%", row.samples, 100 * row.fidelity,
+                      + String(format: "%7d  %7.1f%%  %7.1f%%  %9.1f%%  %6.1f%%  %5.1f%%  %4.1f%%", row.samples, 100 * row.fidelity,
+                               100 * row.fidelityInDrawingOrder,
                                100 * (a["background"] ?? 0), 100 * (a["pattern"] ?? 0), 100 * (a["colour"] ?? 0), 100 * (a["shape"] ?? 0)))
             }
         }

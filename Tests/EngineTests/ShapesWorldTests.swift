@@ -70,9 +70,32 @@ struct ShapesWorldTests {
         for _ in 0..<total {
             let scene = sampler.sample(using: &generator)
             let found = SceneDetector.detect(SceneRenderer.render(scene, size: 32))
-            if ShapesWorldScore.matches(scene, found) { correct += 1 }
+            if ShapesWorldScore.matchesInDrawingOrder(scene, found) { correct += 1 }
         }
         // Exact renders are read right almost always (small shapes at 32 px are the hard part).
         #expect(Double(correct) / Double(total) >= 0.95, "\(correct) of \(total)")
+    }
+
+    @Test("a pair's caption is matched in either order; its colours and shapes are not")
+    func pairScoring() {
+        let left = SceneObject(shape: "triangle", colour: "blue", size: "big", x: 0.27, y: 0.5, radius: 0.17)
+        let right = SceneObject(shape: "circle", colour: "red", size: "big", x: 0.73, y: 0.5, radius: 0.17)
+        let scene = Scene(background: "white", pattern: nil, objects: [left, right])
+        func swapped(_ change: (inout SceneObject, inout SceneObject) -> Void) -> Detection {
+            var (a, b) = (left, right)
+            change(&a, &b)
+            return SceneDetector.detect(SceneRenderer.render(Scene(background: "white", pattern: nil, objects: [a, b]), size: 64))
+        }
+        let asDrawn = swapped { _, _ in }
+        #expect(ShapesWorldScore.matches(scene, asDrawn) && ShapesWorldScore.matchesInDrawingOrder(scene, asDrawn))
+        // The red circle on the left: what the caption says, not the order it was drawn in.
+        let mirrored = swapped { a, b in swap(&a.x, &b.x) }
+        #expect(ShapesWorldScore.matches(scene, mirrored))
+        #expect(!ShapesWorldScore.matchesInDrawingOrder(scene, mirrored))
+        // Colours bound to the wrong shapes: a red triangle and a blue circle.
+        let rebound = swapped { a, b in swap(&a.colour, &b.colour) }
+        #expect(!ShapesWorldScore.matches(scene, rebound))
+        let recoloured = swapped { a, _ in a.colour = "green" }
+        #expect(!ShapesWorldScore.matches(scene, recoloured))
     }
 }

@@ -41,10 +41,15 @@ public struct ShapesWorldEvaluation: Sendable {
     public struct FidelityRow: Sendable {
         public let name: String
         public let samples: Int
+        /// Images that show what their caption says.
         public let correct: Int
-        /// Share right per attribute: background, pattern, colour, shape.
+        /// Images that also place a pair's objects in the order they are named, left to right.
+        public let correctInDrawingOrder: Int
+        /// Share right per attribute: background, pattern, colour, shape (a pair's colours and
+        /// shapes as the caption names them, in either order).
         public let attributes: [String: Double]
         public var fidelity: Double { Double(correct) / Double(max(samples, 1)) }
+        public var fidelityInDrawingOrder: Double { Double(correctInDrawingOrder) / Double(max(samples, 1)) }
     }
 
     /// Stage-1 images of random captions, read back by the detectors.
@@ -59,21 +64,20 @@ public struct ShapesWorldEvaluation: Sendable {
                                             seed: seed &+ UInt64(index), height: side, width: side)
             return SceneDetector.detect(RGBImage(tensor: try sampler.generate(prompt: scenes[index].caption, settings: settings)))
         }
-        var correct = 0
+        var correct = 0, inOrder = 0
         var attributeHits: [String: Int] = ["background": 0, "pattern": 0, "colour": 0, "shape": 0]
         for (scene, found) in zip(scenes, detections) {
             if ShapesWorldScore.matches(scene, found) { correct += 1 }
+            if ShapesWorldScore.matchesInDrawingOrder(scene, found) { inOrder += 1 }
             if found.background == scene.background { attributeHits["background", default: 0] += 1 }
             if found.pattern == scene.pattern { attributeHits["pattern", default: 0] += 1 }
-            let detected = found.objects.sorted { $0.centroid.x < $1.centroid.x }
-            let expected = scene.objects.sorted { $0.x < $1.x }
-            if detected.count == expected.count {
-                if zip(detected, expected).allSatisfy({ $0.colour == $1.colour }) { attributeHits["colour", default: 0] += 1 }
-                if zip(detected, expected).allSatisfy({ $0.shape == $1.shape }) { attributeHits["shape", default: 0] += 1 }
+            if found.objects.count == scene.objects.count {
+                if found.objects.map(\.colour).sorted() == scene.objects.map(\.colour).sorted() { attributeHits["colour", default: 0] += 1 }
+                if found.objects.map(\.shape).sorted() == scene.objects.map(\.shape).sorted() { attributeHits["shape", default: 0] += 1 }
             }
         }
         let name = objects == 1 ? "one object" : objects == 2 ? "two objects" : "all captions"
-        return FidelityRow(name: name, samples: samples, correct: correct,
+        return FidelityRow(name: name, samples: samples, correct: correct, correctInDrawingOrder: inOrder,
                            attributes: attributeHits.mapValues { Double($0) / Double(max(samples, 1)) })
     }
 
