@@ -87,7 +87,7 @@ def bytes_to_unicode_order() -> list[str]:
     return [chr(c) for c in codes]
 
 
-def write_sd_tokenizer(directory: Path) -> None:
+def write_sd_tokenizer(directory: Path, pad_token: str = "<|endoftext|>") -> None:
     spec = importlib.util.find_spec("open_clip")
     if spec is None or not spec.submodule_search_locations:
         sys.exit("open_clip_torch is needed for the CLIP BPE merges (pip install open_clip_torch)")
@@ -101,7 +101,7 @@ def write_sd_tokenizer(directory: Path) -> None:
     (directory / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
     config = {"tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "do_lower_case": True,
               "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
-              "pad_token": "<|endoftext|>"}
+              "pad_token": pad_token}
     (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
 
 
@@ -256,6 +256,9 @@ SCHEDULER_CASES = {
     "cosine-linspace-sample-clip": dict(beta_schedule="squaredcos_cap_v2", set_alpha_to_one=True, steps_offset=0,
                                         timestep_spacing="linspace", prediction_type="sample", clip_sample=True,
                                         clip_sample_range=1.0),
+    # Stable Diffusion 2.x's 768 px (v-prediction) scheduler configuration.
+    "sd2-v": dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, set_alpha_to_one=False, steps_offset=1,
+                  timestep_spacing="leading", prediction_type="v_prediction", clip_sample=False),
     "scaled-trailing-eps": dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, set_alpha_to_one=False,
                                 steps_offset=1, timestep_spacing="trailing", prediction_type="epsilon", clip_sample=False),
 }
@@ -318,12 +321,12 @@ def make_noise_fixture() -> None:
 # ---------------------------------------------------------------------------------------------
 # A whole tiny Stable Diffusion directory and diffusers' pipeline output on it
 
-def tiny_text_encoder(vocab_size: int, tokenizer) -> CLIPTextModel:
+def tiny_text_encoder(vocab_size: int, tokenizer, act: str = "quick_gelu") -> CLIPTextModel:
     """The small CLIP text encoder of the whole-pipeline fixtures."""
     return CLIPTextModel(CLIPTextConfig(
         vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        max_position_embeddings=77, hidden_act="quick_gelu", bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id, projection_dim=32)).eval()
+        max_position_embeddings=77, hidden_act=act, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, projection_dim=32)).eval()
 
 
 def tiny_vae(sample_size: int) -> AutoencoderKL:
@@ -340,6 +343,10 @@ PIPELINE_RUNS = {
     # SD 1.x's own CLIP vocabulary and tokenizer files (vocab.json + merges.txt, as SD 1.5 ships them).
     "tiny-sd-clip": {"a": ("A painting of a squirrel eating a burger", 8888, 10, 7.5),
                      "b": ("an astronaut riding a horse on Mars, 4k, highly-detailed (trending)!", 42, 12, 5.0)},
+    # SD 2.x-like: v-prediction with trailing spacing, a UNet with linear projections, per-level
+    # head counts and upcast attention, a GELU text encoder, and a tokenizer that pads with "!".
+    "tiny-sd2": {"a": ("A painting of a squirrel eating a burger", 8888, 10, 7.5),
+                 "b": ("a photo of a cat, sitting on a red sofa", 3, 12, 5.0)},
 }
 
 
@@ -347,24 +354,32 @@ def make_pipeline_fixture(name: str = "tiny-sd") -> None:
     directory = OUT / name
     if directory.exists():
         shutil.rmtree(directory)
-    clip_vocabulary = name == "tiny-sd-clip"
+    clip_vocabulary = name in ("tiny-sd-clip", "tiny-sd2")
+    sd2 = name == "tiny-sd2"
     if clip_vocabulary:
-        write_sd_tokenizer(directory / "tokenizer")
+        write_sd_tokenizer(directory / "tokenizer", pad_token="!" if sd2 else "<|endoftext|>")
     else:
         write_tokenizer(directory / "tokenizer")
     tokenizer = CLIPTokenizer.from_pretrained(directory / "tokenizer")
-    text_encoder = tiny_text_encoder(len(tokenizer), tokenizer)
-    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
-                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
-                                attention_head_dim=2, norm_num_groups=16).eval()
+    text_encoder = tiny_text_encoder(len(tokenizer), tokenizer, act="gelu" if sd2 else "quick_gelu")
+    if sd2:
+        unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+                                    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                                    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
+                                    attention_head_dim=[2, 4], use_linear_projection=True, upcast_attention=True,
+                                    norm_num_groups=16).eval()
+    else:
+        unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+                                    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
+                                    attention_head_dim=2, norm_num_groups=16).eval()
     vae = tiny_vae(sample_size=64)
     for i, model in enumerate((text_encoder, unet, vae)):
         randomize(model, 100 + i)
     # Keep the random UNet's output near unit scale, as a trained one is.
     with torch.no_grad():
         unet.conv_out.weight.mul_(0.3)
-    scheduler = DDIMScheduler(num_train_timesteps=1000, **SCHEDULER_CASES["sd15"])
+    scheduler = DDIMScheduler(num_train_timesteps=1000, **SCHEDULER_CASES["sd2-v" if sd2 else "sd15"])
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(directory, safe_serialization=True, variant=None)

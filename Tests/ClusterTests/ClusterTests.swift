@@ -156,7 +156,7 @@ struct ClusterTests {
     func generateCommand() throws {
         struct Run: Decodable { let prompt: String; let seed: UInt64; let steps: Int; let guidance: Double }
         let fixtures = ClusterHarness.root.appendingPathComponent("Tests/Fixtures/reference")
-        for name in ["tiny-sd", "tiny-sd-clip"] {
+        for name in ["tiny-sd", "tiny-sd-clip", "tiny-sd2"] {
             let runs = try JSONDecoder().decode([String: Run].self, from: Data(contentsOf: fixtures.appendingPathComponent("\(name)-pipeline.json")))
             for (tag, spec) in runs.sorted(by: { $0.key < $1.key }) {
                 let output = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-generate-\(UUID().uuidString).png")

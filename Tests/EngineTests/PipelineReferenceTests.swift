@@ -18,8 +18,9 @@ func psnr(_ a: Tensor, _ b: Tensor) -> Double {
 struct PipelineReferenceTests {
     struct Run: Decodable { let prompt: String; let seed: UInt64; let steps: Int; let guidance: Float }
 
-    /// tiny-sd has the shapes-world vocabulary; tiny-sd-clip SD 1.x's CLIP vocabulary and tokenizer files.
-    @Test("a random-weight SD directory gives diffusers' image for the same prompt and seed", arguments: ["tiny-sd", "tiny-sd-clip"])
+    /// tiny-sd has the shapes-world vocabulary; tiny-sd-clip SD 1.x's CLIP vocabulary and tokenizer files;
+    /// tiny-sd2 is SD 2.x-like (v-prediction, linear projections, upcast attention, GELU, "!" padding).
+    @Test("a random-weight SD directory gives diffusers' image for the same prompt and seed", arguments: ["tiny-sd", "tiny-sd-clip", "tiny-sd2"])
     func tinyStableDiffusion(_ name: String) throws {
         let model = try DiffusionModel(directory: Fixtures.url(name))
         let runs = try JSONDecoder().decode([String: Run].self, from: Data(contentsOf: Fixtures.url("\(name)-pipeline.json")))

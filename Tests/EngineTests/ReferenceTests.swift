@@ -158,7 +158,7 @@ struct SamplingReferenceTests {
     struct Timesteps: Decodable { let timesteps: [Int] }
 
     @Test("DDIM: schedules, spacings, prediction types, 50-step trajectories and inversion",
-          arguments: ["sd15", "linear-trailing-v", "cosine-linspace-sample-clip", "scaled-trailing-eps"])
+          arguments: ["sd15", "linear-trailing-v", "cosine-linspace-sample-clip", "sd2-v", "scaled-trailing-eps"])
     func ddim(_ name: String) throws {
         let scheduler = try DDIMScheduler(ModelConfig(file: Fixtures.url("ddim/\(name).json")))
         let meta = try JSONDecoder().decode([String: Timesteps].self, from: Data(contentsOf: Fixtures.url("ddim/timesteps.json")))
