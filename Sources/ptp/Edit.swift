@@ -35,6 +35,9 @@ struct Edit: ParsableCommand {
     @Option(help: "Self-attention injection: a fraction of the steps (0.4) or a range (0:0.4).")
     var selfReplace: String?
 
+    @Option(help: "Inject self-attention only at query grids up to this side (default: 16 at SD's 64x64 latent, scaled with the latent).")
+    var selfReplaceSide: Int?
+
     @Option(help: "LocalBlend words of one prompt, comma-separated; repeat once per prompt, source first.")
     var blend: [String] = []
 
@@ -98,6 +101,7 @@ struct Edit: ParsableCommand {
         if let mode { object["mode"] = .string(mode) }
         if let crossReplace { object["cross_replace"] = try Self.parseCrossReplace(crossReplace) }
         if let selfReplace { object["self_replace"] = try Self.parseRange(selfReplace, option: "--self-replace") }
+        if let selfReplaceSide { object["self_replace_side"] = .int(selfReplaceSide) }
         if !blend.isEmpty {
             object["blend"] = .array(blend.map { .array($0.split(separator: ",").map { .string(String($0).trimmingCharacters(in: .whitespaces)) }) })
         }

@@ -72,7 +72,9 @@ struct EditSpecTests {
         #expect(check(#"{"id": "a", "source": "a  red circle", "targets": ["a red  square "], "mode": "replace", "height": 128, "width": 128}"#) == nil)
         #expect(try parse(#"{"id": "a", "source": "a  red circle", "targets": ["a red  square "]}"#).resolvedMode == .replace)
         #expect(check(#"{"id": "a", "source": "a red circle", "targets": ["a red square"], "blend": [["circle"], ["circle"]], "height": 128, "width": 128}"#)?.field == "blend[1]")
-        #expect(check(#"{"id": "a", "source": "a red circle", "targets": ["a red square"], "reweight": {"circle": 2}, "height": 128, "width": 128}"#)?.field == "reweight")
+        #expect(check(#"{"id": "a", "source": "a red circle", "targets": ["a red square"], "reweight": {"circle": 2}, "height": 128, "width": 128}"#)?.field == "reweight.circle")
+        // With several edited prompts, a word reweights those that have it.
+        #expect(check(#"{"id": "a", "source": "a red circle", "targets": ["a red square", "a blue circle"], "reweight": {"square": 2}, "height": 128, "width": 128}"#) == nil)
         #expect(check(#"{"id": "a", "source": "a red circle", "targets": ["a red square"], "cross_replace": {"blue": 0.2}, "height": 128, "width": 128}"#)?.field == "cross_replace.blue")
         let long = String(repeating: "red ", count: 80)
         #expect(check(#"{"id": "a", "source": "a red circle", "targets": ["\#(long)"], "height": 128, "width": 128}"#)?.field == "targets[0]")

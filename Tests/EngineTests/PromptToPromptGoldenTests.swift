@@ -170,6 +170,33 @@ struct PromptToPromptGoldenTests {
             #expect(source.maxAbsDifference(target) <= 1e-5 * source.maxAbs, "layer \(layer.site) was not replaced")
         }
     }
+
+    @Test("self-attention is injected only up to the configured grid side")
+    func selfInjectionLimit() throws {
+        let sampler = Sampler(model: Self.model)
+        let editor = PromptToPromptEditor(model: Self.model)
+        func run(_ change: (inout EditSpec) -> Void) throws -> Tensor {
+            var edit = spec("replace")
+            edit.selfReplace = StepRange(end: 1)
+            change(&edit)
+            let settings = editor.settings(for: edit)
+            return try sampler.sample(prompts: edit.prompts, settings: settings,
+                                      controller: try editor.controller(for: edit, settings: settings, storeAttention: false))
+        }
+        let standard = try run { _ in }
+        let noSelf = try run { $0.selfReplace = StepRange(end: 0) }
+        // A side smaller than every self-attention grid injects nowhere: as no injection at all.
+        let none = try run { $0.selfReplaceSide = 1 }
+        #expect(none.maxAbsDifference(noSelf) <= 1e-6)
+        // The default injects at the small grids; a larger side reaches the larger ones too (by
+        // far more than the 1e-5 relative noise of these runs).
+        let all = try run { $0.selfReplaceSide = 16 }
+        let edited = 1..<2
+        #expect(standard.slice(edited).maxAbsDifference(noSelf.slice(edited)) > 1e-3 * noSelf.maxAbs)
+        #expect(all.slice(edited).maxAbsDifference(standard.slice(edited)) > 1e-3 * noSelf.maxAbs)
+        // The source row never changes.
+        #expect(all.slice(0..<1).maxAbsDifference(noSelf.slice(0..<1)) <= 1e-5)
+    }
 }
 
 @Suite("real-image editing through inversion")

@@ -65,11 +65,12 @@ public struct PromptToPromptEditor: Sendable {
                 }
             }
         }
-        for word in spec.reweight.keys.sorted() {
-            for (index, target) in words.dropFirst().enumerated() where target.tokens(of: word).isEmpty {
-                throw EditError(field: "reweight", problem: "'\(word)' is not a word of targets[\(index)] \"\(spec.targets[index])\"",
-                                fix: "reweight words of the edited prompts")
-            }
+        // Each edited prompt has its own equalizer: a word reweights the prompts that have it
+        // (with several targets, "yellow" may be in only one of them), but must be in one.
+        for word in spec.reweight.keys.sorted() where words.dropFirst().allSatisfy({ $0.tokens(of: word).isEmpty }) {
+            let prompts = spec.targets.count == 1 ? "targets[0] \"\(spec.targets[0])\"" : "any of the edited prompts"
+            throw EditError(field: "reweight.\(word)", problem: "'\(word)' is not a word of \(prompts)",
+                            fix: "reweight words of the edited prompts (matched ignoring case and trailing punctuation)")
         }
         for word in spec.crossReplace.words.keys.sorted() where words.dropFirst().allSatisfy({ $0.tokens(of: word).isEmpty }) {
             throw EditError(field: "cross_replace.\(word)", problem: "'\(word)' is in none of the edited prompts", fix: "name a word of an edited prompt, or remove it")
