@@ -25,6 +25,9 @@ struct Evaluate: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Tables: generation, superres, edits, real (default: all).")
     var tables: [String] = ["generation", "superres", "edits", "real"]
 
+    @Option(parsing: .upToNextOption, help: "Edit kinds of the edits table: colour, shape, background, pattern, reweight (default: all).")
+    var edits: [String] = ["colour", "shape", "background", "pattern", "reweight"]
+
     /// Prints at once, also when stdout is a file: a full run takes about an hour.
     private func line(_ text: String) {
         print(text)
@@ -34,6 +37,9 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         for table in tables where !["generation", "superres", "edits", "real"].contains(table) {
             throw ValidationError("--tables: '\(table)' is not generation, superres, edits or real")
+        }
+        for kind in edits where !ShapesWorldEvaluation.EditKind.allCases.map(\.option).contains(kind) {
+            throw ValidationError("--edits: '\(kind)' is not colour, shape, background, pattern or reweight")
         }
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
         let model = try ModelLocation.load(self.model)
@@ -61,7 +67,7 @@ struct Evaluate: ParsableCommand {
         if tables.contains("edits") {
             line("\nPrompt-to-Prompt (P2P) against the no-control baseline, same seeds")
             line("edit             samples  success P2P/base   object IoU P2P/base  centroid shift px  background diff")
-            for kind in ShapesWorldEvaluation.EditKind.allCases {
+            for kind in ShapesWorldEvaluation.EditKind.allCases where edits.contains(kind.option) {
                 let row = try evaluation.edits(kind, progress: ProgressBar(kind.rawValue).update)
                 line(kind.rawValue.padding(toLength: 17, withPad: " ", startingAt: 0)
                       + String(format: "%7d  %6.1f%% / %5.1f%%   %6.3f / %6.3f   %6.2f / %6.2f    %5.1f / %5.1f", row.samples,

@@ -126,6 +126,9 @@ public struct ShapesWorldEvaluation: Sendable {
 
     public enum EditKind: String, CaseIterable, Sendable {
         case colour = "colour swap", shape = "shape swap", background = "background swap", pattern = "added pattern", reweight = "reweight"
+
+        /// The kind's name on the command line.
+        public var option: String { String(describing: self) }
     }
 
     public struct EditRow: Sendable {
