@@ -32,9 +32,12 @@ struct SafeTensorsTests {
         #expect(try file32.tensor("a.weight").scalars == tensors["a.weight"]!.scalars)
         #expect(try file32.tensor("empty").shape == [0, 4])
 
-        // A mapped tensor written to is copied; the file is unchanged.
+        // F32 tensors are the mapped file's bytes, not a copy; one written to is copied, and
+        // the file is unchanged.
         var mapped = try file32.tensor("b")
+        #expect(mapped.isBorrowed)
         mapped[0] = 42
+        #expect(!mapped.isBorrowed)
         #expect(try file32.tensor("b").scalars == tensors["b"]!.scalars)
 
         let url16 = directory.appendingPathComponent("f16.safetensors")
@@ -42,6 +45,7 @@ struct SafeTensorsTests {
         let file16 = try SafeTensorsFile(url: url16)
         #expect(file16.entries["a.weight"]?.dtype == .float16)
         expectClose(try file16.tensor("a.weight"), tensors["a.weight"]!, tolerance: 5e-4)
+        #expect(try !file16.tensor("a.weight").isBorrowed)
         #expect(throws: SafeTensorsError.self) { try file16.tensor("a.weight", shape: [5, 3]) }
     }
 
@@ -116,5 +120,14 @@ struct SafeTensorsTests {
         let cut = directory.appendingPathComponent("cut.safetensors")
         try bytes.prefix(bytes.count - 10).write(to: cut)
         if case .offsetsOutOfBounds = error(opening: cut)?.kind {} else { Issue.record("cut file accepted") }
+
+        // Every message names the file, and the tensor when one is at fault.
+        let cases: [(URL, String?)] = [(short, nil), (past, nil), (garbage, nil), (dtype, "w"), (bounds, "w"), (overlap, "b"), (size, "w"),
+                                       (reversed, "w"), (negative, "w"), (cut, "w")]
+        for (url, tensor) in cases {
+            let message = error(opening: url)?.description ?? ""
+            #expect(message.contains(url.lastPathComponent), "\(url.lastPathComponent): \(message)")
+            if let tensor { #expect(message.contains("tensor '\(tensor)'"), "\(message)") }
+        }
     }
 }

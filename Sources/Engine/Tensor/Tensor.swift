@@ -14,6 +14,9 @@ public struct Tensor: Sendable {
     public var count: Int { storage.count }
     /// Number of dimensions.
     public var rank: Int { shape.count }
+    /// Whether the values are borrowed from memory owned elsewhere (a mapped float32 weight
+    /// file) rather than copied into this tensor's own buffer.
+    public var isBorrowed: Bool { !storage.isWritable }
 
     /// A tensor of the given shape with unspecified contents, to be filled by a kernel.
     public init(uninitializedShape shape: [Int]) {
