@@ -53,7 +53,16 @@ def main() -> None:
     }
     config = args.base / "config.json"
     if config.exists() and json.loads(config.read_text()).get("init_from", "None") != "None":
-        index["_ptp_training"]["base_initialised_from"] = json.loads(config.read_text())["init_from"]
+        source = Path(json.loads(config.read_text())["init_from"])
+        index["_ptp_training"]["base_initialised_from"] = str(source)
+        # The first phase's record, from its run or its exported model (paths as given in training/).
+        if (source / "checkpoint.pt").exists():
+            first = torch.load(source / "checkpoint.pt", map_location="cpu", weights_only=False)
+            index["_ptp_training"] |= {"base_first_phase_steps": first["step"], "base_first_phase_minutes": round(first["elapsed"] / 60, 1)}
+        elif (source / "model_index.json").exists():
+            first = json.loads((source / "model_index.json").read_text()).get("_ptp_training", {})
+            index["_ptp_training"] |= {"base_first_phase_" + k.removeprefix("base_"): v for k, v in first.items()
+                                       if k in ("base_steps", "base_minutes")}
     if args.sr and (args.sr / "checkpoint.pt").exists():
         sr = torch.load(args.sr / "checkpoint.pt", map_location="cpu", weights_only=False)
         sr_unet = models.sr_unet()

@@ -1,7 +1,7 @@
 """Trains a stage of the shapes-world cascade, resumably.
 
     python train.py base --run runs/base --steps 6000 --score-samples 128
-    python train.py base --run runs/pairs --init-from runs/base --steps 3000 --two-objects 0.5 --lr 2e-4 --warmup 100
+    python train.py base --run runs/pairs --init-from runs/base --steps 3000 --two-objects 0.5 --lr 2e-4 --warmup 100 --seed 2
     python train.py sr --run runs/sr --steps 2000 --batch 16 --text-encoder-from runs/base
 
 A run may start from the weights of an earlier one (--init-from: a run folder, whose EMA weights
