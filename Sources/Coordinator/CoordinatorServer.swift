@@ -32,7 +32,8 @@ public final class CoordinatorServer: @unchecked Sendable {
     let logger: Logger
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let metrics = CoordinatorMetrics()
-    private var scheduler: Scheduler?
+    /// Made, kept and used on the group's one event loop; `NIOLoopBound` checks that.
+    private var scheduler: NIOLoopBound<Scheduler>?
     private var channels: [Channel] = []
     private let stopped: EventLoopPromise<Void>
     private var connections: [ObjectIdentifier: Channel] = [:]
@@ -49,13 +50,12 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// Starts listening; returns once ready.
     public func start() throws {
         let loop = group.next()
-        let journal = try Journal(directory: configuration.stateDirectory)
-        let store = ResultStore(state: configuration.stateDirectory)
-        let scheduler = try loop.submit {
-            let scheduler = try Scheduler(loop: loop, journal: journal, store: store, metrics: self.metrics, logger: self.logger,
-                                          settings: self.configuration.scheduler, codec: self.configuration.codec)
+        let scheduler = try loop.submit { [configuration, metrics, logger] in
+            let scheduler = try Scheduler(loop: loop, journal: try Journal(directory: configuration.stateDirectory),
+                                          store: ResultStore(state: configuration.stateDirectory), metrics: metrics, logger: logger,
+                                          settings: configuration.scheduler, codec: configuration.codec)
             try scheduler.restore()
-            return scheduler
+            return NIOLoopBound(scheduler, eventLoop: loop)
         }.wait()
         self.scheduler = scheduler
         let server = try ServerBootstrap(group: group)
@@ -69,7 +69,7 @@ public final class CoordinatorServer: @unchecked Sendable {
                         ByteCounter(metrics: metrics),
                         ByteToMessageHandler(WireMessageDecoder(limits: limits, codec: configuration.codec)),
                         MessageToByteHandler(WireMessageEncoder(codec: configuration.codec)),
-                        PeerHandler(scheduler: scheduler, secret: configuration.secret, limits: limits, codec: configuration.codec,
+                        PeerHandler(scheduler: scheduler.value, secret: configuration.secret, limits: limits, codec: configuration.codec,
                                     metrics: metrics, logger: logger),
                     ])
                     self.connections[ObjectIdentifier(channel)] = channel
@@ -91,9 +91,9 @@ public final class CoordinatorServer: @unchecked Sendable {
             channels.append(http)
         }
         loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
-            scheduler.checkLeases()
-            scheduler.flushManifests()
-            let status = scheduler.status()
+            scheduler.value.checkLeases()
+            scheduler.value.flushManifests()
+            let status = scheduler.value.status()
             self.metrics.queueDepth.record(status.queuedTasks)
             self.metrics.leasedTasks.record(status.leasedTasks)
         }
@@ -104,13 +104,13 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// Queues no-op tasks (dispatch benchmarks); returns their job id.
     public func submitNoopTasks(count: Int, model: String) throws -> String {
         guard let scheduler else { throw SubmissionError("the coordinator is not started") }
-        return try group.next().submit { try scheduler.submitNoopTasks(count: count, model: model) }.wait()
+        return try scheduler.eventLoop.submit { try scheduler.value.submitNoopTasks(count: count, model: model) }.wait()
     }
 
     /// How the tasks of a job stand (dispatch benchmarks).
     public func tally(job: String) throws -> TaskTally {
         guard let scheduler else { throw SubmissionError("the coordinator is not started") }
-        return try group.next().submit { scheduler.tally(prefix: job) }.wait()
+        return try scheduler.eventLoop.submit { scheduler.value.tally(prefix: job) }.wait()
     }
 
     /// Runs until SIGTERM/SIGINT, then shuts down gracefully.
@@ -137,7 +137,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             for channel in self.connections.values {
                 channel.writeAndFlush(WireMessage.goodbye(reason: "coordinator shutting down")).whenComplete { _ in channel.close(promise: nil) }
             }
-            self.scheduler?.flushManifests()
+            self.scheduler?.value.flushManifests()
             loop.scheduleTask(in: .milliseconds(200)) { self.stopped.succeed(()) }
         }
     }

@@ -501,8 +501,9 @@ final class Scheduler {
     func watch(_ jobID: String, channel: Channel) -> Bool {
         guard let job = jobs[jobID] else { return false }
         watchers[jobID, default: []].append(channel)
-        channel.closeFuture.whenComplete { [weak self] _ in
-            self?.loop.execute { self?.watchers[jobID]?.removeAll { $0 === channel } }
+        let scheduler = NIOLoopBound(self, eventLoop: loop)
+        channel.closeFuture.whenComplete { _ in
+            scheduler.eventLoop.execute { scheduler.value.watchers[jobID]?.removeAll { $0 === channel } }
         }
         send(job, to: channel)
         return true

@@ -88,7 +88,10 @@ public final class WorkerNode: @unchecked Sendable {
         let signals = [SIGTERM, SIGINT].map { signalNumber -> DispatchSourceSignal in
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { [weak self] in self?.loop.execute { self?.drain() } }
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                self.loop.execute { self.drain() }
+            }
             source.resume()
             return source
         }

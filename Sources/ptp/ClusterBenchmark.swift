@@ -73,7 +73,7 @@ struct ClusterBenchmark: ParsableCommand {
             submit.arguments = ["submit", batch.path, "--coordinator", "127.0.0.1:\(port)", "--output", folder.appendingPathComponent("out-\(count)").path,
                                 "--secret-file", secret.path]
             let log = folder.appendingPathComponent("submit-\(count).log")
-            FileManager.default.createFile(atPath: log.path, contents: nil)
+            try Data().write(to: log)
             let handle = try FileHandle(forWritingTo: log)
             submit.standardOutput = handle
             submit.standardError = handle

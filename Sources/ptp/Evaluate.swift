@@ -28,6 +28,9 @@ struct Evaluate: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Edit kinds of the edits table: colour, shape, background, pattern, reweight (default: all).")
     var edits: [String] = ["colour", "shape", "background", "pattern", "reweight"]
 
+    @Flag(help: "List the stage-2 scenes whose detected attributes were not kept.")
+    var showFailures = false
+
     /// Prints at once, also when stdout is a file: a full run takes about an hour.
     private func line(_ text: String) {
         print(text)
@@ -63,6 +66,12 @@ struct Evaluate: ParsableCommand {
             let row = try evaluation.superResolution(progress: ProgressBar("super-resolution").update)
             line("\nStage 2: SR(downsampled exact render) against the exact render")
             line(String(format: "samples %d, mean PSNR %.2f dB, detected attributes preserved %.1f%%", row.samples, row.meanPSNR, 100 * row.preservation))
+            let share = { (name: String) in 100 * Double(row.preservedByAttribute[name] ?? 0) / Double(max(row.samples, 1)) }
+            line(String(format: "kept: background %.1f%%, pattern %.1f%%, objects (colour and shape) %.1f%%",
+                        share("background"), share("pattern"), share("objects")))
+            if showFailures {
+                for failure in row.failures { line("  not kept: " + failure) }
+            }
         }
         if tables.contains("edits") {
             line("\nPrompt-to-Prompt (P2P) against the no-control baseline, same seeds")

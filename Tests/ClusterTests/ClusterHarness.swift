@@ -74,9 +74,9 @@ final class ClusterHarness: @unchecked Sendable {
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         // Output goes to a file (a pipe could fill up and stall the child).
         let capture = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-run-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: capture.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: capture) }
-        guard let handle = try? FileHandle(forWritingTo: capture) else { return (-1, "cannot capture output") }
+        guard FileManager.default.createFile(atPath: capture.path, contents: nil),
+              let handle = try? FileHandle(forWritingTo: capture) else { return (-1, "cannot capture output") }
         process.standardOutput = handle
         process.standardError = handle
         do { try process.run() } catch { return (-1, "\(error)") }
@@ -94,7 +94,7 @@ final class ClusterHarness: @unchecked Sendable {
     func start(_ name: String, host: String? = nil, _ arguments: [String]) throws -> Process {
         let process = Process()
         let log = directory.appendingPathComponent("\(name).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        try Data().write(to: log)
         let handle = try FileHandle(forWritingTo: log)
         handle.seekToEndOfFile()
         if namespaces, let host, nodes.contains(host) {

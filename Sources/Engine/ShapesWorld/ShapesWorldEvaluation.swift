@@ -87,6 +87,12 @@ public struct ShapesWorldEvaluation: Sendable {
         public let samples: Int
         public let meanPSNR: Double
         public let preserved: Int
+        /// Per attribute (background, pattern, objects): how many outputs kept it, to show where
+        /// the losses are.
+        public let preservedByAttribute: [String: Int]
+        /// The scenes whose attributes did not survive: caption, then what the exact render and
+        /// the output show.
+        public let failures: [String]
         public var preservation: Double { Double(preserved) / Double(max(samples, 1)) }
     }
 
@@ -100,7 +106,7 @@ public struct ShapesWorldEvaluation: Sendable {
         var generator = SplitMix64(seed: seed &+ 17)
         let scenes = (0..<samples).map { _ in SceneSampler().sample(using: &generator) }
         let (seed, side) = (self.seed, self.side)
-        let scores = try eachSample(samples, progress: progress) { index -> (Double, Bool) in
+        let scores = try eachSample(samples, progress: progress) { index -> (Double, [String: Bool], String?) in
             let exact = SceneRenderer.render(scenes[index], size: side * stage.factor)
             let low = SceneRenderer.downsample(exact, factor: stage.factor)
             let output = RGBImage(tensor: try upscaler.upscale(low.tensor().reshaped([1, 3, side, side]), prompt: scenes[index].caption,
@@ -109,12 +115,21 @@ public struct ShapesWorldEvaluation: Sendable {
             // Objects as a set: the detector lists them largest first, and two of one size can
             // come out in either order.
             func objects(_ d: Detection) -> [String] { d.objects.map { "\($0.colour) \($0.shape)" }.sorted() }
-            let kept = a.background == b.background && a.pattern == b.pattern && objects(a) == objects(b)
-            return (Self.psnr(output, exact), kept)
+            let kept = ["background": a.background == b.background, "pattern": a.pattern == b.pattern,
+                        "objects": objects(a) == objects(b)]
+            func summary(_ d: Detection) -> String {
+                "\(d.background)\(d.pattern.map { " " + $0 } ?? ""): " + d.objects.map { "\($0.colour) \($0.shape) (fill \(String(format: "%.2f", $0.fill)))" }.joined(separator: ", ")
+            }
+            let failure = kept.values.allSatisfy { $0 } ? nil
+                : "\(scenes[index].caption): render \(summary(b)); output \(summary(a))"
+            return (Self.psnr(output, exact), kept, failure)
         }
         let total = scores.reduce(0) { $0 + $1.0 }
-        let preserved = scores.filter(\.1).count
-        return SuperResolutionRow(samples: samples, meanPSNR: total / Double(max(samples, 1)), preserved: preserved)
+        let preserved = scores.filter { $0.1.values.allSatisfy { $0 } }.count
+        var byAttribute: [String: Int] = [:]
+        for (_, kept, _) in scores { for (name, ok) in kept where ok { byAttribute[name, default: 0] += 1 } }
+        return SuperResolutionRow(samples: samples, meanPSNR: total / Double(max(samples, 1)), preserved: preserved,
+                                  preservedByAttribute: byAttribute, failures: scores.compactMap(\.2))
     }
 
     public static func psnr(_ a: RGBImage, _ b: RGBImage) -> Double {
