@@ -66,11 +66,10 @@ struct Evaluate: ParsableCommand {
             let row = try evaluation.superResolution(progress: ProgressBar("super-resolution").update)
             line("\nStage 2: SR(downsampled exact render) against the exact render")
             line(String(format: "samples %d, mean PSNR %.2f dB, detected attributes preserved %.1f%%", row.samples, row.meanPSNR, 100 * row.preservation))
-            let share = { (name: String) in 100 * Double(row.preservedByAttribute[name] ?? 0) / Double(max(row.samples, 1)) }
             line(String(format: "kept: background %.1f%%, pattern %.1f%%, objects (colour and shape) %.1f%%",
-                        share("background"), share("pattern"), share("objects")))
+                        100 * row.share(\.backgroundKept), 100 * row.share(\.patternKept), 100 * row.share(\.objectsKept)))
             if showFailures {
-                for failure in row.failures { line("  not kept: " + failure) }
+                for scene in row.failures { line("  not kept: \(scene.caption): \(scene.detections)") }
             }
         }
         if tables.contains("edits") {

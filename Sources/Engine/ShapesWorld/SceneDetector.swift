@@ -1,3 +1,4 @@
+import Foundation
 import Imaging
 
 /// What the detector found in an image of the shapes world.
@@ -22,6 +23,14 @@ public struct Detection: Sendable {
     public let objectMask: [Bool]
     public let width: Int
     public let height: Int
+}
+
+extension Detection: CustomStringConvertible {
+    /// "white striped: yellow circle (fill 0.77), ...": what was found, for failure listings.
+    public var description: String {
+        let found = objects.map { "\($0.colour) \($0.shape) (fill \(String(format: "%.2f", $0.fill)))" }
+        return background + (pattern.map { " " + $0 } ?? "") + ": " + found.joined(separator: ", ")
+    }
 }
 
 /// The exact detectors of the shapes world (the same as training/shapes_world/detect.py):

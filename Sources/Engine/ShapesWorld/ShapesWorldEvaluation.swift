@@ -84,16 +84,30 @@ public struct ShapesWorldEvaluation: Sendable {
     // MARK: - Super-resolution
 
     public struct SuperResolutionRow: Sendable {
-        public let samples: Int
-        public let meanPSNR: Double
-        public let preserved: Int
-        /// Per attribute (background, pattern, objects): how many outputs kept it, to show where
-        /// the losses are.
-        public let preservedByAttribute: [String: Int]
-        /// The scenes whose attributes did not survive: caption, then what the exact render and
-        /// the output show.
-        public let failures: [String]
-        public var preservation: Double { Double(preserved) / Double(max(samples, 1)) }
+        /// One scene: what the exact render and stage 2's output show.
+        public struct Scene: Sendable {
+            public let caption: String
+            public let psnr: Double
+            public let backgroundKept: Bool
+            public let patternKept: Bool
+            /// Colours and shapes, as a set.
+            public let objectsKept: Bool
+            /// "render ...; output ..." as the detector reads them.
+            public let detections: String
+            public var kept: Bool { backgroundKept && patternKept && objectsKept }
+        }
+
+        public let scenes: [Scene]
+        public var samples: Int { scenes.count }
+        public var meanPSNR: Double { scenes.reduce(0) { $0 + $1.psnr } / Double(max(samples, 1)) }
+        public var preservation: Double { share(\.kept) }
+        /// The scenes whose attributes did not all survive.
+        public var failures: [Scene] { scenes.filter { !$0.kept } }
+
+        /// The fraction of scenes for which `attribute` holds.
+        public func share(_ attribute: KeyPath<Scene, Bool>) -> Double {
+            Double(scenes.filter { $0[keyPath: attribute] }.count) / Double(max(samples, 1))
+        }
     }
 
     /// SR(downsampled exact render) against the exact render: PSNR, and whether the detected
@@ -106,7 +120,7 @@ public struct ShapesWorldEvaluation: Sendable {
         var generator = SplitMix64(seed: seed &+ 17)
         let scenes = (0..<samples).map { _ in SceneSampler().sample(using: &generator) }
         let (seed, side) = (self.seed, self.side)
-        let scores = try eachSample(samples, progress: progress) { index -> (Double, [String: Bool], String?) in
+        let scores = try eachSample(samples, progress: progress) { index -> SuperResolutionRow.Scene in
             let exact = SceneRenderer.render(scenes[index], size: side * stage.factor)
             let low = SceneRenderer.downsample(exact, factor: stage.factor)
             let output = RGBImage(tensor: try upscaler.upscale(low.tensor().reshaped([1, 3, side, side]), prompt: scenes[index].caption,
@@ -115,21 +129,11 @@ public struct ShapesWorldEvaluation: Sendable {
             // Objects as a set: the detector lists them largest first, and two of one size can
             // come out in either order.
             func objects(_ d: Detection) -> [String] { d.objects.map { "\($0.colour) \($0.shape)" }.sorted() }
-            let kept = ["background": a.background == b.background, "pattern": a.pattern == b.pattern,
-                        "objects": objects(a) == objects(b)]
-            func summary(_ d: Detection) -> String {
-                "\(d.background)\(d.pattern.map { " " + $0 } ?? ""): " + d.objects.map { "\($0.colour) \($0.shape) (fill \(String(format: "%.2f", $0.fill)))" }.joined(separator: ", ")
-            }
-            let failure = kept.values.allSatisfy { $0 } ? nil
-                : "\(scenes[index].caption): render \(summary(b)); output \(summary(a))"
-            return (Self.psnr(output, exact), kept, failure)
+            return SuperResolutionRow.Scene(caption: scenes[index].caption, psnr: Self.psnr(output, exact),
+                                            backgroundKept: a.background == b.background, patternKept: a.pattern == b.pattern,
+                                            objectsKept: objects(a) == objects(b), detections: "render \(b); output \(a)")
         }
-        let total = scores.reduce(0) { $0 + $1.0 }
-        let preserved = scores.filter { $0.1.values.allSatisfy { $0 } }.count
-        var byAttribute: [String: Int] = [:]
-        for (_, kept, _) in scores { for (name, ok) in kept where ok { byAttribute[name, default: 0] += 1 } }
-        return SuperResolutionRow(samples: samples, meanPSNR: total / Double(max(samples, 1)), preserved: preserved,
-                                  preservedByAttribute: byAttribute, failures: scores.compactMap(\.2))
+        return SuperResolutionRow(scenes: scores)
     }
 
     public static func psnr(_ a: RGBImage, _ b: RGBImage) -> Double {
