@@ -25,8 +25,11 @@ struct Evaluate: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Tables: generation, superres, edits, real (default: all).")
     var tables: [String] = ["generation", "superres", "edits", "real"]
 
-    @Option(parsing: .upToNextOption, help: "Edit kinds of the edits table: colour, shape, background, pattern, reweight (default: all).")
-    var edits: [String] = ["colour", "shape", "background", "pattern", "reweight"]
+    @Option(parsing: .upToNextOption, help: "Edit kinds of the edits table: colour, shape, background, pattern, reweight, attenuate (default: all).")
+    var edits: [String] = ShapesWorldEvaluation.EditKind.allCases.map(\.option)
+
+    @Option(help: "Cross-attention weight of the added pattern word in the reweight row.")
+    var reweightWeight: Double = 4
 
     @Flag(help: "List the stage-2 scenes whose detected attributes were not kept.")
     var showFailures = false
@@ -42,11 +45,13 @@ struct Evaluate: ParsableCommand {
             throw ValidationError("--tables: '\(table)' is not generation, superres, edits or real")
         }
         for kind in edits where !ShapesWorldEvaluation.EditKind.allCases.map(\.option).contains(kind) {
-            throw ValidationError("--edits: '\(kind)' is not colour, shape, background, pattern or reweight")
+            let kinds = ShapesWorldEvaluation.EditKind.allCases.map(\.option).joined(separator: ", ")
+            throw ValidationError("--edits: '\(kind)' is not one of \(kinds)")
         }
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
         let model = try ModelLocation.load(self.model)
-        let evaluation = ShapesWorldEvaluation(model: model, samples: samples, seed: seed, steps: steps, guidance: guidance)
+        let evaluation = ShapesWorldEvaluation(model: model, samples: samples, seed: seed, steps: steps, guidance: guidance,
+                                             reweightWeight: reweightWeight)
         line("model \(model.identifier), \(samples) samples per row, seed \(seed), \(steps ?? model.defaults.steps) steps, guidance \(guidance ?? Double(model.defaults.guidance))")
         if tables.contains("generation") {
             line("\nGeneration fidelity at stage 1 (shape, colour, background and pattern all right)")
@@ -74,10 +79,11 @@ struct Evaluate: ParsableCommand {
         }
         if tables.contains("edits") {
             line("\nPrompt-to-Prompt (P2P) against the no-control baseline, same seeds")
-            line("edit             samples  success P2P/base   object IoU P2P/base  centroid shift px  background diff")
+            line("edit                        samples  success P2P/base   object IoU P2P/base  centroid shift px  background diff")
             for kind in ShapesWorldEvaluation.EditKind.allCases where edits.contains(kind.option) {
                 let row = try evaluation.edits(kind, progress: ProgressBar(kind.rawValue).update)
-                line(kind.rawValue.padding(toLength: 17, withPad: " ", startingAt: 0)
+                let name = kind == .reweight ? kind.rawValue + String(format: " x%g", evaluation.reweightWeight) : kind.rawValue
+                line(name.padding(toLength: 28, withPad: " ", startingAt: 0)
                       + String(format: "%7d  %6.1f%% / %5.1f%%   %6.3f / %6.3f   %6.2f / %6.2f    %5.1f / %5.1f", row.samples,
                                100 * row.success.0, 100 * row.success.1, row.objectIoU.0, row.objectIoU.1,
                                row.centroidShift.0, row.centroidShift.1, row.backgroundDifference.0, row.backgroundDifference.1))

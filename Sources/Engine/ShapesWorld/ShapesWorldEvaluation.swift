@@ -12,8 +12,12 @@ public struct ShapesWorldEvaluation: Sendable {
     /// Classifier-free guidance of stage 1 (default: the model's).
     public var guidance: Double?
 
-    public init(model: DiffusionModel, samples: Int, seed: UInt64 = 1, steps: Int? = nil, guidance: Double? = nil) {
+    /// The added pattern word's cross-attention weight in the reweight row.
+    public var reweightWeight: Double
+
+    public init(model: DiffusionModel, samples: Int, seed: UInt64 = 1, steps: Int? = nil, guidance: Double? = nil, reweightWeight: Double = 4) {
         (self.model, self.samples, self.seed, self.steps, self.guidance) = (model, samples, seed, steps, guidance)
+        self.reweightWeight = reweightWeight
     }
 
     var side: Int { model.defaults.height }
@@ -145,8 +149,12 @@ public struct ShapesWorldEvaluation: Sendable {
 
     // MARK: - Edits
 
+    /// The edits of the table. `reweight` is the paper's use of reweighting with refine: the added
+    /// pattern word's attention amplified. `attenuate` asks reweighting alone to take a pattern
+    /// away (its word at -1, the caption unchanged).
     public enum EditKind: String, CaseIterable, Sendable {
-        case colour = "colour swap", shape = "shape swap", background = "background swap", pattern = "added pattern", reweight = "reweight"
+        case colour = "colour swap", shape = "shape swap", background = "background swap", pattern = "added pattern"
+        case reweight = "added pattern, reweighted", attenuate = "pattern word at -1"
 
         /// The kind's name on the command line.
         public var option: String { String(describing: self) }
@@ -170,8 +178,8 @@ public struct ShapesWorldEvaluation: Sendable {
         let v = ShapesVocabulary.self
         var scene = SceneSampler().sample(using: &generator, objects: 1)
         scene.positionWords = nil
-        if kind == .pattern { scene.pattern = nil }
-        if kind == .reweight { scene.pattern = v.patterns.randomElement(using: &generator) }
+        if kind == .pattern || kind == .reweight { scene.pattern = nil }
+        if kind == .attenuate { scene.pattern = v.patterns.randomElement(using: &generator) }
         var target = scene
         switch kind {
         case .colour:
@@ -180,12 +188,12 @@ public struct ShapesWorldEvaluation: Sendable {
             target.objects[0].shape = v.shapes.filter { $0 != scene.objects[0].shape }.randomElement(using: &generator)!
         case .background:
             target.background = v.colours.filter { $0 != scene.background && $0 != scene.objects[0].colour }.randomElement(using: &generator)!
-        case .pattern:
+        case .pattern, .reweight:
             target.pattern = v.patterns.randomElement(using: &generator)!
-        case .reweight:
+        case .attenuate:
             target.pattern = nil
         }
-        var spec = EditSpec(id: "\(kind.rawValue)", source: scene.caption, targets: [kind == .reweight ? scene.caption : target.caption])
+        var spec = EditSpec(id: "\(kind.rawValue)", source: scene.caption, targets: [kind == .attenuate ? scene.caption : target.caption])
         spec.steps = steps
         spec.guidance = guidance
         spec.superResolution = false
@@ -193,6 +201,9 @@ public struct ShapesWorldEvaluation: Sendable {
         case .colour, .shape, .background: spec.mode = .replace
         case .pattern: spec.mode = .refine
         case .reweight:
+            spec.mode = .refine
+            if let added = target.pattern { spec.reweight = [added: reweightWeight] }
+        case .attenuate:
             spec.mode = .reweight
             spec.reweight = [scene.pattern!: -1]
         }
@@ -310,7 +321,7 @@ public struct ShapesWorldEvaluation: Sendable {
         case .colour: return object?.colour == target.objects[0].colour
         case .shape: return object?.shape == target.objects[0].shape
         case .background: return found.background == target.background
-        case .pattern, .reweight: return found.pattern == target.pattern
+        case .pattern, .reweight, .attenuate: return found.pattern == target.pattern
         }
     }
 
