@@ -2,11 +2,16 @@
 
     python train.py base --run runs/base --steps 6000 --score-samples 128
     python train.py base --run runs/pairs --init-from runs/base --steps 3000 --two-objects 0.5 --lr 2e-4 --warmup 100 --seed 2
-    python train.py sr --run runs/sr --steps 2000 --batch 16 --text-encoder-from runs/base
+    python train.py sr --run runs/sr --steps 2000 --batch 16 --text-encoder-from runs/pairs
+    python train.py sr --run runs/sr-pairs --init-from runs/sr --steps 2000 --batch 16 --text-encoder-from runs/pairs \
+        --two-objects 0.5 --lr 2e-4 --warmup 100 --seed 3
+    python train.py sr --run runs/sr-final --init-from runs/sr-pairs --steps 1500 --batch 16 --text-encoder-from runs/pairs \
+        --two-objects 0.5 --lr 1e-4 --warmup 50 --seed 4
 
 A run may start from the weights of an earlier one (--init-from: a run folder, whose EMA weights
-are taken, or an exported model folder), as the base's second phase does: more two-object
-captions, where attribute binding is learnt, at a lower learning rate.
+are taken, or an exported model folder), as the second phases do: more two-object captions,
+where attribute binding is learnt, at a lower learning rate. Stage 2 takes its frozen text
+encoder from the base run (or exported model) it will be exported with.
 
 Every `--checkpoint-every` steps the run folder gets checkpoint.pt (models, EMA, optimiser,
 step); restarting the same command continues from it. log.jsonl records the loss, samples/
@@ -65,7 +70,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--sample-every", type=int, default=1000)
     p.add_argument("--score-samples", type=int, default=64)
-    p.add_argument("--text-encoder-from", type=Path, help="SR: the base run whose (frozen) text encoder to use")
+    p.add_argument("--text-encoder-from", type=Path, help="SR: the base run or exported model whose (frozen) text encoder to use")
     p.add_argument("--no-bf16", action="store_true")
     return p.parse_args()
 
@@ -96,9 +101,8 @@ def main() -> None:
     else:
         if args.text_encoder_from is None:
             sys.exit("--text-encoder-from RUN is required for the sr stage (the base run's text encoder)")
-        base = torch.load(args.text_encoder_from / "checkpoint.pt", map_location="cpu", weights_only=False)
         text_encoder = models.text_encoder(vocab_size, bos, eos)
-        text_encoder.load_state_dict(base["ema_text_encoder"])
+        load_text_encoder(args.text_encoder_from, text_encoder)
         text_encoder.requires_grad_(False)
         unet = models.sr_unet()
         trainable = list(unet.parameters())
@@ -207,8 +211,19 @@ def initial_weights(source: Path, unet, text_encoder) -> None:
     from safetensors.torch import load_file
     folder = "unet" if text_encoder is not None else "super_resolution_unet"
     unet.load_state_dict({k: v.float() for k, v in load_file(source / folder / "diffusion_pytorch_model.safetensors").items()})
-    if text_encoder is None:
+    if text_encoder is not None:
+        load_text_encoder(source, text_encoder)
+
+
+def load_text_encoder(source: Path, text_encoder) -> None:
+    """Loads the text encoder of a run (the EMA weights of source/checkpoint.pt) or of an exported
+    model (source/text_encoder), in float32. Stage 2 should be trained with the encoder it will be
+    paired with in the export."""
+    if (source / "checkpoint.pt").exists():
+        state = torch.load(source / "checkpoint.pt", map_location="cpu", weights_only=False)
+        text_encoder.load_state_dict(state["ema_text_encoder"])
         return
+    from safetensors.torch import load_file
     text_weights = {k: v.float() for k, v in load_file(source / "text_encoder" / "model.safetensors").items()}
     missing, unexpected = text_encoder.load_state_dict(text_weights, strict=False)
     if [k for k in missing if not k.endswith("position_ids")] or unexpected:
