@@ -81,16 +81,21 @@ def main() -> None:
     print(f"exported to {args.out} ({size / 1e6:.1f} MB)")
 
 
+def initialised_from(run: Path) -> Path | None:
+    """The run or exported model a training run started from (its --init-from), if any."""
+    config = run / "config.json"
+    source = json.loads(config.read_text()).get("init_from", "None") if config.exists() else "None"
+    return None if source == "None" else Path(source)
+
+
 def super_resolution_phases(run: Path) -> list[dict]:
     """Stage 2's training phases, oldest first: the run, the runs it was initialised from, and the
     phases an exported model it started from records (paths as given in training/)."""
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
     phase = {"run": str(run), "steps": state["step"], "minutes": round(state["elapsed"] / 60, 1)}
-    config = run / "config.json"
-    source = json.loads(config.read_text()).get("init_from", "None") if config.exists() else "None"
-    if source == "None":
+    source = initialised_from(run)
+    if source is None:
         return [phase]
-    source = Path(source)
     if (source / "checkpoint.pt").exists():
         return super_resolution_phases(source) + [phase]
     recorded = json.loads((source / "model_index.json").read_text()).get("_ptp_training", {})
@@ -110,9 +115,8 @@ def export_base_run(run: Path, out: Path, vocab: int, tokenizer) -> dict:
     unet.half().save_pretrained(out / "unet", safe_serialization=True)
     models.sampling_scheduler().save_pretrained(out / "scheduler")
     training = {"base_steps": base["step"], "base_minutes": round(base["elapsed"] / 60, 1)}
-    config = run / "config.json"
-    if config.exists() and json.loads(config.read_text()).get("init_from", "None") != "None":
-        source = Path(json.loads(config.read_text())["init_from"])
+    source = initialised_from(run)
+    if source is not None:
         training["base_initialised_from"] = str(source)
         # The first phase's record, from its run or its exported model (paths as given in training/).
         if (source / "checkpoint.pt").exists():

@@ -100,7 +100,7 @@ def main() -> None:
         trainable = list(unet.parameters()) + list(text_encoder.parameters())
     else:
         if args.text_encoder_from is None:
-            sys.exit("--text-encoder-from RUN is required for the sr stage (the base run's text encoder)")
+            sys.exit("--text-encoder-from is required for the sr stage: the base run or exported model whose text encoder to use")
         text_encoder = models.text_encoder(vocab_size, bos, eos)
         load_text_encoder(args.text_encoder_from, text_encoder)
         text_encoder.requires_grad_(False)

@@ -44,9 +44,9 @@ struct Evaluate: ParsableCommand {
         for table in tables where !["generation", "superres", "edits", "real"].contains(table) {
             throw ValidationError("--tables: '\(table)' is not generation, superres, edits or real")
         }
-        for kind in edits where !ShapesWorldEvaluation.EditKind.allCases.map(\.option).contains(kind) {
-            let kinds = ShapesWorldEvaluation.EditKind.allCases.map(\.option).joined(separator: ", ")
-            throw ValidationError("--edits: '\(kind)' is not one of \(kinds)")
+        let kinds = ShapesWorldEvaluation.EditKind.allCases.map(\.option)
+        for kind in edits where !kinds.contains(kind) {
+            throw ValidationError("--edits: '\(kind)' is not one of \(kinds.joined(separator: ", "))")
         }
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
         let model = try ModelLocation.load(self.model)
