@@ -38,6 +38,10 @@ let package = Package(
         .systemLibrary(
             name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]),
+        // oneDNN ships no pkg-config file; its headers and library are on the default paths.
+        .systemLibrary(
+            name: "CDNNL", path: "Sources/CDNNL",
+            providers: [.apt(["libdnnl-dev"])]),
 
         .target(name: "CHeap"),
         // RGB images, PNG files, atomic writes: shared by the Engine and the Coordinator.
@@ -45,7 +49,7 @@ let package = Package(
 
         // Tensors, kernels, model I/O, models and pipelines. No networking.
         .target(name: "Engine", dependencies: [
-            "CBLAS", "Imaging", "CHeap",
+            "CBLAS", "CDNNL", "Imaging", "CHeap",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: vectorISA),
         // Frames, messages, tensor codec and authentication. No models.

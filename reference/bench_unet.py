@@ -1,7 +1,8 @@
 """The PyTorch side of `ptp bench unet`: one UNet forward on the inputs Swift wrote, timed, with
-the output and this process's peak memory returned for comparison.
+the output (as float32) and this process's peak memory returned for comparison. With
+`--dtype bfloat16` the weights and inputs are torch.bfloat16 (PyTorch's own bf16 path).
 
-    python reference/bench_unet.py --unet DIR --inputs in.safetensors --output out.safetensors
+    python reference/bench_unet.py --unet DIR --inputs in.safetensors --output out.safetensors [--dtype bfloat16]
 """
 from __future__ import annotations
 
@@ -22,12 +23,14 @@ def main() -> None:
     p.add_argument("--output", required=True)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype)
     start = time.time()
-    unet = UNet2DConditionModel.from_pretrained(args.unet, torch_dtype=torch.float32).eval()
+    unet = UNet2DConditionModel.from_pretrained(args.unet, torch_dtype=dtype).eval()
     load_seconds = time.time() - start
-    inputs = load_file(args.inputs)
+    inputs = {name: (value.to(dtype) if name != "timesteps" else value) for name, value in load_file(args.inputs).items()}
     timesteps = inputs["timesteps"]
     times = []
     with torch.no_grad():
@@ -35,10 +38,11 @@ def main() -> None:
             start = time.time()
             output = unet(inputs["sample"], timesteps, inputs["context"]).sample
             times.append(time.time() - start)
-    save_file({"output": output.contiguous()}, args.output)
+    save_file({"output": output.float().contiguous()}, args.output)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": min(times[1:]) if len(times) > 1 else times[0], "load_seconds": load_seconds,
-                      "peak_mib": peak, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+                      "peak_mib": peak, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "dtype": args.dtype}))
 
 
 if __name__ == "__main__":

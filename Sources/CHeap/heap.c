@@ -1,5 +1,7 @@
 #include "CHeap.h"
 
+#include <stdlib.h>  // defines __GLIBC__ on glibc systems (tested below)
+
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -12,3 +14,7 @@ void ptp_keep_freed_memory(void) {
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
 }
+
+// Applied when the program loads, before the first tensor exists: a lazily initialised Swift
+// global that only called this was never run (its value, Void, was unused).
+__attribute__((constructor)) static void ptp_tune_heap_at_load(void) { ptp_keep_freed_memory(); }

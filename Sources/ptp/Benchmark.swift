@@ -25,11 +25,17 @@ struct KernelBenchmark: ParsableCommand {
         if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
     }
 
+    @Option(help: "Precisions of the oneDNN cases: fp32, bf16, or both (default: both where the CPU runs bf16).")
+    var precision: [Precision] = []
+
     func run() throws {
         if let threads { ComputeThreads.setThreadCount(threads) }
+        let precisions = precision.isEmpty ? Precision.allCases.filter(\.isSupported) : precision
+        for precision in precisions { try precision.checkSupported() }
         print("BLAS: \(BLAS.configuration)")
+        print("oneDNN: \(Engine.oneDNNConfiguration)")
         print("threads: \(ComputeThreads.count)")
-        let report = KernelReport.measure(repeats: repeats)
+        let report = KernelReport.measure(repeats: repeats, precisions: precisions)
         print(report.text)
     }
 }

@@ -2,15 +2,17 @@ import ArgumentParser
 import Engine
 import Foundation
 
-/// One UNet forward in Swift and in PyTorch on the same weights and inputs, in the same run.
+/// One UNet forward in Swift and in PyTorch, in float32 and in bfloat16, on the same weights
+/// and inputs, in the same run.
 struct UNetBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unet",
-        abstract: "One UNet forward in Swift and in PyTorch: max abs error, wall time and ratio, peak memory of each.",
+        abstract: "One UNet forward in Swift and PyTorch, fp32 and bf16: wall time, ratios, GFLOP/s, peak memory, error against PyTorch fp32.",
         discussion: """
             The model is a diffusers directory, for example the full-size SD 1.5 architecture with random weights \
-            written by `$(scripts/python-env) reference/make_sd15.py .cache/sd15-random`. The PyTorch side runs \
-            reference/bench_unet.py with the Python given by --python (default: scripts/python-env).
+            written by `$(scripts/python-env) reference/make_sd15.py .cache/sd15-random`. Each side and precision runs \
+            in its own process (so peak memory is its own); the PyTorch side runs reference/bench_unet.py with the \
+            Python given by --python (default: scripts/python-env), with weights and inputs in torch.bfloat16 for bf16.
             """)
 
     @Option(help: "Model directory (with unet/).")
@@ -28,126 +30,132 @@ struct UNetBenchmark: ParsableCommand {
     @Option(help: "Timed runs after a warm-up; the best is reported.")
     var repeats: Int = 2
 
+    @Option(help: "Precisions to time (repeat the option; default: fp32 and, where the CPU runs it, bf16).")
+    var precision: [Precision] = []
+
     @Option(help: "Python interpreter with torch and diffusers (default: from scripts/python-env).")
     var python: String?
 
     @Flag(help: "Skip the PyTorch side.")
     var swiftOnly = false
 
-    @Flag(inversion: .prefixedNo, help: """
-        When OPENBLAS_CORETYPE is set (by you, or by ptp when OpenBLAS does not know this CPU), also time \
-        the Swift side with OpenBLAS's own choice of kernels in a child process, checking its output against \
-        the first run's and PyTorch's.
-        """)
-    var nativeKernels = true
+    @Option(help: ArgumentHelp("Run one Swift side on these inputs and write its output here (used by the parent run).", visibility: .hidden))
+    var child: String?
 
-    @Option(help: ArgumentHelp("Write the Swift output and timings here (used by the native-kernel run).", visibility: .hidden))
-    var saveOutput: String?
-
-    /// What one Swift run measured.
-    struct SwiftRun: Codable {
+    /// What one run measured (either side).
+    struct Run: Codable {
         var seconds: Double
         var gflops: Double
-        var sgemmPeak: Double
         var peakMiB: Double
-        var blas: String
+        var detail: String
+    }
+
+    func validate() throws {
+        guard batch >= 1, latent >= 8, threads >= 1, repeats >= 0 else {
+            throw ValidationError("--batch and --threads must be at least 1, --latent at least 8, --repeats at least 0")
+        }
     }
 
     func run() throws {
         ComputeThreads.setThreadCount(threads)
-        // The sgemm peak first, on a quiet process: the UNet's figure is reported against it.
+        if let child { return try runChild(inputs: child) }
+        let precisions = precision.isEmpty ? Precision.allCases.filter(\.isSupported) : precision
+        for precision in precisions { try precision.checkSupported() }
+        // The sgemm peak first, on a quiet process: every figure is reported against it.
         let peak = KernelReport.measureGEMM(m: 2048, n: 2048, k: 2048, repeats: 5)
         let modelURL = URL(fileURLWithPath: model)
         let component = try ModelDirectory(url: modelURL).component("unet", supportedClasses: ["UNet2DConditionModel"])
-        var start = Date()
-        let unet = try UNet2DConditionModel(component: component)
-        let loadSeconds = Date().timeIntervalSince(start)
-        let c = unet.configuration
-        var generator = TorchGenerator(seed: 0)
-        let sample = generator.normal([batch, c.inChannels, latent, latent])
-        let context = generator.normal([batch, 77, c.crossAttentionWidth])
-        let timesteps = (0..<batch).map { Float(981 - 20 * $0) }
-        note(String(format: "sgemm peak: %.1f GFLOP/s; UNet loaded in %.1f s", peak, loadSeconds))
-
-        var best = Double.infinity
-        var output = Tensor.zeros([1])
-        var flops = 0
-        for run in 0...repeats {
-            BLAS.operationCount.store(0, ordering: .relaxed)
-            start = Date()
-            output = unet(sample, timesteps: timesteps, context: context)
-            let seconds = Date().timeIntervalSince(start)
-            flops = BLAS.operationCount.load(ordering: .relaxed)
-            note(String(format: "swift run %d: %.2f s", run, seconds))
-            if run > 0 || repeats == 0 { best = min(best, seconds) }
-        }
-        let measured = SwiftRun(seconds: best, gflops: Double(flops) / best / 1e9, sgemmPeak: peak, peakMiB: PeakMemory.selfMiB(),
-                                blas: BLAS.configuration)
-        if let saveOutput {
-            try SafeTensorsWriter.write(["output": output], to: URL(fileURLWithPath: saveOutput))
-            try JSONEncoder().encode(measured).write(to: URL(fileURLWithPath: saveOutput + ".json"))
-        }
-        func line(_ name: String, _ run: SwiftRun) -> String {
-            String(format: "%@ %.2f s  (%.1f GFLOP/s, %.0f%% of sgemm peak %.1f)  peak memory %.0f MiB", name, run.seconds, run.gflops,
-                   100 * run.gflops / run.sgemmPeak, run.sgemmPeak, run.peakMiB)
-        }
-        var report = [
-            "UNet forward: batch \(batch), latent \(latent)x\(latent), \(threads) threads, model \(modelURL.lastPathComponent)",
-            "BLAS: \(measured.blas)",
-            line("swift:  ", measured),
-        ]
+        let configuration = try UNetConfiguration(component.config)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        var reference: Tensor?
-        var peerSeconds = Double.nan
+        var generator = TorchGenerator(seed: 0)
+        let inputs = directory.appendingPathComponent("inputs.safetensors")
+        try SafeTensorsWriter.write([
+            "sample": generator.normal([batch, configuration.inChannels, latent, latent]),
+            "context": generator.normal([batch, 77, configuration.crossAttentionWidth]),
+            "timesteps": Tensor(shape: [batch], values: (0..<batch).map { Float(981 - 20 * $0) }),
+        ], to: inputs)
+        note(String(format: "sgemm peak: %.1f GFLOP/s", peak))
+
+        var rows: [(name: String, run: Run, output: Tensor)] = []
+        for precision in precisions {
+            let saved = directory.appendingPathComponent("swift-\(precision).safetensors")
+            try runSelf(["bench", "unet", "--model", model, "--batch", String(batch), "--latent", String(latent), "--threads", String(threads),
+                         "--repeats", String(repeats), "--precision", precision.rawValue, "--child", inputs.path + ":" + saved.path])
+            rows.append(("swift \(precision)", try JSONDecoder().decode(Run.self, from: Data(contentsOf: URL(fileURLWithPath: saved.path + ".json"))),
+                         try SafeTensorsFile(url: saved).tensor("output")))
+        }
         if !swiftOnly {
-            let inputs = directory.appendingPathComponent("inputs.safetensors"), outputs = directory.appendingPathComponent("output.safetensors")
-            try SafeTensorsWriter.write(["sample": sample, "context": context, "timesteps": Tensor(shape: [batch], values: timesteps)], to: inputs)
-            let peer = try PythonPeer.run(script: "reference/bench_unet.py", python: python, arguments: [
-                "--unet", component.directory.path, "--inputs", inputs.path, "--output", outputs.path,
-                "--threads", String(threads), "--repeats", String(repeats)])
-            reference = try SafeTensorsFile(url: outputs).tensor("output")
-            peerSeconds = peer["seconds"]?.doubleValue ?? .nan
-            report.append(String(format: "pytorch: %.2f s  (torch %@, %d threads)  peak memory %.0f MiB", peerSeconds,
-                                 peer["torch"]?.stringValue ?? "?", peer["threads"]?.intValue ?? 0, peer["peak_mib"]?.doubleValue ?? .nan))
-            report.append(String(format: "swift / pytorch wall time: %.2f", best / peerSeconds))
-            if let reference {
-                report.append(String(format: "max abs error: %.3g (output scale %.3g)", output.maxAbsDifference(reference), reference.maxAbs))
+            for (precision, dtype) in [(Precision.fp32, "float32"), (.bf16, "bfloat16")] where precisions.contains(precision) || precision == .fp32 {
+                let saved = directory.appendingPathComponent("pytorch-\(precision).safetensors")
+                let peer = try PythonPeer.run(script: "reference/bench_unet.py", python: python, arguments: [
+                    "--unet", component.directory.path, "--inputs", inputs.path, "--output", saved.path,
+                    "--threads", String(threads), "--repeats", String(repeats), "--dtype", dtype])
+                let seconds = peer["seconds"]?.doubleValue ?? .nan
+                let flops = rows.first?.run.gflops ?? .nan
+                rows.append(("pytorch \(precision)", Run(seconds: seconds, gflops: flops * (rows.first?.run.seconds ?? .nan) / seconds,
+                                                         peakMiB: peer["peak_mib"]?.doubleValue ?? .nan,
+                                                         detail: "torch \(peer["torch"]?.stringValue ?? "?"), \(peer["threads"]?.intValue ?? 0) threads"),
+                             try SafeTensorsFile(url: saved).tensor("output")))
             }
         }
-        if nativeKernels, saveOutput == nil, ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] != nil {
-            report += try nativeKernelRun(directory: directory, output: output, reference: reference, peerSeconds: peerSeconds, line: line)
+        let reference = rows.first { $0.name == "pytorch fp32" }?.output
+        var report = [
+            "UNet forward: batch \(batch), latent \(latent)x\(latent), \(threads) threads, model \(modelURL.lastPathComponent)",
+            "CPU: \(CPUDescription.current); \(Engine.oneDNNConfiguration)",
+            String(format: "sgemm peak (OpenBLAS, 2048^3): %.1f GFLOP/s", peak),
+            "side            time (s)   GFLOP/s  of peak   peak memory   max abs error vs pytorch fp32",
+        ]
+        for row in rows {
+            let error = reference.map { String(format: "%.3g", row.output.maxAbsDifference($0)) } ?? "-"
+            report.append(row.name.padding(toLength: 14, withPad: " ", startingAt: 0)
+                + String(format: " %9.2f %9.1f %8.0f%% %9.0f MiB   %@", row.run.seconds, row.run.gflops, 100 * row.run.gflops / peak,
+                         row.run.peakMiB, error) + "  (\(row.run.detail))")
+        }
+        if let reference { report.append(String(format: "output scale (pytorch fp32): %.3g", reference.maxAbs)) }
+        for precision in precisions {
+            guard let ours = rows.first(where: { $0.name == "swift \(precision)" }), let theirs = rows.first(where: { $0.name == "pytorch \(precision)" })
+            else { continue }
+            report.append(String(format: "swift / pytorch wall time, %@: %.2f", precision.rawValue, ours.run.seconds / theirs.run.seconds))
         }
         print(report.joined(separator: "\n"))
     }
 
-    /// The Swift side again in a child process without OPENBLAS_CORETYPE, its output checked
-    /// against this run's and PyTorch's before its time is reported.
-    func nativeKernelRun(directory: URL, output: Tensor, reference: Tensor?, peerSeconds: Double,
-                         line: (String, SwiftRun) -> String) throws -> [String] {
-        let saved = directory.appendingPathComponent("native.safetensors").path
+    /// A child run: load the UNet, time it on the parent's inputs at one precision, save the output.
+    private func runChild(inputs argument: String) throws {
+        let parts = argument.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let precision = precision.first else { throw ValidationError("--child takes INPUTS:OUTPUT and one --precision") }
+        let component = try ModelDirectory(url: URL(fileURLWithPath: model)).component("unet", supportedClasses: ["UNet2DConditionModel"])
+        let unet = try UNet2DConditionModel(component: component)
+        let inputs = try SafeTensorsFile(url: URL(fileURLWithPath: parts[0]))
+        let sample = try inputs.tensor("sample"), context = try inputs.tensor("context")
+        let timesteps = try inputs.tensor("timesteps").scalars
+        var best = Double.infinity, operations = 0
+        var output = Tensor.zeros([1])
+        for run in 0...repeats {
+            OperationCount.total.store(0, ordering: .relaxed)
+            let start = Date()
+            output = unet(sample, timesteps: timesteps, context: context, precision: precision)
+            let seconds = Date().timeIntervalSince(start)
+            operations = OperationCount.total.load(ordering: .relaxed)
+            note(String(format: "swift %@ run %d: %.2f s", precision.rawValue, run, seconds))
+            if run > 0 || repeats == 0 { best = min(best, seconds) }
+        }
+        let measured = Run(seconds: best, gflops: Double(operations) / best / 1e9, peakMiB: PeakMemory.selfMiB(), detail: "oneDNN")
+        try SafeTensorsWriter.write(["output": output], to: URL(fileURLWithPath: parts[1]))
+        try JSONEncoder().encode(measured).write(to: URL(fileURLWithPath: parts[1] + ".json"))
+    }
+
+    /// Runs this executable with `arguments`, its output to our stderr, failing if it fails.
+    private func runSelf(_ arguments: [String]) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        process.arguments = ["bench", "unet", "--model", model, "--batch", String(batch), "--latent", String(latent),
-                             "--threads", String(threads), "--repeats", String(repeats), "--swift-only", "--save-output", saved]
-        var environment = ProcessInfo.processInfo.environment
-        environment["OPENBLAS_CORETYPE"] = nil
-        environment[OpenBLASCore.choiceVariable] = "none"
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
+        process.arguments = arguments
+        process.standardOutput = FileHandle.standardError
         try process.run()
         process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw CommandError("the native-kernel run failed with status \(process.terminationStatus)") }
-        let native = try JSONDecoder().decode(SwiftRun.self, from: Data(contentsOf: URL(fileURLWithPath: saved + ".json")))
-        let nativeOutput = try SafeTensorsFile(url: URL(fileURLWithPath: saved)).tensor("output")
-        var lines = ["", "again with OpenBLAS's own choice of kernels (BLAS: \(native.blas)):", line("swift:  ", native),
-                     String(format: "max abs difference from the first Swift run: %.3g", nativeOutput.maxAbsDifference(output))]
-        if let reference {
-            lines.append(String(format: "max abs error against pytorch: %.3g", nativeOutput.maxAbsDifference(reference)))
-            lines.append(String(format: "swift / pytorch wall time: %.2f", native.seconds / peerSeconds))
-        }
-        return lines
+        guard process.terminationStatus == 0 else { throw CommandError("the Swift run (\(arguments.joined(separator: " "))) failed with status \(process.terminationStatus)") }
     }
 }
 
@@ -192,5 +200,16 @@ enum PythonPeer {
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw CommandError("scripts/python-env could not provide a Python with torch") }
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// The CPU's model name (/proc/cpuinfo), for benchmark reports: figures mean little without it.
+enum CPUDescription {
+    static var current: String {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+              let name = line.split(separator: ":", maxSplits: 1).last
+        else { return "unknown CPU" }
+        return name.trimmingCharacters(in: .whitespaces)
     }
 }

@@ -37,18 +37,31 @@ struct KernelTests {
         }
     }
 
-    @Test("products and convolutions are bit-identical on 1, 2, 3 and 5 threads")
+    @Test("products, convolutions, attention and GroupNorm are bit-identical on 1, 2, 3 and 5 threads, in each precision")
     func sameBitsOnAnyThreadCount() {
         // Cluster workers (often --threads 1) must reproduce `ptp edit` on all cores exactly.
         let previous = ComputeThreads.count
         defer { ComputeThreads.setThreadCount(previous) }
         let wide = (randomTensor([320, 288], seed: 6), randomTensor([288, 4100], seed: 7))
         let tall = (randomTensor([2001, 160], seed: 8), randomTensor([30, 160], seed: 9))
-        let conv = Conv2dKernel(weight: randomTensor([24, 16, 3, 3], seed: 10), bias: randomTensor([24], seed: 11), stride: 1, padding: .uniform(1))
-        let image = randomTensor([2, 16, 61, 67], seed: 12)
+        // Large enough to be cut into bands of rows and slabs of products.
+        let conv = Conv2dKernel(weight: randomTensor([64, 48, 3, 3], seed: 10), bias: randomTensor([64], seed: 11), stride: 1, padding: .uniform(1))
+        let image = randomTensor([2, 61, 67, 48], seed: 12)
+        let linear = Linear(weight: randomTensor([300, 160], seed: 13), bias: randomTensor([300], seed: 14))
+        let tokens = randomTensor([2, 1500, 160], seed: 15)
+        // 1500 keys: the fused path's online softmax over several key blocks.
+        let (q, k) = (randomTensor([2, 1500, 64], seed: 16, range: -3...3), randomTensor([2, 1500, 64], seed: 17, range: -3...3))
+        let v = randomTensor([2, 1500, 64], seed: 18)
+        let precisions = Precision.allCases.filter(\.isSupported)
         func outputs(threads: Int) -> [[Float]] {
             ComputeThreads.setThreadCount(threads)
-            return [wide.0.matmul(wide.1).scalars, tall.0.matmul(tall.1, transposeOther: true).scalars, conv(image).scalars]
+            var results = [wide.0.matmul(wide.1).scalars, tall.0.matmul(tall.1, transposeOther: true).scalars,
+                           image.groupNorm(groups: 8, weight: nil, bias: nil, epsilon: 1e-5, activation: .silu).scalars]
+            for precision in precisions {
+                results += [conv(image, precision: precision).scalars, linear(tokens, precision: precision).scalars,
+                            Attention.scaledDotProduct(query: q, key: k, value: v, heads: 2, precision: precision).scalars]
+            }
+            return results
         }
         let single = outputs(threads: 1)
         for threads in [2, 3, 5] {
@@ -83,24 +96,31 @@ struct KernelTests {
         let weight = randomTensor([c.outputs, c.inputs, c.kernelH, c.kernelW], seed: 11)
         let bias = randomTensor([c.outputs], seed: 12)
         let conv = Conv2dKernel(weight: weight, bias: bias, stride: c.stride, padding: c.padding)
-        expectClose(conv(x), Naive.conv2d(x, weight: weight, bias: bias, stride: c.stride, padding: c.padding), tolerance: 1e-4)
+        // The kernel reads and writes channels-last images.
+        expectClose(conv(x.channelsLast(), precision: .fp32).channelsFirst(),
+                    Naive.conv2d(x, weight: weight, bias: bias, stride: c.stride, padding: c.padding), tolerance: 1e-4)
         let noBias = Conv2dKernel(weight: weight, bias: nil, stride: c.stride, padding: c.padding)
-        expectClose(noBias(x), Naive.conv2d(x, weight: weight, bias: nil, stride: c.stride, padding: c.padding), tolerance: 1e-4)
+        expectClose(noBias(x.channelsLast(), precision: .fp32).channelsFirst(),
+                    Naive.conv2d(x, weight: weight, bias: nil, stride: c.stride, padding: c.padding), tolerance: 1e-4)
     }
 
-    @Test("GroupNorm with affine and fused SiLU; odd group sizes")
+    @Test("GroupNorm over channels-last positions, with affine and fused SiLU; odd group sizes, more than one run of positions")
     func groupNorm() {
-        for (shape, groups) in [([2, 6, 5, 7], 3), ([1, 32, 4, 4], 32), ([3, 12, 9, 1], 4), ([2, 8, 33], 2)] {
+        for (shape, groups) in [([2, 6, 5, 7], 3), ([1, 32, 4, 4], 32), ([3, 12, 9, 1], 4), ([2, 8, 33], 2), ([2, 20, 11, 13], 5)] {
             // An offset mean makes a one-pass variance visibly wrong.
             let x = randomTensor(shape, seed: 20, range: 99...101)
             let gamma = randomTensor([shape[1]], seed: 21), beta = randomTensor([shape[1]], seed: 22)
+            // [N, C, ...] as the naive reference takes it, [N, ..., C] as the kernel does.
+            let (n, c) = (shape[0], shape[1])
+            func last(_ t: Tensor) -> Tensor { t.reshaped([n, c, t.count / (n * c)]).transposedLastTwo() }
+            func first(_ t: Tensor) -> Tensor { t.transposedLastTwo().reshaped(shape) }
             let expected = Naive.groupNorm(x, groups: groups, weight: gamma.scalars, bias: beta.scalars, epsilon: 1e-5)
-            expectClose(x.groupNorm(groups: groups, weight: gamma, bias: beta, epsilon: 1e-5), expected, tolerance: 1e-4)
-            let fused = x.groupNorm(groups: groups, weight: gamma, bias: beta, epsilon: 1e-5, activation: .silu)
+            expectClose(first(last(x).groupNorm(groups: groups, weight: gamma, bias: beta, epsilon: 1e-5)), expected, tolerance: 1e-4)
+            let fused = first(last(x).groupNorm(groups: groups, weight: gamma, bias: beta, epsilon: 1e-5, activation: .silu))
             expectClose(fused, Tensor(shape: shape, values: expected.scalars.map { Float(Double($0) / (1 + Foundation.exp(-Double($0)))) }), tolerance: 1e-4)
             // Without the affine parameters.
             let plain = Naive.groupNorm(x, groups: groups, weight: [Float](repeating: 1, count: shape[1]), bias: [Float](repeating: 0, count: shape[1]), epsilon: 1e-5)
-            expectClose(x.groupNorm(groups: groups, weight: nil, bias: nil, epsilon: 1e-5), plain, tolerance: 1e-4)
+            expectClose(first(last(x).groupNorm(groups: groups, weight: nil, bias: nil, epsilon: 1e-5)), plain, tolerance: 1e-4)
         }
     }
 
@@ -197,12 +217,13 @@ struct KernelTests {
         func at(_ plane: Int, _ y: Int, _ x: Int) -> Double { Double(xs[(plane * h + y) * w + x]) }
         for factor in [2, 3] {
             let expected = naive(h * factor, w * factor) { at($0, $1 / factor, $2 / factor) }
-            #expect(x.upsampledNearest(factor: factor).scalars == expected.scalars, "factor \(factor)")
+            #expect(x.channelsLast().upsampledNearest(factor: factor).channelsFirst().scalars == expected.scalars, "factor \(factor)")
         }
         // torch's nearest: floor(i * in / out); bilinear with align_corners=False.
         for (height, width) in [(11, 4), (10, 14), (3, 3), (17, 9)] {
             let nearest = naive(height, width) { at($0, min($1 * h / height, h - 1), min($2 * w / width, w - 1)) }
-            #expect(x.resizedNearest(height: height, width: width).scalars == nearest.scalars, "nearest \(height)x\(width)")
+            #expect(x.channelsLast().resizedNearest(height: height, width: width).channelsFirst().scalars == nearest.scalars,
+                    "nearest \(height)x\(width)")
             func source(_ i: Int, _ size: Int, _ input: Int) -> (Int, Int, Double) {
                 let coordinate = max((Double(i) + 0.5) * Double(input) / Double(size) - 0.5, 0)
                 let low = min(Int(coordinate), input - 1)
@@ -230,11 +251,12 @@ struct KernelTests {
     @Test("nearest upsampling, concatenation, slicing, transposition, repetition")
     func layout() {
         let x = randomTensor([2, 3, 4, 5], seed: 70)
-        let up = x.upsampledNearest()
-        #expect(up.shape == [2, 3, 8, 10])
-        for (b, c, i, j) in [(0, 0, 0, 0), (1, 2, 7, 9), (1, 1, 3, 4), (0, 2, 5, 2)] {
-            #expect(up[b, c, i, j] == x[b, c, i / 2, j / 2])
+        let up = x.upsampledNearest()  // as [N, H, W, C]
+        #expect(up.shape == [2, 6, 8, 5])
+        for (b, i, j, c) in [(0, 0, 0, 0), (1, 5, 7, 4), (1, 1, 3, 4), (0, 2, 5, 2)] {
+            #expect(up[b, i, j, c] == x[b, i / 2, j / 2, c])
         }
+        #expect(x.channelsLast().channelsFirst().scalars == x.scalars && x.channelsLast()[1, 2, 3, 0] == x[1, 0, 2, 3])
         let y = randomTensor([2, 1, 4, 5], seed: 71)
         let joined = Tensor.concatenate([x, y], axis: 1)
         #expect(joined.shape == [2, 4, 4, 5] && joined[1, 3, 2, 1] == y[1, 0, 2, 1] && joined[1, 2, 2, 1] == x[1, 2, 2, 1])

@@ -220,7 +220,7 @@ struct InversionTests {
         spec.width = 128
         spec.image = url.path
         let direct = try editor.runStageOne(spec)
-        let encoded = ImageInversion(model: model).encode(ImageInversion.tensor(of: picture, height: 128, width: 128))
+        let encoded = ImageInversion(model: model).encode(ImageInversion.tensor(of: picture, height: 128, width: 128), precision: .fp32)
         // The source row ends exactly on the encoded image.
         #expect(direct.output.slice(0..<1).maxAbsDifference(encoded) == 0)
         #expect(direct.output.slice(1..<2).maxAbsDifference(encoded) > 0)

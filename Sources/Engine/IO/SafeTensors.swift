@@ -170,9 +170,26 @@ public final class SafeTensorsFile: @unchecked Sendable {
     /// The named tensor as Float32: a view of the mapping for F32 data, a converted copy for
     /// F16 and BF16.
     public func tensor(_ name: String) throws -> Tensor {
+        floats(of: try floatEntry(name))
+    }
+
+    /// The entry `name`, checked to hold F32, F16 or BF16 values (and `shape`, when given), to
+    /// be read with `floats(of:)` now or later.
+    func floatEntry(_ name: String, shape: [Int]? = nil) throws -> Entry {
         guard let entry = entries[name] else {
             throw SafeTensorsError(file: url.path, tensor: name, kind: .missingTensor)
         }
+        guard [.float32, .float16, .bfloat16].contains(entry.dtype) else {
+            throw SafeTensorsError(file: url.path, tensor: name, kind: .unsupportedDType(entry.dtype.rawValue))
+        }
+        if let shape, entry.shape != shape {
+            throw SafeTensorsError(file: url.path, tensor: name, kind: .shapeMismatch(expected: shape, found: entry.shape))
+        }
+        return entry
+    }
+
+    /// The values of an entry `floatEntry` accepted, as Float32 (a view of the mapping for F32).
+    func floats(of entry: Entry) -> Tensor {
         let count = entry.shape.reduce(1, *)
         let source = mapping.bytes.baseAddress.map { $0 + dataStart + entry.byteRange.lowerBound }
         switch entry.dtype {
@@ -199,7 +216,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
             }
             return result
         default:
-            throw SafeTensorsError(file: url.path, tensor: name, kind: .unsupportedDType(entry.dtype.rawValue))
+            preconditionFailure("\(entry.dtype) is not a float type; floatEntry refuses it")
         }
     }
 

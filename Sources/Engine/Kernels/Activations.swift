@@ -26,25 +26,3 @@ extension Tensor {
         return result
     }
 }
-
-extension Tensor {
-    /// GEGLU's gate: [..., 2n] -> [..., n] with out = first half * gelu(second half).
-    public func gatedGELU() -> Tensor {
-        let width = dim(-1)
-        precondition(width % 2 == 0, "GEGLU needs an even last dimension, got \(shape)")
-        let half = width / 2, rows = count / width
-        var result = Tensor(uninitializedShape: Array(shape.dropLast()) + [half])
-        withUnsafeBufferPointer { src in
-            result.withUnsafeMutableBufferPointer { dst in
-                let s = src.baseAddress!, d = dst.baseAddress!
-                parallelFor(rows, minimumChunk: max(1, 8192 / half)) { range in
-                    for row in range {
-                        let input = s + row * width, output = d + row * half
-                        for i in 0..<half { output[i] = input[i] * VectorMath.gelu(input[half + i]) }
-                    }
-                }
-            }
-        }
-        return result
-    }
-}

@@ -11,10 +11,6 @@ public enum BLAS {
     /// Pins OpenBLAS to one thread, once, before the first product.
     private static let singleThreaded: Void = openblas_set_num_threads(1)
 
-    /// Floating-point operations (2 m n k per product) since the last reset, for benchmarks'
-    /// GFLOP/s figures.
-    public static let operationCount = Atomic<Int>(0)
-
     /// OpenBLAS's build and core description, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH ... Zen MAX_THREADS=64".
     public static var configuration: String {
         guard let config = openblas_get_config() else { return "OpenBLAS" }
@@ -33,7 +29,7 @@ public enum BLAS {
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         _ = singleThreaded
-        operationCount.add(2 * m * n * k, ordering: .relaxed)
+        OperationCount.add(2 * m * n * k)
         cblas_sgemm(
             CblasRowMajor,
             transposeA ? CblasTrans : CblasNoTrans,

@@ -1,5 +1,7 @@
+import CDNNL
+
 /// Zero padding on each side of an image, in pixels.
-public struct Padding2D: Sendable, Equatable {
+public struct Padding2D: Sendable, Hashable {
     public var top: Int, bottom: Int, left: Int, right: Int
 
     public init(top: Int, bottom: Int, left: Int, right: Int) {
@@ -11,17 +13,14 @@ public struct Padding2D: Sendable, Equatable {
     public static let zero = Padding2D.uniform(0)
 }
 
-/// A 2-D convolution over NCHW tensors with weights in torch's [Cout, Cin, kH, kW] layout.
+/// A 2-D convolution over channels-last images ([N, H, W, C], the layout oneDNN's fastest
+/// kernels read) with weights in torch's [Cout, Cin, kH, kW] layout, on oneDNN.
 ///
-/// Three paths, all ending in large `sgemm` calls:
-/// - 1x1, stride 1, no padding: one product per image, W[Cout, Cin] x X[Cin, H*W].
-/// - stride 1, any kernel: the images are zero-padded once into [Cin, items, Hp, Wp]; for each
-///   tap (dy, dx) that buffer read from offset dy*Wp + dx is, row after row, exactly the input
-///   the tap needs for outputs computed over the padded width, so one product per tap
-///   accumulates into C[Cout, items*Hp*Wp] with no im2col copy. The extra columns (Wp - Wo per
-///   row, (kH - 1) rows between items) are dropped at the end. Packing several items into one
-///   product keeps it wide at small resolutions (8x8 latents).
-/// - otherwise (strided): im2col into [Cin*kH*kW, Ho*Wo], then one product.
+/// The work is cut into slabs by shape alone: each image is one slab or several bands of
+/// output rows (a band reads its rows of the input in place, plus the rows above and below its
+/// kernel reaches, with zero padding only where the image ends). Each slab is one
+/// single-threaded oneDNN convolution on an Engine thread; the weights are reordered once per
+/// precision into the layout that convolution asks for.
 public struct Conv2dKernel: Sendable {
     public let inputChannels: Int
     public let outputChannels: Int
@@ -29,33 +28,25 @@ public struct Conv2dKernel: Sendable {
     public let kernelWidth: Int
     public let stride: Int
     public let padding: Padding2D
-    /// [Cout, Cin*kH*kW] (torch's layout) for the 1x1 and im2col paths, or [kH*kW, Cout, Cin]
-    /// (one matrix per tap) for the stride-1 path; only one is kept, to hold weights once.
-    let weight: Tensor
-    let usesTaps: Bool
+    let weights: PackedWeights  // [Cout, Cin, kH, kW]
     let bias: Tensor?
 
     public init(weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Padding2D = .zero) {
-        precondition(weight.rank == 4, "conv weight must be [Cout, Cin, kH, kW], got \(weight.shape)")
+        self.init(source: WeightSource(weight), bias: bias, stride: stride, padding: padding)
+    }
+
+    init(source: WeightSource, bias: Tensor?, stride: Int, padding: Padding2D) {
+        precondition(source.shape.count == 4, "conv weight must be [Cout, Cin, kH, kW], got \(source.shape)")
         precondition(stride >= 1, "stride must be positive")
-        outputChannels = weight.shape[0]
-        inputChannels = weight.shape[1]
-        kernelHeight = weight.shape[2]
-        kernelWidth = weight.shape[3]
+        outputChannels = source.shape[0]
+        inputChannels = source.shape[1]
+        kernelHeight = source.shape[2]
+        kernelWidth = source.shape[3]
         self.stride = stride
         self.padding = padding
         if let bias { precondition(bias.count == outputChannels, "conv bias of \(bias.count) for \(outputChannels) outputs") }
         self.bias = bias
-        let taps = kernelHeight * kernelWidth
-        usesTaps = stride == 1 && taps > 1
-        if usesTaps {
-            // [Cout, Cin, taps] -> [taps, Cout, Cin]
-            self.weight = weight.reshaped([outputChannels * inputChannels, taps])
-                .transposedLastTwo()
-                .reshaped([taps, outputChannels, inputChannels])
-        } else {
-            self.weight = weight
-        }
+        weights = PackedWeights(source)
     }
 
     /// Output height and width for an input of the given size.
@@ -64,189 +55,208 @@ public struct Conv2dKernel: Sendable {
          (width + padding.left + padding.right - kernelWidth) / stride + 1)
     }
 
-    /// Multiply-adds x 2 for one call on `input` (for benchmarks).
+    /// Multiply-adds x 2 for one call on a [N, H, W, C] input (for benchmarks).
     public func flops(for input: [Int]) -> Double {
-        let (ho, wo) = outputSize(height: input[2], width: input[3])
+        let (ho, wo) = outputSize(height: input[1], width: input[2])
         return 2 * Double(input[0]) * Double(outputChannels) * Double(ho * wo) * Double(inputChannels * kernelHeight * kernelWidth)
     }
 
-    /// [N, Cin, H, W] -> [N, Cout, Ho, Wo]
-    public func callAsFunction(_ input: Tensor) -> Tensor {
-        precondition(input.rank == 4 && input.shape[1] == inputChannels,
-                     "conv expects [N, \(inputChannels), H, W], got \(input.shape)")
-        let (n, h, w) = (input.shape[0], input.shape[2], input.shape[3])
+    /// A 1x1, stride-1, unpadded convolution as the linear layer over channels it is.
+    var asLinear: Linear? {
+        guard kernelHeight == 1, kernelWidth == 1, stride == 1, padding == .zero else { return nil }
+        return Linear(source: weights.source.reshaped([outputChannels, inputChannels]), bias: bias)
+    }
+
+    /// [N, H, W, Cin] -> [N, Ho, Wo, Cout]
+    public func callAsFunction(_ input: Tensor, precision: Precision) -> Tensor {
+        let (n, h, w) = checkedInput(input)
         let (ho, wo) = outputSize(height: h, width: w)
-        precondition(ho > 0 && wo > 0, "conv input \(input.shape) is smaller than the kernel")
-        var output = Tensor(uninitializedShape: [n, outputChannels, ho, wo])
-        input.withUnsafeBufferPointer { x in
-            output.withUnsafeMutableBufferPointer { y in
-                let inputStride = inputChannels * h * w, outputStride = outputChannels * ho * wo
-                if usesTaps {
-                    // Items per product: keep the padded copy within ~64 MiB.
-                    let paddedBytes = inputChannels * (h + padding.top + padding.bottom) * (w + padding.left + padding.right) * 4
-                    let group = max(1, min(n, (64 << 20) / max(paddedBytes, 1)))
-                    var first = 0
-                    while first < n {
-                        let items = min(group, n - first)
-                        shiftedTaps(x.baseAddress! + first * inputStride, y.baseAddress! + first * outputStride,
-                                    items: items, height: h, width: w, outputHeight: ho, outputWidth: wo)
-                        first += items
-                    }
-                    return
-                }
-                for item in 0..<n {
-                    let source = x.baseAddress! + item * inputStride
-                    let destination = y.baseAddress! + item * outputStride
-                    if kernelHeight == 1 && kernelWidth == 1 && stride == 1 && padding == .zero {
-                        pointwise(source, destination, pixels: h * w)
-                    } else {
-                        im2col(source, destination, height: h, width: w, outputHeight: ho, outputWidth: wo)
-                    }
-                }
-            }
-        }
+        var output = Tensor(uninitializedShape: [n, ho, wo, outputChannels])
+        run(input, into: &output, precision: precision, accumulating: false)
         return output
     }
 
-    private func pointwise(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, pixels: Int) {
-        weight.withUnsafeBufferPointer { w in
-            BLAS.parallelGEMM(m: outputChannels, n: pixels, k: inputChannels,
-                      a: w.baseAddress!, lda: inputChannels, b: x, ldb: pixels, c: y, ldc: pixels)
-        }
-        addBias(y, pixels: pixels)
+    /// residual + conv(input) in one pass: the convolution accumulates onto a copy of
+    /// `residual` ([N, Ho, Wo, Cout]), as a ResNet block's output adds its shortcut.
+    public func adding(_ input: Tensor, to residual: Tensor, precision: Precision) -> Tensor {
+        let (n, h, w) = checkedInput(input)
+        let (ho, wo) = outputSize(height: h, width: w)
+        precondition(residual.shape == [n, ho, wo, outputChannels], "residual \(residual.shape) does not match [\(n), \(ho), \(wo), \(outputChannels)]")
+        var output = residual
+        run(input, into: &output, precision: precision, accumulating: true)
+        return output
     }
 
-    /// Output rows per product for one large image: bounds the padded copy and the
-    /// accumulator to ~32 MiB each (a 512x512 VAE layer otherwise needs 270 MB of temporaries).
-    private static let bandBytes = 32 << 20
-
-    private func shiftedTaps(
-        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, items: Int,
-        height h: Int, width w: Int, outputHeight ho: Int, outputWidth wo: Int
-    ) {
-        let wp = w + padding.left + padding.right
-        let rowBytes = max(inputChannels, outputChannels) * wp * MemoryLayout<Float>.stride
-        let band = items == 1 ? max(1, min(ho, Self.bandBytes / rowBytes)) : ho
-        var first = 0
-        while first < ho {
-            let rows = min(band, ho - first)
-            shiftedTaps(x, y, items: items, height: h, width: w, outputRows: first..<(first + rows), outputHeight: ho, outputWidth: wo)
-            first += rows
-        }
+    private func checkedInput(_ input: Tensor) -> (Int, Int, Int) {
+        precondition(input.rank == 4 && input.shape[3] == inputChannels,
+                     "conv expects [N, H, W, \(inputChannels)], got \(input.shape)")
+        let (n, h, w) = (input.shape[0], input.shape[1], input.shape[2])
+        let (ho, wo) = outputSize(height: h, width: w)
+        precondition(ho > 0 && wo > 0, "conv input \(input.shape) is smaller than the kernel")
+        return (n, h, w)
     }
 
-    /// Output rows `outputRows` of every item: the padded input rows they read, one product per
-    /// tap, then the valid columns copied out with the bias.
-    private func shiftedTaps(
-        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, items: Int,
-        height h: Int, width w: Int, outputRows: Range<Int>, outputHeight ho: Int, outputWidth wo: Int
-    ) {
-        let wp = w + padding.left + padding.right
-        let bandRows = outputRows.count + kernelHeight - 1
-        let plane = bandRows * wp
-        // Columns from the first item's first output row to the last item's last.
-        let columns = (items - 1) * plane + outputRows.count * wp
-        // The last tap reads kW - 1 elements past the final plane.
-        let padded = ZeroPadded(x, channels: inputChannels, items: items, height: h, width: w, padding: padding,
-                                paddedRows: outputRows.lowerBound..<(outputRows.lowerBound + bandRows), slack: kernelWidth)
-        defer { padded.deallocate() }
-        let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: outputChannels * columns)
-        defer { accumulator.deallocate() }
-        weight.withUnsafeBufferPointer { taps in
-            for dy in 0..<kernelHeight {
-                for dx in 0..<kernelWidth {
-                    let tap = dy * kernelWidth + dx
-                    BLAS.parallelGEMM(m: outputChannels, n: columns, k: inputChannels,
-                              a: taps.baseAddress! + tap * outputChannels * inputChannels, lda: inputChannels,
-                              b: padded.pointer + dy * wp + dx, ldb: items * plane,
-                              beta: tap == 0 ? 0 : 1,
-                              c: accumulator, ldc: columns)
+    private func run(_ input: Tensor, into output: inout Tensor, precision: Precision, accumulating: Bool) {
+        let (n, h, w) = (input.shape[0], input.shape[1], input.shape[2])
+        let (ho, wo) = outputSize(height: h, width: w)
+        let flopsPerRow = 2 * Double(outputChannels * wo * inputChannels * kernelHeight * kernelWidth)
+        let plan = ConvolutionPlan(items: n, outputHeight: ho, flopsPerRow: flopsPerRow)
+        // Every band shape this call needs, prepared (and its weights reordered) before the
+        // slabs run, so that the threads only look them up.
+        let bands = plan.bands.map { band(rows: $0, inputHeight: h, inputWidth: w, precision: precision, accumulating: accumulating) }
+        let prepared = bands.map { ConvolutionPrimitives.prepared($0.shape) }
+        let storedLayout = ConvolutionPrimitives.storedWeightsLayout(of: bands[0].shape)
+        let weightPointers = prepared.map { weights.reordered(into: $0.weights, storedLayout: storedLayout) }
+        let (inputPlane, outputPlane) = (h * w * inputChannels, ho * wo * outputChannels)
+        let biasValues = bias
+        ProductInput.with(input, precision: precision) { source in
+            output.withUnsafeMutableBufferPointer { destination in
+                let out = destination.baseAddress!
+                func runSlabs(bias: UnsafePointer<Float>?) {
+                    parallelFor(n * bands.count) { slabs in
+                        for slab in slabs {
+                            let (item, index) = (slab / bands.count, slab % bands.count)
+                            let band = bands[index]
+                            prepared[index].run(
+                                source: source.advanced(by: item * inputPlane + band.firstInputRow * w * inputChannels),
+                                weights: weightPointers[index], bias: bias,
+                                destination: out + item * outputPlane + band.rows.lowerBound * wo * outputChannels)
+                        }
+                    }
                 }
-            }
-        }
-        // Keep the first Wo of every Wp columns of each item's rows, adding the bias.
-        let biasValues = bias?.scalars
-        parallelFor(items * outputChannels, minimumChunk: 8) { jobs in
-            for job in jobs {
-                let (item, c) = (job / outputChannels, job % outputChannels)
-                let b = biasValues?[c] ?? 0
-                for (offset, row) in outputRows.enumerated() {
-                    let from = accumulator + c * columns + item * plane + offset * wp
-                    let to = y + ((item * outputChannels + c) * ho + row) * wo
-                    for i in 0..<wo { to[i] = from[i] + b }
+                if let biasValues {
+                    biasValues.withUnsafeBufferPointer { runSlabs(bias: $0.baseAddress!) }
+                } else {
+                    runSlabs(bias: nil)
                 }
             }
         }
     }
 
-    private func im2col(
-        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-        height h: Int, width w: Int, outputHeight ho: Int, outputWidth wo: Int
-    ) {
-        let wp = w + padding.left + padding.right, hp = h + padding.top + padding.bottom
-        let padded = ZeroPadded(x, channels: inputChannels, items: 1, height: h, width: w, padding: padding,
-                                paddedRows: 0..<(h + padding.top + padding.bottom), slack: 0)
-        defer { padded.deallocate() }
-        let taps = kernelHeight * kernelWidth
-        let rows = inputChannels * taps, columns = ho * wo
-        let matrix = UnsafeMutablePointer<Float>.allocate(capacity: rows * columns)
-        defer { matrix.deallocate() }
-        let (kw, s) = (kernelWidth, stride)
-        parallelFor(rows, minimumChunk: 4) { range in
-            for row in range {
-                let channel = row / taps, dy = (row % taps) / kw, dx = row % kw
-                let plane = padded.pointer + channel * hp * wp
-                let out = matrix + row * columns
-                for oy in 0..<ho {
-                    let line = plane + (oy * s + dy) * wp + dx
-                    for ox in 0..<wo { out[oy * wo + ox] = line[ox * s] }
-                }
-            }
-        }
-        weight.withUnsafeBufferPointer { wt in
-            BLAS.parallelGEMM(m: outputChannels, n: columns, k: rows,
-                      a: wt.baseAddress!, lda: rows, b: matrix, ldb: columns, c: y, ldc: columns)
-        }
-        addBias(y, pixels: columns)
-    }
-
-    private func addBias(_ y: UnsafeMutablePointer<Float>, pixels: Int) {
-        guard let biasValues = bias?.scalars else { return }
-        parallelFor(outputChannels, minimumChunk: 8) { channels in
-            for c in channels {
-                let row = y + c * pixels, b = biasValues[c]
-                for i in 0..<pixels { row[i] += b }
-            }
-        }
+    /// The input rows and convolution shape that output rows `rows` need.
+    private func band(rows: Range<Int>, inputHeight h: Int, inputWidth w: Int, precision: Precision, accumulating: Bool)
+        -> (rows: Range<Int>, firstInputRow: Int, shape: ConvolutionShape)
+    {
+        // Rows rows.lowerBound * stride - padding.top ... (rows.upperBound - 1) * stride - padding.top + kH - 1 of the
+        // padded image; those outside 0..<h are the band's own zero padding.
+        let reachFirst = rows.lowerBound * stride - padding.top
+        let reachLast = (rows.upperBound - 1) * stride - padding.top + kernelHeight - 1
+        let first = max(0, reachFirst), last = min(h - 1, reachLast)
+        let shape = ConvolutionShape(
+            inputChannels: inputChannels, outputChannels: outputChannels, height: last - first + 1, width: w,
+            kernelHeight: kernelHeight, kernelWidth: kernelWidth, stride: stride,
+            padding: Padding2D(top: first - reachFirst, bottom: reachLast - last, left: padding.left, right: padding.right),
+            precision: precision, hasBias: bias != nil, accumulates: accumulating)
+        precondition(shape.outputHeight == rows.count, "band \(rows) of a \(h)-row input maps to \(shape.outputHeight) rows")
+        return (rows, first, shape)
     }
 }
 
-/// Rows `paddedRows` of the zero-padded copy of `items` [C, H, W] images, laid out
-/// [C, items, rows, Wp], with `slack` extra zeros at the end.
-struct ZeroPadded {
-    let pointer: UnsafeMutablePointer<Float>
+/// How a convolution's output rows are cut into bands, by shape alone.
+struct ConvolutionPlan {
+    /// Work below which a slab is not cut further: a oneDNN call costs tens of microseconds to
+    /// set up, so a slab should run for about a millisecond.
+    static let grain = 64e6
+    /// Most slabs for one call (enough to share out over 16 threads), and the fewest rows a band holds.
+    static let maximumSlabs = 16, minimumBandRows = 4
 
-    init(_ x: UnsafePointer<Float>, channels: Int, items: Int, height h: Int, width w: Int, padding: Padding2D,
-         paddedRows: Range<Int>, slack: Int) {
-        let wp = w + padding.left + padding.right, rows = paddedRows.count
-        let total = channels * items * rows * wp + slack
-        let p = UnsafeMutablePointer<Float>.allocate(capacity: total)
-        pointer = p
-        parallelFor(channels * items, minimumChunk: 4) { range in
-            for job in range {
-                let (c, item) = (job / items, job % items)
-                let plane = p + job * rows * wp
-                plane.initialize(repeating: 0, count: rows * wp)
-                let source = x + (item * channels + c) * h * w
-                for (offset, paddedRow) in paddedRows.enumerated() {
-                    let row = paddedRow - padding.top
-                    guard row >= 0 && row < h else { continue }
-                    (plane + offset * wp + padding.left).update(from: source + row * w, count: w)
+    /// Output rows of each band of one image.
+    let bands: [Range<Int>]
+
+    init(items: Int, outputHeight: Int, flopsPerRow: Double) {
+        let total = Double(items * outputHeight) * flopsPerRow
+        var slabs = 1
+        while slabs * 2 <= Self.maximumSlabs && Double(slabs * 2) * Self.grain <= total { slabs *= 2 }
+        let wanted = max(1, min(slabs / max(items, 1), outputHeight / Self.minimumBandRows))
+        let rowsPerBand = (outputHeight + wanted - 1) / wanted
+        bands = stride(from: 0, to: outputHeight, by: rowsPerBand).map { $0..<min($0 + rowsPerBand, outputHeight) }
+    }
+}
+
+/// The shape of one single-threaded oneDNN convolution of one image (or band of one).
+struct ConvolutionShape: Hashable, Sendable {
+    var inputChannels: Int, outputChannels: Int
+    var height: Int, width: Int
+    var kernelHeight: Int, kernelWidth: Int
+    var stride: Int
+    var padding: Padding2D
+    var precision: Precision
+    var hasBias: Bool
+    var accumulates: Bool
+
+    var outputHeight: Int { (height + padding.top + padding.bottom - kernelHeight) / stride + 1 }
+    var outputWidth: Int { (width + padding.left + padding.right - kernelWidth) / stride + 1 }
+}
+
+/// Convolution primitives by shape.
+enum ConvolutionPrimitives {
+    final class Prepared: Sendable {
+        let primitive: Primitive
+        /// 2 x multiply-adds of one run
+        let operations: Int
+        let source, destination, weights: MemoryDescriptor
+        let bias: MemoryDescriptor?
+
+        init(_ shape: ConvolutionShape) {
+            let type = shape.precision.dataType
+            operations = 2 * shape.outputChannels * shape.outputHeight * shape.outputWidth * shape.inputChannels * shape.kernelHeight * shape.kernelWidth
+            let source = MemoryDescriptor(dimensions: [1, shape.inputChannels, shape.height, shape.width], type: type, tag: dnnl_nhwc)
+            let destination = MemoryDescriptor(dimensions: [1, shape.outputChannels, shape.outputHeight, shape.outputWidth], type: dnnl_f32, tag: dnnl_nhwc)
+            let anyWeights = MemoryDescriptor(dimensions: [shape.outputChannels, shape.inputChannels, shape.kernelHeight, shape.kernelWidth],
+                                              type: type, tag: dnnl_format_tag_any)
+            let bias = shape.hasBias ? MemoryDescriptor(dimensions: [shape.outputChannels], type: dnnl_f32, tag: dnnl_a) : nil
+            (self.source, self.destination, self.bias) = (source, destination, bias)
+            var operation = dnnl_convolution_desc_t()
+            let strides: [Int64] = [Int64(shape.stride), Int64(shape.stride)]
+            let before: [Int64] = [Int64(shape.padding.top), Int64(shape.padding.left)]
+            let after: [Int64] = [Int64(shape.padding.bottom), Int64(shape.padding.right)]
+            withUnsafePointer(to: source.descriptor) { s in
+                withUnsafePointer(to: anyWeights.descriptor) { wt in
+                    withUnsafePointer(to: destination.descriptor) { d in
+                        if var biasDescriptor = bias?.descriptor {
+                            OneDNN.check(dnnl_convolution_forward_desc_init(&operation, dnnl_forward_inference, dnnl_convolution_direct,
+                                                                            s, wt, &biasDescriptor, d, strides, before, after), "describing \(shape)")
+                        } else {
+                            OneDNN.check(dnnl_convolution_forward_desc_init(&operation, dnnl_forward_inference, dnnl_convolution_direct,
+                                                                            s, wt, nil, d, strides, before, after), "describing \(shape)")
+                        }
+                    }
                 }
             }
+            var attributes: dnnl_primitive_attr_t?
+            OneDNN.check(dnnl_primitive_attr_create(&attributes), "creating attributes")
+            defer { dnnl_primitive_attr_destroy(attributes) }
+            if shape.accumulates {
+                var postOps: dnnl_post_ops_t?
+                OneDNN.check(dnnl_post_ops_create(&postOps), "creating post-ops")
+                defer { dnnl_post_ops_destroy(postOps) }
+                OneDNN.check(dnnl_post_ops_append_sum(postOps, 1), "adding a sum post-op")
+                OneDNN.check(dnnl_primitive_attr_set_post_ops(attributes, postOps), "setting post-ops")
+            }
+            primitive = withUnsafePointer(to: operation) { Primitive(operation: $0, attributes: attributes, what: "creating \(shape)") }
+            weights = primitive.weightsDescriptor
         }
-        (p + channels * items * rows * wp).initialize(repeating: 0, count: slack)
+
+        func run(source pointer: UnsafeRawPointer, weights weightValues: UnsafeRawPointer, bias biasValues: UnsafePointer<Float>?,
+                 destination output: UnsafeMutablePointer<Float>) {
+            var arguments: [Primitive.Argument] = [
+                .init(kind: DNNL_ARG_SRC, descriptor: source, pointer: pointer),
+                .init(kind: DNNL_ARG_WEIGHTS, descriptor: weights, pointer: weightValues),
+                .init(kind: DNNL_ARG_DST, descriptor: destination, pointer: UnsafeRawPointer(output)),
+            ]
+            if let bias, let biasValues { arguments.append(.init(kind: DNNL_ARG_BIAS, descriptor: bias, pointer: biasValues)) }
+            primitive.execute(arguments)
+            OperationCount.add(operations)
+        }
     }
 
-    func deallocate() { pointer.deallocate() }
+    private static let cache = ShapeCache<ConvolutionShape, Prepared>()
+
+    static func prepared(_ shape: ConvolutionShape) -> Prepared { cache.value(shape) { Prepared(shape) } }
+
+    /// torch's weight layout, [Cout, Cin, kH, kW] float32, which packed weights are reordered from.
+    static func storedWeightsLayout(of shape: ConvolutionShape) -> MemoryDescriptor {
+        MemoryDescriptor(dimensions: [shape.outputChannels, shape.inputChannels, shape.kernelHeight, shape.kernelWidth],
+                         type: dnnl_f32, tag: dnnl_oihw)
+    }
 }

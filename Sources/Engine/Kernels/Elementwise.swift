@@ -113,24 +113,3 @@ extension Tensor {
         withUnsafeBufferPointer { b in Float(b.reduce(0.0) { $0 + Double($1) } / Double(max(b.count, 1))) }
     }
 }
-
-extension Tensor {
-    /// Adds `bias[n, c]` to every element of channel c of item n, for [N, C, ...] (the
-    /// time-embedding projection a ResNet block adds).
-    public mutating func addItemChannelBias(_ bias: Tensor) {
-        let (items, channels) = (shape[0], shape[1])
-        precondition(bias.shape == [items, channels], "item-channel bias must be [\(items), \(channels)], got \(bias.shape)")
-        let inner = count / (items * channels)
-        bias.withUnsafeBufferPointer { b in
-            withUnsafeMutableBufferPointer { x in
-                let px = x.baseAddress!, pb = b.baseAddress!
-                parallelFor(items * channels, minimumChunk: max(1, 4096 / max(inner, 1))) { rows in
-                    for row in rows {
-                        let value = pb[row], start = px + row * inner
-                        for i in 0..<inner { start[i] += value }
-                    }
-                }
-            }
-        }
-    }
-}

@@ -5,36 +5,78 @@ public enum NormalizationActivation: Sendable {
 }
 
 extension Tensor {
-    /// GroupNorm over [N, C, ...]: each of `groups` channel groups of each item is normalised by
-    /// its own mean and variance, then scaled by `weight[c]` and shifted by `bias[c]`.
-    /// `activation` is fused into the same pass (ResNet blocks follow GroupNorm with SiLU).
+    /// GroupNorm over channels-last [N, ..., C]: each of `groups` runs of consecutive channels
+    /// of each item is normalised by its own mean and variance over all positions, then scaled
+    /// by `weight[c]` and shifted by `bias[c]`. `activation` is fused into the same pass (ResNet
+    /// blocks follow GroupNorm with SiLU).
+    ///
+    /// The statistics are summed over fixed runs of positions and combined in a fixed order, so
+    /// the result does not depend on the thread count.
     public func groupNorm(
         groups: Int, weight: Tensor?, bias: Tensor?, epsilon: Float,
         activation: NormalizationActivation = .none
     ) -> Tensor {
-        precondition(rank >= 2, "groupNorm needs [N, C, ...], got \(shape)")
-        let n = shape[0], channels = shape[1]
+        precondition(rank >= 2, "groupNorm needs [N, ..., C], got \(shape)")
+        let n = shape[0], channels = shape[rank - 1]
         precondition(channels % groups == 0, "\(channels) channels do not split into \(groups) groups")
-        let spatial = count / (n * channels)
+        let positions = count / (n * channels)
         let perGroup = channels / groups
-        let groupSize = perGroup * spatial
+        let runs = (positions + Statistics.positionsPerRun - 1) / Statistics.positionsPerRun
         var result = Tensor(uninitializedShape: shape)
         let gamma = weight?.scalars, beta = bias?.scalars
         withUnsafeBufferPointer { src in
             result.withUnsafeMutableBufferPointer { dst in
                 let s = src.baseAddress!, d = dst.baseAddress!
-                parallelFor(n * groups) { range in
-                    for job in range {
-                        let start = job * groupSize
-                        let (mean, variance) = Statistics.meanAndVariance(s + start, count: groupSize)
-                        let inverse = 1 / (variance + epsilon).squareRoot()
-                        let firstChannel = (job % groups) * perGroup
-                        for c in 0..<perGroup {
-                            let channel = firstChannel + c
-                            let scale = inverse * (gamma?[channel] ?? 1)
-                            let shift = (beta?[channel] ?? 0) - mean * scale
-                            Statistics.affine(s + start + c * spatial, d + start + c * spatial,
-                                              count: spatial, scale: scale, shift: shift, activation: activation)
+                // Per item and run of positions, per-channel sums (pass 1) then sums of squared
+                // deviations from the group's mean (pass 2), combined per group in Double.
+                let partial = UnsafeMutablePointer<Float>.allocate(capacity: n * runs * channels)
+                defer { partial.deallocate() }
+                func channelSums(center: UnsafePointer<Float>?) {
+                    parallelFor(n * runs) { jobs in
+                        for job in jobs {
+                            let (item, run) = (job / runs, job % runs)
+                            let first = run * Statistics.positionsPerRun, last = min(first + Statistics.positionsPerRun, positions)
+                            Statistics.sumPositions(s + (item * positions + first) * channels, positions: last - first, channels: channels,
+                                                    center: center.map { $0 + item * channels }, into: partial + job * channels)
+                        }
+                    }
+                }
+                func groupTotals() -> [Double] {
+                    var totals = [Double](repeating: 0, count: n * groups)
+                    for item in 0..<n {
+                        for run in 0..<runs {
+                            let sums = partial + (item * runs + run) * channels
+                            for c in 0..<channels { totals[item * groups + c / perGroup] += Double(sums[c]) }
+                        }
+                    }
+                    return totals
+                }
+                let size = Double(positions * perGroup)
+                channelSums(center: nil)
+                let means = groupTotals().map { $0 / size }
+                // Each channel's group mean, to subtract in pass 2.
+                var centers = [Float](repeating: 0, count: n * channels)
+                for i in 0..<(n * channels) { centers[i] = Float(means[(i / channels) * groups + (i % channels) / perGroup]) }
+                centers.withUnsafeBufferPointer { channelSums(center: $0.baseAddress!) }
+                let variances = groupTotals().map { $0 / size }
+                // y = x * scale[c] + shift[c] per item.
+                var scales = [Float](repeating: 0, count: n * channels), shifts = [Float](repeating: 0, count: n * channels)
+                for i in 0..<(n * channels) {
+                    let (item, c) = (i / channels, i % channels)
+                    let group = item * groups + c / perGroup
+                    let inverse = 1 / (Float(variances[group]) + epsilon).squareRoot()
+                    scales[i] = inverse * (gamma?[c] ?? 1)
+                    shifts[i] = (beta?[c] ?? 0) - Float(means[group]) * scales[i]
+                }
+                scales.withUnsafeBufferPointer { scale in
+                    shifts.withUnsafeBufferPointer { shift in
+                        parallelFor(n * positions, minimumChunk: max(1, 4096 / channels)) { rows in
+                            for row in rows {
+                                let item = row / positions
+                                Statistics.affine(s + row * channels, d + row * channels, count: channels,
+                                                  scale: scale.baseAddress! + item * channels, shift: shift.baseAddress! + item * channels,
+                                                  activation: activation)
+                            }
                         }
                     }
                 }
@@ -93,17 +135,36 @@ enum Statistics {
         return (mean, Float(squareTotal / Double(count)))
     }
 
-    /// y = act(x * scale + shift).
+    /// Positions summed together in float before the total goes to Double.
+    static let positionsPerRun = 64
+
+    /// Per-channel sums over `positions` rows of `channels` values (of x - center[c] squared,
+    /// when `center` is given), into `sums`.
+    @inline(__always)
+    static func sumPositions(_ x: UnsafePointer<Float>, positions: Int, channels: Int, center: UnsafePointer<Float>?,
+                             into sums: UnsafeMutablePointer<Float>) {
+        sums.initialize(repeating: 0, count: channels)
+        for p in 0..<positions {
+            let row = x + p * channels
+            if let center {
+                for c in 0..<channels { let d = row[c] - center[c]; sums[c] += d * d }
+            } else {
+                for c in 0..<channels { sums[c] += row[c] }
+            }
+        }
+    }
+
+    /// y[c] = act(x[c] * scale[c] + shift[c]).
     @inline(__always)
     static func affine(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
-        scale: Float, shift: Float, activation: NormalizationActivation
+        scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, activation: NormalizationActivation
     ) {
         switch activation {
         case .none:
-            for i in 0..<count { y[i] = x[i] * scale + shift }
+            for i in 0..<count { y[i] = x[i] * scale[i] + shift[i] }
         case .silu:
-            for i in 0..<count { y[i] = VectorMath.silu(x[i] * scale + shift) }
+            for i in 0..<count { y[i] = VectorMath.silu(x[i] * scale[i] + shift[i]) }
         }
     }
 }

@@ -1,50 +1,32 @@
 extension Tensor {
-    /// Nearest-neighbour upsampling of [N, C, H, W] by an integer factor (2 in the UNets).
+    /// Nearest-neighbour upsampling of channels-last [N, H, W, C] by an integer factor (2 in
+    /// the UNets and the VAE).
     public func upsampledNearest(factor: Int = 2) -> Tensor {
-        precondition(rank == 4, "upsampling needs [N, C, H, W], got \(shape)")
-        let planes = shape[0] * shape[1], h = shape[2], w = shape[3]
-        let outW = w * factor
-        var result = Tensor(uninitializedShape: [shape[0], shape[1], h * factor, outW])
-        withUnsafeBufferPointer { src in
-            result.withUnsafeMutableBufferPointer { dst in
-                let s = src.baseAddress!, d = dst.baseAddress!
-                parallelFor(planes * h, minimumChunk: 16) { rows in
-                    for row in rows {
-                        let input = s + row * w
-                        let output = d + row * factor * outW
-                        for x in 0..<w {
-                            let value = input[x]
-                            for f in 0..<factor { output[x * factor + f] = value }
-                        }
-                        for f in 1..<factor { (output + f * outW).update(from: output, count: outW) }
-                    }
-                }
-            }
-        }
-        return result
+        precondition(rank == 4, "upsampling needs [N, H, W, C], got \(shape)")
+        return resizedNearest(height: shape[1] * factor, width: shape[2] * factor)
     }
-}
 
-extension Tensor {
-    /// Nearest-neighbour resize of [N, C, H, W] to any size, as torch's `interpolate(mode="nearest")`:
-    /// output pixel i reads input floor(i * in / out).
+    /// Nearest-neighbour resize of channels-last [N, H, W, C] to any size, as torch's
+    /// `interpolate(mode="nearest")`: output pixel i reads input floor(i * in / out).
     public func resizedNearest(height: Int, width: Int) -> Tensor {
-        precondition(rank == 4, "resizing needs [N, C, H, W], got \(shape)")
-        let (h, w) = (shape[2], shape[3])
-        if height == 2 * h && width == 2 * w { return upsampledNearest() }
-        let planes = shape[0] * shape[1]
-        let rowScale = Float(h) / Float(height), columnScale = Float(w) / Float(width)
-        let sourceColumns = (0..<width).map { min(Int((Float($0) * columnScale).rounded(.down)), w - 1) }
-        var result = Tensor(uninitializedShape: [shape[0], shape[1], height, width])
+        precondition(rank == 4, "resizing needs [N, H, W, C], got \(shape)")
+        let (items, h, w, channels) = (shape[0], shape[1], shape[2], shape[3])
+        // Integer factors map exactly; others as torch's float scale.
+        func sources(_ out: Int, _ input: Int) -> [Int] {
+            if out % input == 0 { return (0..<out).map { $0 / (out / input) } }
+            let scale = Float(input) / Float(out)
+            return (0..<out).map { min(Int((Float($0) * scale).rounded(.down)), input - 1) }
+        }
+        let sourceRows = sources(height, h), sourceColumns = sources(width, w)
+        var result = Tensor(uninitializedShape: [items, height, width, channels])
         withUnsafeBufferPointer { src in
             result.withUnsafeMutableBufferPointer { dst in
                 let s = src.baseAddress!, d = dst.baseAddress!
-                parallelFor(planes * height, minimumChunk: 16) { rows in
+                parallelFor(items * height, minimumChunk: 4) { rows in
                     for job in rows {
-                        let (plane, y) = (job / height, job % height)
-                        let sourceRow = min(Int((Float(y) * rowScale).rounded(.down)), h - 1)
-                        let input = s + (plane * h + sourceRow) * w, output = d + job * width
-                        for x in 0..<width { output[x] = input[sourceColumns[x]] }
+                        let (item, y) = (job / height, job % height)
+                        let input = s + (item * h + sourceRows[y]) * w * channels, output = d + job * width * channels
+                        for x in 0..<width { (output + x * channels).update(from: input + sourceColumns[x] * channels, count: channels) }
                     }
                 }
             }

@@ -1,43 +1,79 @@
-/// y = x W^T + b over the last dimension, with torch's [out, in] weight layout.
+/// y = x W^T + b over the last dimension, with torch's [out, in] weight layout, on oneDNN.
 public struct Linear: Sendable {
-    let weight: Tensor  // [out, in]
-    let bias: Tensor?   // [out]
+    let weights: PackedWeights  // [out, in]
+    let bias: Tensor?           // [out]
 
-    public var inputFeatures: Int { weight.shape[1] }
-    public var outputFeatures: Int { weight.shape[0] }
+    public var inputFeatures: Int { weights.shape[1] }
+    public var outputFeatures: Int { weights.shape[0] }
 
     public init(weight: Tensor, bias: Tensor?) {
-        precondition(weight.rank == 2, "linear weight must be [out, in], got \(weight.shape)")
-        self.weight = weight
+        self.init(source: WeightSource(weight), bias: bias)
+    }
+
+    init(source: WeightSource, bias: Tensor?) {
+        precondition(source.shape.count == 2, "linear weight must be [out, in], got \(source.shape)")
+        if let bias { precondition(bias.count == source.shape[0], "linear bias of \(bias.count) for \(source.shape[0]) outputs") }
+        weights = PackedWeights(source)
         self.bias = bias
     }
 
-    /// Loads `name.weight` ([out, in]) and, when `bias`, `name.bias`.
+    /// Loads `name.weight` ([out, in]; read when first used) and, when `bias`, `name.bias`.
     public init(_ weights: Weights, _ name: String, input: Int, output: Int, bias: Bool = true) throws {
-        self.init(weight: try weights(name + ".weight", shape: [output, input]),
+        self.init(source: try weights.source(name + ".weight", shape: [output, input]),
                   bias: bias ? try weights(name + ".bias", shape: [output]) : nil)
     }
 
+    /// The weight matrix [out, in] as float32.
+    public var weight: Tensor { weights.float32 }
+
     /// [..., in] -> [..., out]
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor, precision: Precision) -> Tensor {
+        var y = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outputFeatures])
+        apply(x, precision: precision, into: &y, epilogue: .none)
+        return y
+    }
+
+    /// residual + x W^T + b, accumulated into `residual`'s copy in one pass ([..., out]).
+    public func adding(_ x: Tensor, to residual: Tensor, precision: Precision) -> Tensor {
+        precondition(residual.shape == Array(x.shape.dropLast()) + [outputFeatures],
+                     "residual \(residual.shape) does not match the output of \(x.shape) -> \(outputFeatures)")
+        var y = residual
+        apply(x, precision: precision, into: &y, epilogue: .accumulate)
+        return y
+    }
+
+    /// GELU(x W^T + b) * other, with the GELU and the product fused into the store ([..., out]).
+    public func gelu(_ x: Tensor, times other: Tensor, precision: Precision) -> Tensor {
+        precondition(other.shape == Array(x.shape.dropLast()) + [outputFeatures],
+                     "gate \(other.shape) does not match the output of \(x.shape) -> \(outputFeatures)")
+        var y = Tensor(uninitializedShape: other.shape)
+        other.withUnsafeBufferPointer { gate in
+            apply(x, precision: precision, into: &y, epilogue: .geluTimes, gate: gate.baseAddress!)
+        }
+        return y
+    }
+
+    /// The rows `range` of this layer's outputs, as a layer of their own.
+    func rows(_ range: Range<Int>) -> Linear {
+        Linear(source: weights.source.rows(range), bias: bias?.slice(range))
+    }
+
+    private func apply(_ x: Tensor, precision: Precision, into y: inout Tensor, epilogue: MatmulEpilogue,
+                       gate: UnsafePointer<Float>? = nil) {
         precondition(x.dim(-1) == inputFeatures, "linear expects [..., \(inputFeatures)], got \(x.shape)")
         let rows = x.count / inputFeatures
-        var y = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outputFeatures])
-        y.withUnsafeMutableBufferPointer { out in
-            // Start from the bias in every row and accumulate the product onto it (one pass fewer).
-            if let bias {
-                bias.withUnsafeBufferPointer { b in
-                    for row in 0..<rows { (out.baseAddress! + row * outputFeatures).update(from: b.baseAddress!, count: outputFeatures) }
-                }
-            }
-            x.withUnsafeBufferPointer { input in
-                weight.withUnsafeBufferPointer { w in
-                    BLAS.parallelGEMM(transposeB: true, m: rows, n: outputFeatures, k: inputFeatures,
-                                      a: input.baseAddress!, lda: inputFeatures, b: w.baseAddress!, ldb: inputFeatures,
-                                      beta: bias == nil ? 0 : 1, c: out.baseAddress!, ldc: outputFeatures)
+        ProductInput.with(x, precision: precision) { input in
+            y.withUnsafeMutableBufferPointer { out in
+                if let bias {
+                    bias.withUnsafeBufferPointer { b in
+                        MatrixProduct.linear(input: input, rows: rows, inputs: inputFeatures, weights: weights, outputs: outputFeatures,
+                                             bias: b.baseAddress!, into: out.baseAddress!, epilogue: epilogue, gate: gate)
+                    }
+                } else {
+                    MatrixProduct.linear(input: input, rows: rows, inputs: inputFeatures, weights: weights, outputs: outputFeatures,
+                                         bias: nil, into: out.baseAddress!, epilogue: epilogue, gate: gate)
                 }
             }
         }
-        return y
     }
 }

@@ -19,6 +19,11 @@ public struct Weights: Sendable {
         try file.tensor(prefix + name, shape: shape)
     }
 
+    /// The float entry `name`, which must have `shape`, to be read when first used.
+    public func source(_ name: String, shape: [Int]) throws -> WeightSource {
+        try WeightSource(file: file, name: prefix + name, shape: shape)
+    }
+
     /// The tensor `name` if present (optional biases), which must then have `shape`.
     public func optional(_ name: String, shape: [Int]) throws -> Tensor? {
         contains(name) ? try self(name, shape: shape) : nil
@@ -26,6 +31,6 @@ public struct Weights: Sendable {
 
     public func contains(_ name: String) -> Bool { file.entries[prefix + name] != nil }
 
-    /// The tensor `name` whatever its shape (for the legacy 1x1-conv attention weights).
-    func any(_ name: String) throws -> Tensor { try file.tensor(prefix + name) }
+    /// The stored shape of `name`, if present.
+    func shape(of name: String) -> [Int]? { file.entries[prefix + name]?.shape }
 }

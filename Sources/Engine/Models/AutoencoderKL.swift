@@ -54,12 +54,9 @@ struct PixelAttention: Sendable {
         func projection(_ current: String, _ old: String) throws -> Linear {
             let name = legacy ? old : current
             // Legacy checkpoints may store these as 1x1 convolutions [C, C, 1, 1].
-            let weight = try w.any(name + ".weight")
-            guard weight.count == channels * channels else {
-                throw SafeTensorsError(file: w.file.url.path, tensor: w.prefix + name + ".weight",
-                                       kind: .shapeMismatch(expected: [channels, channels], found: weight.shape))
-            }
-            return Linear(weight: weight.reshaped([channels, channels]), bias: try w(name + ".bias", shape: [channels]))
+            let convolution = w.shape(of: name + ".weight") == [channels, channels, 1, 1]
+            let source = try w.source(name + ".weight", shape: convolution ? [channels, channels, 1, 1] : [channels, channels])
+            return Linear(source: source.reshaped([channels, channels]), bias: try w(name + ".bias", shape: [channels]))
         }
         query = try projection("to_q", "query")
         key = try projection("to_k", "key")
@@ -67,11 +64,13 @@ struct PixelAttention: Sendable {
         output = try projection("to_out.0", "proj_attn")
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let h = norm(x).reshaped([batch, channels, height * width]).transposedLastTwo()  // [B, HW, C]
-        let attended = output(Attention.scaledDotProduct(query: query(h), key: key(h), value: value(h), heads: 1))
-        return attended.transposedLastTwo().reshaped(x.shape) + x
+    /// x [B, H, W, C] -> [B, H, W, C]
+    func callAsFunction(_ x: Tensor, precision: Precision) -> Tensor {
+        let (batch, height, width, channels) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let h = norm(x).reshaped([batch, height * width, channels])  // the pixels are the tokens
+        let attended = Attention.scaledDotProduct(query: query(h, precision: precision), key: key(h, precision: precision),
+                                                  value: value(h, precision: precision), heads: 1, precision: precision)
+        return output.adding(attended, to: x.reshaped([batch, height * width, channels]), precision: precision).reshaped(x.shape)
     }
 }
 
@@ -86,10 +85,10 @@ struct AutoencoderMidBlock: Sendable {
         self.attention = attention ? try PixelAttention(w.scoped("attentions.0"), channels: channels, groups: groups) : nil
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        var h = first(x, activatedTime: nil)
-        if let attention { h = attention(h) }
-        return second(h, activatedTime: nil)
+    func callAsFunction(_ x: Tensor, precision: Precision) -> Tensor {
+        var h = first(x, activatedTime: nil, precision: precision)
+        if let attention { h = attention(h, precision: precision) }
+        return second(h, activatedTime: nil, precision: precision)
     }
 }
 
@@ -157,27 +156,28 @@ public struct AutoencoderKL: Sendable {
 
     /// Images [B, 3, H, W] in [-1, 1] -> the latent distribution's mean and standard deviation,
     /// each [B, latent, H/f, W/f] (not yet multiplied by the scaling factor).
-    public func encode(_ image: Tensor) -> (mean: Tensor, standardDeviation: Tensor) {
-        var x = encoderIn(image)
+    public func encode(_ image: Tensor, precision: Precision = .fp32) -> (mean: Tensor, standardDeviation: Tensor) {
+        var x = encoderIn(image.channelsLast(), precision: precision)
         for block in encoderBlocks {
-            for resnet in block.resnets { x = resnet(x, activatedTime: nil) }
-            if let downsample = block.downsample { x = downsample(x) }
+            for resnet in block.resnets { x = resnet(x, activatedTime: nil, precision: precision) }
+            if let downsample = block.downsample { x = downsample(x, precision: precision) }
         }
-        x = encoderOut(encoderNorm(encoderMid(x), activation: .silu))
-        if let quant { x = quant(x) }
-        let halves = x.chunked(2, axis: 1)
+        x = encoderOut(encoderNorm(encoderMid(x, precision: precision), activation: .silu), precision: precision)
+        if let quant { x = quant(x, precision: precision) }
+        let halves = x.channelsFirst().chunked(2, axis: 1)
         let deviation = halves[1].mapElements { Foundation.exp(0.5 * min(max($0, -30), 20)) }
         return (halves[0], deviation)
     }
 
     /// Latents [B, latent, h, w] (already divided by the scaling factor) -> images [B, 3, h*f, w*f].
-    public func decode(_ latents: Tensor) -> Tensor {
-        var x = postQuant?(latents) ?? latents
-        x = decoderMid(decoderIn(x))
+    public func decode(_ latents: Tensor, precision: Precision = .fp32) -> Tensor {
+        var x = latents.channelsLast()
+        if let postQuant { x = postQuant(x, precision: precision) }
+        x = decoderMid(decoderIn(x, precision: precision), precision: precision)
         for block in decoderBlocks {
-            for resnet in block.resnets { x = resnet(x, activatedTime: nil) }
-            if let upsample = block.upsample { x = upsample(x) }
+            for resnet in block.resnets { x = resnet(x, activatedTime: nil, precision: precision) }
+            if let upsample = block.upsample { x = upsample(x, precision: precision) }
         }
-        return decoderOut(decoderNorm(x, activation: .silu))
+        return decoderOut(decoderNorm(x, activation: .silu), precision: precision).channelsFirst()
     }
 }

@@ -78,7 +78,7 @@ public struct CLIPTextModel: Sendable {
     }
 
     /// Token ids [B][N] (N <= positions) -> last hidden state [B, N, width].
-    public func callAsFunction(_ ids: [[Int]]) -> Tensor {
+    public func callAsFunction(_ ids: [[Int]], precision: Precision = .fp32) -> Tensor {
         let n = ids.first?.count ?? 0
         precondition(ids.allSatisfy { $0.count == n } && n <= configuration.positions,
                      "token sequences must share one length of at most \(configuration.positions)")
@@ -90,11 +90,11 @@ public struct CLIPTextModel: Sendable {
         let causal = Tensor(shape: [n, n], values: (0..<(n * n)).map { ($0 % n) > ($0 / n) ? -Float.infinity : 0 })
         for layer in layers {
             let h = layer.norm1(x)
-            let attended = Attention.scaledDotProduct(query: layer.query(h), key: layer.key(h), value: layer.value(h),
-                                                      heads: configuration.heads, mask: causal)
-            x = x + layer.output(attended)
-            let inner = layer.fc1(layer.norm2(x))
-            x = x + layer.fc2(configuration.activation == .quickGELU ? inner.quickGELU() : inner.gelu())
+            let attended = Attention.scaledDotProduct(query: layer.query(h, precision: precision), key: layer.key(h, precision: precision),
+                                                      value: layer.value(h, precision: precision), heads: configuration.heads, mask: causal)
+            x = layer.output.adding(attended, to: x, precision: precision)
+            let inner = layer.fc1(layer.norm2(x), precision: precision)
+            x = layer.fc2.adding(configuration.activation == .quickGELU ? inner.quickGELU() : inner.gelu(), to: x, precision: precision)
         }
         return finalNorm(x)
     }

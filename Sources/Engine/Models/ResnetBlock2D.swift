@@ -1,5 +1,6 @@
 /// diffusers' ResnetBlock2D: GroupNorm, SiLU, 3x3 conv, plus the projected time embedding;
 /// GroupNorm, SiLU, 3x3 conv; added to the input (through a 1x1 conv when channels change).
+/// Channels-last.
 struct ResnetBlock2D: Sendable {
     let norm1, norm2: GroupNorm
     let conv1, conv2: Conv2dKernel
@@ -15,14 +16,15 @@ struct ResnetBlock2D: Sendable {
         shortcut = input != output ? try Conv2dKernel(w, "conv_shortcut", input: input, output: output, kernel: 1) : nil
     }
 
-    /// x [N, Cin, H, W], time embedding [N, T] after SiLU -> [N, Cout, H, W]
-    func callAsFunction(_ x: Tensor, activatedTime: Tensor?) -> Tensor {
-        var h = conv1(norm1(x, activation: .silu))
+    /// x [N, H, W, Cin], time embedding [N, T] after SiLU -> [N, H, W, Cout]
+    func callAsFunction(_ x: Tensor, activatedTime: Tensor?, precision: Precision) -> Tensor {
+        var h = conv1(norm1(x, activation: .silu), precision: precision)
         if let timeProjection, let activatedTime {
-            h.addItemChannelBias(timeProjection(activatedTime))
+            h.addItemChannelBias(timeProjection(activatedTime, precision: precision))
         }
-        h = conv2(norm2(h, activation: .silu))
-        return (shortcut?(x) ?? x) + h
+        // The second convolution accumulates onto the shortcut.
+        let residual = shortcut?(x, precision: precision) ?? x
+        return conv2.adding(norm2(h, activation: .silu), to: residual, precision: precision)
     }
 }
 
@@ -36,7 +38,8 @@ struct Downsample2D: Sendable {
                                 padding: symmetricPadding ? .uniform(1) : Padding2D(top: 0, bottom: 1, left: 0, right: 1))
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor { conv(x) }
+    /// [N, H, W, C] -> [N, H/2, W/2, C]
+    func callAsFunction(_ x: Tensor, precision: Precision) -> Tensor { conv(x, precision: precision) }
 }
 
 /// Nearest-neighbour upsampling (to twice the size, or to a given size) then a 3x3 convolution
@@ -48,8 +51,9 @@ struct Upsample2D: Sendable {
         conv = try Conv2dKernel(w, "conv", input: channels, output: channels, kernel: 3)
     }
 
-    func callAsFunction(_ x: Tensor, size: (Int, Int)? = nil) -> Tensor {
-        let (h, w) = size ?? (2 * x.shape[2], 2 * x.shape[3])
-        return conv(x.resizedNearest(height: h, width: w))
+    /// [N, H, W, C] -> [N, 2H, 2W, C] (or `size`)
+    func callAsFunction(_ x: Tensor, size: (Int, Int)? = nil, precision: Precision) -> Tensor {
+        let (h, w) = size ?? (2 * x.shape[1], 2 * x.shape[2])
+        return conv(x.resizedNearest(height: h, width: w), precision: precision)
     }
 }

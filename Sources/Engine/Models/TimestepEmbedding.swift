@@ -26,5 +26,7 @@ struct TimestepEmbedding: Sendable {
         second = try Linear(weights, "linear_2", input: width, output: width)
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor { second(first(x).silu()) }
+    func callAsFunction(_ x: Tensor, precision: Precision) -> Tensor {
+        second(first(x, precision: precision).silu(), precision: precision)
+    }
 }

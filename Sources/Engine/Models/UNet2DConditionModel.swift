@@ -101,39 +101,42 @@ public struct UNet2DConditionModel: Sendable {
     ///   - timesteps: B values
     ///   - context: [B, tokens, crossAttentionWidth]
     ///   - classLabels: B labels when the model has a class embedding (noise levels)
+    ///   - precision: of the convolutions, products and unwatched attention
     ///   - controller: sees every attention layer's probabilities
     /// - Returns: [B, outChannels, H, W]
     public func callAsFunction(
         _ sample: Tensor, timesteps: [Float], context: Tensor, classLabels: [Int]? = nil,
-        controller: AttentionController? = nil
+        precision: Precision = .fp32, controller: AttentionController? = nil
     ) -> Tensor {
         let c = configuration
         precondition(sample.rank == 4 && sample.shape[1] == c.inChannels, "UNet expects [B, \(c.inChannels), H, W], got \(sample.shape)")
         precondition(timesteps.count == sample.shape[0] && context.shape[0] == sample.shape[0] && context.dim(-1) == c.crossAttentionWidth,
                      "UNet inputs disagree: sample \(sample.shape), \(timesteps.count) timesteps, context \(context.shape)")
         let router = AttentionRouter(controller)
-        var time = timeEmbedding(sinusoidalEmbedding(timesteps, width: c.blockOutChannels[0], flipSinToCos: c.flipSinToCos, shift: c.frequencyShift))
+        var time = timeEmbedding(sinusoidalEmbedding(timesteps, width: c.blockOutChannels[0], flipSinToCos: c.flipSinToCos, shift: c.frequencyShift),
+                                 precision: precision)
         if let classTable {
             precondition(classLabels?.count == timesteps.count, "this UNet needs one class label per sample")
             time = time + classTable(classLabels ?? [])
         } else if let classTimestepEmbedding {
             precondition(classLabels?.count == timesteps.count, "this UNet needs one class label per sample")
             time = time + classTimestepEmbedding(sinusoidalEmbedding((classLabels ?? []).map(Float.init), width: c.blockOutChannels[0],
-                                                                     flipSinToCos: c.flipSinToCos, shift: c.frequencyShift))
+                                                                     flipSinToCos: c.flipSinToCos, shift: c.frequencyShift), precision: precision)
         }
         let activatedTime = time.silu()
-        var x = c.centerInputSample ? sample * 2 + -1 : sample
-        x = convIn(x)
+        // Channels-last inside (see ChannelsLast.swift).
+        var x = (c.centerInputSample ? sample * 2 + -1 : sample).channelsLast()
+        x = convIn(x, precision: precision)
         var skips = [x]
         for block in downBlocks {
-            let (output, blockSkips) = block(x, time: activatedTime, context: context, router: router)
+            let (output, blockSkips) = block(x, time: activatedTime, context: context, router: router, precision: precision)
             x = output
             skips += blockSkips
         }
-        if let midBlock { x = midBlock(x, time: activatedTime, context: context, router: router) }
+        if let midBlock { x = midBlock(x, time: activatedTime, context: context, router: router, precision: precision) }
         for block in upBlocks {
-            x = block(x, skips: &skips, time: activatedTime, context: context, router: router)
+            x = block(x, skips: &skips, time: activatedTime, context: context, router: router, precision: precision)
         }
-        return convOut(normOut(x, activation: .silu))
+        return convOut(normOut(x, activation: .silu), precision: precision).channelsFirst()
     }
 }

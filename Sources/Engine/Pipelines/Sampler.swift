@@ -42,8 +42,11 @@ public struct SamplingSettings: Sendable, Equatable {
     public var lowMemory: Bool = false
     /// Truncate prompts over the tokenizer's limit instead of refusing them.
     public var truncatePrompts: Bool = false
+    /// The arithmetic of the models' heavy layers.
+    public var precision: Precision = .fp32
 
-    public init(steps: Int, guidance: Float, seed: UInt64, height: Int, width: Int, lowMemory: Bool = false, truncatePrompts: Bool = false) {
+    public init(steps: Int, guidance: Float, seed: UInt64, height: Int, width: Int, lowMemory: Bool = false, truncatePrompts: Bool = false,
+                precision: Precision = .fp32) {
         self.steps = steps
         self.guidance = guidance
         self.seed = seed
@@ -51,6 +54,7 @@ public struct SamplingSettings: Sendable, Equatable {
         self.width = width
         self.lowMemory = lowMemory
         self.truncatePrompts = truncatePrompts
+        self.precision = precision
     }
 }
 
@@ -78,12 +82,16 @@ public struct Sampler: Sendable {
         guard settings.guidance.isFinite, settings.guidance >= 0 else {
             throw SamplingError(field: "guidance", problem: "\(settings.guidance) is not a usable scale", fix: "use a number >= 0 (1 or less disables guidance)")
         }
+        do { try settings.precision.checkSupported() } catch {
+            throw SamplingError(field: "precision", problem: "\(settings.precision) cannot run on this CPU (\(OneDNN.instructionSetName))",
+                                fix: "use fp32 (bf16 needs AVX512-BF16 or AMX)")
+        }
     }
 
     /// Text embeddings [prompts, tokens, width] of `prompts`.
-    public func encode(_ prompts: [String], truncate: Bool) throws -> Tensor {
+    public func encode(_ prompts: [String], truncate: Bool, precision: Precision) throws -> Tensor {
         let ids = try prompts.map { try model.tokenizer.tokenize($0, truncate: truncate) }
-        return model.textEncoder(ids)
+        return model.textEncoder(ids, precision: precision)
     }
 
     /// The seed's starting noise for one prompt: [1, C, h, w], as torch.randn with a generator.
@@ -101,10 +109,11 @@ public struct Sampler: Sendable {
         try validate(settings)
         guard !prompts.isEmpty else { throw SamplingError(field: "prompts", problem: "none given", fix: "give at least one prompt") }
         let count = prompts.count
-        let conditional = try encode(prompts, truncate: settings.truncatePrompts)
+        let precision = settings.precision
+        let conditional = try encode(prompts, truncate: settings.truncatePrompts, precision: precision)
         // As diffusers: guidance only above 1 (a scale of 1 or less is the conditional prediction).
         let guided = settings.guidance > 1
-        let unconditional = guided ? try encode([""], truncate: false).repeated(count) : conditional
+        let unconditional = guided ? try encode([""], truncate: false, precision: precision).repeated(count) : conditional
         var latents = (start ?? initialNoise(settings)).repeated(count / (start?.shape[0] ?? 1))
         let scheduler = model.scheduler
         let timesteps = scheduler.timesteps(steps: settings.steps)
@@ -113,17 +122,18 @@ public struct Sampler: Sendable {
             var prediction: Tensor
             if !guided {
                 controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: 0..<count))
-                prediction = model.unet(latents, timesteps: Array(repeating: time, count: count), context: conditional, controller: controller)
+                prediction = model.unet(latents, timesteps: Array(repeating: time, count: count), context: conditional, precision: precision, controller: controller)
             } else if settings.lowMemory {
                 controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: 0..<0))
-                let uncond = model.unet(latents, timesteps: Array(repeating: time, count: count), context: unconditional, controller: controller)
+                let uncond = model.unet(latents, timesteps: Array(repeating: time, count: count), context: unconditional, precision: precision, controller: controller)
                 controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: 0..<count))
-                let cond = model.unet(latents, timesteps: Array(repeating: time, count: count), context: conditional, controller: controller)
+                let cond = model.unet(latents, timesteps: Array(repeating: time, count: count), context: conditional, precision: precision, controller: controller)
                 prediction = Self.guide(unconditional: uncond, conditional: cond, scale: settings.guidance)
             } else {
                 controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: count..<(2 * count)))
                 let both = model.unet(Tensor.concatenate([latents, latents], axis: 0), timesteps: Array(repeating: time, count: 2 * count),
-                                      context: Tensor.concatenate([unconditional, conditional], axis: 0), controller: controller)
+                                      context: Tensor.concatenate([unconditional, conditional], axis: 0), precision: precision,
+                                      controller: controller)
                 prediction = Self.guide(unconditional: both.slice(0..<count), conditional: both.slice(count..<(2 * count)), scale: settings.guidance)
             }
             latents = scheduler.step(prediction, timestep: t, sample: latents, steps: settings.steps)
@@ -144,11 +154,11 @@ public struct Sampler: Sendable {
 
     /// Final latents to images [prompts, 3, H, W] in [-1, 1] (the VAE decode, or the pixels
     /// themselves for pixel-space models).
-    public func decode(_ latents: Tensor) -> Tensor {
+    public func decode(_ latents: Tensor, precision: Precision) -> Tensor {
         guard let autoencoder = model.autoencoder else { return latents }
         // One image at a time: at 512 px the decoder's activations dominate memory.
         let images = (0..<latents.shape[0]).map { index in
-            autoencoder.decode(latents.slice(index..<(index + 1)) / autoencoder.configuration.scalingFactor)
+            autoencoder.decode(latents.slice(index..<(index + 1)) / autoencoder.configuration.scalingFactor, precision: precision)
         }
         return images.count == 1 ? images[0] : Tensor.concatenate(images, axis: 0)
     }
@@ -158,6 +168,6 @@ extension Sampler {
     /// Text to image as diffusers' StableDiffusionPipeline with a DDIM scheduler: [1, 3, H, W]
     /// in [-1, 1].
     public func generate(prompt: String, settings: SamplingSettings, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
-        decode(try sample(prompts: [prompt], settings: settings, progress: progress))
+        decode(try sample(prompts: [prompt], settings: settings, progress: progress), precision: settings.precision)
     }
 }

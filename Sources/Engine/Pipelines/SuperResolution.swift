@@ -11,14 +11,15 @@ public struct SuperResolution: Sendable {
     }
 
     /// image [1, 3, h, w] in [-1, 1] -> [1, 3, h*f, w*f]
-    public func upscale(_ image: Tensor, prompt: String, seed: UInt64, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
+    public func upscale(_ image: Tensor, prompt: String, seed: UInt64, precision: Precision = .fp32,
+                        progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
         let defaults = model.defaults
         let (height, width) = (image.shape[2] * stage.factor, image.shape[3] * stage.factor)
         let sampler = Sampler(model: model)
         let guidance = defaults.superResolutionGuidance
         let guided = guidance != 1
-        let conditional = try sampler.encode([prompt], truncate: true)
-        let context = guided ? Tensor.concatenate([try sampler.encode([""], truncate: false), conditional], axis: 0) : conditional
+        let conditional = try sampler.encode([prompt], truncate: true, precision: precision)
+        let context = guided ? Tensor.concatenate([try sampler.encode([""], truncate: false, precision: precision), conditional], axis: 0) : conditional
         var generator = TorchGenerator(seed: seed)
         var x = generator.normal([1, stage.unet.configuration.outChannels, height, width])
         var low = image.resizedBilinear(height: height, width: width)
@@ -30,7 +31,7 @@ public struct SuperResolution: Sendable {
             let input = Tensor.concatenate([x, low], axis: 1)
             let batch = guided ? Tensor.concatenate([input, input], axis: 0) : input
             let output = stage.unet(batch, timesteps: Array(repeating: Float(t), count: batch.shape[0]), context: context,
-                                    classLabels: Array(repeating: level, count: batch.shape[0]))
+                                    classLabels: Array(repeating: level, count: batch.shape[0]), precision: precision)
             let prediction = guided ? Sampler.guide(unconditional: output.slice(0..<1), conditional: output.slice(1..<2), scale: guidance) : output
             x = stage.scheduler.step(prediction, timestep: t, sample: x, steps: steps)
             progress?(step + 1, timesteps.count)

@@ -64,6 +64,8 @@ public struct EditSpec: Sendable, Equatable {
     public var image: String?
     /// How the real image is inverted.
     public var inversion: InversionMethod = .direct
+    /// The arithmetic of the models' heavy layers (fp32 unless asked).
+    public var precision: Precision = .fp32
 
     public init(id: String, source: String, targets: [String]) {
         self.id = id
@@ -76,7 +78,7 @@ public struct EditSpec: Sendable, Equatable {
 
     static let keys: [String] = ["id", "source", "targets", "mode", "cross_replace", "self_replace", "blend", "blend_subtract",
                                  "blend_threshold", "blend_subtract_threshold", "start_blend", "reweight", "spatial_replace", "self_replace_side", "seed",
-                                 "steps", "guidance", "height", "width", "model", "super_resolution", "image", "inversion"]
+                                 "steps", "guidance", "height", "width", "model", "super_resolution", "image", "inversion", "precision"]
 
     /// Parses one JSON object, refusing unknown keys and ill-typed or out-of-range values with
     /// the field's name and the fix.
@@ -189,6 +191,12 @@ public struct EditSpec: Sendable, Equatable {
             guard image != nil else { throw EditError(field: "inversion", problem: "is given without an image", fix: "add \"image\": \"photo.png\", or remove it") }
             inversion = parsed
         }
+        if let name = try string("precision") {
+            guard let parsed = Precision(rawValue: name) else {
+                throw EditError(field: "precision", problem: "'\(name)' is not a precision", fix: "use fp32 or bf16")
+            }
+            precision = parsed
+        }
         if let value = object["super_resolution"], value != .null {
             guard let flag = value.boolValue else { throw EditError(field: "super_resolution", problem: "should be true or false", fix: "write true or false") }
             superResolution = flag
@@ -299,6 +307,7 @@ public struct EditSpec: Sendable, Equatable {
             object["image"] = .string(image)
             object["inversion"] = .string(inversion.rawValue)
         }
+        if precision != .fp32 { object["precision"] = .string(precision.rawValue) }
         return .object(object)
     }
 }

@@ -19,9 +19,9 @@ public struct ImageInversion: Sendable {
 
     /// The image [1, 3, H, W] in [-1, 1] as the model's sample: the VAE's mean latent times the
     /// scaling factor, or the pixels themselves for pixel-space models.
-    public func encode(_ image: Tensor) -> Tensor {
+    public func encode(_ image: Tensor, precision: Precision) -> Tensor {
         guard let autoencoder = model.autoencoder else { return image }
-        return autoencoder.encode(image).mean * autoencoder.configuration.scalingFactor
+        return autoencoder.encode(image, precision: precision).mean * autoencoder.configuration.scalingFactor
     }
 
     /// A picture resized (bilinearly) to the edit's size, as a [1, 3, H, W] tensor.
@@ -35,13 +35,13 @@ public struct ImageInversion: Sendable {
     public func trajectory(of sample: Tensor, prompt: String, settings: SamplingSettings,
                            progress: ((Int, Int) -> Void)? = nil) throws -> [Tensor] {
         let sampler = Sampler(model: model)
-        let context = try sampler.encode([prompt], truncate: settings.truncatePrompts)
+        let context = try sampler.encode([prompt], truncate: settings.truncatePrompts, precision: settings.precision)
         let scheduler = model.scheduler
         let timesteps = scheduler.timesteps(steps: settings.steps)
         var path = [sample]
         var x = sample
         for (index, t) in timesteps.reversed().enumerated() {
-            let noise = model.unet(x, timesteps: [Float(t)], context: context)
+            let noise = model.unet(x, timesteps: [Float(t)], context: context, precision: settings.precision)
             x = scheduler.inversionStep(noise, timestep: t, sample: x, steps: settings.steps)
             path.append(x)
             progress?(index + 1, timesteps.count)

@@ -39,7 +39,7 @@ public struct PromptToPromptEditor: Sendable {
     public func settings(for spec: EditSpec, lowMemory: Bool = false) -> SamplingSettings {
         let d = model.defaults
         return SamplingSettings(steps: spec.steps ?? d.steps, guidance: Float(spec.guidance ?? Double(d.guidance)), seed: spec.seed,
-                                height: spec.height ?? d.height, width: spec.width ?? d.width, lowMemory: lowMemory)
+                                height: spec.height ?? d.height, width: spec.width ?? d.width, lowMemory: lowMemory, precision: spec.precision)
     }
 
     /// Everything about `spec` that needs the model: prompt lengths, and that every blend,
@@ -176,7 +176,8 @@ public struct PromptToPromptEditor: Sendable {
                 throw EditError(field: "image", problem: "\(error)", fix: "give a readable PNG file")
             }
             let inversion = ImageInversion(model: model)
-            let sample = inversion.encode(ImageInversion.tensor(of: picture, height: settings.height, width: settings.width))
+            let sample = inversion.encode(ImageInversion.tensor(of: picture, height: settings.height, width: settings.width),
+                                          precision: settings.precision)
             let trajectory = try inversion.trajectory(of: sample, prompt: spec.source, settings: settings)
             noise = trajectory[trajectory.count - 1]
             if spec.inversion == .direct {
@@ -202,10 +203,10 @@ public struct PromptToPromptEditor: Sendable {
     /// them on different workers with the same result.
     public func finishImage(_ stageOne: Tensor, index: Int, spec: EditSpec) throws -> RGBImage {
         precondition(stageOne.shape[0] == 1, "finish one image at a time, got \(stageOne.shape)")
-        let decoded = Sampler(model: model).decode(stageOne)
+        let decoded = Sampler(model: model).decode(stageOne, precision: spec.precision)
         if spec.superResolution, let stage = model.superResolution {
             let upscaler = SuperResolution(model: model, stage: stage)
-            return RGBImage(tensor: try upscaler.upscale(decoded, prompt: spec.prompts[index], seed: spec.seed))
+            return RGBImage(tensor: try upscaler.upscale(decoded, prompt: spec.prompts[index], seed: spec.seed, precision: spec.precision))
         }
         return RGBImage(tensor: decoded)
     }

@@ -14,6 +14,8 @@ public struct ShapesWorldEvaluation: Sendable {
 
     /// The added pattern word's cross-attention weight in the reweight row.
     public var reweightWeight: Double
+    /// The arithmetic of every model call.
+    public var precision: Precision = .fp32
 
     public init(model: DiffusionModel, samples: Int, seed: UInt64 = 1, steps: Int? = nil, guidance: Double? = nil, reweightWeight: Double = 4) {
         (self.model, self.samples, self.seed, self.steps, self.guidance) = (model, samples, seed, steps, guidance)
@@ -61,11 +63,11 @@ public struct ShapesWorldEvaluation: Sendable {
         var generator = SplitMix64(seed: seed &+ UInt64(objects ?? 0) &* 7919)
         let scenes = (0..<samples).map { _ in SceneSampler().sample(using: &generator, objects: objects) }
         let sampler = Sampler(model: model)
-        let (model, seed, steps, side) = (self.model, self.seed, self.steps, self.side)
+        let (model, seed, steps, side, precision) = (self.model, self.seed, self.steps, self.side, self.precision)
         let guidance = self.guidance.map { Float($0) } ?? model.defaults.guidance
         let detections = try eachSample(samples, progress: progress) { index -> Detection in
             let settings = SamplingSettings(steps: steps ?? model.defaults.steps, guidance: guidance,
-                                            seed: seed &+ UInt64(index), height: side, width: side)
+                                            seed: seed &+ UInt64(index), height: side, width: side, precision: precision)
             return SceneDetector.detect(RGBImage(tensor: try sampler.generate(prompt: scenes[index].caption, settings: settings)))
         }
         var correct = 0, inOrder = 0
@@ -123,12 +125,12 @@ public struct ShapesWorldEvaluation: Sendable {
         let upscaler = SuperResolution(model: model, stage: stage)
         var generator = SplitMix64(seed: seed &+ 17)
         let scenes = (0..<samples).map { _ in SceneSampler().sample(using: &generator) }
-        let (seed, side) = (self.seed, self.side)
+        let (seed, side, precision) = (self.seed, self.side, self.precision)
         let scores = try eachSample(samples, progress: progress) { index -> SuperResolutionRow.Scene in
             let exact = SceneRenderer.render(scenes[index], size: side * stage.factor)
             let low = SceneRenderer.downsample(exact, factor: stage.factor)
             let output = RGBImage(tensor: try upscaler.upscale(low.tensor().reshaped([1, 3, side, side]), prompt: scenes[index].caption,
-                                                               seed: seed &+ UInt64(index)))
+                                                               seed: seed &+ UInt64(index), precision: precision))
             let a = SceneDetector.detect(output), b = SceneDetector.detect(exact)
             // Objects as a set: the detector lists them largest first, and two of one size can
             // come out in either order.
@@ -197,6 +199,7 @@ public struct ShapesWorldEvaluation: Sendable {
         spec.steps = steps
         spec.guidance = guidance
         spec.superResolution = false
+        spec.precision = precision
         switch kind {
         case .colour, .shape, .background: spec.mode = .replace
         case .pattern: spec.mode = .refine
@@ -223,7 +226,7 @@ public struct ShapesWorldEvaluation: Sendable {
             let settings = editor.settings(for: spec)
             let output = try sampler.sample(prompts: spec.prompts, settings: settings,
                                             controller: try editor.controller(for: spec, settings: settings, storeAttention: false))
-            let pixels = sampler.decode(output)
+            let pixels = sampler.decode(output, precision: settings.precision)
             let source = RGBImage(tensor: pixels.slice(0..<1)), edited = RGBImage(tensor: pixels.slice(1..<2))
             let baseline = RGBImage(tensor: try sampler.generate(prompt: baselinePrompt, settings: settings))
             let s = SceneDetector.detect(source)
@@ -287,8 +290,9 @@ public struct ShapesWorldEvaluation: Sendable {
             spec.image = url.path
             spec.inversion = method
             spec.superResolution = false
+            spec.precision = precision
             let editor = PromptToPromptEditor(model: model)
-            let output = Sampler(model: model).decode(try editor.runStageOne(spec).output)
+            let output = Sampler(model: model).decode(try editor.runStageOne(spec).output, precision: precision)
             let source = RGBImage(tensor: output.slice(0..<1)), edited = RGBImage(tensor: output.slice(1..<2))
             let objectMask = SceneDetector.detect(wanted).objects.first?.mask ?? []
             let inside = Self.psnr(edited, wanted, where: objectMask, inside: true)

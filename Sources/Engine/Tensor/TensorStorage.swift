@@ -1,9 +1,12 @@
-import CHeap
 import Foundation
 
 /// The memory behind a tensor: a run of `Float32` that is either owned (allocated and freed
 /// here) or borrowed from another owner, such as a memory-mapped weight file, which it keeps
 /// alive. Borrowed memory is read-only; writing to a tensor over it copies first.
+///
+/// Owned buffers come from the malloc heap, which the CHeap target tunes when the program
+/// loads so that freed activations are reused warm: glibc would otherwise hand every block
+/// over 32 MiB back to the kernel and fault in fresh zeroed pages for the next step's.
 public final class TensorStorage: @unchecked Sendable {
     /// Byte alignment of owned buffers: one AVX-512 register, one cache line.
     static let alignment = 64
@@ -14,14 +17,8 @@ public final class TensorStorage: @unchecked Sendable {
     /// Keeps borrowed memory alive (for example a `MemoryMappedFile`); nil when owned.
     private let owner: AnyObject?
 
-    /// glibc returns every block over its mmap threshold (at most 32 MiB) to the kernel when
-    /// freed, so each new activation of a large model would fault in and zero fresh pages: a
-    /// tenth of a Stable Diffusion step. Keeping freed blocks in the heap for reuse avoids that.
-    private static let heapTuning: Void = ptp_keep_freed_memory()
-
     /// Allocates `count` uninitialised floats.
     init(uninitializedCount count: Int) {
-        _ = Self.heapTuning
         let raw = UnsafeMutableRawPointer.allocate(
             byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: Self.alignment)
         base = raw.bindMemory(to: Float.self, capacity: max(count, 1))

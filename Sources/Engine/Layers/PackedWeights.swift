@@ -1,0 +1,109 @@
+import CDNNL
+import Synchronization
+
+/// A layer's weights as loaded: a tensor already in memory, or an entry of a mapped weights
+/// file (its name, type and shape checked at load) read and converted to float32 only when a
+/// precision first needs it, so a bf16 run never holds a float32 copy of a float16 checkpoint.
+public struct WeightSource: Sendable {
+    public let shape: [Int]
+    private let read: @Sendable () -> Tensor
+
+    /// Weights already in memory.
+    public init(_ tensor: Tensor) {
+        shape = tensor.shape
+        read = { tensor }
+    }
+
+    /// The float entry `name` of `file`, which must have `shape`.
+    init(file: SafeTensorsFile, name: String, shape: [Int]) throws {
+        let entry = try file.floatEntry(name, shape: shape)
+        self.shape = shape
+        read = { file.floats(of: entry) }
+    }
+
+    private init(shape: [Int], read: @escaping @Sendable () -> Tensor) {
+        self.shape = shape
+        self.read = read
+    }
+
+    /// The values as float32 (a view of the mapping for float32 files, else a new copy).
+    public func tensor() -> Tensor { read() }
+
+    /// Rows `range` of the first dimension (one half of a projection that is two layers in one).
+    public func rows(_ range: Range<Int>) -> WeightSource {
+        precondition(range.lowerBound >= 0 && range.upperBound <= shape[0], "rows \(range) of weights \(shape)")
+        let read = self.read
+        return WeightSource(shape: [range.count] + shape.dropFirst()) { read().slice(range) }
+    }
+
+    /// The same values seen with another shape of equal size (1x1 convolution weights as a matrix).
+    public func reshaped(_ newShape: [Int]) -> WeightSource {
+        precondition(newShape.reduce(1, *) == shape.reduce(1, *), "cannot view weights \(shape) as \(newShape)")
+        let read = self.read
+        return WeightSource(shape: newShape) { read().reshaped(newShape) }
+    }
+}
+
+/// One layer's weights in the forms its products run on, each made once, on first use, and
+/// kept: the float32 values as stored, a bfloat16 copy in the same order, or a reorder into the
+/// blocked layout a oneDNN convolution asks for (`format_tag_any`). A worker serving both
+/// precisions holds both forms of the layers it has run in both.
+final class PackedWeights: Sendable {
+    let source: WeightSource
+
+    private struct Forms {
+        var float32: Tensor?
+        var bfloat16: AlignedBuffer?
+        /// Reordered copies and the layouts they are in (usually one per precision).
+        var blocked: [(layout: MemoryDescriptor, buffer: AlignedBuffer)] = []
+    }
+    private let forms = Mutex(Forms())
+
+    init(_ source: WeightSource) { self.source = source }
+
+    var shape: [Int] { source.shape }
+
+    /// The float32 values in the stored order ([out, in] for a linear layer).
+    var float32: Tensor {
+        forms.withLock { forms in
+            if let existing = forms.float32 { return existing }
+            let values = source.tensor()
+            forms.float32 = values
+            return values
+        }
+    }
+
+    /// The values in the stored order, as `precision` multiplies them. The memory lives as long
+    /// as this object.
+    func plain(_ precision: Precision) -> UnsafeRawPointer {
+        switch precision {
+        case .fp32:
+            return float32.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress!) }
+        case .bf16:
+            return forms.withLock { forms in
+                if let existing = forms.bfloat16 { return UnsafeRawPointer(existing.pointer) }
+                let copy = BFloat16.copy(of: forms.float32 ?? source.tensor())
+                forms.bfloat16 = copy
+                return UnsafeRawPointer(copy.pointer)
+            }
+        }
+    }
+
+    /// The values reordered into `layout` (which carries the element type), from the stored
+    /// float32 values described by `storedLayout`. Made once per distinct layout.
+    func reordered(into layout: MemoryDescriptor, storedLayout: MemoryDescriptor) -> UnsafeRawPointer {
+        forms.withLock { forms in
+            if let existing = forms.blocked.first(where: { $0.layout == layout }) { return UnsafeRawPointer(existing.buffer.pointer) }
+            let buffer = AlignedBuffer(byteCount: layout.byteCount)
+            let values = forms.float32 ?? source.tensor()
+            values.withUnsafeBufferPointer { stored in
+                Primitive(reorderFrom: storedLayout, to: layout).execute([
+                    .init(kind: DNNL_ARG_FROM, descriptor: storedLayout, pointer: stored.baseAddress!),
+                    .init(kind: DNNL_ARG_TO, descriptor: layout, pointer: buffer.pointer),
+                ])
+            }
+            forms.blocked.append((layout, buffer))
+            return UnsafeRawPointer(buffer.pointer)
+        }
+    }
+}

@@ -1,0 +1,4 @@
+import ArgumentParser
+import Engine
+
+extension Precision: ExpressibleByArgument {}
