@@ -5,7 +5,8 @@ transformers, saved in the diffusers layout, run on fixed inputs, and their inpu
 saved as safetensors. Weights are stored in float16 and the references are computed from the
 float16-rounded weights, so the files stay small and both sides use identical numbers.
 
-    $(scripts/python-env) reference/make_fixtures.py
+    $(scripts/python-env) reference/make_fixtures.py            # everything
+    $(scripts/python-env) reference/make_fixtures.py samplers   # DPM-Solver++ and Euler only
 
 The fixtures are committed; CI needs no Python.
 """
@@ -22,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, StableDiffusionPipeline,
+                       UNet2DConditionModel)
 from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -404,7 +406,115 @@ def make_pipeline_fixture(name: str = "tiny-sd") -> None:
     print(f"pipeline {name}:", ", ".join(runs))
 
 
+# ---------------------------------------------------------------------------------------------
+# DPM-Solver++ and Euler: plans and trajectories, and whole pipelines saved with them
+
+# (class, train config, overrides, steps): each scheduler built as diffusers users build it,
+# `Class.from_config(base_config, **overrides)`, then saved with save_config (so the files hold
+# what diffusers writes, -Infinity included).
+SAMPLER_CASES = {
+    "dpm2m-leading": (DPMSolverMultistepScheduler, "sd15", {}, 20),
+    "dpm2m-karras": (DPMSolverMultistepScheduler, "sd15", {"use_karras_sigmas": True}, 20),
+    "dpm3m-trailing-v": (DPMSolverMultistepScheduler, "sd2-v", {"solver_order": 3, "timestep_spacing": "trailing"}, 25),
+    "dpm3m-karras-short": (DPMSolverMultistepScheduler, "sd15", {"solver_order": 3, "use_karras_sigmas": True}, 8),
+    "dpm1-linspace": (DPMSolverMultistepScheduler, "sd15", {"solver_order": 1, "timestep_spacing": "linspace"}, 12),
+    "dpm2m-heun-sigma-min": (DPMSolverMultistepScheduler, "sd15", {"solver_type": "heun", "final_sigmas_type": "sigma_min",
+                                                                  "lower_order_final": False}, 18),
+    "dpm2m-cosine-clipped-sample": (DPMSolverMultistepScheduler, "cosine-linspace-sample-clip",
+                                    {"lambda_min_clipped": -5.1, "timestep_spacing": "linspace"}, 15),
+    "dpm2m-euler-final": (DPMSolverMultistepScheduler, "sd15", {"euler_at_final": True, "final_sigmas_type": "sigma_min"}, 16),
+    "euler-leading": (EulerDiscreteScheduler, "sd15", {}, 20),
+    "euler-linspace": (EulerDiscreteScheduler, "sd15", {"timestep_spacing": "linspace"}, 17),
+    "euler-trailing-v": (EulerDiscreteScheduler, "sd2-v", {"timestep_spacing": "trailing"}, 25),
+    "euler-karras": (EulerDiscreteScheduler, "sd15", {"use_karras_sigmas": True}, 20),
+    "euler-karras-bounds-sigma-min": (EulerDiscreteScheduler, "sd15", {"use_karras_sigmas": True, "sigma_min": 0.05, "sigma_max": 10.0,
+                                                                      "final_sigmas_type": "sigma_min", "timestep_spacing": "linspace"}, 14),
+}
+
+
+def sampler(case: str):
+    cls, base, overrides, _ = SAMPLER_CASES[case]
+    config = dict(DDIMScheduler(num_train_timesteps=1000, **SCHEDULER_CASES[base]).config)
+    return cls.from_config(config, **overrides)
+
+
+def make_sampler_fixture() -> None:
+    """Each case's plan (timesteps, sigmas) and a trajectory under the fixed stand-in model."""
+    directory = OUT / "samplers"
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    tensors, meta = {}, {}
+    start = seeded(13, 1, 4, 8, 8)
+    direction = seeded(14, 1, 4, 8, 8)
+    for name, (_, _, _, steps) in SAMPLER_CASES.items():
+        scheduler = sampler(name)
+        scheduler.save_config(directory / name)
+        scheduler.set_timesteps(steps)
+        x = start * scheduler.init_noise_sigma
+        for i, t in enumerate(scheduler.timesteps):
+            x = scheduler.step(fixed_model(scheduler.scale_model_input(x, t), float(t), direction), t, x).prev_sample
+            if i == steps // 2:
+                tensors[f"{name}.middle"] = x
+        tensors[f"{name}.final"] = x
+        tensors[f"{name}.sigmas"] = scheduler.sigmas.float()
+        meta[name] = {"steps": steps, "timesteps": [float(t) for t in scheduler.timesteps],
+                      "init_noise_sigma": float(scheduler.init_noise_sigma)}
+    tensors["start"], tensors["direction"] = start, direction
+    save_tensors(directory / "trajectories.safetensors", tensors)
+    (directory / "cases.json").write_text(json.dumps(meta, indent=1))
+    print("samplers:", ", ".join(SAMPLER_CASES))
+
+
+# Whole pipelines: (weights, scheduler class, overrides, prompt, seed, steps, guidance).
+SAMPLER_PIPELINE_RUNS = {
+    "tiny-sd-dpm2m-karras": ("tiny-sd", DPMSolverMultistepScheduler, {"use_karras_sigmas": True},
+                             "a red circle on a blue background", 7, 12, 7.5),
+    "tiny-sd-dpm2m": ("tiny-sd", DPMSolverMultistepScheduler, {}, "a big yellow triangle on a striped white background", 8888, 15, 5.0),
+    "tiny-sd-euler": ("tiny-sd", EulerDiscreteScheduler, {}, "a red circle on a blue background", 7, 12, 7.5),
+    "tiny-sd-euler-karras": ("tiny-sd", EulerDiscreteScheduler, {"use_karras_sigmas": True}, "a green square on a dotted black background", 3, 10, 6.0),
+    "tiny-sd2-dpm3m-trailing": ("tiny-sd2", DPMSolverMultistepScheduler, {"solver_order": 3, "timestep_spacing": "trailing"},
+                                "A painting of a squirrel eating a burger", 8888, 10, 7.5),
+    "tiny-sd2-euler-karras": ("tiny-sd2", EulerDiscreteScheduler, {"use_karras_sigmas": True},
+                              "a photo of a cat, sitting on a red sofa", 3, 12, 5.0),
+}
+
+
+def make_sampler_pipeline_fixture() -> None:
+    """diffusers' StableDiffusionPipeline on the tiny-sd and tiny-sd2 weights with other schedulers: the
+    scheduler folder and model_index.json each pipeline saves, and the image it generates."""
+    directory = OUT / "sampler-pipelines"
+    if directory.exists():
+        shutil.rmtree(directory)
+    tensors, meta = {}, {}
+    for name, (weights, cls, overrides, prompt, seed, steps, guidance) in SAMPLER_PIPELINE_RUNS.items():
+        pipe = StableDiffusionPipeline.from_pretrained(OUT / weights, torch_dtype=torch.float32, safety_checker=None,
+                                                       requires_safety_checker=False)
+        pipe.scheduler = cls.from_config(pipe.scheduler.config, **overrides)
+        pipe.set_progress_bar_config(disable=True)
+        saved = directory / name
+        pipe.scheduler.save_pretrained(saved / "scheduler")
+        pipe.save_config(saved)
+        with torch.no_grad():
+            image = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, height=64, width=64,
+                         generator=torch.Generator().manual_seed(seed), output_type="pt").images
+        tensors[f"{name}.image"] = image * 2 - 1
+        meta[name] = {"weights": weights, "prompt": prompt, "seed": seed, "steps": steps, "guidance": guidance}
+    save_tensors(directory / "images.safetensors", tensors)
+    (directory / "runs.json").write_text(json.dumps(meta, indent=2))
+    print("sampler pipelines:", ", ".join(SAMPLER_PIPELINE_RUNS))
+
+
+PARTS = {
+    "samplers": lambda: (make_sampler_fixture(), make_sampler_pipeline_fixture()),
+}
+
+
 def main() -> None:
+    if len(sys.argv) > 1:
+        for part in sys.argv[1:]:
+            PARTS[part]()
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     make_tokenizer_fixture()
     make_text_encoder_fixture("text-encoder-quick-gelu", "quick_gelu", 1)
@@ -416,6 +526,8 @@ def main() -> None:
     make_noise_fixture()
     for name in PIPELINE_RUNS:
         make_pipeline_fixture(name)
+    make_sampler_fixture()
+    make_sampler_pipeline_fixture()
 
 
 if __name__ == "__main__":

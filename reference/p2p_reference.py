@@ -3,7 +3,8 @@
 them), producing the golden fixtures the Swift implementation must reproduce:
 Tests/Fixtures/reference/p2p-*.
 
-    $(scripts/python-env) reference/p2p_reference.py
+    $(scripts/python-env) reference/p2p_reference.py            # everything
+    $(scripts/python-env) reference/p2p_reference.py samplers   # the DPM-Solver++ and Euler edits only
 
 For each case it stores the final latents, the stored cross-attention maps (averaged over steps
 and heads, per layer) and the last LocalBlend mask.
@@ -18,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, UNet2DConditionModel
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, UNet2DConditionModel
 from safetensors.torch import save_file
-from transformers import CLIPTokenizer
+from transformers import CLIPTextModel, CLIPTokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "Tests" / "Fixtures" / "reference"
@@ -268,11 +269,14 @@ def edit(unet, text_encoder, tokenizer, scheduler, prompts, seed, steps, guidanc
         return text_encoder(ids).last_hidden_state
     cond, uncond = encode(prompts), encode([""] * len(prompts))
     latents = torch.randn(1, unet.config.in_channels, latent_side, latent_side, generator=torch.Generator().manual_seed(seed))
-    latents = latents.expand(len(prompts), -1, -1, -1).clone()
     scheduler.set_timesteps(steps)
+    # As diffusers' pipelines: noise scaled to the scheduler's first sigma, inputs scaled per step
+    # (both the identity for DDIM and DPM-Solver++).
+    latents = latents.expand(len(prompts), -1, -1, -1).clone() * scheduler.init_noise_sigma
     for step, t in enumerate(scheduler.timesteps):
         controller.step = step
-        out = unet(torch.cat([latents, latents]), t, torch.cat([uncond, cond])).sample
+        model_input = scheduler.scale_model_input(torch.cat([latents, latents]), t)
+        out = unet(model_input, t, torch.cat([uncond, cond])).sample
         controller.end_pass()
         u, c = out.chunk(2)
         latents = scheduler.step(u + guidance * (c - u), t, latents).prev_sample
@@ -300,7 +304,47 @@ CASES = {
 }
 
 
+# Edits under other schedulers (one UNet call per step, so the step fractions mean the same):
+# (base case, scheduler class, overrides, steps).
+SAMPLER_CASES = {
+    "replace-dpm2m-karras": ("replace", DPMSolverMultistepScheduler, {"use_karras_sigmas": True}, 20),
+    "refine-dpm2m-karras": ("refine", DPMSolverMultistepScheduler, {"use_karras_sigmas": True}, 20),
+    "blend-dpm2m": ("blend", DPMSolverMultistepScheduler, {}, 15),
+    "reweight-refine-euler": ("reweight-refine", EulerDiscreteScheduler, {}, 20),
+    "replace-euler-karras": ("replace", EulerDiscreteScheduler, {"use_karras_sigmas": True}, 12),
+}
+
+
+def make_sampler_cases() -> None:
+    """The golden edits of SAMPLER_CASES on the p2p-sd model as written by main()."""
+    directory = OUT / "p2p-sd"
+    tokenizer = CLIPTokenizer.from_pretrained(directory / "tokenizer")
+    text_encoder = CLIPTextModel.from_pretrained(directory / "text_encoder", torch_dtype=torch.float32).eval()
+    unet = UNet2DConditionModel.from_pretrained(directory / "unet", torch_dtype=torch.float32).eval()
+    base = DDIMScheduler.from_pretrained(directory / "scheduler").config
+    seed, guidance = 8888, 7.5
+    tensors, meta = {}, {}
+    for name, (case_name, cls, overrides, steps) in SAMPLER_CASES.items():
+        case = CASES[case_name]
+        options = {k: v for k, v in case.items() if k not in ("prompts", "mode")}
+        controller = Controller(case["prompts"], tokenizer, steps, case["mode"], **options)
+        scheduler = cls.from_config(base, **overrides)
+        tensors[f"{name}.latents"] = edit(unet, text_encoder, tokenizer, scheduler, case["prompts"], seed, steps, guidance, 16, controller)
+        baseline = Controller(case["prompts"], tokenizer, steps, "none")
+        tensors[f"{name}.baseline"] = edit(unet, text_encoder, tokenizer, cls.from_config(base, **overrides), case["prompts"], seed,
+                                           steps, guidance, 16, baseline)
+        meta[name] = {"case": case_name, "scheduler": cls.__name__, "overrides": overrides, "steps": steps, "seed": seed,
+                      "guidance": guidance}
+        change = (tensors[f"{name}.latents"][1:] - tensors[f"{name}.baseline"][1:]).abs().max().item()
+        print(f"{name}: edited vs baseline {change:.3f}")
+    save_file({k: v.contiguous().float() for k, v in tensors.items()}, str(OUT / "p2p-samplers.safetensors"))
+    (OUT / "p2p-samplers.json").write_text(json.dumps(meta, indent=2))
+
+
 def main() -> None:
+    if sys.argv[1:] == ["samplers"]:
+        make_sampler_cases()
+        return
     directory = OUT / "p2p-sd"
     if directory.exists():
         shutil.rmtree(directory)
@@ -355,6 +399,7 @@ def main() -> None:
         print(f"{name}: latent scale {latents.abs().max():.3f}, edited vs baseline {change:.3f}, layers stored {len(controller.sums)}, mask coverage {coverage}")
     save_file({k: v.contiguous().float() for k, v in tensors.items()}, str(OUT / "p2p-golden.safetensors"))
     (OUT / "p2p-golden.json").write_text(json.dumps(meta, indent=2))
+    make_sampler_cases()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// A batch of edits with an output folder.
 final class JobRecord {
@@ -31,7 +32,8 @@ final class EditRecord {
     /// The spec as submitted (JSON object text).
     let spec: String
     let prompts: Int
-    /// The model key workers must have ("default" for the embedded model).
+    /// The capability workers must have: the model key ("default" for the embedded model), with
+    /// "@bf16" for bf16 edits (`CapabilityKey`).
     let model: String
     /// Edits with equal keys can share a stage-1 task.
     let packKey: String
@@ -68,7 +70,7 @@ final class EditRecord {
         guard object["source"] is String, let targets = object["targets"] as? [Any], !targets.isEmpty else {
             throw SubmissionError("edit '\(id)': needs 'source' and a non-empty 'targets' list")
         }
-        let model = (object["model"] as? String) ?? "default"
+        let model = CapabilityKey.key(model: (object["model"] as? String) ?? "default", precision: (object["precision"] as? String) ?? "fp32")
         let key = ["steps", "height", "width", "guidance"].map { "\(object[$0] ?? "-")" }.joined(separator: "/")
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         return EditRecord(job: job, id: id, spec: String(decoding: data, as: UTF8.self), prompts: 1 + targets.count,

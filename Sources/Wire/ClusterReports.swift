@@ -13,6 +13,15 @@ public struct NodeCapabilities: Codable, Sendable, Equatable {
     }
 }
 
+/// The names a worker's capabilities and an edit's needs are matched by: a model key, and the
+/// same key with "@bf16" for edits that run in bfloat16 (which not every CPU offers), so that
+/// the coordinator sends each edit to a worker able to run it at its precision.
+public enum CapabilityKey {
+    public static func key(model: String, precision: String) -> String {
+        precision == "fp32" ? model : model + "@" + precision
+    }
+}
+
 /// One node's line of `ptp status`.
 public struct NodeStatus: Codable, Sendable, Equatable {
     public var id: String

@@ -15,6 +15,8 @@ public struct WorkerConfiguration: Sendable {
     public var threads: Int
     /// Model directories by the key specs name them with ("default" for the embedded model).
     public var models: [String: URL]
+    /// The precisions this worker runs edits at.
+    public var precisions: [Precision]
     public var lowMemory: Bool
     public var codec: TensorCodec
     public var heartbeatInterval: TimeAmount
@@ -26,9 +28,11 @@ public struct WorkerConfiguration: Sendable {
     public var drainDeliveryTimeout: TimeAmount
 
     public init(host: String, port: Int, secret: SharedSecret, nodeID: String, threads: Int, models: [String: URL],
+                precisions: [Precision] = Precision.allCases.filter(\.isSupported),
                 lowMemory: Bool = false, codec: TensorCodec = TensorCodec(), heartbeatInterval: TimeAmount = .seconds(5),
                 maximumBackoff: TimeAmount = .seconds(30), drainDeliveryTimeout: TimeAmount = .seconds(60)) {
         (self.host, self.port, self.secret, self.nodeID, self.threads, self.models) = (host, port, secret, nodeID, threads, models)
+        self.precisions = precisions
         (self.lowMemory, self.codec, self.heartbeatInterval, self.maximumBackoff) = (lowMemory, codec, heartbeatInterval, maximumBackoff)
         self.drainDeliveryTimeout = drainDeliveryTimeout
     }
@@ -77,7 +81,9 @@ public final class WorkerNode: @unchecked Sendable {
             }
         }
         runner = TaskRunner(models: models, lowMemory: configuration.lowMemory)
-        capabilities = NodeCapabilities(models: keys, threads: configuration.threads,
+        // Each model key once per precision served (`CapabilityKey`).
+        let served = configuration.precisions.flatMap { precision in keys.map { CapabilityKey.key(model: $0, precision: precision.rawValue) } }
+        capabilities = NodeCapabilities(models: served, threads: configuration.threads,
                                         host: ProcessInfo.processInfo.hostName, version: "ptp-\(WireProtocol.version)")
         finished = group.next().makePromise()
     }

@@ -99,10 +99,15 @@ struct WorkerCommand: ParsableCommand {
     @Flag(help: "Run the two guidance halves as separate UNet calls (less memory).")
     var lowMemory = false
 
+    @Option(help: "A precision to serve edits at, fp32 or bf16 (repeatable; default: both where the CPU runs bf16, else fp32). Each edit names its own; the coordinator sends it to a worker serving that precision.")
+    var precision: [Precision] = []
+
     @OptionGroup var secret: SecretOptions
     @OptionGroup var codec: CodecOptions
 
     func run() throws {
+        for precision in precision { try precision.checkSupported() }
+        let precisions = precision.isEmpty ? Precision.allCases.filter(\.isSupported) : Array(Set(precision)).sorted { $0.rawValue > $1.rawValue }
         let threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         let (host, port) = try ClusterClient.parse(coordinator)
@@ -113,10 +118,11 @@ struct WorkerCommand: ParsableCommand {
             throw CommandError("--model: no model to serve (the embedded model was not found); pass --model DIR")
         }
         let logger = makeLogger("ptp.worker")
-        logger.info("kernels", metadata: ["blas": "\(BLAS.configuration)", "threads": "\(threads)"])
+        logger.info("kernels", metadata: ["blas": "\(BLAS.configuration)", "onednn": "\(Engine.oneDNNConfiguration)", "threads": "\(threads)",
+                                          "precisions": "\(precisions.map(\.rawValue).joined(separator: ","))"])
         let node = try WorkerNode(configuration: WorkerConfiguration(
             host: host, port: port, secret: try secret.load(), nodeID: nodeID ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())",
-            threads: threads, models: directories, lowMemory: lowMemory, codec: try codec.codec()), logger: logger)
+            threads: threads, models: directories, precisions: precisions, lowMemory: lowMemory, codec: try codec.codec()), logger: logger)
         try node.run()
     }
 }

@@ -80,6 +80,13 @@ struct Edit: ParsableCommand {
     @Option(help: "Compute threads (default: all cores).")
     var threads: Int?
 
+    @Option(help: "fp32 (exact, the default) or bf16 (bfloat16 products with float32 accumulation; needs AVX512-BF16 or AMX).")
+    var precision: Precision?
+
+    @Option(help: ArgumentHelp("The scheduler: ddim, dpm++, dpm++-karras, euler, euler-karras or a diffusers class name, with config overrides (e.g. dpm++,solver_order=3); default: the model's (DDIM for --image).",
+                               valueName: "name[,key=value...]"))
+    var scheduler: String?
+
     /// The edit as the JSON object a batch line would hold.
     func editSpec() throws -> EditSpec {
         var object: [String: JSONValue]
@@ -128,6 +135,8 @@ struct Edit: ParsableCommand {
         if noSuperResolution { object["super_resolution"] = .bool(false) }
         if let image { object["image"] = .string(URL(fileURLWithPath: image).standardizedFileURL.path) }
         if let inversion { object["inversion"] = .string(inversion) }
+        if let precision { object["precision"] = .string(precision.rawValue) }
+        if let scheduler { object["scheduler"] = .string(scheduler) }
         return try EditSpec(json: .object(object))
     }
 

@@ -34,6 +34,9 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "List the stage-2 scenes whose detected attributes were not kept.")
     var showFailures = false
 
+    @Option(help: "fp32 (the default) or bf16 for every model call.")
+    var precision: Precision = .fp32
+
     /// Prints at once, also when stdout is a file: a full run takes about an hour.
     private func line(_ text: String) {
         print(text)
@@ -49,10 +52,12 @@ struct Evaluate: ParsableCommand {
             throw ValidationError("--edits: '\(kind)' is not one of \(kinds.joined(separator: ", "))")
         }
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
+        try precision.checkSupported()
         let model = try ModelLocation.load(self.model)
-        let evaluation = ShapesWorldEvaluation(model: model, samples: samples, seed: seed, steps: steps, guidance: guidance,
+        var evaluation = ShapesWorldEvaluation(model: model, samples: samples, seed: seed, steps: steps, guidance: guidance,
                                              reweightWeight: reweightWeight)
-        line("model \(model.identifier), \(samples) samples per row, seed \(seed), \(steps ?? model.defaults.steps) steps, guidance \(guidance ?? Double(model.defaults.guidance))")
+        evaluation.precision = precision
+        line("model \(model.identifier), \(samples) samples per row, seed \(seed), \(steps ?? model.defaults.steps) steps, guidance \(guidance ?? Double(model.defaults.guidance)), \(precision)")
         if tables.contains("generation") {
             line("\nGeneration fidelity at stage 1 (shape, colour, background and pattern all right)")
             line("(a pair's objects in either order, as its caption states no positions; also in the order they are named, left to right)")

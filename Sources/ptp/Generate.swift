@@ -6,7 +6,10 @@ import Foundation
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Text to image: one prompt, one seed, one PNG.",
-        discussion: "Runs as diffusers' StableDiffusionPipeline with a DDIM scheduler. Settings not given come from the model's recommendations.")
+        discussion: """
+            Runs as diffusers' StableDiffusionPipeline with the model's scheduler (DDIM, DPM-Solver++ or Euler, from \
+            scheduler/scheduler_config.json) or the one --scheduler names. Settings not given come from the model's recommendations.
+            """)
 
     @Option(help: "A diffusers-format model directory (default: the embedded shapes-world model).")
     var model: String?
@@ -44,23 +47,32 @@ struct Generate: ParsableCommand {
     @Option(help: "Compute threads (default: all cores).")
     var threads: Int?
 
+    @Option(help: "fp32 (exact, the default) or bf16 (bfloat16 products with float32 accumulation; needs AVX512-BF16 or AMX).")
+    var precision: Precision = .fp32
+
+    @Option(help: ArgumentHelp("The scheduler: ddim, dpm++, dpm++-karras, euler, euler-karras or a diffusers class name, with config overrides (e.g. dpm++,solver_order=3); default: the model's.",
+                               valueName: "name[,key=value...]"))
+    var scheduler: String?
+
     func run() throws {
         if let threads {
             guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
             ComputeThreads.setThreadCount(threads)
         }
+        try precision.checkSupported()
+        let choice = try scheduler.map { try SchedulerChoice(parsing: $0) }
         let model = try ModelLocation.load(self.model)
         let defaults = model.defaults
         let settings = SamplingSettings(steps: steps ?? defaults.steps, guidance: guidance ?? defaults.guidance, seed: seed,
                                         height: height ?? defaults.height, width: width ?? defaults.width,
-                                        lowMemory: lowMemory, truncatePrompts: truncate)
+                                        lowMemory: lowMemory, truncatePrompts: truncate, precision: precision, scheduler: choice)
         let sampler = Sampler(model: model)
         let bar = ProgressBar("denoising")
         var image = try sampler.generate(prompt: prompt, settings: settings, progress: bar.update)
         if !noSuperResolution, let stage = model.superResolution {
             // The cascade's second stage, as `ptp edit` runs it.
             let upscaler = SuperResolution(model: model, stage: stage)
-            image = try upscaler.upscale(image, prompt: prompt, seed: seed, progress: ProgressBar("super-resolution").update)
+            image = try upscaler.upscale(image, prompt: prompt, seed: seed, precision: precision, progress: ProgressBar("super-resolution").update)
         }
         let url = URL(fileURLWithPath: output)
         try PNGCodec.write(RGBImage(tensor: image), to: url)

@@ -86,6 +86,33 @@ struct PromptToPromptGoldenTests {
         }
     }
 
+    struct SamplerCase: Decodable {
+        let `case`: String
+        let scheduler: String
+        let overrides: [String: JSONValue]
+        let steps: Int
+    }
+
+    @Test("edits under DPM-Solver++ and Euler equal the reference's, and differ from the no-control baseline",
+          arguments: ["replace-dpm2m-karras", "refine-dpm2m-karras", "blend-dpm2m", "reweight-refine-euler", "replace-euler-karras"])
+    func goldenSamplers(_ name: String) throws {
+        let cases = try JSONDecoder().decode([String: SamplerCase].self, from: Data(contentsOf: Fixtures.url("p2p-samplers.json")))
+        let c = try #require(cases[name])
+        let golden = try Fixtures.tensors("p2p-samplers.safetensors")
+        var spec = spec(c.case)
+        spec.steps = c.steps
+        spec.scheduler = SchedulerChoice(className: c.scheduler, overrides: c.overrides)
+        let editor = PromptToPromptEditor(model: Self.model)
+        let edited = try editor.runStageOne(spec).output
+        expectRelative(edited, try golden.tensor("\(name).latents"), relative: 1e-4, "\(name) latents")
+        spec.mode = .none
+        (spec.blend, spec.blendSubtract, spec.reweight) = (nil, nil, [:])
+        let baseline = try editor.runStageOne(spec).output
+        expectRelative(baseline, try golden.tensor("\(name).baseline"), relative: 1e-4, "\(name) baseline")
+        // Control is applied: the edited prompts move away from the baseline.
+        #expect(edited.slice(1..<edited.shape[0]).maxAbsDifference(baseline.slice(1..<baseline.shape[0])) > 0.1)
+    }
+
     @Test("LocalBlend and the attention pictures work on portrait and odd-sized latents",
           arguments: [(160, 96), (136, 136)])
     func anyLatentShape(height: Int, width: Int) throws {

@@ -34,9 +34,14 @@ public enum JSONValue: Sendable, Equatable, Codable {
         }
     }
 
-    /// Parses JSON text.
-    public static func parse(_ data: Data) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: data)
+    /// Parses JSON text. With `allowingNonFiniteNumbers`, also the `NaN`, `Infinity` and
+    /// `-Infinity` that Python's json module writes (diffusers' configs hold them, for example
+    /// `"lambda_min_clipped": -Infinity`).
+    public static func parse(_ data: Data, allowingNonFiniteNumbers: Bool = false) throws -> JSONValue {
+        let decoder = JSONDecoder()
+        // JSON5 is the decoder's only mode that reads them.
+        decoder.allowsJSON5 = allowingNonFiniteNumbers
+        return try decoder.decode(JSONValue.self, from: data)
     }
 
     public var objectValue: [String: JSONValue]? { if case .object(let v) = self { return v } else { return nil } }

@@ -12,7 +12,7 @@ public struct ModelConfig: Sendable {
         do { data = try Data(contentsOf: file) } catch {
             throw ModelDirectoryError(path: file.path, problem: "cannot be read", fix: "check that the model directory is complete")
         }
-        guard let object = (try? JSONValue.parse(data))?.objectValue else {
+        guard let object = (try? JSONValue.parse(data, allowingNonFiniteNumbers: true))?.objectValue else {
             throw ModelDirectoryError(path: file.path, problem: "is not a JSON object", fix: "restore the file from the original model")
         }
         values = object

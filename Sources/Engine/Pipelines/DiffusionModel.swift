@@ -60,7 +60,15 @@ public struct DiffusionModel: Sendable {
     public let tokenizer: CLIPTokenizer
     public let textEncoder: CLIPTextModel
     public let unet: UNet2DConditionModel
-    public let scheduler: DDIMScheduler
+    /// The scheduler the model's scheduler_config.json names (`_class_name`); a class this engine
+    /// does not implement (PNDM, LMS...) is run as DDIM with the same configuration, as
+    /// Prompt-to-Prompt runs Stable Diffusion, and `schedulerNote` says so.
+    public let scheduler: NoiseScheduler
+    public let schedulerNote: String?
+    /// The scheduler configuration, which other schedulers are configured from (`SchedulerChoice`).
+    public let schedulerConfig: ModelConfig
+    /// DDIM from the same configuration: real images are inverted and edited with it.
+    public let ddim: DDIMScheduler
     /// nil for pixel-space models.
     public let autoencoder: AutoencoderKL?
     public let superResolution: SuperResolutionStage?
@@ -75,7 +83,16 @@ public struct DiffusionModel: Sendable {
         textEncoder = try CLIPTextModel(component: directory.component("text_encoder", supportedClasses: ["CLIPTextModel"]))
         let unetComponent = try directory.component("unet", supportedClasses: ["UNet2DConditionModel"])
         unet = try UNet2DConditionModel(component: unetComponent)
-        scheduler = try DDIMScheduler(directory.component("scheduler").config)
+        schedulerConfig = try directory.component("scheduler").config
+        ddim = try DDIMScheduler(schedulerConfig)
+        let schedulerClass = try schedulerConfig.optionalString("_class_name") ?? "DDIMScheduler"
+        if NoiseScheduler.classNames.contains(schedulerClass) {
+            scheduler = try NoiseScheduler(className: schedulerClass, config: schedulerConfig)
+            schedulerNote = nil
+        } else {
+            scheduler = .ddim(ddim)
+            schedulerNote = "the model's \(schedulerClass) is not implemented; DDIM runs with its configuration"
+        }
         if directory.components["vae"] != nil {
             autoencoder = try AutoencoderKL(component: directory.component("vae", supportedClasses: ["AutoencoderKL"]))
         } else {
@@ -107,7 +124,7 @@ public struct DiffusionModel: Sendable {
     /// Refuses parts that would otherwise fail mid-run: token ids past the text encoder's
     /// embedding table, prompts longer than its positions, recommended step counts or noise
     /// levels the schedulers cannot run.
-    static func checkCompatible(tokenizer: CLIPTokenizer, textEncoder: CLIPTextModel, scheduler: DDIMScheduler,
+    static func checkCompatible(tokenizer: CLIPTokenizer, textEncoder: CLIPTextModel, scheduler: NoiseScheduler,
                                 superResolution: SuperResolutionStage?, defaults: RecommendedSettings, url: URL) throws {
         let largestId = tokenizer.vocabulary.values.max() ?? 0
         let encoder = textEncoder.configuration
@@ -133,6 +150,13 @@ public struct DiffusionModel: Sendable {
                                           fix: "use 0 to \(stage.scheduler.trainTimesteps - 1) in _ptp_defaults.super_resolution_noise_level")
             }
         }
+    }
+
+    /// The scheduler `choice` asks for, configured from this model's scheduler configuration
+    /// (the model's own scheduler for nil).
+    public func scheduler(for choice: SchedulerChoice?) throws -> NoiseScheduler {
+        guard let choice else { return scheduler }
+        return try choice.scheduler(from: schedulerConfig)
     }
 
     /// How many image pixels per latent pixel, per side (1 for pixel-space models).

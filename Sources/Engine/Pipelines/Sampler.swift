@@ -44,9 +44,11 @@ public struct SamplingSettings: Sendable, Equatable {
     public var truncatePrompts: Bool = false
     /// The arithmetic of the models' heavy layers.
     public var precision: Precision = .fp32
+    /// The scheduler (nil: the model's own).
+    public var scheduler: SchedulerChoice?
 
     public init(steps: Int, guidance: Float, seed: UInt64, height: Int, width: Int, lowMemory: Bool = false, truncatePrompts: Bool = false,
-                precision: Precision = .fp32) {
+                precision: Precision = .fp32, scheduler: SchedulerChoice? = nil) {
         self.steps = steps
         self.guidance = guidance
         self.seed = seed
@@ -55,12 +57,13 @@ public struct SamplingSettings: Sendable, Equatable {
         self.lowMemory = lowMemory
         self.truncatePrompts = truncatePrompts
         self.precision = precision
+        self.scheduler = scheduler
     }
 }
 
 /// The denoising loop shared by text-to-image and Prompt-to-Prompt editing: every prompt of a
 /// batch starts from the same noise (one draw of the seed, broadcast), classifier-free guidance
-/// with the empty prompt, deterministic DDIM.
+/// with the empty prompt, one UNet call per step of the scheduler (DDIM, DPM-Solver++ or Euler).
 public struct Sampler: Sendable {
     public let model: DiffusionModel
 
@@ -76,8 +79,10 @@ public struct Sampler: Sendable {
                                     fix: "use a positive multiple of \(minimum) (for example \(model.defaults.height))")
             }
         }
-        guard model.scheduler.supports(steps: settings.steps) else {
-            throw SamplingError(field: "steps", problem: "\(settings.steps) is out of range", fix: "use 1 to \(model.scheduler.maximumSteps)")
+        let scheduler = try self.scheduler(settings)
+        guard scheduler.supports(steps: settings.steps) else {
+            throw SamplingError(field: "steps", problem: "\(settings.steps) cannot be run by \(scheduler.className) with this model's configuration",
+                                fix: "use 1 to \(scheduler.maximumSteps) (some spacings skip counts near the limit)")
         }
         guard settings.guidance.isFinite, settings.guidance >= 0 else {
             throw SamplingError(field: "guidance", problem: "\(settings.guidance) is not a usable scale", fix: "use a number >= 0 (1 or less disables guidance)")
@@ -85,6 +90,16 @@ public struct Sampler: Sendable {
         do { try settings.precision.checkSupported() } catch {
             throw SamplingError(field: "precision", problem: "\(settings.precision) cannot run on this CPU (\(OneDNN.instructionSetName))",
                                 fix: "use fp32 (bf16 needs AVX512-BF16 or AMX)")
+        }
+    }
+
+    /// The scheduler of `settings`, refused by field when it does not fit the model.
+    public func scheduler(_ settings: SamplingSettings) throws -> NoiseScheduler {
+        do { return try model.scheduler(for: settings.scheduler) } catch let error as ModelDirectoryError {
+            throw SamplingError(field: "scheduler", problem: "\(settings.scheduler.map(\.description) ?? "the model's scheduler") cannot run: \(error.problem)",
+                                fix: error.fix)
+        } catch let error as EditError {
+            throw SamplingError(field: error.field, problem: error.problem, fix: error.fix)
         }
     }
 
@@ -114,29 +129,33 @@ public struct Sampler: Sendable {
         // As diffusers: guidance only above 1 (a scale of 1 or less is the conditional prediction).
         let guided = settings.guidance > 1
         let unconditional = guided ? try encode([""], truncate: false, precision: precision).repeated(count) : conditional
+        var run = try scheduler(settings).start(steps: settings.steps)
         var latents = (start ?? initialNoise(settings)).repeated(count / (start?.shape[0] ?? 1))
-        let scheduler = model.scheduler
-        let timesteps = scheduler.timesteps(steps: settings.steps)
-        for (step, t) in timesteps.enumerated() {
-            let time = Float(t)
+        if start == nil && run.initialNoiseSigma != 1 {
+            let sigma = run.initialNoiseSigma
+            latents = latents.mapElements { $0 * sigma }
+        }
+        let timesteps = run.timesteps
+        for (step, time) in timesteps.enumerated() {
+            let input = run.scaleInput(latents, step: step)
             var prediction: Tensor
             if !guided {
                 controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: 0..<count))
-                prediction = model.unet(latents, timesteps: Array(repeating: time, count: count), context: conditional, precision: precision, controller: controller)
+                prediction = model.unet(input, timesteps: Array(repeating: time, count: count), context: conditional, precision: precision, controller: controller)
             } else if settings.lowMemory {
                 controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: 0..<0))
-                let uncond = model.unet(latents, timesteps: Array(repeating: time, count: count), context: unconditional, precision: precision, controller: controller)
+                let uncond = model.unet(input, timesteps: Array(repeating: time, count: count), context: unconditional, precision: precision, controller: controller)
                 controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: 0..<count))
-                let cond = model.unet(latents, timesteps: Array(repeating: time, count: count), context: conditional, precision: precision, controller: controller)
+                let cond = model.unet(input, timesteps: Array(repeating: time, count: count), context: conditional, precision: precision, controller: controller)
                 prediction = Self.guide(unconditional: uncond, conditional: cond, scale: settings.guidance)
             } else {
                 controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: count..<(2 * count)))
-                let both = model.unet(Tensor.concatenate([latents, latents], axis: 0), timesteps: Array(repeating: time, count: 2 * count),
+                let both = model.unet(Tensor.concatenate([input, input], axis: 0), timesteps: Array(repeating: time, count: 2 * count),
                                       context: Tensor.concatenate([unconditional, conditional], axis: 0), precision: precision,
                                       controller: controller)
                 prediction = Self.guide(unconditional: both.slice(0..<count), conditional: both.slice(count..<(2 * count)), scale: settings.guidance)
             }
-            latents = scheduler.step(prediction, timestep: t, sample: latents, steps: settings.steps)
+            latents = run.step(prediction, step: step, sample: latents)
             controller?.endStep(step, latents: &latents)
             progress?(step + 1, timesteps.count)
         }
@@ -165,7 +184,7 @@ public struct Sampler: Sendable {
 }
 
 extension Sampler {
-    /// Text to image as diffusers' StableDiffusionPipeline with a DDIM scheduler: [1, 3, H, W]
+    /// Text to image as diffusers' StableDiffusionPipeline with the same scheduler: [1, 3, H, W]
     /// in [-1, 1].
     public func generate(prompt: String, settings: SamplingSettings, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
         decode(try sample(prompts: [prompt], settings: settings, progress: progress), precision: settings.precision)

@@ -66,6 +66,8 @@ public struct EditSpec: Sendable, Equatable {
     public var inversion: InversionMethod = .direct
     /// The arithmetic of the models' heavy layers (fp32 unless asked).
     public var precision: Precision = .fp32
+    /// The scheduler; nil for the model's own (DDIM for real images, which are inverted with it).
+    public var scheduler: SchedulerChoice?
 
     public init(id: String, source: String, targets: [String]) {
         self.id = id
@@ -78,7 +80,7 @@ public struct EditSpec: Sendable, Equatable {
 
     static let keys: [String] = ["id", "source", "targets", "mode", "cross_replace", "self_replace", "blend", "blend_subtract",
                                  "blend_threshold", "blend_subtract_threshold", "start_blend", "reweight", "spatial_replace", "self_replace_side", "seed",
-                                 "steps", "guidance", "height", "width", "model", "super_resolution", "image", "inversion", "precision"]
+                                 "steps", "guidance", "height", "width", "model", "super_resolution", "image", "inversion", "precision", "scheduler"]
 
     /// Parses one JSON object, refusing unknown keys and ill-typed or out-of-range values with
     /// the field's name and the fix.
@@ -197,6 +199,7 @@ public struct EditSpec: Sendable, Equatable {
             }
             precision = parsed
         }
+        if let value = object["scheduler"], value != .null { scheduler = try SchedulerChoice(json: value) }
         if let value = object["super_resolution"], value != .null {
             guard let flag = value.boolValue else { throw EditError(field: "super_resolution", problem: "should be true or false", fix: "write true or false") }
             superResolution = flag
@@ -249,6 +252,10 @@ public struct EditSpec: Sendable, Equatable {
                 throw EditError(field: "targets[\(index)]", problem: "differs from the source in mode reweight (which reweights the source's own attention)",
                                 fix: "repeat the source prompt, or use mode replace/refine/auto with reweight")
             }
+        }
+        if image != nil, let scheduler, scheduler.className != "DDIMScheduler" {
+            throw EditError(field: "scheduler", problem: "is \(scheduler.className), but a real image is inverted and edited with DDIM",
+                            fix: "remove scheduler (DDIM is configured from the model's scheduler) or set it to ddim")
         }
         if let blend, blend.count != prompts.count {
             throw EditError(field: "blend", problem: "has \(blend.count) word lists for \(prompts.count) prompts", fix: "give one list per prompt, source first")
@@ -308,6 +315,7 @@ public struct EditSpec: Sendable, Equatable {
             object["inversion"] = .string(inversion.rawValue)
         }
         if precision != .fp32 { object["precision"] = .string(precision.rawValue) }
+        if let scheduler { object["scheduler"] = scheduler.json }
         return .object(object)
     }
 }

@@ -36,7 +36,7 @@ public struct ImageInversion: Sendable {
                            progress: ((Int, Int) -> Void)? = nil) throws -> [Tensor] {
         let sampler = Sampler(model: model)
         let context = try sampler.encode([prompt], truncate: settings.truncatePrompts, precision: settings.precision)
-        let scheduler = model.scheduler
+        let scheduler = model.ddim
         let timesteps = scheduler.timesteps(steps: settings.steps)
         var path = [sample]
         var x = sample

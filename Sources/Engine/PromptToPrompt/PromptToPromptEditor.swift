@@ -38,8 +38,11 @@ public struct PromptToPromptEditor: Sendable {
     /// The sampling settings of `spec`, the model's recommendations filling the gaps.
     public func settings(for spec: EditSpec, lowMemory: Bool = false) -> SamplingSettings {
         let d = model.defaults
+        // A real image is inverted with DDIM, and edited with it, whatever the model's scheduler.
+        let scheduler = spec.image != nil && spec.scheduler == nil ? SchedulerChoice(className: "DDIMScheduler") : spec.scheduler
         return SamplingSettings(steps: spec.steps ?? d.steps, guidance: Float(spec.guidance ?? Double(d.guidance)), seed: spec.seed,
-                                height: spec.height ?? d.height, width: spec.width ?? d.width, lowMemory: lowMemory, precision: spec.precision)
+                                height: spec.height ?? d.height, width: spec.width ?? d.width, lowMemory: lowMemory, precision: spec.precision,
+                                scheduler: scheduler)
     }
 
     /// Everything about `spec` that needs the model: prompt lengths, and that every blend,

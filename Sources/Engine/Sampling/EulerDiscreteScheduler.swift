@@ -1,0 +1,122 @@
+import Foundation
+
+/// diffusers' EulerDiscreteScheduler (Karras et al. 2022, algorithm 2, without churn): Euler
+/// steps in sigma, the input scaled by 1 / sqrt(sigma^2 + 1), plain (linearly interpolated) or
+/// Karras sigmas, every timestep spacing, the final sigma zero or sigma_min. Timesteps may be
+/// fractional, as diffusers passes them to the UNet.
+public struct EulerDiscreteScheduler: Sendable {
+    public let schedule: TrainingSchedule
+    public let predictionType: PredictionType
+    public let karrasSigmas: Bool
+    public let sigmaMinimum: Double?
+    public let sigmaMaximum: Double?
+    public let timestepSpacing: TimestepSpacing
+    public let stepsOffset: Int
+    public let finalSigmaIsZero: Bool
+
+    public init(_ config: ModelConfig) throws {
+        let file = config.file.path
+        schedule = try TrainingSchedule(config)
+        predictionType = try TrainingSchedule.predictionType(config)
+        karrasSigmas = try config.bool("use_karras_sigmas", default: false)
+        sigmaMinimum = config.contains("sigma_min") ? try config.double("sigma_min") : nil
+        sigmaMaximum = config.contains("sigma_max") ? try config.double("sigma_max") : nil
+        timestepSpacing = try TrainingSchedule.spacing(config, default: "linspace")
+        stepsOffset = try config.int("steps_offset", default: 0)
+        let final = try config.string("final_sigmas_type", default: "zero")
+        guard final == "zero" || final == "sigma_min" else {
+            throw ModelDirectoryError(path: file, problem: "sets final_sigmas_type '\(final)'", fix: "use zero or sigma_min")
+        }
+        finalSigmaIsZero = final == "zero"
+        let interpolation = try config.string("interpolation_type", default: "linear")
+        guard interpolation == "linear" else {
+            throw ModelDirectoryError(path: file, problem: "sets interpolation_type '\(interpolation)'", fix: "use linear")
+        }
+        let timestepType = try config.string("timestep_type", default: "discrete")
+        guard timestepType == "discrete" else {
+            throw ModelDirectoryError(path: file, problem: "sets timestep_type '\(timestepType)'", fix: "use discrete")
+        }
+        for key in ["use_exponential_sigmas", "use_beta_sigmas"] where try config.bool(key, default: false) {
+            throw ModelDirectoryError(path: file, problem: "sets \(key)", fix: "set it to false (only use_karras_sigmas is supported)")
+        }
+    }
+
+    /// The spaced timesteps of a `steps`-step plan, as diffusers computes them (float32), or nil
+    /// when the spacing gives another count.
+    func spacedTimesteps(steps: Int) -> [Float]? {
+        let trainTimesteps = schedule.trainTimesteps
+        let timesteps: [Float]
+        switch timestepSpacing {
+        case .linspace:
+            timesteps = NumPy.linspace(0, Double(trainTimesteps - 1), steps).map(Float.init).reversed()
+        case .leading:
+            let ratio = trainTimesteps / steps
+            timesteps = (0..<steps).map { Float($0 * ratio + stepsOffset) }.reversed()
+        case .trailing:
+            let ratio = Double(trainTimesteps) / Double(steps)
+            timesteps = NumPy.arange(from: Double(trainTimesteps), downTo: 0, by: -ratio).map { Float($0.rounded(.toNearestOrEven)) - 1 }
+        }
+        return timesteps.count == steps ? timesteps : nil
+    }
+
+    /// Timesteps (for the UNet) and sigmas (one more: the end) of a `steps`-step run.
+    func plan(steps: Int) -> (timesteps: [Float], sigmas: [Float])? {
+        guard steps >= 1, var timesteps = spacedTimesteps(steps: steps) else { return nil }
+        let trainSigmas = schedule.sigmas
+        var sigmas = timesteps.map { NumPy.interpolate(Double($0), trainSigmas) }
+        if karrasSigmas {
+            let logSigmas = trainSigmas.map { Foundation.log($0) }
+            sigmas = NumPy.karrasSigmas(minimum: sigmaMinimum ?? sigmas[sigmas.count - 1], maximum: sigmaMaximum ?? sigmas[0], count: steps)
+            timesteps = sigmas.map { Float(NumPy.timestep(ofSigma: $0, logSigmas: logSigmas)) }
+        }
+        let last = finalSigmaIsZero ? 0 : trainSigmas[0]
+        return (timesteps, sigmas.map(Float.init) + [last])
+    }
+
+    /// Whether a `steps`-step run visits `steps` timesteps within the trained range.
+    public func supports(steps: Int) -> Bool {
+        guard steps >= 1, steps <= schedule.trainTimesteps, let timesteps = spacedTimesteps(steps: steps) else { return false }
+        // Karras timesteps are interpolated within the training range.
+        return karrasSigmas || timesteps.allSatisfy { $0 >= 0 && $0 <= Float(schedule.trainTimesteps - 1) }
+    }
+
+    func start(steps: Int) -> EulerRun {
+        guard let plan = plan(steps: steps) else { preconditionFailure("\(steps) steps are not supported; check supports(steps:) first") }
+        // The initial noise is scaled to the largest sigma (to sqrt(sigma^2 + 1) with leading spacing).
+        let largest = plan.sigmas.max() ?? 1
+        let initial = timestepSpacing == .leading ? (largest * largest + 1).squareRoot() : largest
+        return EulerRun(predictionType: predictionType, timesteps: plan.timesteps, sigmas: plan.sigmas, initialNoiseSigma: initial)
+    }
+}
+
+/// One Euler run: x_{i+1} = x_i + (x_i - x0_i) / sigma_i * (sigma_{i+1} - sigma_i).
+struct EulerRun: SchedulerRun {
+    let predictionType: PredictionType
+    public let timesteps: [Float]
+    public let sigmas: [Float]
+    public let initialNoiseSigma: Float
+
+    public func scaleInput(_ sample: Tensor, step: Int) -> Tensor {
+        let sigma = sigmas[step]
+        let scale = (sigma * sigma + 1).squareRoot()
+        return sample.mapElements { $0 / scale }
+    }
+
+    public mutating func step(_ output: Tensor, step i: Int, sample: Tensor) -> Tensor {
+        // No churn: sigma-hat is sigma.
+        let sigma = sigmas[i]
+        let original: Tensor
+        switch predictionType {
+        case .epsilon:
+            original = sample.zipElements(output) { $0 - sigma * $1 }
+        case .velocity:
+            let (a, b) = (-sigma / (sigma * sigma + 1).squareRoot(), sigma * sigma + 1)
+            original = output.zipElements(sample) { $0 * a + $1 / b }
+        case .sample:
+            original = output
+        }
+        let dt = sigmas[i + 1] - sigma
+        let derivative = sample.zipElements(original) { ($0 - $1) / sigma }
+        return sample.zipElements(derivative) { $0 + $1 * dt }
+    }
+}
