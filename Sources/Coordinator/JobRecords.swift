@@ -54,6 +54,8 @@ final class EditRecord {
         var guidance: Double
         var height: Int
         var width: Int
+        var scheduler: String?
+        var precision: String?
     }
 
     init(job: String, id: String, spec: String, prompts: Int, model: String, packKey: String) {

@@ -67,7 +67,10 @@ struct ResultStore {
             if let stage = edit.stageOne {
                 line["model"] = stage.model
                 line["mode"] = stage.mode
-                line["settings"] = ["steps": stage.steps, "guidance": stage.guidance, "height": stage.height, "width": stage.width]
+                var settings: [String: Any] = ["steps": stage.steps, "guidance": stage.guidance, "height": stage.height, "width": stage.width]
+                if let scheduler = stage.scheduler { settings["scheduler"] = scheduler }
+                if let precision = stage.precision { settings["precision"] = precision }
+                line["settings"] = settings
                 line["workers"] = ["stage1": stage.worker, "finish": edit.images.keys.sorted().map { edit.images[$0]?.worker ?? "" }]
                 line["seconds"] = ["stage1": stage.seconds, "finish": edit.images.keys.sorted().map { edit.images[$0]?.seconds ?? 0 }]
             }

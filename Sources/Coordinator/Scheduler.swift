@@ -325,7 +325,7 @@ final class Scheduler {
         }
         for (edit, run, _) in accepted {
             edit.stageOne = .init(worker: node, model: run.model, mode: run.mode, seconds: run.seconds, steps: run.steps,
-                                  guidance: run.guidance, height: run.height, width: run.width)
+                                  guidance: run.guidance, height: run.height, width: run.width, scheduler: run.scheduler, precision: run.precision)
             edit.state = .finishing
             for index in 0..<edit.prompts {
                 finishTasks.append(TaskRecord(id: "\(job.id).\(edit.id).f\(index)", job: job.id, kind: TaskKind.finish, edits: [edit.id],

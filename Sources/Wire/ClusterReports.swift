@@ -110,8 +110,14 @@ public struct StageOneResult: Codable, Sendable {
         public var guidance: Double
         public var height: Int
         public var width: Int
-        public init(id: String, model: String, mode: String, seconds: Double, steps: Int, guidance: Double, height: Int, width: Int) {
+        /// The scheduler that ran (class and overrides, e.g. "DPMSolverMultistepScheduler,use_karras_sigmas=true").
+        public var scheduler: String?
+        /// fp32 or bf16.
+        public var precision: String?
+        public init(id: String, model: String, mode: String, seconds: Double, steps: Int, guidance: Double, height: Int, width: Int,
+                    scheduler: String? = nil, precision: String? = nil) {
             (self.id, self.model, self.mode, self.seconds, self.steps, self.guidance, self.height, self.width) = (id, model, mode, seconds, steps, guidance, height, width)
+            (self.scheduler, self.precision) = (scheduler, precision)
         }
     }
     public var edits: [Edit]

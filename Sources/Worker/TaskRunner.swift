@@ -56,7 +56,8 @@ struct TaskRunner: Sendable {
                 tensors.append(TensorPayload(name: spec.id, tensor: stage.output))
                 let s = stage.settings
                 runs.append(.init(id: spec.id, model: model.identifier, mode: spec.resolvedMode.rawValue, seconds: stage.seconds,
-                                  steps: s.steps, guidance: Double(s.guidance), height: s.height, width: s.width))
+                                  steps: s.steps, guidance: Double(s.guidance), height: s.height, width: s.width,
+                                  scheduler: stage.scheduler, precision: s.precision.rawValue))
             } catch let error as EditError {
                 failures[spec.id] = "\(error)"
             } catch let error as SamplingError {

@@ -43,22 +43,50 @@ struct ClusterTests {
         }
     }
 
-    @Test("a batch of 24 edits over 2 workers, as separate hosts, is bit-identical to ptp edit", .timeLimit(.minutes(10)))
+    /// Whether this CPU runs bf16 (AVX512-BF16 or AMX), as /proc/cpuinfo says.
+    static var bfloat16: Bool {
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        return flags.contains(" avx512_bf16") || flags.contains(" amx_bf16")
+    }
+
+    @Test("a batch of 24 edits over 2 workers, as separate hosts, mixing precisions and schedulers, is bit-identical to ptp edit",
+          .timeLimit(.minutes(10)))
     func batchOverTwoWorkers() throws {
         let harness = try ClusterHarness(name: "batch", hosts: ["coordinator", "w1", "w2"], useNamespaces: true)
         defer { harness.stopAll() }
         try harness.startCoordinator()
         try harness.startWorker("w1")
-        try harness.startWorker("w2")
+        // w2 serves fp32 only: the coordinator must send every bf16 edit to w1.
+        try harness.startWorker("w2", extra: Self.bfloat16 ? ["--precision", "fp32"] : [])
         try harness.waitForWorkers(["w1", "w2"])
-        let batch = try harness.batch("batch", count: 24)
+        if !Self.bfloat16 { print("[cluster] no bf16 on this CPU: the batch runs in fp32 only") }
+        // Every edit in fp32 or bf16 (where the CPU runs it), with DDIM, DPM-Solver++ (Karras) or Euler.
+        let variants = [#""scheduler": "dpm++-karras""#, Self.bfloat16 ? #""precision": "bf16""# : #""scheduler": "euler""#,
+                        Self.bfloat16 ? #""precision": "bf16", "scheduler": "euler""# : #""scheduler": "ddim""#, nil]
+        let plain = try harness.batch("plain", count: 24)
+        let lines = try String(contentsOf: plain, encoding: .utf8).split(separator: "\n").enumerated().map { index, line in
+            variants[index % variants.count].map { String(line.dropLast()) + ", " + $0 + "}" } ?? String(line)
+        }
+        let batch = harness.directory.appendingPathComponent("batch.jsonl")
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: batch)
         let output = harness.directory.appendingPathComponent("out")
         let submitted = harness.submit(batch, output: output)
         #expect(submitted.status == 0, "\(submitted.output)")
         expectComplete(output, edits: 24)
-        // Both workers did stage-1 work.
-        let workers = Set(ClusterHarness.manifest(output).compactMap { ($0["workers"] as? [String: Any])?["stage1"] as? String })
+        let manifest = ClusterHarness.manifest(output)
+        // Both workers did stage-1 work; bf16 edits only on the worker serving bf16.
+        let workers = Set(manifest.compactMap { ($0["workers"] as? [String: Any])?["stage1"] as? String })
         #expect(workers == ["w1", "w2"], "stage 1 ran on \(workers)")
+        let bf16 = manifest.filter { ($0["settings"] as? [String: Any])?["precision"] as? String == "bf16" }
+        #expect(bf16.count == (Self.bfloat16 ? 12 : 0), "\(bf16.count) edits ran in bf16")
+        for line in bf16 {
+            let ran = line["workers"] as? [String: Any]
+            #expect(ran?["stage1"] as? String == "w1" && (ran?["finish"] as? [String])?.allSatisfy { $0 == "w1" } == true,
+                    "bf16 edit \(line["id"] ?? "?") ran on \(ran ?? [:])")
+        }
+        // The manifest says which scheduler ran.
+        let schedulers = Set(manifest.compactMap { ($0["settings"] as? [String: Any])?["scheduler"] as? String })
+        #expect(schedulers.contains("DPMSolverMultistepScheduler,use_karras_sigmas=true") && schedulers.contains("DDIMScheduler"), "\(schedulers)")
         #expect(harness.namespaces == ClusterHarness.namespacesPossible)
         print("[cluster] 24 edits over 2 workers in network namespaces: \(harness.namespaces)")
         try expectIdenticalToSingleMachine(batch, output: output, harness: harness)
@@ -175,6 +203,58 @@ struct ClusterTests {
                 #expect(psnr >= 40, "\(name) \(tag): \(spec.prompt)")
             }
         }
+    }
+
+    @Test("ptp generate with --precision and --scheduler: a DPM-Solver++ directory as diffusers saved it, bf16 near fp32, named refusals",
+          .timeLimit(.minutes(5)))
+    func precisionAndSchedulerOptions() throws {
+        let fixtures = ClusterHarness.root.appendingPathComponent("Tests/Fixtures/reference")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-options-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // tiny-sd with the scheduler folder and model index diffusers saved after switching to DPM-Solver++ Karras.
+        let model = directory.appendingPathComponent("tiny-sd-dpm")
+        try FileManager.default.copyItem(at: fixtures.appendingPathComponent("tiny-sd"), to: model)
+        let saved = fixtures.appendingPathComponent("sampler-pipelines/tiny-sd-dpm2m-karras")
+        for file in ["model_index.json", "scheduler/scheduler_config.json"] {
+            try FileManager.default.removeItem(at: model.appendingPathComponent(file))
+            try FileManager.default.copyItem(at: saved.appendingPathComponent(file), to: model.appendingPathComponent(file))
+        }
+        func generate(_ name: String, _ extra: [String], environment: [String: String] = [:]) -> (status: Int32, output: String, image: URL) {
+            let image = directory.appendingPathComponent("\(name).png")
+            let run = ClusterHarness.run([ClusterHarness.ptp.path, "generate", "--model", model.path, "--prompt", "a red circle on a blue background",
+                                          "--seed", "7", "--steps", "12", "--guidance", "7.5", "--height", "64", "--width", "64",
+                                          "--output", image.path] + extra, environment: environment)
+            return (run.status, run.output, image)
+        }
+        func psnr(_ a: [Double], _ b: [Double]) -> Double {
+            10 * log10(1 / (zip(a, b).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Double(a.count)))
+        }
+        // The model's own scheduler (DPM-Solver++ Karras, from _class_name) reproduces diffusers.
+        let own = generate("own", [])
+        #expect(own.status == 0, "\(own.output)")
+        let reference = try ReferenceImage.load(fixtures.appendingPathComponent("sampler-pipelines/images.safetensors"), tensor: "tiny-sd-dpm2m-karras.image")
+        let fp32 = try ReferenceImage.png(own.image)
+        #expect(psnr(reference, fp32) >= 40, "PSNR \(psnr(reference, fp32)) dB against diffusers")
+        // Another scheduler by name changes the image.
+        let euler = generate("euler", ["--scheduler", "euler"])
+        #expect(euler.status == 0, "\(euler.output)")
+        #expect(try ReferenceImage.png(euler.image) != fp32)
+        if Self.bfloat16 {
+            let bf16 = generate("bf16", ["--precision", "bf16"])
+            #expect(bf16.status == 0, "\(bf16.output)")
+            let quality = psnr(fp32, try ReferenceImage.png(bf16.image))
+            print("[cluster] bf16 against fp32, tiny-sd DPM-Solver++ Karras: PSNR \(quality) dB")
+            #expect(quality >= 25 && quality < 200, "bf16 image PSNR \(quality) dB against fp32")
+        }
+        // A CPU without native bfloat16 (oneDNN capped below AVX512-BF16) refuses bf16 by name, with no fallback.
+        let capped = generate("capped", ["--precision", "bf16"], environment: ["DNNL_MAX_CPU_ISA": "AVX512_CORE"])
+        #expect(capped.status != 0 && capped.output.contains("bf16") && capped.output.contains("AVX512-BF16"), "\(capped.output)")
+        #expect(!FileManager.default.fileExists(atPath: capped.image.path))
+        let unknown = generate("unknown", ["--scheduler", "lms"])
+        #expect(unknown.status != 0 && unknown.output.contains("scheduler") && unknown.output.contains("dpm++-karras"), "\(unknown.output)")
+        let unsupported = generate("unsupported", ["--scheduler", "dpm++,algorithm_type=sde-dpmsolver++"])
+        #expect(unsupported.status != 0 && unsupported.output.contains("algorithm_type"), "\(unsupported.output)")
     }
 
     @Test("the dispatch benchmark's no-op tasks all reach a simulated worker and come back done", .timeLimit(.minutes(5)))

@@ -26,6 +26,14 @@ struct EditSpecTests {
         #expect(try EditSpec(json: spec.json) == spec)
         #expect(try parse(#"{"id": "a", "source": "a red cat", "targets": ["a blue cat"]}"#).resolvedMode == .replace)
         #expect(try parse(#"{"id": "a", "source": "a red cat", "targets": ["a blue cat", "a very blue cat"]}"#).resolvedMode == .refine)
+        // Precision and scheduler, in the string and the object form, round-trip.
+        let fast = try parse(#"{"id": "f", "source": "a cat", "targets": ["a dog"], "precision": "bf16", "scheduler": "dpm++-karras,solver_order=3"}"#)
+        #expect(fast.precision == .bf16)
+        #expect(fast.scheduler == SchedulerChoice(className: "DPMSolverMultistepScheduler", overrides: ["use_karras_sigmas": .bool(true), "solver_order": .int(3)]))
+        #expect(try EditSpec(json: fast.json) == fast)
+        let object = try parse(#"{"id": "o", "source": "a cat", "targets": ["a dog"], "scheduler": {"_class_name": "EulerDiscreteScheduler", "timestep_spacing": "trailing"}}"#)
+        #expect(object.scheduler == SchedulerChoice(className: "EulerDiscreteScheduler", overrides: ["timestep_spacing": .string("trailing")]))
+        #expect(try parse(#"{"id": "d", "source": "a cat", "targets": ["a dog"]}"#).precision == .fp32)
     }
 
     @Test("bad specs are refused by field", arguments: [
@@ -54,6 +62,12 @@ struct EditSpecTests {
         (#"{"id": "a", "source": "x", "targets": ["y"], "steps": 0}"#, "steps"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "steps": 2.5}"#, "steps"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "guidance": -2}"#, "guidance"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "precision": "fp16"}"#, "precision"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "scheduler": "lms"}"#, "scheduler"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "scheduler": {"solver_order": 2}}"#, "scheduler"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "scheduler": "euler,karras"}"#, "scheduler"),
+        // A real image is inverted and edited with DDIM.
+        (#"{"id": "a", "source": "x", "targets": ["y"], "image": "p.png", "scheduler": "euler"}"#, "scheduler"),
     ])
     func refused(_ text: String, field: String) {
         let found = error(text)

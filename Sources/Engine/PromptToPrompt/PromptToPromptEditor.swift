@@ -162,6 +162,8 @@ public struct PromptToPromptEditor: Sendable {
         public let settings: SamplingSettings
         public let attention: [TokenAttention]?
         public let seconds: Double
+        /// The scheduler that ran, as `SchedulerChoice` writes it (class and overrides).
+        public let scheduler: String
     }
 
     /// Runs stage 1 of `spec` (validated first).
@@ -197,7 +199,9 @@ public struct PromptToPromptEditor: Sendable {
         if attentionMaps, let store = (controller as? PromptToPromptController)?.store ?? (controller as? AttentionStoringController)?.store {
             attention = tokenAttention(store: store, prompts: spec.prompts, grid: try attentionGrid(settings))
         }
-        return StageOne(output: output, settings: settings, attention: attention, seconds: Date().timeIntervalSince(start))
+        let scheduler = settings.scheduler ?? SchedulerChoice(className: model.scheduler.className)
+        return StageOne(output: output, settings: settings, attention: attention, seconds: Date().timeIntervalSince(start),
+                        scheduler: scheduler.description)
     }
 
     /// Turns image `index` of stage 1's output ([1, C, h, w]) into the final picture: the VAE
