@@ -8,10 +8,12 @@
 
 void ptp_keep_freed_memory(void) {
 #if defined(__GLIBC__)
-    // Blocks up to 1 GiB come from the heap (not a fresh mmap each time), and the heap is
-    // trimmed only when 1 GiB is free at its top.
-    mallopt(M_MMAP_THRESHOLD, 1 << 30);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    // Blocks below 64 MiB come from the heap (not a fresh mmap each time: glibc's own limit is
+    // 32 MiB and adapts downwards), and the heap is trimmed only when 512 MiB is free at its top.
+    // Larger blocks (a VAE's 512x512 activations) are mapped and returned when freed, so that
+    // they never leave holes the heap keeps.
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 128 << 20);
 #endif
 }
 

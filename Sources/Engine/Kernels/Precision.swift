@@ -53,9 +53,10 @@ enum BFloat16 {
         }
     }
 
-    /// A bfloat16 copy of `tensor`'s elements, in the same order.
-    static func copy(of tensor: Tensor) -> AlignedBuffer {
-        let buffer = AlignedBuffer(byteCount: tensor.count * 2)
+    /// A bfloat16 copy of `tensor`'s elements, in the same order (`mapped`: pages of its own,
+    /// for copies kept as long as a model).
+    static func copy(of tensor: Tensor, mapped: Bool = false) -> AlignedBuffer {
+        let buffer = AlignedBuffer(byteCount: tensor.count * 2, mapped: mapped)
         tensor.withUnsafeBufferPointer { values in
             convert(values.baseAddress!, into: buffer.pointer.assumingMemoryBound(to: UInt16.self), count: values.count)
         }

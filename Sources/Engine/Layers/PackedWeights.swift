@@ -63,11 +63,18 @@ final class PackedWeights: Sendable {
 
     var shape: [Int] { source.shape }
 
-    /// The float32 values in the stored order ([out, in] for a linear layer).
+    /// The float32 values in the stored order ([out, in] for a linear layer): a view of a
+    /// float32 file's mapping, or a converted copy in pages of its own.
     var float32: Tensor {
         forms.withLock { forms in
             if let existing = forms.float32 { return existing }
-            let values = source.tensor()
+            var values = source.tensor()
+            if !values.isBorrowed {
+                let pages = AlignedBuffer(byteCount: values.count * MemoryLayout<Float>.stride, mapped: true)
+                values.withUnsafeBufferPointer { pages.pointer.copyMemory(from: $0.baseAddress!, byteCount: pages.byteCount) }
+                values = Tensor(shape: values.shape, storage: TensorStorage(
+                    borrowing: pages.pointer.assumingMemoryBound(to: Float.self), count: values.count, owner: pages))
+            }
             forms.float32 = values
             return values
         }
@@ -82,7 +89,7 @@ final class PackedWeights: Sendable {
         case .bf16:
             return forms.withLock { forms in
                 if let existing = forms.bfloat16 { return UnsafeRawPointer(existing.pointer) }
-                let copy = BFloat16.copy(of: forms.float32 ?? source.tensor())
+                let copy = BFloat16.copy(of: forms.float32 ?? source.tensor(), mapped: true)
                 forms.bfloat16 = copy
                 return UnsafeRawPointer(copy.pointer)
             }
@@ -94,7 +101,7 @@ final class PackedWeights: Sendable {
     func reordered(into layout: MemoryDescriptor, storedLayout: MemoryDescriptor) -> UnsafeRawPointer {
         forms.withLock { forms in
             if let existing = forms.blocked.first(where: { $0.layout == layout }) { return UnsafeRawPointer(existing.buffer.pointer) }
-            let buffer = AlignedBuffer(byteCount: layout.byteCount)
+            let buffer = AlignedBuffer(byteCount: layout.byteCount, mapped: true)
             let values = forms.float32 ?? source.tensor()
             values.withUnsafeBufferPointer { stored in
                 Primitive(reorderFrom: storedLayout, to: layout).execute([

@@ -116,14 +116,28 @@ struct MemoryDescriptor: @unchecked Sendable {
 
 /// Memory the Engine owns outside tensors (bfloat16 activations, packed weights), aligned for
 /// AVX-512 and freed with the object.
+///
+/// Weights that live as long as their model are mapped pages of their own (`mapped`), not heap
+/// blocks: packing a layer makes a temporary float32 copy first, and long-lived blocks placed
+/// between those temporaries would keep the heap from reusing their space (a bf16 Stable
+/// Diffusion then held 5.4 GB instead of 2).
 final class AlignedBuffer: @unchecked Sendable {
     let pointer: UnsafeMutableRawPointer
     let byteCount: Int
+    private let mapped: Bool
 
-    init(byteCount: Int) {
+    init(byteCount: Int, mapped: Bool = false) {
         self.byteCount = byteCount
-        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        if mapped, let pages = mmap(nil, max(byteCount, 1), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), pages != MAP_FAILED {
+            pointer = pages
+            self.mapped = true
+        } else {
+            pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+            self.mapped = false
+        }
     }
 
-    deinit { pointer.deallocate() }
+    deinit {
+        if mapped { munmap(pointer, max(byteCount, 1)) } else { pointer.deallocate() }
+    }
 }
