@@ -145,19 +145,20 @@ enum MatrixProduct {
             return MatrixProduct.prepared(.linear(m: byColumns ? m : count, k: k, n: byColumns ? count : n, lda: k, ldw: k, ldc: n,
                                                   precision: precision, hasBias: bias != nil, epilogue: epilogue, packsB: !byColumns))
         }
-        let weightValues = byColumns ? weights.plain(precision) : weights.reordered(into: prepared[0].b, storedLayout: prepared[0].storedB)
-        let otherValues = prepared.last.map { byColumns || $0.b == prepared[0].b ? weightValues : weights.reordered(into: $0.b, storedLayout: $0.storedB) }
+        // Column slabs read their rows of W as stored; row slabs the whole of W in the layout
+        // their primitive asks for (the same for every slab size, in practice).
+        let plain = byColumns ? weights.plain(precision) : nil
+        let weightValues = prepared.map { product in plain ?? weights.reordered(into: product.b, storedLayout: product.storedB) }
         parallelFor(slabs) { range in
             for s in range {
                 let start = boundaries[s]
                 guard boundaries[s + 1] > start else { continue }
-                let product = prepared[s]
                 if byColumns {
-                    product.run(a: input.pointer, b: weightValues + start * k * precision.elementSize, bias: bias.map { $0 + start },
-                                c: output + start, gate: gate.map { $0 + start })
+                    prepared[s].run(a: input.pointer, b: weightValues[s] + start * k * precision.elementSize, bias: bias.map { $0 + start },
+                                    c: output + start, gate: gate.map { $0 + start })
                 } else {
-                    product.run(a: input.advanced(by: start * k), b: product.b == prepared[0].b ? weightValues : otherValues ?? weightValues,
-                                bias: bias, c: output + start * n, gate: gate.map { $0 + start * n })
+                    prepared[s].run(a: input.advanced(by: start * k), b: weightValues[s], bias: bias, c: output + start * n,
+                                    gate: gate.map { $0 + start * n })
                 }
             }
         }
