@@ -69,7 +69,12 @@ public struct Conv2dKernel: Sendable {
 
     /// [N, H, W, Cin] -> [N, Ho, Wo, Cout]
     public func callAsFunction(_ input: Tensor, precision: Precision) -> Tensor {
-        let (n, h, w) = checkedInput(input)
+        self(ProductOperand(input), precision: precision)
+    }
+
+    /// [N, H, W, Cin] -> [N, Ho, Wo, Cout], from an operand that may already be bfloat16.
+    func callAsFunction(_ input: ProductOperand, precision: Precision) -> Tensor {
+        let (n, h, w) = checkedInput(input.shape)
         let (ho, wo) = outputSize(height: h, width: w)
         var output = Tensor(uninitializedShape: [n, ho, wo, outputChannels])
         run(input, into: &output, precision: precision, accumulating: false)
@@ -79,7 +84,12 @@ public struct Conv2dKernel: Sendable {
     /// residual + conv(input) in one pass: the convolution accumulates onto a copy of
     /// `residual` ([N, Ho, Wo, Cout]), as a ResNet block's output adds its shortcut.
     public func adding(_ input: Tensor, to residual: Tensor, precision: Precision) -> Tensor {
-        let (n, h, w) = checkedInput(input)
+        adding(ProductOperand(input), to: residual, precision: precision)
+    }
+
+    /// residual + conv(input), from an operand that may already be bfloat16.
+    func adding(_ input: ProductOperand, to residual: Tensor, precision: Precision) -> Tensor {
+        let (n, h, w) = checkedInput(input.shape)
         let (ho, wo) = outputSize(height: h, width: w)
         precondition(residual.shape == [n, ho, wo, outputChannels], "residual \(residual.shape) does not match [\(n), \(ho), \(wo), \(outputChannels)]")
         var output = residual
@@ -87,16 +97,16 @@ public struct Conv2dKernel: Sendable {
         return output
     }
 
-    private func checkedInput(_ input: Tensor) -> (Int, Int, Int) {
-        precondition(input.rank == 4 && input.shape[3] == inputChannels,
-                     "conv expects [N, H, W, \(inputChannels)], got \(input.shape)")
-        let (n, h, w) = (input.shape[0], input.shape[1], input.shape[2])
+    private func checkedInput(_ shape: [Int]) -> (Int, Int, Int) {
+        precondition(shape.count == 4 && shape[3] == inputChannels,
+                     "conv expects [N, H, W, \(inputChannels)], got \(shape)")
+        let (n, h, w) = (shape[0], shape[1], shape[2])
         let (ho, wo) = outputSize(height: h, width: w)
-        precondition(ho > 0 && wo > 0, "conv input \(input.shape) is smaller than the kernel")
+        precondition(ho > 0 && wo > 0, "conv input \(shape) is smaller than the kernel")
         return (n, h, w)
     }
 
-    private func run(_ input: Tensor, into output: inout Tensor, precision: Precision, accumulating: Bool) {
+    private func run(_ input: ProductOperand, into output: inout Tensor, precision: Precision, accumulating: Bool) {
         let (n, h, w) = (input.shape[0], input.shape[1], input.shape[2])
         let (ho, wo) = outputSize(height: h, width: w)
         let flopsPerRow = 2 * Double(outputChannels * wo * inputChannels * kernelHeight * kernelWidth)

@@ -16,65 +16,20 @@ extension Tensor {
         groups: Int, weight: Tensor?, bias: Tensor?, epsilon: Float,
         activation: NormalizationActivation = .none
     ) -> Tensor {
-        precondition(rank >= 2, "groupNorm needs [N, ..., C], got \(shape)")
-        let n = shape[0], channels = shape[rank - 1]
-        precondition(channels % groups == 0, "\(channels) channels do not split into \(groups) groups")
-        let positions = count / (n * channels)
-        let perGroup = channels / groups
-        let runs = (positions + Statistics.positionsPerRun - 1) / Statistics.positionsPerRun
+        let (scales, shifts) = groupNormCoefficients(groups: groups, weight: weight, bias: bias, epsilon: epsilon)
+        let channels = shape[rank - 1], positions = count / (shape[0] * channels)
         var result = Tensor(uninitializedShape: shape)
-        let gamma = weight?.scalars, beta = bias?.scalars
         withUnsafeBufferPointer { src in
             result.withUnsafeMutableBufferPointer { dst in
                 let s = src.baseAddress!, d = dst.baseAddress!
-                // Per item and run of positions, per-channel sums (pass 1) then sums of squared
-                // deviations from the group's mean (pass 2), combined per group in Double.
-                let partial = UnsafeMutablePointer<Float>.allocate(capacity: n * runs * channels)
-                defer { partial.deallocate() }
-                func channelSums(center: UnsafePointer<Float>?) {
-                    parallelFor(n * runs) { jobs in
-                        for job in jobs {
-                            let (item, run) = (job / runs, job % runs)
-                            let first = run * Statistics.positionsPerRun, last = min(first + Statistics.positionsPerRun, positions)
-                            Statistics.sumPositions(s + (item * positions + first) * channels, positions: last - first, channels: channels,
-                                                    center: center.map { $0 + item * channels }, into: partial + job * channels)
-                        }
-                    }
-                }
-                func groupTotals() -> [Double] {
-                    var totals = [Double](repeating: 0, count: n * groups)
-                    for item in 0..<n {
-                        for run in 0..<runs {
-                            let sums = partial + (item * runs + run) * channels
-                            for c in 0..<channels { totals[item * groups + c / perGroup] += Double(sums[c]) }
-                        }
-                    }
-                    return totals
-                }
-                let size = Double(positions * perGroup)
-                channelSums(center: nil)
-                let means = groupTotals().map { $0 / size }
-                // Each channel's group mean, to subtract in pass 2.
-                var centers = [Float](repeating: 0, count: n * channels)
-                for i in 0..<(n * channels) { centers[i] = Float(means[(i / channels) * groups + (i % channels) / perGroup]) }
-                centers.withUnsafeBufferPointer { channelSums(center: $0.baseAddress!) }
-                let variances = groupTotals().map { $0 / size }
-                // y = x * scale[c] + shift[c] per item.
-                var scales = [Float](repeating: 0, count: n * channels), shifts = [Float](repeating: 0, count: n * channels)
-                for i in 0..<(n * channels) {
-                    let (item, c) = (i / channels, i % channels)
-                    let group = item * groups + c / perGroup
-                    let inverse = 1 / (Float(variances[group]) + epsilon).squareRoot()
-                    scales[i] = inverse * (gamma?[c] ?? 1)
-                    shifts[i] = (beta?[c] ?? 0) - Float(means[group]) * scales[i]
-                }
                 scales.withUnsafeBufferPointer { scale in
                     shifts.withUnsafeBufferPointer { shift in
-                        parallelFor(n * positions, minimumChunk: max(1, 4096 / channels)) { rows in
+                        let (scale, shift) = (scale.baseAddress!, shift.baseAddress!)
+                        parallelFor(shape[0] * positions, minimumChunk: max(1, 4096 / channels)) { rows in
                             for row in rows {
                                 let item = row / positions
                                 Statistics.affine(s + row * channels, d + row * channels, count: channels,
-                                                  scale: scale.baseAddress! + item * channels, shift: shift.baseAddress! + item * channels,
+                                                  scale: scale + item * channels, shift: shift + item * channels,
                                                   activation: activation)
                             }
                         }
@@ -83,6 +38,93 @@ extension Tensor {
             }
         }
         return result
+    }
+
+    /// The same GroupNorm as the input of a product running at `precision`: in bf16 the
+    /// normalised values are written as bfloat16 directly (the same values `groupNorm` then a
+    /// conversion would give), and no float32 copy is made.
+    func groupNormOperand(
+        groups: Int, weight: Tensor?, bias: Tensor?, epsilon: Float,
+        activation: NormalizationActivation, precision: Precision
+    ) -> ProductOperand {
+        guard precision == .bf16 else {
+            return ProductOperand(groupNorm(groups: groups, weight: weight, bias: bias, epsilon: epsilon, activation: activation))
+        }
+        let (scales, shifts) = groupNormCoefficients(groups: groups, weight: weight, bias: bias, epsilon: epsilon)
+        let channels = shape[rank - 1], positions = count / (shape[0] * channels)
+        return withUnsafeBufferPointer { src in
+            scales.withUnsafeBufferPointer { scale in
+                shifts.withUnsafeBufferPointer { shift in
+                    let (s, scale, shift) = (src.baseAddress!, scale.baseAddress!, shift.baseAddress!)
+                    return ProductOperand(bfloat16Shape: shape, rows: shape[0] * positions) { rows, destination in
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: channels) { row in
+                            for index in rows {
+                                let item = index / positions
+                                Statistics.affine(s + index * channels, row.baseAddress!, count: channels,
+                                                  scale: scale + item * channels, shift: shift + item * channels,
+                                                  activation: activation)
+                                for c in 0..<channels { destination[index * channels + c] = BFloat16.bits(row[c]) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Per item and channel, GroupNorm's y = x * scale + shift: [N * C] each.
+    private func groupNormCoefficients(groups: Int, weight: Tensor?, bias: Tensor?, epsilon: Float) -> (scales: [Float], shifts: [Float]) {
+        precondition(rank >= 2, "groupNorm needs [N, ..., C], got \(shape)")
+        let n = shape[0], channels = shape[rank - 1]
+        precondition(channels % groups == 0, "\(channels) channels do not split into \(groups) groups")
+        let positions = count / (n * channels)
+        let perGroup = channels / groups
+        let runs = (positions + Statistics.positionsPerRun - 1) / Statistics.positionsPerRun
+        let gamma = weight?.scalars, beta = bias?.scalars
+        return withUnsafeBufferPointer { src in
+            let s = src.baseAddress!
+            // Per item and run of positions, per-channel sums (pass 1) then sums of squared
+            // deviations from the group's mean (pass 2), combined per group in Double.
+            let partial = UnsafeMutablePointer<Float>.allocate(capacity: n * runs * channels)
+            defer { partial.deallocate() }
+            func channelSums(center: UnsafePointer<Float>?) {
+                parallelFor(n * runs) { jobs in
+                    for job in jobs {
+                        let (item, run) = (job / runs, job % runs)
+                        let first = run * Statistics.positionsPerRun, last = min(first + Statistics.positionsPerRun, positions)
+                        Statistics.sumPositions(s + (item * positions + first) * channels, positions: last - first, channels: channels,
+                                                center: center.map { $0 + item * channels }, into: partial + job * channels)
+                    }
+                }
+            }
+            func groupTotals() -> [Double] {
+                var totals = [Double](repeating: 0, count: n * groups)
+                for item in 0..<n {
+                    for run in 0..<runs {
+                        let sums = partial + (item * runs + run) * channels
+                        for c in 0..<channels { totals[item * groups + c / perGroup] += Double(sums[c]) }
+                    }
+                }
+                return totals
+            }
+            let size = Double(positions * perGroup)
+            channelSums(center: nil)
+            let means = groupTotals().map { $0 / size }
+            // Each channel's group mean, to subtract in pass 2.
+            var centers = [Float](repeating: 0, count: n * channels)
+            for i in 0..<(n * channels) { centers[i] = Float(means[(i / channels) * groups + (i % channels) / perGroup]) }
+            centers.withUnsafeBufferPointer { channelSums(center: $0.baseAddress!) }
+            let variances = groupTotals().map { $0 / size }
+            var scales = [Float](repeating: 0, count: n * channels), shifts = [Float](repeating: 0, count: n * channels)
+            for i in 0..<(n * channels) {
+                let (item, c) = (i / channels, i % channels)
+                let group = item * groups + c / perGroup
+                let inverse = 1 / (Float(variances[group]) + epsilon).squareRoot()
+                scales[i] = inverse * (gamma?[c] ?? 1)
+                shifts[i] = (beta?[c] ?? 0) - Float(means[group]) * scales[i]
+            }
+            return (scales, shifts)
+        }
     }
 
     /// LayerNorm over the last dimension.

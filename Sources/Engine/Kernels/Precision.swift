@@ -71,6 +71,17 @@ struct ProductInput {
     let precision: Precision
     private let keepAlive: AnyObject?
 
+    private init(pointer: UnsafeRawPointer, precision: Precision, keepAlive: AnyObject?) {
+        self.pointer = pointer
+        self.precision = precision
+        self.keepAlive = keepAlive
+    }
+
+    /// bfloat16 elements already in place, owned by `keepAlive`.
+    init(bfloat16 pointer: UnsafeRawPointer, keepAlive: AnyObject) {
+        self.init(pointer: pointer, precision: .bf16, keepAlive: keepAlive)
+    }
+
     /// Calls `body` with `tensor`'s elements as `precision` needs them.
     static func with<R>(_ tensor: Tensor, precision: Precision, _ body: (ProductInput) -> R) -> R {
         switch precision {

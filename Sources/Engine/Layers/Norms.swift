@@ -19,6 +19,11 @@ public struct GroupNorm: Sendable {
     public func callAsFunction(_ x: Tensor, activation: NormalizationActivation = .none) -> Tensor {
         x.groupNorm(groups: groups, weight: weight, bias: bias, epsilon: epsilon, activation: activation)
     }
+
+    /// The same, as the input of a product at `precision` (bfloat16 written directly in bf16).
+    func operand(_ x: Tensor, activation: NormalizationActivation = .none, precision: Precision) -> ProductOperand {
+        x.groupNormOperand(groups: groups, weight: weight, bias: bias, epsilon: epsilon, activation: activation, precision: precision)
+    }
 }
 
 /// LayerNorm over the last dimension.

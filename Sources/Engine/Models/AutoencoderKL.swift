@@ -162,7 +162,7 @@ public struct AutoencoderKL: Sendable {
             for resnet in block.resnets { x = resnet(x, activatedTime: nil, precision: precision) }
             if let downsample = block.downsample { x = downsample(x, precision: precision) }
         }
-        x = encoderOut(encoderNorm(encoderMid(x, precision: precision), activation: .silu), precision: precision)
+        x = encoderOut(encoderNorm.operand(encoderMid(x, precision: precision), activation: .silu, precision: precision), precision: precision)
         if let quant { x = quant(x, precision: precision) }
         let halves = x.channelsFirst().chunked(2, axis: 1)
         let deviation = halves[1].mapElements { Foundation.exp(0.5 * min(max($0, -30), 20)) }
@@ -178,6 +178,6 @@ public struct AutoencoderKL: Sendable {
             for resnet in block.resnets { x = resnet(x, activatedTime: nil, precision: precision) }
             if let upsample = block.upsample { x = upsample(x, precision: precision) }
         }
-        return decoderOut(decoderNorm(x, activation: .silu), precision: precision).channelsFirst()
+        return decoderOut(decoderNorm.operand(x, activation: .silu, precision: precision), precision: precision).channelsFirst()
     }
 }

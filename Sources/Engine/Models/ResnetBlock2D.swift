@@ -18,13 +18,13 @@ struct ResnetBlock2D: Sendable {
 
     /// x [N, H, W, Cin], time embedding [N, T] after SiLU -> [N, H, W, Cout]
     func callAsFunction(_ x: Tensor, activatedTime: Tensor?, precision: Precision) -> Tensor {
-        var h = conv1(norm1(x, activation: .silu), precision: precision)
+        var h = conv1(norm1.operand(x, activation: .silu, precision: precision), precision: precision)
         if let timeProjection, let activatedTime {
             h.addItemChannelBias(timeProjection(activatedTime, precision: precision))
         }
         // The second convolution accumulates onto the shortcut.
         let residual = shortcut?(x, precision: precision) ?? x
-        return conv2.adding(norm2(h, activation: .silu), to: residual, precision: precision)
+        return conv2.adding(norm2.operand(h, activation: .silu, precision: precision), to: residual, precision: precision)
     }
 }
 
@@ -54,6 +54,6 @@ struct Upsample2D: Sendable {
     /// [N, H, W, C] -> [N, 2H, 2W, C] (or `size`)
     func callAsFunction(_ x: Tensor, size: (Int, Int)? = nil, precision: Precision) -> Tensor {
         let (h, w) = size ?? (2 * x.shape[1], 2 * x.shape[2])
-        return conv(x.resizedNearest(height: h, width: w), precision: precision)
+        return conv(x.resizedNearestOperand(height: h, width: w, precision: precision), precision: precision)
     }
 }

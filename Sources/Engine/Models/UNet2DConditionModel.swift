@@ -137,6 +137,6 @@ public struct UNet2DConditionModel: Sendable {
         for block in upBlocks {
             x = block(x, skips: &skips, time: activatedTime, context: context, router: router, precision: precision)
         }
-        return convOut(normOut(x, activation: .silu), precision: precision).channelsFirst()
+        return convOut(normOut.operand(x, activation: .silu, precision: precision), precision: precision).channelsFirst()
     }
 }
