@@ -52,6 +52,11 @@ let package = Package(
             "CBLAS", "CDNNL", "Imaging", "CHeap",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: vectorISA),
+        // The shapes world's renderer, detectors and scores of a model (`ptp eval`), on the
+        // Engine's public API: users of the Engine library do not link them.
+        .target(name: "Evaluation", dependencies: ["Engine", "Imaging"], swiftSettings: vectorISA),
+        // Kernel throughput against the machine's sgemm peak (`ptp bench kernels`).
+        .target(name: "Benchmarks", dependencies: ["Engine"]),
         // Frames, messages, tensor codec and authentication. No models.
         .target(name: "Wire", dependencies: [
             "CZstd",
@@ -80,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "ptp",
             dependencies: [
-                "Engine", "Imaging", "Wire", "Worker", "Coordinator",
+                "Engine", "Evaluation", "Benchmarks", "Imaging", "Wire", "Worker", "Coordinator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -88,6 +93,7 @@ let package = Package(
             ]),
 
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Imaging"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Engine", "Imaging"]),
         .testTarget(name: "ClusterTests", dependencies: [
             "ptp", "Wire", "Engine", "Imaging",
             .product(name: "NIOCore", package: "swift-nio"),

@@ -86,7 +86,7 @@ final class TaskRecord {
 
     let id: String
     let job: String
-    let kind: String
+    let kind: TaskKind
     /// Stage 1: the edits it runs; finish: the one edit.
     let edits: [String]
     /// Finish: which image.
@@ -100,7 +100,7 @@ final class TaskRecord {
     /// Stage 1: steps done of all its edits (progress).
     var progress: (step: Int, total: Int)?
 
-    init(id: String, job: String, kind: String, edits: [String], image: Int, model: String, state: State = .queued, attempts: Int = 0) {
+    init(id: String, job: String, kind: TaskKind, edits: [String], image: Int, model: String, state: State = .queued, attempts: Int = 0) {
         (self.id, self.job, self.kind, self.edits, self.image, self.model, self.state, self.attempts) = (id, job, kind, edits, image, model, state, attempts)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Wire
 
 /// The coordinator's durable record (SQLite through GRDB): jobs, their edits, tasks and
 /// finished images. A restarted coordinator rebuilds its state from it, so nothing is lost and
@@ -49,7 +50,7 @@ final class Journal {
 
     static func insert(_ task: TaskRecord, _ db: Database) throws {
         try db.execute(sql: "INSERT OR IGNORE INTO tasks (id, job, kind, edits, image, model, state, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       arguments: [task.id, task.job, task.kind, task.edits.joined(separator: "\n"), task.image, task.model,
+                       arguments: [task.id, task.job, task.kind.rawValue, task.edits.joined(separator: "\n"), task.image, task.model,
                                    task.state.rawValue, task.attempts])
     }
 
@@ -111,7 +112,11 @@ final class Journal {
                                       created: Date(timeIntervalSince1970: row["created"]), edits: edits))
             }
             let tasks = try Row.fetchAll(db, sql: "SELECT * FROM tasks ORDER BY rowid").map { row -> TaskRecord in
-                let task = TaskRecord(id: row["id"], job: row["job"], kind: row["kind"],
+                let kindName: String = row["kind"]
+                guard let kind = TaskKind(rawValue: kindName) else {
+                    throw SubmissionError("the journal holds a task of kind '\(kindName)', which this ptp does not know: run the version that wrote it")
+                }
+                let task = TaskRecord(id: row["id"], job: row["job"], kind: kind,
                                       edits: (row["edits"] as String).split(separator: "\n").map(String.init),
                                       image: row["image"], model: row["model"],
                                       state: TaskRecord.State(rawValue: row["state"]) ?? .queued, attempts: row["attempts"])

@@ -9,7 +9,7 @@ struct ReadyTasks {
     private var starting: Deque<String> = []
 
     mutating func append(_ task: TaskRecord) {
-        if task.kind == TaskKind.finish { finishing.append(task.id) } else { starting.append(task.id) }
+        if task.kind == .finish { finishing.append(task.id) } else { starting.append(task.id) }
     }
 
     mutating func popFirst() -> String? { finishing.popFirst() ?? starting.popFirst() }

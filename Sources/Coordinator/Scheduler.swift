@@ -115,7 +115,7 @@ final class Scheduler {
         var group: [EditRecord] = []
         func flush() {
             guard let first = group.first else { return }
-            planned.append(TaskRecord(id: "\(job.id).s\(planned.count + 1)", job: job.id, kind: TaskKind.stageOne,
+            planned.append(TaskRecord(id: "\(job.id).s\(planned.count + 1)", job: job.id, kind: .stageOne,
                                       edits: group.map(\.id), image: -1, model: first.model))
             group.removeAll()
         }
@@ -135,7 +135,7 @@ final class Scheduler {
     func submitNoopTasks(count: Int, model: String) throws -> String {
         let jobID = "bench-\(nextJobNumber)"
         nextJobNumber += 1
-        let created = (0..<count).map { TaskRecord(id: "\(jobID).n\($0)", job: jobID, kind: TaskKind.noop, edits: [], image: -1, model: model) }
+        let created = (0..<count).map { TaskRecord(id: "\(jobID).n\($0)", job: jobID, kind: .noop, edits: [], image: -1, model: model) }
         try journal.database.write { db in for task in created { try Journal.insert(task, db) } }
         for task in created { tasks[task.id] = task; enqueue(task) }
         return jobID
@@ -239,17 +239,17 @@ final class Scheduler {
 
     private func assignment(for task: TaskRecord) throws -> WireMessage {
         // No-op tasks (dispatch benchmarks) belong to no job.
-        if task.kind == TaskKind.noop { return .assign(taskID: task.id, kind: task.kind, payload: "{}", tensors: []) }
+        if task.kind == .noop { return .assign(taskID: task.id, kind: task.kind, payload: "{}", tensors: []) }
         guard let job = jobs[task.job] else { throw SubmissionError("job \(task.job) is gone") }
         switch task.kind {
-        case TaskKind.stageOne:
+        case .stageOne:
             let specs = task.edits.compactMap { job.edits[$0]?.spec }
             return .assign(taskID: task.id, kind: task.kind, payload: try StageOnePayload(edits: specs).jsonText(), tensors: [])
-        case TaskKind.finish:
+        case .finish:
             guard let edit = job.edits[task.edits[0]] else { throw SubmissionError("edit \(task.edits[0]) is gone") }
             let input = try store.stageOneSlice(job: job.id, edit: edit.id, index: task.image)
             return .assign(taskID: task.id, kind: task.kind, payload: try FinishPayload(spec: edit.spec, index: task.image).jsonText(), tensors: [input])
-        default:
+        case .noop:
             return .assign(taskID: task.id, kind: task.kind, payload: "{}", tensors: [])
         }
     }
@@ -263,7 +263,7 @@ final class Scheduler {
         let session = workers[sessionID]
         session?.lastHeard = Date()
         session?.tasks.remove(taskID)
-        if let task = tasks[taskID], task.kind == TaskKind.noop {
+        if let task = tasks[taskID], task.kind == .noop {
             if task.state == .leased || task.state == .queued {
                 task.state = .done
                 try? journal.update(task: task)
@@ -284,9 +284,9 @@ final class Scheduler {
         let node = session?.nodeID ?? "unknown"
         do {
             switch task.kind {
-            case TaskKind.stageOne: try stageOneDone(task, job: job, payload: payload, tensors: tensors, node: node)
-            case TaskKind.finish: try finishDone(task, job: job, payload: payload, tensors: tensors, node: node, session: session)
-            default:
+            case .stageOne: try stageOneDone(task, job: job, payload: payload, tensors: tensors, node: node)
+            case .finish: try finishDone(task, job: job, payload: payload, tensors: tensors, node: node, session: session)
+            case .noop:
                 task.state = .done
                 try journal.update(task: task)
             }
@@ -328,7 +328,7 @@ final class Scheduler {
                                   guidance: run.guidance, height: run.height, width: run.width, scheduler: run.scheduler, precision: run.precision)
             edit.state = .finishing
             for index in 0..<edit.prompts {
-                finishTasks.append(TaskRecord(id: "\(job.id).\(edit.id).f\(index)", job: job.id, kind: TaskKind.finish, edits: [edit.id],
+                finishTasks.append(TaskRecord(id: "\(job.id).\(edit.id).f\(index)", job: job.id, kind: .finish, edits: [edit.id],
                                               image: index, model: edit.model))
             }
         }

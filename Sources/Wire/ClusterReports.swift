@@ -83,15 +83,16 @@ public struct JobProgressReport: Codable, Sendable, Equatable {
     }
 }
 
-/// Task kinds and their JSON payloads.
-public enum TaskKind {
-    /// Stage 1 of one or more edits; tensors back: one per edit, named by its id.
-    public static let stageOne = "stage1"
-    /// One image of one edit to its final picture (decode or super-resolution); tensor in:
-    /// "input" [1, C, h, w]; tensor back: "image" [h, w, 3] bytes.
-    public static let finish = "finish"
+/// What a task does; its raw value is its name on the wire and in the journal.
+public enum TaskKind: String, Sendable, CaseIterable {
+    /// Stage 1 of one or more edits (payload `StageOnePayload`); tensors back: one per edit,
+    /// named by its id.
+    case stageOne = "stage1"
+    /// One image of one edit to its final picture, decode or super-resolution (payload
+    /// `FinishPayload`); tensor in: "input" [1, C, h, w]; tensor back: "image" [h, w, 3] bytes.
+    case finish
     /// Does nothing (dispatch benchmarks).
-    public static let noop = "noop"
+    case noop
 }
 
 public struct StageOnePayload: Codable, Sendable {

@@ -33,7 +33,7 @@ public enum WireMessage: Sendable, Equatable {
     case goodbye(reason: String)
     // Workers
     case credit(slots: UInt32)
-    case assign(taskID: String, kind: String, payload: String, tensors: [TensorPayload])
+    case assign(taskID: String, kind: TaskKind, payload: String, tensors: [TensorPayload])
     case heartbeat(taskIDs: [String])
     case progress(taskID: String, step: UInt32, total: UInt32)
     case result(taskID: String, payload: String, tensors: [TensorPayload])
@@ -119,7 +119,7 @@ public enum WireMessage: Sendable, Equatable {
             buffer.writeInteger(slots)
         case .assign(let taskID, let kind, let payload, let tensors):
             buffer.writeField(taskID)
-            buffer.writeField(kind)
+            buffer.writeField(kind.rawValue)
             buffer.writeField(payload)
             buffer.writeInteger(UInt16(tensors.count))
             for tensor in tensors { try codec.encode(tensor, into: &buffer) }
@@ -194,7 +194,8 @@ public enum WireMessage: Sendable, Equatable {
             message = .credit(slots: try body.readInteger(field: "slots", as: UInt32.self))
         case 11:
             let taskID = try body.readString(field: "task id", limit: 256)
-            let kind = try body.readString(field: "kind", limit: 64)
+            let kindName = try body.readString(field: "kind", limit: 64)
+            guard let kind = TaskKind(rawValue: kindName) else { throw WireError(.malformed, "assign: unknown task kind '\(kindName)'") }
             let payload = try body.readString(field: "payload", limit: 16 << 20)
             message = .assign(taskID: taskID, kind: kind, payload: payload, tensors: try tensors(of: "assign"))
         case 12:

@@ -16,16 +16,14 @@ struct TaskRunner: Sendable {
     let lowMemory: Bool
 
     /// Runs one task; `progress` gets (step, total) during denoising.
-    func run(kind: String, payload: String, tensors: [TensorPayload], progress: @escaping (Int, Int) -> Void) throws -> (String, [TensorPayload]) {
+    func run(kind: TaskKind, payload: String, tensors: [TensorPayload], progress: @escaping (Int, Int) -> Void) throws -> (String, [TensorPayload]) {
         switch kind {
-        case TaskKind.stageOne:
+        case .stageOne:
             return try stageOne(try StageOnePayload.fromJSON(payload, what: "stage-1 payload"), progress: progress)
-        case TaskKind.finish:
+        case .finish:
             return try finish(try FinishPayload.fromJSON(payload, what: "finish payload"), tensors: tensors)
-        case TaskKind.noop:
+        case .noop:
             return ("{}", [])
-        default:
-            throw TaskFailure(reason: "unknown task kind '\(kind)'", retryable: false)
         }
     }
 

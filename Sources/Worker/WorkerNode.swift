@@ -245,7 +245,7 @@ public final class WorkerNode: @unchecked Sendable {
         }
     }
 
-    private func start(taskID: String, kind: String, payload: String, tensors: [TensorPayload]) {
+    private func start(taskID: String, kind: TaskKind, payload: String, tensors: [TensorPayload]) {
         guard currentTask == nil else {
             send(.failed(taskID: taskID, retryable: true, reason: "worker busy"))
             return

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engine
+import Evaluation
 import Foundation
 
 struct Evaluate: ParsableCommand {

@@ -1,7 +1,7 @@
-import Imaging
 import ArgumentParser
 import Engine
 import Foundation
+import Imaging
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -39,7 +39,7 @@ struct FrameDecodingTests {
         .error(code: 5, reason: "no"),
         .goodbye(reason: "draining"),
         .credit(slots: 3),
-        .assign(taskID: "t1", kind: "stage1", payload: "{}", tensors: [TensorPayload(name: "x", shape: [2, 3], floats: [1, 2, 3, 4, 5, 6.5])]),
+        .assign(taskID: "t1", kind: .stageOne, payload: "{}", tensors: [TensorPayload(name: "x", shape: [2, 3], floats: [1, 2, 3, 4, 5, 6.5])]),
         .heartbeat(taskIDs: ["a", "b"]),
         .progress(taskID: "t1", step: 3, total: 50),
         .result(taskID: "t1", payload: #"{"ok":true}"#, tensors: [TensorPayload(name: "img", elementType: .uint8, shape: [3], bytes: [1, 2, 3])]),

@@ -1,3 +1,5 @@
+import Engine
+
 /// Random scenes from the shapes-world grammar, reproducibly from a seed (the evaluation's
 /// own generator; the training data comes from the Python sampler with the same rules).
 public struct SceneSampler: Sendable {

@@ -1,3 +1,5 @@
+import Engine
+
 /// One object of a scene.
 public struct SceneObject: Sendable, Equatable {
     public var shape: String

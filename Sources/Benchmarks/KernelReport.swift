@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 
 /// Throughput of the Engine's kernels on this machine, against the sgemm peak measured in the

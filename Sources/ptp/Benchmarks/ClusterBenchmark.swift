@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engine
+import Evaluation
 import Foundation
 
 /// Images per minute of a local cluster with 1, 2... workers on the same batch.

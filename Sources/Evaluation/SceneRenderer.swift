@@ -1,3 +1,4 @@
+import Engine
 import Imaging
 
 /// Draws scenes exactly at any resolution: each pixel is the mean of a 4x4 grid of point

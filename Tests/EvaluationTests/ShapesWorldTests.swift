@@ -1,4 +1,5 @@
 import Engine
+import Evaluation
 import Foundation
 import Imaging
 import Testing
