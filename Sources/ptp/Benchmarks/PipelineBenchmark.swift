@@ -12,7 +12,7 @@ struct PipelineBenchmark: ParsableCommand {
         abstract: "Seconds per denoising step of `ptp generate` and of diffusers' StableDiffusionPipeline, fp32 and bf16, and how far each side's bf16 image is from its fp32 one.",
         discussion: """
             Each side runs as a separate process for --short-steps and --long-steps steps; per step = \
-            (t(long) - t(short)) / (long - short). The PyTorch side runs reference/bench_pipeline.py with the Python \
+            (t(long) - t(short)) / (long - short), each t the fastest of --repeats runs. The PyTorch side runs reference/bench_pipeline.py with the Python \
             given by --python (default: scripts/python-env), with torch.bfloat16 weights for bf16. Images of the long \
             runs are compared by PSNR (bf16 against fp32 on each side, and Swift fp32 against PyTorch fp32).
             """)
@@ -35,6 +35,9 @@ struct PipelineBenchmark: ParsableCommand {
     @Option(help: "Steps of the long run.")
     var longSteps = 5
 
+    @Option(help: "Runs of each process; the fastest counts (this machine's speed drifts from minute to minute).")
+    var repeats = 1
+
     @Option(help: "Threads for both sides.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
@@ -51,6 +54,7 @@ struct PipelineBenchmark: ParsableCommand {
     var swiftOnly = false
 
     func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
         guard shortSteps >= 1, longSteps > shortSteps else { throw ValidationError("--long-steps must exceed --short-steps, both at least 1") }
         guard ["model", "dpm++-karras", "euler"].contains(scheduler) else { throw ValidationError("--scheduler: use model, dpm++-karras or euler") }
         guard size >= 64, size % 8 == 0, threads >= 1 else { throw ValidationError("--size must be a multiple of 8 from 64; --threads at least 1") }
@@ -75,28 +79,33 @@ struct PipelineBenchmark: ParsableCommand {
         let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         let root = PythonPeer.repositoryRoot()
         let interpreter = swiftOnly ? nil : try python ?? PythonPeer.pythonFromEnvironmentScript(root)
+        Self.readFiles(under: model)
         var sides: [Side] = []
         for precision in precisions {
             var swift = Side(name: "swift \(precision)")
             var torch = Side(name: "pytorch \(precision)")
-            for steps in [shortSteps, longSteps] {
-                let ours = directory.appendingPathComponent("swift-\(precision)-\(steps).png")
-                var arguments = ["generate", "--model", model, "--prompt", prompt, "--seed", String(seed), "--steps", String(steps),
-                                 "--height", String(size), "--width", String(size), "--threads", String(threads),
-                                 "--precision", precision.rawValue, "--output", ours.path]
-                if scheduler != "model" { arguments += ["--scheduler", scheduler] }
-                swift.seconds[steps] = try Self.time(executable, arguments)
-                if steps == longSteps { swift.image = try PNGCodec.read(ours) }
-                note(String(format: "%@, %d steps: %.2f s", swift.name, steps, swift.seconds[steps] ?? .nan))
-                guard let interpreter else { continue }
-                let theirs = directory.appendingPathComponent("pytorch-\(precision)-\(steps).png")
-                torch.seconds[steps] = try Self.time(URL(fileURLWithPath: interpreter), [
-                    root.appendingPathComponent("reference/bench_pipeline.py").path, "--model", model, "--prompt", prompt,
-                    "--seed", String(seed), "--steps", String(steps), "--height", String(size), "--width", String(size),
-                    "--threads", String(threads), "--dtype", precision == .fp32 ? "float32" : "bfloat16", "--scheduler", scheduler,
-                    "--output", theirs.path])
-                if steps == longSteps { torch.image = try PNGCodec.read(theirs) }
-                note(String(format: "%@, %d steps: %.2f s", torch.name, steps, torch.seconds[steps] ?? .nan))
+            for _ in 0..<repeats {
+                for steps in [shortSteps, longSteps] {
+                    let ours = directory.appendingPathComponent("swift-\(precision)-\(steps).png")
+                    var arguments = ["generate", "--model", model, "--prompt", prompt, "--seed", String(seed), "--steps", String(steps),
+                                     "--height", String(size), "--width", String(size), "--threads", String(threads),
+                                     "--precision", precision.rawValue, "--output", ours.path]
+                    if scheduler != "model" { arguments += ["--scheduler", scheduler] }
+                    let swiftSeconds = try Self.time(executable, arguments)
+                    swift.seconds[steps] = min(swiftSeconds, swift.seconds[steps] ?? .infinity)
+                    if steps == longSteps { swift.image = try PNGCodec.read(ours) }
+                    note(String(format: "%@, %d steps: %.2f s", swift.name, steps, swiftSeconds))
+                    guard let interpreter else { continue }
+                    let theirs = directory.appendingPathComponent("pytorch-\(precision)-\(steps).png")
+                    let torchSeconds = try Self.time(URL(fileURLWithPath: interpreter), [
+                        root.appendingPathComponent("reference/bench_pipeline.py").path, "--model", model, "--prompt", prompt,
+                        "--seed", String(seed), "--steps", String(steps), "--height", String(size), "--width", String(size),
+                        "--threads", String(threads), "--dtype", precision == .fp32 ? "float32" : "bfloat16", "--scheduler", scheduler,
+                        "--output", theirs.path])
+                    torch.seconds[steps] = min(torchSeconds, torch.seconds[steps] ?? .infinity)
+                    if steps == longSteps { torch.image = try PNGCodec.read(theirs) }
+                    note(String(format: "%@, %d steps: %.2f s", torch.name, steps, torchSeconds))
+                }
             }
             sides.append(swift)
             if interpreter != nil { sides.append(torch) }
@@ -128,6 +137,17 @@ struct PipelineBenchmark: ParsableCommand {
     }
 
     /// Wall seconds of a whole process, its output to our stderr; fails if it fails.
+    /// Reads every file of the model folder once, so that the first timed run does not pay
+    /// for the disk and the later ones for the page cache (loading must cancel between runs).
+    static func readFiles(under path: String) {
+        guard let files = FileManager.default.enumerator(atPath: path) else { return }
+        for case let name as String in files {
+            guard let handle = FileHandle(forReadingAtPath: path + "/" + name) else { continue }
+            while let chunk = try? handle.read(upToCount: 16 << 20), !chunk.isEmpty {}
+            try? handle.close()
+        }
+    }
+
     static func time(_ executable: URL, _ arguments: [String]) throws -> Double {
         let process = Process()
         process.executableURL = executable
