@@ -116,14 +116,8 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// Runs until SIGTERM/SIGINT, then shuts down gracefully.
     public func run() throws {
         try start()
-        let signals = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [weak self] in self?.shutdown() }
-            source.resume()
-            return source
-        }
-        defer { signals.forEach { $0.cancel() } }
+        let signals = ShutdownSignals { [weak self] in self?.shutdown() }
+        defer { signals.cancel() }
         try stopped.futureResult.wait()
         try? group.syncShutdownGracefully()
     }

@@ -6,38 +6,6 @@ import NIOCore
 import NIOPosix
 import Wire
 
-/// How a worker connects and what it runs.
-public struct WorkerConfiguration: Sendable {
-    public var host: String
-    public var port: Int
-    public var secret: SharedSecret
-    public var nodeID: String
-    public var threads: Int
-    /// Model directories by the key specs name them with ("default" for the embedded model).
-    public var models: [String: URL]
-    /// The precisions this worker runs edits at.
-    public var precisions: [Precision]
-    public var lowMemory: Bool
-    public var codec: TensorCodec
-    public var heartbeatInterval: TimeAmount
-    /// Longest wait between reconnection attempts.
-    public var maximumBackoff: TimeAmount
-    /// How long a draining worker keeps trying to deliver a finished result while the
-    /// coordinator is unreachable, before it leaves anyway (the coordinator then runs the task
-    /// again when its lease expires).
-    public var drainDeliveryTimeout: TimeAmount
-
-    public init(host: String, port: Int, secret: SharedSecret, nodeID: String, threads: Int, models: [String: URL],
-                precisions: [Precision] = Precision.allCases.filter(\.isSupported),
-                lowMemory: Bool = false, codec: TensorCodec = TensorCodec(), heartbeatInterval: TimeAmount = .seconds(5),
-                maximumBackoff: TimeAmount = .seconds(30), drainDeliveryTimeout: TimeAmount = .seconds(60)) {
-        (self.host, self.port, self.secret, self.nodeID, self.threads, self.models) = (host, port, secret, nodeID, threads, models)
-        self.precisions = precisions
-        (self.lowMemory, self.codec, self.heartbeatInterval, self.maximumBackoff) = (lowMemory, codec, heartbeatInterval, maximumBackoff)
-        self.drainDeliveryTimeout = drainDeliveryTimeout
-    }
-}
-
 /// A worker node: loads its models once, connects to the coordinator (reconnecting with
 /// backoff), takes one task at a time on its credit, reports per-step progress and heartbeats,
 /// and on SIGTERM finishes its task, delivers the result and leaves.
@@ -70,20 +38,9 @@ public final class WorkerNode: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         ComputeThreads.setThreadCount(configuration.threads)
-        var models: [String: DiffusionModel] = [:]
-        var keys: [String] = []
-        for (key, url) in configuration.models.sorted(by: { $0.key < $1.key }) {
-            let model = try DiffusionModel(directory: url)
-            logger.info("loaded model", metadata: ["key": "\(key)", "model": "\(model.identifier)"])
-            for alias in [key, url.path, url.standardizedFileURL.path, model.identifier] where models[alias] == nil {
-                models[alias] = model
-                keys.append(alias)
-            }
-        }
-        runner = TaskRunner(models: models, lowMemory: configuration.lowMemory)
-        // Each model key once per precision served (`CapabilityKey`).
-        let served = configuration.precisions.flatMap { precision in keys.map { CapabilityKey.key(model: $0, precision: precision.rawValue) } }
-        capabilities = NodeCapabilities(models: served, threads: configuration.threads,
+        let catalogue = try ModelCatalogue(directories: configuration.models, logger: logger)
+        runner = TaskRunner(models: catalogue.models, lowMemory: configuration.lowMemory)
+        capabilities = NodeCapabilities(models: catalogue.capabilityKeys(precisions: configuration.precisions), threads: configuration.threads,
                                         host: ProcessInfo.processInfo.hostName, version: "ptp-\(WireProtocol.version)")
         finished = group.next().makePromise()
     }
@@ -91,17 +48,11 @@ public final class WorkerNode: @unchecked Sendable {
     /// Connects and works until drained (SIGTERM/SIGINT) or refused for good (wrong secret or
     /// protocol version). Throws only in the second case.
     public func run() throws {
-        let signals = [SIGTERM, SIGINT].map { signalNumber -> DispatchSourceSignal in
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { [weak self] in
-                guard let self else { return }
-                self.loop.execute { self.drain() }
-            }
-            source.resume()
-            return source
+        let signals = ShutdownSignals { [weak self] in
+            guard let self else { return }
+            self.loop.execute { self.drain() }
         }
-        defer { signals.forEach { $0.cancel() } }
+        defer { signals.cancel() }
         loop.execute { self.connect() }
         defer { try? group.syncShutdownGracefully() }
         try finished.futureResult.wait()

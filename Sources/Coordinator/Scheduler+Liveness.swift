@@ -1,0 +1,53 @@
+import Foundation
+
+/// Heartbeats, progress and leases, and manifests rewritten as jobs change.
+extension Scheduler {
+    func heartbeat(_ sessionID: String, taskIDs: [String]) {
+        guard let session = workers[sessionID] else { return }
+        let now = Date()
+        session.lastHeard = now
+        for id in taskIDs where tasks[id]?.worker == sessionID { tasks[id]?.leaseExpiry = now.addingTimeInterval(settings.leaseDuration) }
+    }
+
+    func progress(_ sessionID: String, taskID: String, step: Int, total: Int) {
+        guard let session = workers[sessionID] else { return }
+        let now = Date()
+        session.lastHeard = now
+        session.noteSteps(1, at: now)
+        metrics.unetSteps(node: session.nodeID).increment()
+        if let task = tasks[taskID], task.worker == sessionID {
+            task.leaseExpiry = now.addingTimeInterval(settings.leaseDuration)
+            task.progress = (step, total)
+        }
+    }
+
+    func draining(_ sessionID: String) {
+        workers[sessionID]?.draining = true
+        idle.remove(sessionID)
+    }
+
+    /// Expired leases go back to the queue.
+    func checkLeases() {
+        let now = Date()
+        for task in tasks.values where task.state == .leased {
+            guard let expiry = task.leaseExpiry, expiry < now else { continue }
+            metrics.leasesLost.increment()
+            if let worker = task.worker { workers[worker]?.tasks.remove(task.id) }
+            retry(task, reason: "lease expired on \(task.worker.flatMap { workers[$0]?.nodeID } ?? "a lost worker")")
+        }
+    }
+
+    /// Rewrites the manifests of jobs that changed.
+    func flushManifests() {
+        for id in manifestsDue { writeManifest(id) }
+    }
+
+    func writeManifest(_ jobID: String) {
+        manifestsDue.remove(jobID)
+        guard let job = jobs[jobID] else { return }
+        do { try store.writeManifest(job) } catch {
+            logger.error("cannot write the manifest", metadata: ["job": "\(jobID)", "error": "\(error)"])
+            manifestsDue.insert(jobID)
+        }
+    }
+}

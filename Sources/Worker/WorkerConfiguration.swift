@@ -1,0 +1,36 @@
+import Engine
+import Foundation
+import NIOCore
+import Wire
+
+/// How a worker connects and what it runs.
+public struct WorkerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var secret: SharedSecret
+    public var nodeID: String
+    public var threads: Int
+    /// Model directories by the key specs name them with ("default" for the embedded model).
+    public var models: [String: URL]
+    /// The precisions this worker runs edits at.
+    public var precisions: [Precision]
+    public var lowMemory: Bool
+    public var codec: TensorCodec
+    public var heartbeatInterval: TimeAmount
+    /// Longest wait between reconnection attempts.
+    public var maximumBackoff: TimeAmount
+    /// How long a draining worker keeps trying to deliver a finished result while the
+    /// coordinator is unreachable, before it leaves anyway (the coordinator then runs the task
+    /// again when its lease expires).
+    public var drainDeliveryTimeout: TimeAmount
+
+    public init(host: String, port: Int, secret: SharedSecret, nodeID: String, threads: Int, models: [String: URL],
+                precisions: [Precision] = Precision.allCases.filter(\.isSupported),
+                lowMemory: Bool = false, codec: TensorCodec = TensorCodec(), heartbeatInterval: TimeAmount = .seconds(5),
+                maximumBackoff: TimeAmount = .seconds(30), drainDeliveryTimeout: TimeAmount = .seconds(60)) {
+        (self.host, self.port, self.secret, self.nodeID, self.threads, self.models) = (host, port, secret, nodeID, threads, models)
+        self.precisions = precisions
+        (self.lowMemory, self.codec, self.heartbeatInterval, self.maximumBackoff) = (lowMemory, codec, heartbeatInterval, maximumBackoff)
+        self.drainDeliveryTimeout = drainDeliveryTimeout
+    }
+}
