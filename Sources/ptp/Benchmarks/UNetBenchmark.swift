@@ -165,20 +165,26 @@ enum PythonPeer {
     static func run(script: String, python: String?, arguments: [String]) throws -> [String: JSONValue] {
         let root = repositoryRoot()
         let interpreter = try python ?? pythonFromEnvironmentScript(root)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: interpreter)
-        process.arguments = [root.appendingPathComponent(script).path] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw CommandError("\(script) failed with status \(process.terminationStatus)") }
+        let (data, status) = try standardOutput(of: URL(fileURLWithPath: interpreter), [root.appendingPathComponent(script).path] + arguments)
+        guard status == 0 else { throw CommandError("\(script) failed with status \(status)") }
         let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
         guard let last = lines.last, let object = (try? JSONValue.parse(Data(last.utf8)))?.objectValue else {
             throw CommandError("\(script) printed no JSON result")
         }
         return object
+    }
+
+    /// Runs `executable` to its end: what it printed on standard output, and its exit status.
+    static func standardOutput(of executable: URL, _ arguments: [String]) throws -> (Data, Int32) {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (data, process.terminationStatus)
     }
 
     /// The repository this executable was built from (or the working directory).
@@ -192,14 +198,8 @@ enum PythonPeer {
     }
 
     static func pythonFromEnvironmentScript(_ root: URL) throws -> String {
-        let process = Process()
-        process.executableURL = root.appendingPathComponent("scripts/python-env")
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw CommandError("scripts/python-env could not provide a Python with torch") }
+        let (data, status) = try standardOutput(of: root.appendingPathComponent("scripts/python-env"), [])
+        guard status == 0 else { throw CommandError("scripts/python-env could not provide a Python with torch") }
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
