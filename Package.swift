@@ -44,12 +44,15 @@ let package = Package(
             providers: [.apt(["libdnnl-dev"])]),
 
         .target(name: "CHeap"),
+        // The edit contract: the spec of one edit, its JSON form and its checks. What the CLI,
+        // the coordinator, the workers and the Engine agree on; no model or network code.
+        .target(name: "EditContract"),
         // RGB images, PNG files, atomic writes: shared by the Engine and the Coordinator.
         .target(name: "Imaging", dependencies: ["CPNG"]),
 
         // Tensors, kernels, model I/O, models and pipelines. No networking.
         .target(name: "Engine", dependencies: [
-            "CBLAS", "CDNNL", "Imaging", "CHeap",
+            "EditContract", "CBLAS", "CDNNL", "Imaging", "CHeap",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: vectorISA),
         // The shapes world's renderer, detectors and scores of a model (`ptp eval`), on the
@@ -59,18 +62,18 @@ let package = Package(
         .target(name: "Benchmarks", dependencies: ["Engine"]),
         // Frames, messages, tensor codec and authentication. No models.
         .target(name: "Wire", dependencies: [
-            "CZstd",
+            "EditContract", "CZstd",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Worker", dependencies: [
-            "Engine", "Wire", "Imaging",
+            "EditContract", "Engine", "Wire", "Imaging",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Coordinator", dependencies: [
-            "Wire", "Imaging",
+            "EditContract", "Wire", "Imaging",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -85,19 +88,25 @@ let package = Package(
         .executableTarget(
             name: "ptp",
             dependencies: [
-                "Engine", "Evaluation", "Benchmarks", "Imaging", "Wire", "Worker", "Coordinator",
+                "EditContract", "Engine", "Evaluation", "Benchmarks", "Imaging", "Wire", "Worker", "Coordinator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Imaging"]),
+        .testTarget(name: "EditContractTests", dependencies: ["EditContract"]),
+        .testTarget(name: "EngineTests", dependencies: ["EditContract", "Engine", "Imaging"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Engine", "Imaging"]),
         .testTarget(name: "ClusterTests", dependencies: [
             "ptp", "Wire", "Engine", "Imaging",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        // The coordinator's scheduling core, driven directly: no process, no socket.
+        .testTarget(name: "CoordinatorTests", dependencies: [
+            "Coordinator", "EditContract", "Wire",
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "WireTests", dependencies: [
             "Wire",

@@ -505,8 +505,34 @@ def make_sampler_pipeline_fixture() -> None:
     print("sampler pipelines:", ", ".join(SAMPLER_PIPELINE_RUNS))
 
 
+# Negative prompts: diffusers' `negative_prompt` takes the place of the empty prompt in the
+# unconditional half of classifier-free guidance.
+NEGATIVE_PROMPT_RUNS = {
+    "tiny-sd-negative": ("tiny-sd", "a red circle on a blue background", "a striped background", 7, 10, 7.5),
+    "tiny-sd2-negative": ("tiny-sd2", "A painting of a squirrel eating a burger", "blurry, low quality", 8888, 10, 7.5),
+}
+
+
+def make_negative_prompt_fixture() -> None:
+    """StableDiffusionPipeline with `negative_prompt`, on the committed tiny-sd and tiny-sd2 weights."""
+    tensors, meta = {}, {}
+    for name, (weights, prompt, negative, seed, steps, guidance) in NEGATIVE_PROMPT_RUNS.items():
+        pipe = StableDiffusionPipeline.from_pretrained(OUT / weights, torch_dtype=torch.float32, safety_checker=None,
+                                                       requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        with torch.no_grad():
+            image = pipe(prompt, negative_prompt=negative, num_inference_steps=steps, guidance_scale=guidance, height=64, width=64,
+                         generator=torch.Generator().manual_seed(seed), output_type="pt").images
+        tensors[f"{name}.image"] = image * 2 - 1
+        meta[name] = {"weights": weights, "prompt": prompt, "negative_prompt": negative, "seed": seed, "steps": steps, "guidance": guidance}
+    save_tensors(OUT / "negative-prompt.safetensors", tensors)
+    (OUT / "negative-prompt.json").write_text(json.dumps(meta, indent=2))
+    print("negative prompts:", ", ".join(NEGATIVE_PROMPT_RUNS))
+
+
 PARTS = {
     "samplers": lambda: (make_sampler_fixture(), make_sampler_pipeline_fixture()),
+    "negative-prompt": make_negative_prompt_fixture,
 }
 
 
@@ -528,6 +554,7 @@ def main() -> None:
         make_pipeline_fixture(name)
     make_sampler_fixture()
     make_sampler_pipeline_fixture()
+    make_negative_prompt_fixture()
 
 
 if __name__ == "__main__":

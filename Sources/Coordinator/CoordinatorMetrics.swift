@@ -5,7 +5,7 @@ import Prometheus
 
 /// The coordinator's Prometheus metrics, through swift-metrics: per node tasks, images and
 /// UNet steps; queue depth, workers, leases lost, failures, bytes on the wire.
-final class CoordinatorMetrics: @unchecked Sendable {
+public final class CoordinatorMetrics: @unchecked Sendable {
     let registry: PrometheusCollectorRegistry
     let queueDepth: CoreMetrics.Gauge
     let leasedTasks: CoreMetrics.Gauge
@@ -23,7 +23,7 @@ final class CoordinatorMetrics: @unchecked Sendable {
     private let lock = NSLock()
     private var perNode: [String: CoreMetrics.Counter] = [:]
 
-    init() {
+    public init() {
         registry = PrometheusCollectorRegistry()
         let factory = PrometheusMetricsFactory(registry: registry)
         func gauge(_ label: String) -> CoreMetrics.Gauge { CoreMetrics.Gauge(label: label, dimensions: [], factory: factory) }

@@ -33,7 +33,7 @@ public final class CoordinatorServer: @unchecked Sendable {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let metrics = CoordinatorMetrics()
     /// Made, kept and used on the group's one event loop; `NIOLoopBound` checks that.
-    private var scheduler: NIOLoopBound<Scheduler>?
+    private var scheduler: NIOLoopBound<SchedulerShell>?
     private var channels: [Channel] = []
     private let stopped: EventLoopPromise<Void>
     private var connections: [ObjectIdentifier: Channel] = [:]
@@ -51,11 +51,12 @@ public final class CoordinatorServer: @unchecked Sendable {
     public func start() throws {
         let loop = group.next()
         let scheduler = try loop.submit { [configuration, metrics, logger] in
-            let scheduler = try Scheduler(loop: loop, journal: try Journal(directory: configuration.stateDirectory),
-                                          store: ResultStore(state: configuration.stateDirectory), metrics: metrics, logger: logger,
-                                          settings: configuration.scheduler, codec: configuration.codec)
-            try scheduler.restore()
-            return NIOLoopBound(scheduler, eventLoop: loop)
+            let core = try Scheduler(journal: try Journal(directory: configuration.stateDirectory),
+                                     store: ResultStore(state: configuration.stateDirectory), metrics: metrics, logger: logger,
+                                     settings: configuration.scheduler)
+            let shell = SchedulerShell(core: core, loop: loop)
+            try shell.run { try $0.restore() }
+            return NIOLoopBound(shell, eventLoop: loop)
         }.wait()
         self.scheduler = scheduler
         let server = try ServerBootstrap(group: group)
@@ -91,9 +92,11 @@ public final class CoordinatorServer: @unchecked Sendable {
             channels.append(http)
         }
         loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
-            scheduler.value.checkLeases()
-            scheduler.value.flushManifests()
-            let status = scheduler.value.status()
+            let status = scheduler.value.run { core in
+                core.checkLeases()
+                core.flushManifests()
+                return core.status()
+            }
             self.metrics.queueDepth.record(status.queuedTasks)
             self.metrics.leasedTasks.record(status.leasedTasks)
         }
@@ -104,13 +107,13 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// Queues no-op tasks (dispatch benchmarks); returns their job id.
     public func submitNoopTasks(count: Int, model: String) throws -> String {
         guard let scheduler else { throw SubmissionError("the coordinator is not started") }
-        return try scheduler.eventLoop.submit { try scheduler.value.submitNoopTasks(count: count, model: model) }.wait()
+        return try scheduler.eventLoop.submit { try scheduler.value.run { try $0.submitNoopTasks(count: count, model: model) } }.wait()
     }
 
     /// How the tasks of a job stand (dispatch benchmarks).
     public func tally(job: String) throws -> TaskTally {
         guard let scheduler else { throw SubmissionError("the coordinator is not started") }
-        return try scheduler.eventLoop.submit { scheduler.value.tally(prefix: job) }.wait()
+        return try scheduler.eventLoop.submit { scheduler.value.core.tally(job: job) }.wait()
     }
 
     /// Runs until SIGTERM/SIGINT, then shuts down gracefully.
@@ -131,7 +134,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             for channel in self.connections.values {
                 channel.writeAndFlush(WireMessage.goodbye(reason: "coordinator shutting down")).whenComplete { _ in channel.close(promise: nil) }
             }
-            self.scheduler?.value.flushManifests()
+            self.scheduler?.value.run { $0.flushManifests() }
             loop.scheduleTask(in: .milliseconds(200)) { self.stopped.succeed(()) }
         }
     }

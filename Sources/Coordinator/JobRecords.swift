@@ -1,14 +1,15 @@
+import EditContract
 import Foundation
 import Wire
 
 /// A batch of edits with an output folder.
-final class JobRecord {
-    let id: String
-    let output: URL
-    let created: Date
+public final class JobRecord {
+    public let id: String
+    public let output: URL
+    public let created: Date
     /// Edit ids in submission order (the manifest's order).
-    let editOrder: [String]
-    var edits: [String: EditRecord]
+    public let editOrder: [String]
+    public internal(set) var edits: [String: EditRecord]
 
     init(id: String, output: URL, created: Date, edits: [EditRecord]) {
         self.id = id
@@ -18,32 +19,35 @@ final class JobRecord {
         self.edits = Dictionary(uniqueKeysWithValues: edits.map { ($0.id, $0) })
     }
 
-    var finishedCount: Int { edits.values.filter { $0.state == .finished }.count }
-    var failedCount: Int { edits.values.filter { $0.state == .failed }.count }
-    var isComplete: Bool { edits.values.allSatisfy { $0.state == .finished || $0.state == .failed } }
+    public var finishedCount: Int { edits.values.filter { $0.state == .finished }.count }
+    public var failedCount: Int { edits.values.filter { $0.state == .failed }.count }
+    public var isComplete: Bool { edits.values.allSatisfy { $0.state == .finished || $0.state == .failed } }
 }
 
 /// One edit of a job and how far it has come.
-final class EditRecord {
-    enum State: String { case pending, finishing, finished, failed }
+public final class EditRecord {
+    public enum State: String, Sendable { case pending, finishing, finished, failed }
 
-    let job: String
-    let id: String
-    /// The spec as submitted (JSON object text).
-    let spec: String
-    let prompts: Int
-    /// The capability workers must have: the model key ("default" for the embedded model), with
-    /// "@bf16" for bf16 edits (`CapabilityKey`).
-    let model: String
-    /// Edits with equal keys can share a stage-1 task.
-    let packKey: String
-    var state: State = .pending
-    var error: String?
+    public let job: String
+    public let spec: EditSpec
+    public var id: String { spec.id }
+    /// Images it makes: the source and each target.
+    public var prompts: Int { spec.prompts.count }
+    /// The capability workers must have (`EditSpec.capabilityKey`).
+    public var model: String { spec.capabilityKey }
+    /// Edits with equal keys can share a stage-1 task: the same model, precision and sampling
+    /// settings (a task's edits then take about as long as each other).
+    public var packKey: String {
+        let settings = [spec.steps.map(String.init), spec.height.map(String.init), spec.width.map(String.init), spec.guidance.map { "\($0)" }]
+        return ([model] + settings.map { $0 ?? "-" }).joined(separator: "|")
+    }
+    public internal(set) var state: State = .pending
+    public internal(set) var error: String?
     /// From the stage-1 result.
     var stageOne: StageOneInfo?
     /// Image index -> the worker and seconds that finished it.
     var images: [Int: (worker: String, seconds: Double)] = [:]
-    var finishedAt: Date?
+    public internal(set) var finishedAt: Date?
 
     struct StageOneInfo: Codable {
         var worker: String
@@ -58,45 +62,34 @@ final class EditRecord {
         var precision: String?
     }
 
-    init(job: String, id: String, spec: String, prompts: Int, model: String, packKey: String) {
-        (self.job, self.id, self.spec, self.prompts, self.model, self.packKey) = (job, id, spec, prompts, model, packKey)
+    init(job: String, spec: EditSpec) {
+        self.job = job
+        self.spec = spec
     }
 
-    /// Reads the fields the coordinator schedules by from a spec's JSON; the full validation is
-    /// the submitter's and the worker's.
-    static func parse(_ object: [String: Any], job: String) throws -> EditRecord {
-        guard let id = object["id"] as? String, !id.isEmpty,
-              id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }), !id.hasPrefix(".") else {
-            throw SubmissionError("every edit needs an 'id' usable as a folder name (letters, digits, '-', '_', '.')")
-        }
-        guard object["source"] is String, let targets = object["targets"] as? [Any], !targets.isEmpty else {
-            throw SubmissionError("edit '\(id)': needs 'source' and a non-empty 'targets' list")
-        }
-        let model = CapabilityKey.key(model: (object["model"] as? String) ?? "default", precision: (object["precision"] as? String) ?? "fp32")
-        let key = ["steps", "height", "width", "guidance"].map { "\(object[$0] ?? "-")" }.joined(separator: "/")
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-        return EditRecord(job: job, id: id, spec: String(decoding: data, as: UTF8.self), prompts: 1 + targets.count,
-                          model: model, packKey: model + "|" + key)
-    }
+    /// How many of its images have arrived.
+    public var imagesDone: Int { images.count }
 }
 
 /// A unit of work for one worker.
-final class TaskRecord {
-    enum State: String { case queued, leased, done, failed }
+public final class TaskRecord {
+    public enum State: String, Sendable { case queued, leased, done, failed }
 
-    let id: String
-    let job: String
-    let kind: TaskKind
+    public let id: String
+    public let job: String
+    public let kind: TaskKind
     /// Stage 1: the edits it runs; finish: the one edit.
-    let edits: [String]
+    public let edits: [String]
     /// Finish: which image.
-    let image: Int
-    let model: String
-    var state: State
-    var attempts: Int
-    var worker: String?
+    public let image: Int
+    /// The capability key it needs.
+    public let model: String
+    public internal(set) var state: State
+    public internal(set) var attempts: Int
+    /// The session it is leased to.
+    public internal(set) var worker: String?
     var leaseExpiry: Date?
-    var lastError: String?
+    public internal(set) var lastError: String?
     /// Stage 1: steps done of all its edits (progress).
     var progress: (step: Int, total: Int)?
 
@@ -105,8 +98,8 @@ final class TaskRecord {
     }
 }
 
-/// A refused submission.
-struct SubmissionError: Error, CustomStringConvertible {
-    let description: String
+/// A refused submission, or a state the coordinator cannot go on from.
+public struct SubmissionError: Error, CustomStringConvertible {
+    public let description: String
     init(_ description: String) { self.description = description }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import EditContract
 import GRDB
 import Wire
 
@@ -6,15 +7,20 @@ import Wire
 /// finished images. A restarted coordinator rebuilds its state from it, so nothing is lost and
 /// nothing finished runs again. Leases are not journaled: after a restart every unfinished
 /// task is queued again.
-final class Journal {
+public final class Journal {
     let database: DatabaseQueue
 
-    init(directory: URL) throws {
+    /// The journal in `directory` (journal.sqlite), made if new.
+    public convenience init(directory: URL) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var configuration = Configuration()
         configuration.journalMode = .wal
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
-        database = try DatabaseQueue(path: directory.appendingPathComponent("journal.sqlite").path, configuration: configuration)
+        try self.init(database: try DatabaseQueue(path: directory.appendingPathComponent("journal.sqlite").path, configuration: configuration))
+    }
+
+    private init(database: DatabaseQueue) throws {
+        self.database = database
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: """
@@ -42,7 +48,7 @@ final class Journal {
             for (position, id) in job.editOrder.enumerated() {
                 guard let edit = job.edits[id] else { continue }
                 try db.execute(sql: "INSERT INTO edits (job, id, position, spec, prompts, model, pack_key, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                               arguments: [job.id, id, position, edit.spec, edit.prompts, edit.model, edit.packKey, edit.state.rawValue])
+                               arguments: [job.id, id, position, try edit.spec.jsonText(), edit.prompts, edit.model, edit.packKey, edit.state.rawValue])
             }
             for task in tasks { try Self.insert(task, db) }
         }
@@ -98,7 +104,11 @@ final class Journal {
                 let jobID: String = row["id"]
                 var edits: [EditRecord] = []
                 for e in try Row.fetchAll(db, sql: "SELECT * FROM edits WHERE job = ? ORDER BY position", arguments: [jobID]) {
-                    let edit = EditRecord(job: jobID, id: e["id"], spec: e["spec"], prompts: e["prompts"], model: e["model"], packKey: e["pack_key"])
+                    let spec: EditSpec
+                    do { spec = try EditSpec.fromJSON(e["spec"], what: "edit \(e["id"] as String) of \(jobID)") } catch {
+                        throw SubmissionError("the journal holds \(error), which this ptp cannot read: run the version that wrote it")
+                    }
+                    let edit = EditRecord(job: jobID, spec: spec)
                     edit.state = EditRecord.State(rawValue: e["state"]) ?? .pending
                     edit.error = e["error"]
                     if let text: String = e["stage_one"] { edit.stageOne = try? JSONDecoder().decode(EditRecord.StageOneInfo.self, from: Data(text.utf8)) }

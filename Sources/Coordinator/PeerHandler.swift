@@ -17,7 +17,7 @@ final class PeerHandler: ChannelInboundHandler, @unchecked Sendable {
         case closing
     }
 
-    let scheduler: Scheduler
+    let scheduler: SchedulerShell
     let secret: SharedSecret
     let limits: ConnectionLimits
     let codec: TensorCodec
@@ -26,7 +26,7 @@ final class PeerHandler: ChannelInboundHandler, @unchecked Sendable {
     private var state: State = .awaitingHello
     private static let sessions = SessionCounter()
 
-    init(scheduler: Scheduler, secret: SharedSecret, limits: ConnectionLimits, codec: TensorCodec, metrics: CoordinatorMetrics, logger: Logger) {
+    init(scheduler: SchedulerShell, secret: SharedSecret, limits: ConnectionLimits, codec: TensorCodec, metrics: CoordinatorMetrics, logger: Logger) {
         (self.scheduler, self.secret, self.limits, self.codec, self.metrics, self.logger) = (scheduler, secret, limits, codec, metrics, logger)
     }
 
@@ -71,8 +71,8 @@ final class PeerHandler: ChannelInboundHandler, @unchecked Sendable {
                     return
                 }
                 let host = context.remoteAddress?.ipAddress ?? caps.host
-                scheduler.workerJoined(WorkerSession(sessionID: sessionID, nodeID: nodeID, host: "\(caps.host) (\(host))",
-                                                     models: Set(caps.models), channel: context.channel))
+                scheduler.workerJoined(sessionID: sessionID, nodeID: nodeID, host: "\(caps.host) (\(host))",
+                                       models: Set(caps.models), channel: context.channel)
             }
             state = .authenticated(role: role, nodeID: nodeID, sessionID: sessionID)
             // Only workers send tensors (their results).
@@ -94,17 +94,17 @@ final class PeerHandler: ChannelInboundHandler, @unchecked Sendable {
     private func handle(_ message: WireMessage, role: PeerRole, sessionID: String, context: ChannelHandlerContext) {
         switch (role, message) {
         case (.worker, .credit(let slots)):
-            scheduler.credit(sessionID, slots: Int(slots))
+            scheduler.run { $0.credit(sessionID, slots: Int(slots)) }
         case (.worker, .heartbeat(let ids)):
-            scheduler.heartbeat(sessionID, taskIDs: ids)
+            scheduler.run { $0.heartbeat(sessionID, taskIDs: ids) }
         case (.worker, .progress(let taskID, let step, let total)):
-            scheduler.progress(sessionID, taskID: taskID, step: Int(step), total: Int(total))
+            scheduler.run { $0.progress(sessionID, taskID: taskID, step: Int(step), total: Int(total)) }
         case (.worker, .result(let taskID, let payload, let tensors)):
-            scheduler.result(sessionID, taskID: taskID, payload: payload, tensors: tensors)
+            scheduler.run { $0.result(sessionID, taskID: taskID, payload: payload, tensors: tensors) }
         case (.worker, .failed(let taskID, let retryable, let reason)):
-            scheduler.failed(sessionID, taskID: taskID, retryable: retryable, reason: reason)
+            scheduler.run { $0.failed(sessionID, taskID: taskID, retryable: retryable, reason: reason) }
         case (_, .goodbye(let reason)):
-            if role == .worker { scheduler.draining(sessionID) }
+            if role == .worker { scheduler.run { $0.draining(sessionID) } }
             logger.info("peer said goodbye", metadata: ["reason": "\(reason)"])
             context.close(promise: nil)
         case (.client, .submit(let output, let edits)):
@@ -120,7 +120,7 @@ final class PeerHandler: ChannelInboundHandler, @unchecked Sendable {
                 context.writeAndFlush(wrapOutboundOut(.error(code: WireError.Code.rejected.rawValue, reason: "no job '\(jobID)'")), promise: nil)
             }
         case (_, .statusRequest):
-            let report = (try? scheduler.status().jsonText()) ?? "{}"
+            let report = (try? scheduler.core.status().jsonText()) ?? "{}"
             context.writeAndFlush(wrapOutboundOut(.statusReport(report: report)), promise: nil)
         default:
             refuse(context.channel, WireError(.unexpectedMessage, "'\(message.name)' is not a message a \(role) sends"))

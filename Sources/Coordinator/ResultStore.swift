@@ -6,10 +6,13 @@ import Wire
 /// Intermediate tensors (stage-1 outputs, finished images) kept in the coordinator's state
 /// folder until an edit's outputs are written, and the outputs themselves: every file written
 /// atomically, the manifest derived from the journal's records.
-struct ResultStore {
+public struct ResultStore {
     let state: URL
     /// Blobs on disk: zstd with shuffling (they are read back only here).
     let codec = TensorCodec(zstdLevel: 3, shuffle: true)
+
+    /// Blobs under `state`/blobs.
+    public init(state: URL) { self.state = state }
 
     func blobURL(job: String, edit: String, name: String) -> URL {
         state.appendingPathComponent("blobs").appendingPathComponent(job).appendingPathComponent(edit).appendingPathComponent(name)
@@ -54,29 +57,11 @@ struct ResultStore {
     /// manifest.jsonl: one line per finished or failed edit, in submission order, written
     /// atomically from the records (so a restart never leaves a duplicate or a torn line).
     func writeManifest(_ job: JobRecord) throws {
-        var lines: [String] = []
-        for id in job.editOrder {
-            guard let edit = job.edits[id], edit.state == .finished || edit.state == .failed else { continue }
-            var line: [String: Any] = ["id": edit.id, "job": job.id, "status": edit.state == .finished ? "ok" : "failed",
-                                       "spec": (try? JSONSerialization.jsonObject(with: Data(edit.spec.utf8))) ?? edit.spec]
-            if let error = edit.error { line["error"] = error }
-            if edit.state == .finished {
-                line["images"] = EditOutputs.imageNames(count: edit.prompts).map { "\(edit.id)/\($0)" }
-                line["grid"] = "\(edit.id)/\(EditOutputs.gridName)"
-            }
-            if let stage = edit.stageOne {
-                line["model"] = stage.model
-                line["mode"] = stage.mode
-                var settings: [String: Any] = ["steps": stage.steps, "guidance": stage.guidance, "height": stage.height, "width": stage.width]
-                if let scheduler = stage.scheduler { settings["scheduler"] = scheduler }
-                if let precision = stage.precision { settings["precision"] = precision }
-                line["settings"] = settings
-                line["workers"] = ["stage1": stage.worker, "finish": edit.images.keys.sorted().map { edit.images[$0]?.worker ?? "" }]
-                line["seconds"] = ["stage1": stage.seconds, "finish": edit.images.keys.sorted().map { edit.images[$0]?.seconds ?? 0 }]
-            }
-            if let finished = edit.finishedAt { line["finished_at"] = ISO8601DateFormatter().string(from: finished) }
-            let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys, .withoutEscapingSlashes])
-            lines.append(String(decoding: data, as: UTF8.self))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let lines = try job.editOrder.compactMap { id -> String? in
+            guard let edit = job.edits[id], let line = ManifestLine(edit, in: job) else { return nil }
+            return String(decoding: try encoder.encode(line), as: UTF8.self)
         }
         try FileManager.default.createDirectory(at: job.output, withIntermediateDirectories: true)
         try writeAtomically(Data((lines.joined(separator: "\n") + (lines.isEmpty ? "" : "\n")).utf8),

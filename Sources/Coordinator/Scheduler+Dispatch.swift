@@ -4,16 +4,19 @@ import Wire
 
 /// Workers joining and leaving, and tasks handed to them on their credits.
 extension Scheduler {
-    func workerJoined(_ session: WorkerSession) {
-        workers[session.sessionID] = session
+    /// A worker signed in as `sessionID`, serving the capability keys `models`.
+    public func workerJoined(sessionID: String, nodeID: String, host: String, models: Set<String>) {
+        let session = WorkerSession(sessionID: sessionID, nodeID: nodeID, host: host, models: models, joined: now())
+        workers[sessionID] = session
         metrics.workers.record(workers.count)
-        logger.info("worker joined", metadata: ["node": "\(session.nodeID)", "host": "\(session.host)", "models": "\(session.models.sorted())"])
+        logger.info("worker joined", metadata: ["node": "\(nodeID)", "host": "\(host)", "models": "\(models.sorted())"])
     }
 
-    func workerLeft(_ sessionID: String, reason: String) {
+    /// The worker is gone: its leased tasks go back to the queue (within their attempts).
+    public func workerLeft(_ sessionID: String, reason: String) {
         guard let session = workers.removeValue(forKey: sessionID) else { return }
         idle.remove(sessionID)
-        for id in session.tasks {
+        for id in session.tasks.sorted() {
             guard let task = tasks[id], task.state == .leased, task.worker == sessionID else { continue }
             metrics.leasesLost.increment()
             retry(task, reason: "worker \(session.nodeID) left (\(reason))")
@@ -22,9 +25,10 @@ extension Scheduler {
         logger.info("worker left", metadata: ["node": "\(session.nodeID)", "reason": "\(reason)", "tasks returned": "\(session.tasks.count)"])
     }
 
-    func credit(_ sessionID: String, slots: Int) {
+    /// The worker has `slots` free task slots (counting those it runs).
+    public func credit(_ sessionID: String, slots: Int) {
         guard let session = workers[sessionID] else { return }
-        session.lastHeard = Date()
+        session.lastHeard = now()
         session.credits = slots - session.tasks.count
         offer(session)
     }
@@ -42,7 +46,7 @@ extension Scheduler {
     }
 
     func nextTask(for models: Set<String>) -> TaskRecord? {
-        for model in models {
+        for model in models.sorted() {
             while let id = queues[model]?.popFirst() {
                 if let task = tasks[id], task.state == .queued { return task }
             }
@@ -67,36 +71,36 @@ extension Scheduler {
     func assign(_ task: TaskRecord, to session: WorkerSession) {
         let message: WireMessage
         do {
-            message = try assignment(for: task)
+            message = try work(for: task).assignment(taskID: task.id)
         } catch {
             fail(task, reason: "cannot prepare the task: \(error)")
             return
         }
         task.state = .leased
         task.worker = session.sessionID
-        task.leaseExpiry = Date().addingTimeInterval(settings.leaseDuration)
+        task.leaseExpiry = now().addingTimeInterval(settings.leaseDuration)
         task.attempts += 1
         task.progress = nil
         session.credits -= 1
         session.tasks.insert(task.id)
-        session.channel.writeAndFlush(message, promise: nil)
+        output.append(.send(session: session.sessionID, message))
         metrics.tasksAssigned.increment()
     }
 
-    func assignment(for task: TaskRecord) throws -> WireMessage {
+    /// The task's work: its edits' specs, and for a finish task its stage-1 output.
+    func work(for task: TaskRecord) throws -> TaskWork {
         // No-op tasks (dispatch benchmarks) belong to no job.
-        if task.kind == .noop { return .assign(taskID: task.id, kind: task.kind, payload: "{}", tensors: []) }
+        if task.kind == .noop { return .noop }
         guard let job = jobs[task.job] else { throw SubmissionError("job \(task.job) is gone") }
         switch task.kind {
         case .stageOne:
-            let specs = task.edits.compactMap { job.edits[$0]?.spec }
-            return .assign(taskID: task.id, kind: task.kind, payload: try StageOnePayload(edits: specs).jsonText(), tensors: [])
+            return .stageOne(StageOnePayload(edits: task.edits.compactMap { job.edits[$0]?.spec }))
         case .finish:
             guard let edit = job.edits[task.edits[0]] else { throw SubmissionError("edit \(task.edits[0]) is gone") }
             let input = try store.stageOneSlice(job: job.id, edit: edit.id, index: task.image)
-            return .assign(taskID: task.id, kind: task.kind, payload: try FinishPayload(spec: edit.spec, index: task.image).jsonText(), tensors: [input])
+            return .finish(FinishPayload(spec: edit.spec, index: task.image), input: input)
         case .noop:
-            return .assign(taskID: task.id, kind: task.kind, payload: "{}", tensors: [])
+            return .noop
         }
     }
 

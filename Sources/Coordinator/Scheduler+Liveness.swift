@@ -2,16 +2,18 @@ import Foundation
 
 /// Heartbeats, progress and leases, and manifests rewritten as jobs change.
 extension Scheduler {
-    func heartbeat(_ sessionID: String, taskIDs: [String]) {
+    /// The worker is alive and still runs `taskIDs`: their leases are renewed.
+    public func heartbeat(_ sessionID: String, taskIDs: [String]) {
         guard let session = workers[sessionID] else { return }
-        let now = Date()
+        let now = now()
         session.lastHeard = now
         for id in taskIDs where tasks[id]?.worker == sessionID { tasks[id]?.leaseExpiry = now.addingTimeInterval(settings.leaseDuration) }
     }
 
-    func progress(_ sessionID: String, taskID: String, step: Int, total: Int) {
+    /// A denoising step of a task done: renews its lease, counts toward the node's rate.
+    public func progress(_ sessionID: String, taskID: String, step: Int, total: Int) {
         guard let session = workers[sessionID] else { return }
-        let now = Date()
+        let now = now()
         session.lastHeard = now
         session.noteSteps(1, at: now)
         metrics.unetSteps(node: session.nodeID).increment()
@@ -21,14 +23,15 @@ extension Scheduler {
         }
     }
 
-    func draining(_ sessionID: String) {
+    /// The worker takes no more work (it finishes what it has).
+    public func draining(_ sessionID: String) {
         workers[sessionID]?.draining = true
         idle.remove(sessionID)
     }
 
-    /// Expired leases go back to the queue.
-    func checkLeases() {
-        let now = Date()
+    /// Expired leases go back to the queue (called every second by the shell).
+    public func checkLeases() {
+        let now = now()
         for task in tasks.values where task.state == .leased {
             guard let expiry = task.leaseExpiry, expiry < now else { continue }
             metrics.leasesLost.increment()
@@ -38,7 +41,7 @@ extension Scheduler {
     }
 
     /// Rewrites the manifests of jobs that changed.
-    func flushManifests() {
+    public func flushManifests() {
         for id in manifestsDue { writeManifest(id) }
     }
 

@@ -1,8 +1,7 @@
 import Foundation
-import NIOCore
 import Wire
 
-/// Job and cluster status, and the channels that watch a job.
+/// Job and cluster status.
 extension Scheduler {
     func jobStatus(_ job: JobRecord) -> JobStatus {
         let running = job.edits.values.filter { $0.state == .pending || $0.state == .finishing }.count
@@ -11,35 +10,17 @@ extension Scheduler {
                          failed: job.failedCount, running: running, state: state)
     }
 
-    func progressReport(_ jobID: String) -> JobProgressReport? {
+    /// A job's progress, with the reasons of its failed edits; nil for an unknown job.
+    public func progressReport(_ jobID: String) -> JobProgressReport? {
         guard let job = jobs[jobID] else { return nil }
         var failures: [String: String] = [:]
         for edit in job.edits.values where edit.state == .failed { failures[edit.id] = edit.error ?? "failed" }
         return JobProgressReport(job: jobStatus(job), failures: failures)
     }
 
-    func watch(_ jobID: String, channel: Channel) -> Bool {
-        guard let job = jobs[jobID] else { return false }
-        watchers[jobID, default: []].append(channel)
-        let scheduler = NIOLoopBound(self, eventLoop: loop)
-        channel.closeFuture.whenComplete { _ in
-            scheduler.eventLoop.execute { scheduler.value.watchers[jobID]?.removeAll { $0 === channel } }
-        }
-        send(job, to: channel)
-        return true
-    }
-
-    func notifyWatchers(_ job: JobRecord) {
-        for channel in watchers[job.id] ?? [] { send(job, to: channel) }
-    }
-
-    func send(_ job: JobRecord, to channel: Channel) {
-        guard let report = progressReport(job.id), let text = try? report.jsonText() else { return }
-        channel.writeAndFlush(WireMessage.jobProgress(jobID: job.id, report: text), promise: nil)
-    }
-
-    func status() -> ClusterStatus {
-        let now = Date()
+    /// `ptp status`'s view: nodes, the latest jobs, the queue.
+    public func status() -> ClusterStatus {
+        let now = now()
         let nodes = workers.values.sorted { $0.nodeID < $1.nodeID }.map { session -> NodeStatus in
             let task = session.tasks.first.flatMap { tasks[$0] }
             let state = session.draining ? "draining" : session.tasks.isEmpty ? "idle" : "busy"

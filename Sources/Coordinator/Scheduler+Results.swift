@@ -1,3 +1,4 @@
+import EditContract
 import Foundation
 import Wire
 
@@ -5,9 +6,9 @@ import Wire
 /// when an edit's last image arrives.
 extension Scheduler {
     /// A task's result: committed once (a late duplicate is ignored), then its effects.
-    func result(_ sessionID: String, taskID: String, payload: String, tensors: [TensorPayload]) {
+    public func result(_ sessionID: String, taskID: String, payload: String, tensors: [TensorPayload]) {
         let session = workers[sessionID]
-        session?.lastHeard = Date()
+        session?.lastHeard = now()
         session?.tasks.remove(taskID)
         if let task = tasks[taskID], task.kind == .noop {
             if task.state == .leased || task.state == .queued {
@@ -109,7 +110,7 @@ extension Scheduler {
         edit.images[task.image] = (node, timing.seconds)
         task.state = .done
         try journal.imageDone(task: task, edit: edit, worker: node, seconds: timing.seconds)
-        session?.noteImages(1, at: Date())
+        session?.noteImages(1, at: now())
         metrics.imagesCompleted(node: node).increment()
         if edit.images.count == edit.prompts { complete(edit, in: job) }
     }
@@ -119,7 +120,7 @@ extension Scheduler {
         do {
             _ = try store.writeOutputs(job: job, edit: edit)
             edit.state = .finished
-            edit.finishedAt = Date()
+            edit.finishedAt = now()
             try journal.update(edit: edit)
             store.removeBlobs(job: job.id, edit: edit.id)
         } catch {
@@ -138,10 +139,11 @@ extension Scheduler {
             writeManifest(job.id)
             logger.info("job complete", metadata: ["job": "\(job.id)", "finished": "\(job.finishedCount)", "failed": "\(job.failedCount)"])
         }
-        notifyWatchers(job)
+        output.append(.jobChanged(job.id))
     }
 
-    func failed(_ sessionID: String, taskID: String, retryable: Bool, reason: String) {
+    /// The worker could not run the task; `retryable` when another attempt could succeed.
+    public func failed(_ sessionID: String, taskID: String, retryable: Bool, reason: String) {
         let session = workers[sessionID]
         session?.tasks.remove(taskID)
         session?.failed += 1

@@ -1,8 +1,7 @@
-import DequeModule
-import OrderedCollections
+import EditContract
 import Foundation
 import Logging
-import NIOCore
+import OrderedCollections
 import Wire
 
 /// Tuning of the scheduler.
@@ -17,19 +16,31 @@ public struct SchedulerSettings: Sendable {
     public init() {}
 }
 
-/// The coordinator's state and decisions: jobs split into tasks, tasks handed to workers on
-/// their credits under leases, results committed once by task id, outputs written when an
-/// edit's last image arrives. Confined to one event loop: every method runs on `loop`.
-final class Scheduler {
-    let loop: EventLoop
+/// What the scheduler asks of the world, collected as it decides and taken by its shell
+/// (`SchedulerShell` on the coordinator's event loop; a test reads it directly).
+public enum SchedulerOutput: Sendable, Equatable {
+    /// A message to a worker, by session.
+    case send(session: String, WireMessage)
+    /// A job's progress changed: its watchers want a new report.
+    case jobChanged(String)
+}
+
+/// The coordinator's core: jobs split into tasks, tasks handed to workers on their credits
+/// under leases, results committed once by task id, retries within a cap, outputs written when
+/// an edit's last image arrives. It knows no event loop, socket or wall clock: peers' messages
+/// come in as calls, what goes out collects in `output`, and the time is `now()`. Its only
+/// effects are its durable record: the journal, and the result store's files.
+///
+/// Not thread-safe: one caller at a time (the coordinator's one event loop).
+public final class Scheduler {
     let journal: Journal
     let store: ResultStore
     let metrics: CoordinatorMetrics
     let logger: Logger
     let settings: SchedulerSettings
-    let codec: TensorCodec
+    let now: () -> Date
 
-    private(set) var jobs: [String: JobRecord] = [:]
+    public private(set) var jobs: [String: JobRecord] = [:]
     var jobOrder: [String] = []
     var tasks: [String: TaskRecord] = [:]
     /// Ready tasks by model key (entries may be stale: checked when taken).
@@ -38,21 +49,31 @@ final class Scheduler {
     /// Workers with credit and nothing they can run yet, longest idle first (an ordered set:
     /// membership and removal stay cheap with thousands of workers).
     var idle: OrderedSet<String> = []
-    var watchers: [String: [Channel]] = [:]
     var manifestsDue: Set<String> = []
     var nextJobNumber: Int
+    /// Decisions not yet taken by the shell.
+    var output: [SchedulerOutput] = []
 
-    init(loop: EventLoop, journal: Journal, store: ResultStore, metrics: CoordinatorMetrics, logger: Logger,
-         settings: SchedulerSettings, codec: TensorCodec) throws {
-        (self.loop, self.journal, self.store, self.metrics, self.logger, self.settings, self.codec) = (loop, journal, store, metrics, logger, settings, codec)
+    public init(journal: Journal, store: ResultStore, metrics: CoordinatorMetrics, logger: Logger,
+                settings: SchedulerSettings = SchedulerSettings(), now: @escaping () -> Date = Date.init) throws {
+        (self.journal, self.store, self.metrics, self.logger, self.settings, self.now) = (journal, store, metrics, logger, settings, now)
         nextJobNumber = try journal.nextJobNumber()
     }
+
+    /// What was decided since the last call, in order.
+    public func takeOutput() -> [SchedulerOutput] {
+        defer { output.removeAll() }
+        return output
+    }
+
+    /// A task by id (tests and reports).
+    public func task(_ id: String) -> TaskRecord? { tasks[id] }
 
     // MARK: - Restart
 
     /// Rebuilds the state from the journal: unfinished tasks are queued again, edits whose
     /// images all arrived get their outputs written.
-    func restore() throws {
+    public func restore() throws {
         let (savedJobs, savedTasks) = try journal.load()
         for job in savedJobs {
             jobs[job.id] = job
@@ -80,22 +101,17 @@ final class Scheduler {
 
     // MARK: - Jobs
 
-    /// Accepts a job: a JSON array of edit specs and the folder their results go to.
-    func submit(editsJSON: String, output: String) throws -> (String, Int) {
-        guard let list = try? JSONSerialization.jsonObject(with: Data(editsJSON.utf8)) as? [Any] else {
-            throw SubmissionError("the edits are not a JSON array")
-        }
-        guard !list.isEmpty else { throw SubmissionError("the job has no edits") }
+    /// Accepts a job: its edits (checked by the edit contract as they were decoded) and the
+    /// folder their results go to. Returns the job's id.
+    public func submit(_ specs: [EditSpec], output: String) throws -> String {
+        guard !specs.isEmpty else { throw SubmissionError("the job has no edits") }
         guard output.hasPrefix("/") else { throw SubmissionError("the output folder must be an absolute path, got '\(output)'") }
-        let jobID = "job-\(nextJobNumber)"
         var seen = Set<String>()
-        let edits = try list.enumerated().map { index, item -> EditRecord in
-            guard let object = item as? [String: Any] else { throw SubmissionError("edit \(index + 1) is not a JSON object") }
-            let edit = try EditRecord.parse(object, job: jobID)
-            guard seen.insert(edit.id).inserted else { throw SubmissionError("edit id '\(edit.id)' appears twice") }
-            return edit
+        for spec in specs where !seen.insert(spec.id).inserted {
+            throw SubmissionError("edit id '\(spec.id)' appears twice")
         }
-        let job = JobRecord(id: jobID, output: URL(fileURLWithPath: output), created: Date(), edits: edits)
+        let jobID = "job-\(nextJobNumber)"
+        let job = JobRecord(id: jobID, output: URL(fileURLWithPath: output), created: now(), edits: specs.map { EditRecord(job: jobID, spec: $0) })
         let planned = plan(job)
         try journal.insert(job: job, number: nextJobNumber, tasks: planned)
         nextJobNumber += 1
@@ -104,8 +120,8 @@ final class Scheduler {
         try FileManager.default.createDirectory(at: job.output, withIntermediateDirectories: true)
         for task in planned { tasks[task.id] = task; enqueue(task) }
         metrics.jobsSubmitted.increment()
-        logger.info("job accepted", metadata: ["job": "\(jobID)", "edits": "\(edits.count)", "tasks": "\(planned.count)", "output": "\(output)"])
-        return (jobID, edits.count)
+        logger.info("job accepted", metadata: ["job": "\(jobID)", "edits": "\(specs.count)", "tasks": "\(planned.count)", "output": "\(output)"])
+        return jobID
     }
 
     /// Stage-1 tasks: consecutive edits with the same model and settings packed together while
@@ -132,7 +148,7 @@ final class Scheduler {
 
     /// Queues `count` tasks that do nothing, for measuring dispatch capacity: they travel the
     /// same path as real tasks (queue, credit, lease, result, journal) without model work.
-    func submitNoopTasks(count: Int, model: String) throws -> String {
+    public func submitNoopTasks(count: Int, model: String) throws -> String {
         let jobID = "bench-\(nextJobNumber)"
         nextJobNumber += 1
         let created = (0..<count).map { TaskRecord(id: "\(jobID).n\($0)", job: jobID, kind: .noop, edits: [], image: -1, model: model) }
@@ -141,10 +157,10 @@ final class Scheduler {
         return jobID
     }
 
-    /// How a job's tasks stand (dispatch benchmarks).
-    func tally(prefix: String) -> TaskTally {
+    /// How the tasks of a job stand (dispatch benchmarks).
+    public func tally(job: String) -> TaskTally {
         var tally = TaskTally()
-        for task in tasks.values where task.id.hasPrefix(prefix + ".") {
+        for task in tasks.values where task.id.hasPrefix(job + ".") {
             switch task.state {
             case .queued, .leased: tally.unfinished += 1
             case .done: tally.done += 1

@@ -1,5 +1,4 @@
 import Foundation
-import NIOCore
 import Wire
 
 /// A connected, authenticated worker as the scheduler sees it.
@@ -8,20 +7,19 @@ final class WorkerSession {
     let nodeID: String
     let host: String
     let models: Set<String>
-    let channel: Channel
     /// Free task slots the worker last announced, minus the tasks given since.
     var credits = 0
     var tasks: Set<String> = []
     var done = 0
     var failed = 0
-    var lastHeard = Date()
+    var lastHeard: Date
     var draining = false
     /// Recent (time, steps) of progress, and times of finished images, for rates.
     var stepMarks: [(Date, Int)] = []
     var imageMarks: [Date] = []
 
-    init(sessionID: String, nodeID: String, host: String, models: Set<String>, channel: Channel) {
-        (self.sessionID, self.nodeID, self.host, self.models, self.channel) = (sessionID, nodeID, host, models, channel)
+    init(sessionID: String, nodeID: String, host: String, models: Set<String>, joined: Date) {
+        (self.sessionID, self.nodeID, self.host, self.models, lastHeard) = (sessionID, nodeID, host, models, joined)
     }
 
     func noteSteps(_ steps: Int, at now: Date) {

@@ -1,4 +1,5 @@
 import Dispatch
+import EditContract
 import Engine
 import Foundation
 import Imaging

@@ -13,15 +13,6 @@ public struct NodeCapabilities: Codable, Sendable, Equatable {
     }
 }
 
-/// The names a worker's capabilities and an edit's needs are matched by: a model key, and the
-/// same key with "@bf16" for edits that run in bfloat16 (which not every CPU offers), so that
-/// the coordinator sends each edit to a worker able to run it at its precision.
-public enum CapabilityKey {
-    public static func key(model: String, precision: String) -> String {
-        precision == "fp32" ? model : model + "@" + precision
-    }
-}
-
 /// One node's line of `ptp status`.
 public struct NodeStatus: Codable, Sendable, Equatable {
     public var id: String
@@ -81,64 +72,6 @@ public struct JobProgressReport: Codable, Sendable, Equatable {
         self.job = job
         self.failures = failures
     }
-}
-
-/// What a task does; its raw value is its name on the wire and in the journal.
-public enum TaskKind: String, Sendable, CaseIterable {
-    /// Stage 1 of one or more edits (payload `StageOnePayload`); tensors back: one per edit,
-    /// named by its id.
-    case stageOne = "stage1"
-    /// One image of one edit to its final picture, decode or super-resolution (payload
-    /// `FinishPayload`); tensor in: "input" [1, C, h, w]; tensor back: "image" [h, w, 3] bytes.
-    case finish
-    /// Does nothing (dispatch benchmarks).
-    case noop
-}
-
-public struct StageOnePayload: Codable, Sendable {
-    /// Each edit's spec as a JSON object text.
-    public var edits: [String]
-    public init(edits: [String]) { self.edits = edits }
-}
-
-public struct StageOneResult: Codable, Sendable {
-    public struct Edit: Codable, Sendable {
-        public var id: String
-        public var model: String
-        public var mode: String
-        public var seconds: Double
-        public var steps: Int
-        public var guidance: Double
-        public var height: Int
-        public var width: Int
-        /// The scheduler that ran (class and overrides, e.g. "DPMSolverMultistepScheduler,use_karras_sigmas=true").
-        public var scheduler: String?
-        /// fp32 or bf16.
-        public var precision: String?
-        public init(id: String, model: String, mode: String, seconds: Double, steps: Int, guidance: Double, height: Int, width: Int,
-                    scheduler: String? = nil, precision: String? = nil) {
-            (self.id, self.model, self.mode, self.seconds, self.steps, self.guidance, self.height, self.width) = (id, model, mode, seconds, steps, guidance, height, width)
-            (self.scheduler, self.precision) = (scheduler, precision)
-        }
-    }
-    public var edits: [Edit]
-    /// Edits that could not run (invalid for this model), with the reason.
-    public var failures: [String: String]
-    public init(edits: [Edit], failures: [String: String] = [:]) {
-        self.edits = edits
-        self.failures = failures
-    }
-}
-
-public struct FinishPayload: Codable, Sendable {
-    public var spec: String
-    public var index: Int
-    public init(spec: String, index: Int) { (self.spec, self.index) = (spec, index) }
-}
-
-public struct FinishResult: Codable, Sendable {
-    public var seconds: Double
-    public init(seconds: Double) { self.seconds = seconds }
 }
 
 extension JSONEncoder {

@@ -1,3 +1,4 @@
+import EditContract
 import Engine
 import Foundation
 import Logging
@@ -31,6 +32,6 @@ struct ModelCatalogue: Sendable {
     /// What the worker tells the coordinator it serves: each name once per precision
     /// (`CapabilityKey`), so that bf16 edits go only to workers that run bf16.
     func capabilityKeys(precisions: [Precision]) -> [String] {
-        precisions.flatMap { precision in names.map { CapabilityKey.key(model: $0, precision: precision.rawValue) } }
+        precisions.flatMap { precision in names.map { CapabilityKey.key(model: $0, precision: precision) } }
     }
 }

@@ -1,3 +1,4 @@
+import EditContract
 import Engine
 import Foundation
 import Imaging
@@ -16,20 +17,11 @@ struct TaskRunner: Sendable {
     let lowMemory: Bool
 
     /// Runs one task; `progress` gets (step, total) during denoising.
-    func run(kind: TaskKind, payload: String, tensors: [TensorPayload], progress: @escaping (Int, Int) -> Void) throws -> (String, [TensorPayload]) {
-        switch kind {
-        case .stageOne:
-            return try stageOne(try StageOnePayload.fromJSON(payload, what: "stage-1 payload"), progress: progress)
-        case .finish:
-            return try finish(try FinishPayload.fromJSON(payload, what: "finish payload"), tensors: tensors)
-        case .noop:
-            return ("{}", [])
-        }
-    }
-
-    func spec(_ text: String) throws -> EditSpec {
-        do { return try EditSpec(json: try JSONValue.parse(Data(text.utf8))) } catch {
-            throw TaskFailure(reason: "\(error)", retryable: false)
+    func run(_ work: TaskWork, progress: @escaping (Int, Int) -> Void) throws -> (String, [TensorPayload]) {
+        switch work {
+        case .stageOne(let payload): return try stageOne(payload, progress: progress)
+        case .finish(let payload, let input): return try finish(payload, input: input)
+        case .noop: return ("{}", [])
         }
     }
 
@@ -46,8 +38,7 @@ struct TaskRunner: Sendable {
         var runs: [StageOneResult.Edit] = []
         var failures: [String: String] = [:]
         var tensors: [TensorPayload] = []
-        for text in payload.edits {
-            let spec = try self.spec(text)
+        for spec in payload.edits {
             let model = try model(for: spec)
             do {
                 let stage = try PromptToPromptEditor(model: model).runStageOne(spec, lowMemory: lowMemory, progress: progress)
@@ -67,12 +58,9 @@ struct TaskRunner: Sendable {
         return (try StageOneResult(edits: runs, failures: failures).jsonText(), tensors)
     }
 
-    func finish(_ payload: FinishPayload, tensors: [TensorPayload]) throws -> (String, [TensorPayload]) {
-        let spec = try self.spec(payload.spec)
+    func finish(_ payload: FinishPayload, input: TensorPayload) throws -> (String, [TensorPayload]) {
+        let spec = payload.spec
         let model = try model(for: spec)
-        guard let input = tensors.first(where: { $0.name == "input" }) else {
-            throw TaskFailure(reason: "finish task without its input tensor", retryable: false)
-        }
         guard payload.index >= 0 && payload.index < spec.prompts.count else {
             throw TaskFailure(reason: "finish task for image \(payload.index) of \(spec.prompts.count)", retryable: false)
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Coordinator
+import EditContract
 import Engine
 import Foundation
 import Logging
@@ -153,7 +154,7 @@ struct Submit: ParsableCommand {
     /// The batch, each line checked as an edit spec (errors name the line and the field).
     func edits() throws -> String {
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw CommandError("cannot read \(file)") }
-        var specs: [JSONValue] = []
+        var specs: [EditSpec] = []
         var ids = Set<String>()
         for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
@@ -171,7 +172,7 @@ struct Submit: ParsableCommand {
                     }
                     spec.image = url.standardizedFileURL.path
                 }
-                specs.append(spec.json)
+                specs.append(spec)
             } catch let error as EditError {
                 throw CommandError("\(file):\(number + 1): \(error)")
             } catch {
@@ -179,7 +180,7 @@ struct Submit: ParsableCommand {
             }
         }
         guard !specs.isEmpty else { throw CommandError("\(file) holds no edits") }
-        return String(decoding: try JSONEncoder.wire.encode(JSONValue.array(specs)), as: UTF8.self)
+        return try specs.jsonText()
     }
 
     func run() throws {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EditContract
 import Engine
 import Foundation
 import Imaging
@@ -17,7 +18,7 @@ struct Edit: ParsableCommand {
     @Option(help: "A diffusers-format model directory (default: the spec's, else the embedded model).")
     var model: String?
 
-    @Option(help: "A JSON file holding one edit (keys: id, source, targets, mode, cross_replace, self_replace, blend, reweight, seed, steps, guidance, height, width, model...).")
+    @Option(help: "A JSON file holding one edit (keys: id, source, targets, negative_prompt, mode, cross_replace, self_replace, blend, reweight, seed, steps, guidance, height, width, model...).")
     var spec: String?
 
     @Option(help: "The source prompt.")
@@ -25,6 +26,9 @@ struct Edit: ParsableCommand {
 
     @Option(name: .customLong("target"), help: "An edited prompt (repeat for several).")
     var targets: [String] = []
+
+    @Option(help: "What every prompt is steered away from: guidance's unconditional prompt (default: empty).")
+    var negativePrompt: String?
 
     @Option(help: "replace | refine | reweight | none | auto (replace when word counts match, refine otherwise).")
     var mode: String?
@@ -87,77 +91,107 @@ struct Edit: ParsableCommand {
                                valueName: "name[,key=value...]"))
     var scheduler: String?
 
-    /// The edit as the JSON object a batch line would hold.
+    /// The edit: the --spec file's, or the prompts given, with the options given on top,
+    /// checked by the edit contract as a batch line is.
     func editSpec() throws -> EditSpec {
-        var object: [String: JSONValue]
-        if let spec {
+        var spec: EditSpec
+        var given = givenOptions
+        if let file = self.spec {
             guard source == nil, targets.isEmpty else { throw ValidationError("give either --spec or --source/--target, not both") }
-            let url = URL(fileURLWithPath: spec)
-            guard let data = try? Data(contentsOf: url) else { throw ValidationError("--spec: cannot read \(spec)") }
-            guard let parsed = (try? JSONValue.parse(data))?.objectValue else { throw ValidationError("--spec: \(spec) is not a JSON object") }
-            object = parsed
+            let url = URL(fileURLWithPath: file)
+            guard let data = try? Data(contentsOf: url) else { throw ValidationError("--spec: cannot read \(file)") }
+            do {
+                let json = try JSONValue.parse(data)
+                spec = try EditSpec(json: json)
+                given.formUnion((json.objectValue ?? [:]).keys.compactMap(EditSpec.Key.init(rawValue:)))
+            } catch let error as EditError {
+                throw ValidationError("--spec \(file): \(error)")
+            } catch {
+                throw ValidationError("--spec: \(file) is not JSON (\(error))")
+            }
             // As in a batch: a relative image path means the spec file's folder.
-            if case .string(let path)? = parsed["image"], !path.hasPrefix("/") {
-                object["image"] = .string(url.deletingLastPathComponent().appendingPathComponent(path).standardizedFileURL.path)
+            if let image = spec.image, !image.hasPrefix("/") {
+                spec.image = url.deletingLastPathComponent().appendingPathComponent(image).standardizedFileURL.path
             }
         } else {
             guard let source else { throw ValidationError("--source is required (or --spec FILE)") }
             guard !targets.isEmpty else { throw ValidationError("give at least one --target") }
-            object = ["id": .string("edit"), "source": .string(source), "targets": .array(targets.map { .string($0) })]
+            spec = EditSpec(id: "edit", source: source, targets: targets)
         }
-        if let mode { object["mode"] = .string(mode) }
-        if let crossReplace { object["cross_replace"] = try Self.parseCrossReplace(crossReplace) }
-        if let selfReplace { object["self_replace"] = try Self.parseRange(selfReplace, option: "--self-replace") }
-        if let selfReplaceSide { object["self_replace_side"] = .int(selfReplaceSide) }
+        if let negativePrompt { spec.negativePrompt = negativePrompt }
+        if let mode {
+            guard let parsed = EditMode(rawValue: mode) else {
+                throw ValidationError("--mode: '\(mode)' is not a mode; use one of \(EditMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            spec.mode = parsed
+        }
+        if let crossReplace { spec.crossReplace = try Self.parseCrossReplace(crossReplace) }
+        if let selfReplace { spec.selfReplace = try Self.parseRange(selfReplace, option: "--self-replace") }
+        if let selfReplaceSide { spec.selfReplaceSide = selfReplaceSide }
         if !blend.isEmpty {
-            object["blend"] = .array(blend.map { .array($0.split(separator: ",").map { .string(String($0).trimmingCharacters(in: .whitespaces)) }) })
+            spec.blend = blend.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
         }
         if !reweight.isEmpty {
-            var weights: [String: JSONValue] = [:]
+            spec.reweight = [:]
             for item in reweight {
                 let parts = item.split(separator: "=", maxSplits: 1)
                 guard parts.count == 2, let weight = Double(parts[1]) else {
                     throw ValidationError("--reweight: '\(item)' is not WORD=WEIGHT (for example smiling=5)")
                 }
-                weights[String(parts[0])] = .double(weight)
+                spec.reweight[String(parts[0])] = weight
             }
-            object["reweight"] = .object(weights)
         }
-        if let seed {
-            guard let value = Int(exactly: seed) else { throw ValidationError("--seed: \(seed) is too large; use 0 to \(Int.max)") }
-            object["seed"] = .int(value)
+        if let seed { spec.seed = seed }
+        if let steps { spec.steps = steps }
+        if let guidance { spec.guidance = guidance }
+        if let height { spec.height = height }
+        if let width { spec.width = width }
+        if let model { spec.model = model }
+        if noSuperResolution { spec.superResolution = false }
+        if let image { spec.image = URL(fileURLWithPath: image).standardizedFileURL.path }
+        if let inversion {
+            guard let method = InversionMethod(rawValue: inversion) else { throw ValidationError("--inversion: '\(inversion)' is not direct or ddim") }
+            spec.inversion = method
         }
-        if let steps { object["steps"] = .int(steps) }
-        if let guidance { object["guidance"] = .double(guidance) }
-        if let height { object["height"] = .int(height) }
-        if let width { object["width"] = .int(width) }
-        if let model { object["model"] = .string(model) }
-        if noSuperResolution { object["super_resolution"] = .bool(false) }
-        if let image { object["image"] = .string(URL(fileURLWithPath: image).standardizedFileURL.path) }
-        if let inversion { object["inversion"] = .string(inversion) }
-        if let precision { object["precision"] = .string(precision.rawValue) }
-        if let scheduler { object["scheduler"] = .string(scheduler) }
-        return try EditSpec(json: .object(object))
+        if let precision { spec.precision = precision }
+        if let scheduler { spec.scheduler = try SchedulerChoice(parsing: scheduler) }
+        try spec.validate(given: given)
+        return spec
     }
 
-    static func parseRange(_ text: String, option: String) throws -> JSONValue {
-        if let value = Double(text) { return .double(value) }
+    /// The spec options set by flags (an option without effect is refused only when given).
+    var givenOptions: Set<EditSpec.Key> {
+        var given: Set<EditSpec.Key> = []
+        if mode != nil { given.insert(.mode) }
+        if crossReplace != nil { given.insert(.crossReplace) }
+        if selfReplace != nil { given.insert(.selfReplace) }
+        if selfReplaceSide != nil { given.insert(.selfReplaceSide) }
+        if !blend.isEmpty { given.insert(.blend) }
+        if !reweight.isEmpty { given.insert(.reweight) }
+        if inversion != nil { given.insert(.inversion) }
+        return given
+    }
+
+    static func parseRange(_ text: String, option: String) throws -> StepRange {
+        if let value = Double(text) { return StepRange(end: value) }
         let parts = text.split(whereSeparator: { $0 == ":" || $0 == "," })
         guard parts.count == 2, let start = Double(parts[0]), let end = Double(parts[1]) else {
             throw ValidationError("\(option): '\(text)' is not a fraction (0.8) or a range (0.2:0.8)")
         }
-        return .array([.double(start), .double(end)])
+        return StepRange(start: start, end: end)
     }
 
-    static func parseCrossReplace(_ text: String) throws -> JSONValue {
-        guard text.contains("=") else { return try parseRange(text, option: "--cross-replace") }
-        var object: [String: JSONValue] = [:]
+    /// A range, or WORD=RANGE items with `default` for the other tokens (every step when left out).
+    static func parseCrossReplace(_ text: String) throws -> CrossReplaceSchedule {
+        guard text.contains("=") else { return CrossReplaceSchedule(try parseRange(text, option: "--cross-replace")) }
+        var schedule = CrossReplaceSchedule(StepRange(end: 1))
         for item in text.split(separator: ",") {
             let parts = item.split(separator: "=", maxSplits: 1)
             guard parts.count == 2 else { throw ValidationError("--cross-replace: '\(item)' is not WORD=FRACTION") }
-            object[String(parts[0])] = try parseRange(String(parts[1]), option: "--cross-replace")
+            let range = try parseRange(String(parts[1]), option: "--cross-replace")
+            if parts[0] == "default" { schedule.defaultRange = range } else { schedule.words[String(parts[0])] = range }
         }
-        return .object(object)
+        return schedule
     }
 
     func run() throws {

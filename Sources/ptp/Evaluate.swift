@@ -1,4 +1,5 @@
 import ArgumentParser
+import EditContract
 import Engine
 import Evaluation
 import Foundation

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EditContract
 import Engine
 import Foundation
 import Imaging
@@ -16,6 +17,9 @@ struct Generate: ParsableCommand {
 
     @Option(help: "The text prompt.")
     var prompt: String
+
+    @Option(help: "What to steer away from: guidance's unconditional prompt (default: empty).")
+    var negativePrompt: String?
 
     @Option(help: "Seed of the starting noise (torch.randn-compatible).")
     var seed: UInt64 = 0
@@ -65,7 +69,8 @@ struct Generate: ParsableCommand {
         let defaults = model.defaults
         let settings = SamplingSettings(steps: steps ?? defaults.steps, guidance: guidance ?? defaults.guidance, seed: seed,
                                         height: height ?? defaults.height, width: width ?? defaults.width,
-                                        lowMemory: lowMemory, truncatePrompts: truncate, precision: precision, scheduler: choice)
+                                        lowMemory: lowMemory, truncatePrompts: truncate, precision: precision, scheduler: choice,
+                                        negativePrompt: negativePrompt ?? "")
         let sampler = Sampler(model: model)
         let bar = ProgressBar("denoising")
         var image = try sampler.generate(prompt: prompt, settings: settings, progress: bar.update)

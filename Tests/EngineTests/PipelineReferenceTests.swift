@@ -1,3 +1,4 @@
+import EditContract
 import Engine
 import Foundation
 import Testing
@@ -39,6 +40,35 @@ struct PipelineReferenceTests {
             lowMemory.lowMemory = true
             #expect(try sampler.generate(prompt: run.prompt, settings: lowMemory).maxAbsDifference(image) <= 1e-4)
         }
+    }
+
+    struct NegativeRun: Decodable {
+        let weights: String, prompt: String, negative_prompt: String, seed: UInt64, steps: Int, guidance: Float
+    }
+
+    @Test("a negative prompt gives diffusers' image (negative_prompt), and an edit's source row is that generation",
+          arguments: ["tiny-sd-negative", "tiny-sd2-negative"])
+    func negativePrompt(_ name: String) throws {
+        let run = try #require(try JSONDecoder().decode([String: NegativeRun].self, from: Data(contentsOf: Fixtures.url("negative-prompt.json")))[name])
+        let model = try DiffusionModel(directory: Fixtures.url(run.weights))
+        let sampler = Sampler(model: model)
+        var settings = SamplingSettings(steps: run.steps, guidance: run.guidance, seed: run.seed, height: 64, width: 64,
+                                        negativePrompt: run.negative_prompt)
+        let image = try sampler.generate(prompt: run.prompt, settings: settings)
+        let reference = try Fixtures.tensors("negative-prompt.safetensors").tensor("\(name).image")
+        let quality = psnr(image, reference)
+        print("[reference] negative prompt \(name): PSNR \(quality) dB, max abs error \(image.mapElements { min(max($0, -1), 1) }.maxAbsDifference(reference))")
+        #expect(quality >= 40, "PSNR \(quality) dB")
+        settings.negativePrompt = ""
+        #expect(try sampler.generate(prompt: run.prompt, settings: settings).maxAbsDifference(image) > 0.05, "the negative prompt changed nothing")
+        // Through the edit contract and the Prompt-to-Prompt editor: the source row is the plain generation.
+        var spec = EditSpec(id: "n", source: run.prompt, targets: [run.prompt])
+        (spec.negativePrompt, spec.steps, spec.guidance, spec.seed, spec.height, spec.width) = (run.negative_prompt, run.steps, Double(run.guidance), run.seed, 64, 64)
+        spec.mode = .none
+        let edited = try PromptToPromptEditor(model: model).runStageOne(spec).output
+        let latents = try sampler.sample(prompts: [run.prompt], settings: SamplingSettings(steps: run.steps, guidance: run.guidance, seed: run.seed,
+                                                                                            height: 64, width: 64, negativePrompt: run.negative_prompt))
+        #expect(edited.slice(0..<1).maxAbsDifference(latents) <= 1e-5)
     }
 
     @Test("settings that do not fit the model are refused by name")

@@ -1,3 +1,4 @@
+import EditContract
 import Engine
 import Imaging
 import Foundation
@@ -36,7 +37,7 @@ struct PromptToPromptGoldenTests {
         spec.height = 128
         spec.width = 128
         spec.reweight = c.reweight ?? [:]
-        spec.crossReplace = CrossReplaceSpec(range: StepRange(end: 0.8), words: (c.cross_words ?? [:]).mapValues { StepRange(end: $0) })
+        spec.crossReplace = CrossReplaceSchedule(StepRange(end: 0.8), words: (c.cross_words ?? [:]).mapValues { StepRange(end: $0) })
         if let range = c.self_range { spec.selfReplace = StepRange(start: range[0], end: range[1]) }
         spec.blend = c.blend
         if let threshold = c.threshold { spec.blendThreshold = threshold }
@@ -185,7 +186,7 @@ struct PromptToPromptGoldenTests {
         // With the whole schedule injected and an identity word swap, the edited prompt's stored
         // cross-attention is the source's in every layer.
         var full = spec("replace")
-        full.crossReplace = CrossReplaceSpec(range: StepRange(end: 1))
+        full.crossReplace = CrossReplaceSchedule(StepRange(end: 1))
         let settings = editor.settings(for: full)
         let controller = try #require(try editor.controller(for: full, settings: settings, storeAttention: true) as? PromptToPromptController)
         _ = try sampler.sample(prompts: full.prompts, settings: settings, controller: controller)

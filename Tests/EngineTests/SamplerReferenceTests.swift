@@ -1,3 +1,4 @@
+import EditContract
 import Engine
 import Foundation
 import Testing

@@ -1,3 +1,4 @@
+import EditContract
 import Foundation
 
 /// A component's `config.json` (or `scheduler_config.json`), with typed look-ups whose errors

@@ -1,3 +1,4 @@
+import EditContract
 import Foundation
 
 /// A problem with a model directory, naming the file or component and how to fix it.

@@ -1,3 +1,4 @@
+import EditContract
 /// Post-softmax attention probabilities for a run of queries, laid out [batch, heads, queries, keys],
 /// handed to a hook that may edit them in place before they multiply the values.
 public struct AttentionProbabilities {

@@ -1,4 +1,5 @@
 import CDNNL
+import EditContract
 
 /// Zero padding on each side of an image, in pixels.
 public struct Padding2D: Sendable, Hashable {

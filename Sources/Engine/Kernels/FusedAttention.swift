@@ -1,3 +1,5 @@
+import EditContract
+
 extension Attention {
     /// Keys per block of the fused path.
     static let fusedKeyBlock = 1024

@@ -1,3 +1,4 @@
+import EditContract
 /// Group and layer normalisation, with the statistics of torch (biased variance, eps inside the root).
 public enum NormalizationActivation: Sendable {
     case none

@@ -1,13 +1,7 @@
 import CDNNL
+import EditContract
 
-/// The arithmetic of the heavy layers (convolutions, matrix products, attention without a
-/// controller). Normalisation, softmax, the scheduler and the latents are float32 in both.
-public enum Precision: String, Sendable, CaseIterable, Codable {
-    /// Float32 throughout: the default, checked against diffusers at 1e-4.
-    case fp32
-    /// bfloat16 weights and activations into the products, float32 accumulation and outputs.
-    case bf16
-
+extension Precision {
     /// Refuses a precision this CPU cannot run at speed, saying why (no silent fallback).
     public func checkSupported() throws {
         guard self == .bf16, !OneDNN.hasNativeBFloat16 else { return }
@@ -97,10 +91,6 @@ struct ProductInput {
 
     /// The address of element `index`.
     func advanced(by index: Int) -> UnsafeRawPointer { pointer + index * precision.elementSize }
-}
-
-extension Precision: CustomStringConvertible {
-    public var description: String { rawValue }
 }
 
 /// oneDNN's version and the kernels it picks on this CPU (for benchmark and worker reports).

@@ -1,3 +1,4 @@
+import EditContract
 /// A tensor as a product (a convolution) reads it: float32, or bfloat16 written directly by the
 /// layer before it (a GroupNorm, a nearest upsample) when the product runs in bf16, so that the
 /// float32 form of that activation never exists. At 512 px the VAE decoder's activations are

@@ -1,3 +1,5 @@
+import EditContract
+
 extension Tensor {
     /// Nearest-neighbour upsampling of channels-last [N, H, W, C] by an integer factor (2 in
     /// the UNets and the VAE).

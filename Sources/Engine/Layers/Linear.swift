@@ -1,3 +1,4 @@
+import EditContract
 /// y = x W^T + b over the last dimension, with torch's [out, in] weight layout, on oneDNN.
 public struct Linear: Sendable {
     let weights: PackedWeights  // [out, in]

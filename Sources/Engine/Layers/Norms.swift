@@ -1,3 +1,4 @@
+import EditContract
 /// GroupNorm with learned per-channel scale and shift.
 public struct GroupNorm: Sendable {
     let groups: Int

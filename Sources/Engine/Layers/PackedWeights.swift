@@ -1,4 +1,5 @@
 import CDNNL
+import EditContract
 import Synchronization
 
 /// A layer's weights as loaded: a tensor already in memory, or an entry of a mapped weights

@@ -1,3 +1,4 @@
+import EditContract
 import Foundation
 
 /// Hyper-parameters of an AutoencoderKL (the Stable Diffusion VAE), from its config.json.

@@ -1,3 +1,4 @@
+import EditContract
 import Foundation
 
 /// Hyper-parameters of a CLIPTextModel, from its config.json.

@@ -1,3 +1,4 @@
+import EditContract
 /// diffusers' ResnetBlock2D: GroupNorm, SiLU, 3x3 conv, plus the projected time embedding;
 /// GroupNorm, SiLU, 3x3 conv; added to the input (through a 1x1 conv when channels change).
 /// Channels-last.

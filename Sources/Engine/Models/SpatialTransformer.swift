@@ -1,3 +1,4 @@
+import EditContract
 /// Multi-head attention with separate query, key and value projections (diffusers' Attention
 /// in the UNet's transformer blocks): no biases on q/k/v, a biased output projection.
 struct MultiHeadAttention: Sendable {

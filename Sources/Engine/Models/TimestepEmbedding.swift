@@ -1,3 +1,4 @@
+import EditContract
 import Foundation
 
 /// diffusers' sinusoidal timestep features: for i < half, frequency

@@ -1,3 +1,4 @@
+import EditContract
 /// diffusers' UNet2DConditionModel: the denoiser of Stable Diffusion 1.x/2.x, and of the
 /// embedded model's base and super-resolution stages. Every attention layer reports to an
 /// optional `AttentionController`.

@@ -1,3 +1,4 @@
+import EditContract
 /// One down level: ResNet blocks (each followed by a transformer in cross-attention levels),
 /// then a stride-2 convolution unless it is the last level. Channels-last throughout.
 struct UNetDownBlock: Sendable {

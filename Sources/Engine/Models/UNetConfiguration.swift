@@ -1,3 +1,4 @@
+import EditContract
 /// Everything about a UNet2DConditionModel's architecture, read from its config.json with
 /// diffusers' defaults. Options this engine cannot run are refused by name.
 public struct UNetConfiguration: Sendable {

@@ -1,4 +1,5 @@
 import CDNNL
+import EditContract
 
 /// The shape of one oneDNN matrix product C[m, n] = scale * A[m, k] B[k, n] (+ bias[n])
 /// (+ C when accumulating), with every operand's strides, so that a head's columns or a slab's

@@ -1,4 +1,5 @@
 import Crypto
+import EditContract
 import Foundation
 
 /// Settings a model directory recommends (`_ptp_defaults` in model_index.json), used by the

@@ -1,3 +1,4 @@
+import EditContract
 import Foundation
 
 /// One UNet evaluation within a denoising step, as a controller sees it.
@@ -46,9 +47,11 @@ public struct SamplingSettings: Sendable, Equatable {
     public var precision: Precision = .fp32
     /// The scheduler (nil: the model's own).
     public var scheduler: SchedulerChoice?
+    /// The prompt of guidance's unconditional half ("" unless a negative prompt is given).
+    public var negativePrompt: String = ""
 
     public init(steps: Int, guidance: Float, seed: UInt64, height: Int, width: Int, lowMemory: Bool = false, truncatePrompts: Bool = false,
-                precision: Precision = .fp32, scheduler: SchedulerChoice? = nil) {
+                precision: Precision = .fp32, scheduler: SchedulerChoice? = nil, negativePrompt: String = "") {
         self.steps = steps
         self.guidance = guidance
         self.seed = seed
@@ -58,6 +61,7 @@ public struct SamplingSettings: Sendable, Equatable {
         self.truncatePrompts = truncatePrompts
         self.precision = precision
         self.scheduler = scheduler
+        self.negativePrompt = negativePrompt
     }
 }
 
@@ -128,7 +132,7 @@ public struct Sampler: Sendable {
         let conditional = try encode(prompts, truncate: settings.truncatePrompts, precision: precision)
         // As diffusers: guidance only above 1 (a scale of 1 or less is the conditional prediction).
         let guided = settings.guidance > 1
-        let unconditional = guided ? try encode([""], truncate: false, precision: precision).repeated(count) : conditional
+        let unconditional = guided ? try encode([settings.negativePrompt], truncate: settings.truncatePrompts, precision: precision).repeated(count) : conditional
         var run = try scheduler(settings).start(steps: settings.steps)
         var latents = (start ?? initialNoise(settings)).repeated(count / (start?.shape[0] ?? 1))
         if start == nil && run.initialNoiseSigma != 1 {

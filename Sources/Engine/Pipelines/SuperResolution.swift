@@ -1,3 +1,4 @@
+import EditContract
 /// The cascade's second stage: each image upsampled by a UNet conditioned on its prompt and on
 /// the bilinearly upsampled image (noise-augmented at the recommended level), guided with the
 /// empty prompt, deterministic DDIM.

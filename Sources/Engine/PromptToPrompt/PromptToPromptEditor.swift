@@ -1,3 +1,4 @@
+import EditContract
 import Foundation
 import Imaging
 
@@ -42,19 +43,20 @@ public struct PromptToPromptEditor: Sendable {
         let scheduler = spec.image != nil && spec.scheduler == nil ? SchedulerChoice(className: "DDIMScheduler") : spec.scheduler
         return SamplingSettings(steps: spec.steps ?? d.steps, guidance: Float(spec.guidance ?? Double(d.guidance)), seed: spec.seed,
                                 height: spec.height ?? d.height, width: spec.width ?? d.width, lowMemory: lowMemory, precision: spec.precision,
-                                scheduler: scheduler)
+                                scheduler: scheduler, negativePrompt: spec.negativePrompt ?? "")
     }
 
     /// Everything about `spec` that needs the model: prompt lengths, and that every blend,
     /// reweight and per-word word is in its prompt.
     public func validate(_ spec: EditSpec) throws {
         // A spec built or changed in code has not been through the JSON checks.
-        try spec.validateStructure(explicitKeys: [])
+        try spec.validate()
         let tokenizer = model.tokenizer
-        for (index, prompt) in spec.prompts.enumerated() {
+        let fields = ["source"] + spec.targets.indices.map { "targets[\($0)]" } + (spec.negativePrompt != nil ? ["negative_prompt"] : [])
+        for (field, prompt) in zip(fields, spec.prompts + [spec.negativePrompt].compactMap { $0 }) {
             let count = tokenizer.encode(prompt).count + 2
             if count > tokenizer.maximumLength {
-                throw EditError(field: index == 0 ? "source" : "targets[\(index - 1)]",
+                throw EditError(field: field,
                                 problem: "is \(count) tokens, over the model's limit of \(tokenizer.maximumLength)", fix: "shorten the prompt")
             }
         }
@@ -136,7 +138,7 @@ public struct PromptToPromptEditor: Sendable {
             }
             edit = .reweight(equalizers: equalizers, base: edit)
         }
-        let alpha = CrossReplaceSchedule(spec.crossReplace.range, words: spec.crossReplace.words)
+        let alpha = spec.crossReplace
             .table(steps: settings.steps, targets: Array(words.dropFirst()), length: tokenizer.maximumLength)
         // Each token once, however many times its word is listed.
         func tokens(_ lists: [[String]]) -> [[Int]] {

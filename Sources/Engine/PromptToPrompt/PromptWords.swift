@@ -1,3 +1,5 @@
+import EditContract
+
 /// Maps the space-separated words of a prompt to its token positions (BOS = position 0), by
 /// decoding each token alone and counting characters, as Prompt-to-Prompt's reference does.
 ///
@@ -14,10 +16,8 @@ public struct PromptWords: Sendable {
     /// Per word, how many of its last tokens are punctuation alone ("." of "burger.").
     private let trailingPunctuationTokens: [Int]
 
-    /// The words of a prompt: split on spaces, empty words dropped.
-    public static func split(_ prompt: String) -> [String] {
-        prompt.split(separator: " ").map(String.init)
-    }
+    /// The words of a prompt: split on spaces, empty words dropped (the edit contract's rule).
+    public static func split(_ prompt: String) -> [String] { EditSpec.words(of: prompt) }
 
     public init(_ prompt: String, tokenizer: CLIPTokenizer) {
         self.prompt = prompt

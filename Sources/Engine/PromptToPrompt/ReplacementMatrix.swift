@@ -1,14 +1,4 @@
-/// Why an edit cannot be built from its prompts, naming the field and the fix.
-public struct EditError: Error, CustomStringConvertible, Equatable {
-    public let field: String
-    public let problem: String
-    public let fix: String
-    public init(field: String, problem: String, fix: String) {
-        (self.field, self.problem, self.fix) = (field, problem, fix)
-    }
-    public var description: String { "\(field): \(problem); \(fix)" }
-}
-
+import EditContract
 /// The 77x77 token mapping of a word swap: row = source token, column = target token.
 public struct ReplacementMatrix: Sendable, Equatable {
     public let values: [Float]  // length * length, row-major

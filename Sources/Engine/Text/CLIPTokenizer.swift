@@ -1,3 +1,4 @@
+import EditContract
 import Foundation
 
 /// A prompt the tokenizer refuses, with the fix.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Benchmarks
+import EditContract
 import Engine
 import Foundation
 

@@ -1,4 +1,4 @@
-import Engine
+import EditContract
 import Foundation
 import Testing
 
@@ -13,14 +13,14 @@ struct EditSpecTests {
     @Test("a full spec round-trips through JSON; numbers, pairs and per-word maps are accepted")
     func parsing() throws {
         let spec = try parse(#"""
-            {"id": "e-1", "source": "a cat", "targets": ["a dog", "a big dog"], "mode": "refine",
+            {"id": "e-1", "source": "a cat", "targets": ["a dog", "a big dog"], "mode": "refine", "negative_prompt": "blurry",
              "cross_replace": {"default": 0.8, "dog": [0.1, 0.4]}, "self_replace": 1, "blend": ["cat", ["dog"], ["big", "dog"]],
              "reweight": {"dog": -1}, "seed": 8888, "steps": 20, "guidance": 7, "height": 512, "width": 512,
              "super_resolution": false, "blend_subtract": [[], [], ["big"]], "blend_subtract_threshold": 0.6, "start_blend": 0.1}
             """#)
         #expect(spec.blendSubtract == [[], [], ["big"]] && spec.blendSubtractThreshold == 0.6 && spec.startBlend == 0.1)
-        #expect(spec.targets == ["a dog", "a big dog"] && spec.mode == .refine && spec.seed == 8888)
-        #expect(spec.crossReplace.range == StepRange(end: 0.8) && spec.crossReplace.words["dog"] == StepRange(start: 0.1, end: 0.4))
+        #expect(spec.targets == ["a dog", "a big dog"] && spec.mode == .refine && spec.seed == 8888 && spec.negativePrompt == "blurry")
+        #expect(spec.crossReplace.defaultRange == StepRange(end: 0.8) && spec.crossReplace.words["dog"] == StepRange(start: 0.1, end: 0.4))
         #expect(spec.selfReplace == StepRange(end: 1) && spec.blend == [["cat"], ["dog"], ["big", "dog"]])
         #expect(spec.reweight == ["dog": -1] && spec.guidance == 7 && !spec.superResolution)
         #expect(try EditSpec(json: spec.json) == spec)
@@ -44,6 +44,7 @@ struct EditSpecTests {
         (#"{"id": "a", "source": "x", "targets": []}"#, "targets"),
         (#"{"id": "a", "source": "x", "targets": ["y", 3]}"#, "targets[1]"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "mode": "swap"}"#, "mode"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "negative_prompt": ["blurry"]}"#, "negative_prompt"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "cross_replace": 1.5}"#, "cross_replace"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "cross_replace": [0.9, 0.2]}"#, "cross_replace"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "cross_replace": {"y": -0.1}}"#, "cross_replace.y"),
@@ -75,25 +76,61 @@ struct EditSpecTests {
         #expect(!(found?.fix.isEmpty ?? true))
     }
 
-    @Test("model-dependent checks: replace with unequal words, absent words, long prompts")
-    func modelChecks() throws {
-        let editor = PromptToPromptEditor(model: try DiffusionModel(directory: Fixtures.url("p2p-sd")))
-        func check(_ text: String) -> EditError? {
-            do { try editor.validate(try parse(text)); return nil } catch { return error as? EditError }
+    @Test("a spec is Codable as its JSON object: encoded and decoded equal, and checked while decoding")
+    func codable() throws {
+        var spec = EditSpec(id: "c", source: "a cat on a mat", targets: ["a dog on a mat"])
+        spec.crossReplace = CrossReplaceSchedule(StepRange(start: 0.1, end: 0.7), words: ["dog": StepRange(end: 0.3)])
+        spec.blend = [["cat"], ["dog"]]
+        spec.scheduler = try SchedulerChoice(parsing: "euler-karras")
+        spec.precision = .bf16
+        spec.seed = 42
+        try spec.validate()
+        let data = try JSONEncoder().encode([spec, spec])
+        #expect(try JSONDecoder().decode([EditSpec].self, from: data) == [spec, spec])
+        // The same keys as the JSON form: a spec encoded is a batch line.
+        let object = try #require(try JSONValue.parse(data).arrayValue?.first?.objectValue)
+        #expect(Set(object.keys).isSubset(of: Set(EditSpec.Key.allCases.map(\.rawValue))))
+        #expect(object["cross_replace"] == .object(["default": .array([.double(0.1), .double(0.7)]), "dog": .double(0.3)]))
+        let bad = Data(#"[{"id": "x", "source": "a", "targets": ["b"], "steps": 0}]"#.utf8)
+        #expect(throws: EditError.self) { try JSONDecoder().decode([EditSpec].self, from: bad) }
+    }
+
+    @Test("a spec made in code is checked as a decoded one is")
+    func typedValidation() {
+        func field(given: Set<EditSpec.Key> = [], _ change: (inout EditSpec) -> Void) -> String? {
+            var spec = EditSpec(id: "t", source: "a cat", targets: ["a dog"])
+            change(&spec)
+            do { try spec.validate(given: given); return nil } catch { return (error as? EditError)?.field }
         }
-        #expect(check(#"{"id": "a", "source": "a red circle", "targets": ["a big red circle"], "mode": "replace", "height": 128, "width": 128}"#)?.field == "mode")
-        // Repeated spaces do not make words: these have three words each.
-        #expect(check(#"{"id": "a", "source": "a  red circle", "targets": ["a red  square "], "mode": "replace", "height": 128, "width": 128}"#) == nil)
-        #expect(try parse(#"{"id": "a", "source": "a  red circle", "targets": ["a red  square "]}"#).resolvedMode == .replace)
-        #expect(check(#"{"id": "a", "source": "a red circle", "targets": ["a red square"], "blend": [["circle"], ["circle"]], "height": 128, "width": 128}"#)?.field == "blend[1]")
-        #expect(check(#"{"id": "a", "source": "a red circle", "targets": ["a red square"], "reweight": {"circle": 2}, "height": 128, "width": 128}"#)?.field == "reweight.circle")
-        // With several edited prompts, a word reweights those that have it.
-        #expect(check(#"{"id": "a", "source": "a red circle", "targets": ["a red square", "a blue circle"], "reweight": {"square": 2}, "height": 128, "width": 128}"#) == nil)
-        #expect(check(#"{"id": "a", "source": "a red circle", "targets": ["a red square"], "cross_replace": {"blue": 0.2}, "height": 128, "width": 128}"#)?.field == "cross_replace.blue")
-        let long = String(repeating: "red ", count: 80)
-        #expect(check(#"{"id": "a", "source": "a red circle", "targets": ["\#(long)"], "height": 128, "width": 128}"#)?.field == "targets[0]")
-        #expect(check(#"{"id": "a", "source": "a red circle", "targets": ["a red square"], "height": 128, "width": 128}"#) == nil)
-        // Matching ignores case and trailing punctuation.
-        #expect(check(#"{"id": "a", "source": "A red Circle.", "targets": ["A red Square."], "blend": [["circle"], ["square"]], "height": 128, "width": 128}"#) == nil)
+        #expect(field { _ in } == nil)
+        #expect(field { $0.steps = 0 } == "steps")
+        #expect(field { $0.height = 4 } == "height")
+        #expect(field { $0.selfReplace = StepRange(start: 0.5, end: 0.2) } == "self_replace")
+        #expect(field { $0.crossReplace.words["dog"] = StepRange(end: 2) } == "cross_replace.dog")
+        #expect(field { $0.seed = UInt64.max } == "seed")
+        #expect(field { $0.id = "../x" } == "id")
+        // An option without effect is refused when its writer gave it, not when code switched the mode.
+        #expect(field(given: [.mode, .blend]) { $0.mode = .none; $0.blend = [["cat"], ["dog"]] } == "blend")
+        #expect(field { $0.mode = .none; $0.blend = [["cat"], ["dog"]] } == nil)
+        #expect(field { $0.blendSubtract = [[], ["dog"]] } == "blend_subtract")
+        #expect(field { $0.reweight = ["dog": .infinity] } == "reweight")
+        #expect(field { $0.image = "p.png"; $0.scheduler = SchedulerChoice(className: "EulerDiscreteScheduler") } == "scheduler")
+    }
+
+    @Test("a batch names the edit and the field that is wrong", arguments: [
+        (#"{"id": "a"}"#, "edits"),
+        (#"[]"#, "edits"),
+        (#"[{"id": "a", "source": "x", "targets": ["y"]}, {"id": "b", "source": "x", "targets": ["y"], "mode": "swap"}]"#, "edits[1] ('b').mode"),
+        (#"[{"id": "a", "source": "x", "targets": ["y"]}, {"id": "a", "source": "x", "targets": ["z"]}]"#, "edits[1].id"),
+        (#"[{"id": "a", "source": "x", "targets": ["y"]}, 7]"#, "edits[1].edit"),
+        ("[{", "edits"),
+    ])
+    func batches(_ text: String, field: String) {
+        do {
+            _ = try EditSpec.batch(json: text)
+            Issue.record("\(text) was accepted")
+        } catch {
+            #expect((error as? EditError)?.field == field, "\(text): \(error)")
+        }
     }
 }

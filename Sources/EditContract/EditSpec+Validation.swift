@@ -1,0 +1,86 @@
+extension EditSpec {
+    /// Every check that needs no model, for a spec however it was made. `given`: the options
+    /// its writer set (a batch line's keys, the flags of `ptp edit`); one that would have no
+    /// effect (cross_replace in mode none, start_blend without blend) is refused only then, so
+    /// code may switch a spec's mode without clearing its other settings. The model-dependent
+    /// checks (words present in prompts, prompt lengths) are the Engine's.
+    public func validate(given: Set<Key> = []) throws {
+        guard !id.isEmpty else { throw EditError(field: "id", problem: "is missing or empty", fix: "give each edit a unique id") }
+        guard id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }), !id.hasPrefix(".") else {
+            throw EditError(field: "id", problem: "'\(id)' is not usable as a folder name", fix: "use letters, digits, '-', '_' and '.' only")
+        }
+        guard !targets.isEmpty else { throw EditError(field: "targets", problem: "is missing or empty", fix: "give a list of one or more edited prompts") }
+        try crossReplace.validate()
+        try selfReplace.validate(field: "self_replace")
+        try Self.check(fraction: blendThreshold, field: .blendThreshold, fix: "give a fraction of the map's maximum, e.g. 0.3")
+        try Self.check(fraction: blendSubtractThreshold, field: .blendSubtractThreshold, fix: "give a fraction of the map's maximum, e.g. 0.3")
+        try Self.check(fraction: startBlend, field: .startBlend, fix: "give a fraction of the steps, e.g. 0.2")
+        for (word, weight) in reweight.sorted(by: { $0.key < $1.key }) where !weight.isFinite {
+            throw EditError(field: "reweight", problem: "weight \(weight) of '\(word)' is not a number", fix: "give a number (negative allowed)")
+        }
+        if let spatialReplace { try Self.check(fraction: spatialReplace, field: .spatialReplace, fix: "give the fraction of steps left free, e.g. 0.3") }
+        try Self.check(selfReplaceSide, minimum: 1, field: .selfReplaceSide)
+        try Self.check(steps, minimum: 1, field: .steps)
+        if let guidance {
+            guard guidance.isFinite else { throw EditError(field: "guidance", problem: "should be a number, found \(guidance)", fix: "give a number") }
+            guard guidance >= 0 else { throw EditError(field: "guidance", problem: "\(guidance) is negative", fix: "use a scale >= 0 (1 disables guidance)") }
+        }
+        try Self.check(height, minimum: 8, field: .height)
+        try Self.check(width, minimum: 8, field: .width)
+        guard seed <= UInt64(Int.max) else {
+            throw EditError(field: "seed", problem: "\(seed) is too large", fix: "give a seed from 0 to \(Int.max)")
+        }
+        if given.contains(.inversion) && image == nil {
+            throw EditError(field: "inversion", problem: "is given without an image", fix: "add \"image\": \"photo.png\", or remove it")
+        }
+        try validateStructure(given: given)
+    }
+
+    /// How the options fit together.
+    private func validateStructure(given: Set<Key>) throws {
+        if mode == .none {
+            let uncontrolled: [Key] = [.crossReplace, .selfReplace, .blend, .blendSubtract, .reweight, .startBlend, .blendThreshold,
+                                       .blendSubtractThreshold, .spatialReplace, .selfReplaceSide]
+            for key in uncontrolled where given.contains(key) {
+                throw EditError(field: key.rawValue, problem: "has no effect in mode none (the no-control baseline)", fix: "remove it, or choose a mode that uses it")
+            }
+        }
+        if mode == .reweight {
+            guard !reweight.isEmpty else {
+                throw EditError(field: "reweight", problem: "is empty in mode reweight", fix: "give the words to reweight, e.g. {\"smiling\": 5}")
+            }
+            for (index, target) in targets.enumerated() where target != source {
+                throw EditError(field: "targets[\(index)]", problem: "differs from the source in mode reweight (which reweights the source's own attention)",
+                                fix: "repeat the source prompt, or use mode replace/refine/auto with reweight")
+            }
+        }
+        if image != nil, let scheduler, scheduler.className != "DDIMScheduler" {
+            throw EditError(field: "scheduler", problem: "is \(scheduler.className), but a real image is inverted and edited with DDIM",
+                            fix: "remove scheduler (DDIM is configured from the model's scheduler) or set it to ddim")
+        }
+        if let blend, blend.count != prompts.count {
+            throw EditError(field: "blend", problem: "has \(blend.count) word lists for \(prompts.count) prompts", fix: "give one list per prompt, source first")
+        }
+        for key in [Key.blendThreshold, .startBlend] where blend == nil && given.contains(key) {
+            throw EditError(field: key.rawValue, problem: "is given without blend", fix: "give blend words too, or remove it")
+        }
+        if blendSubtract == nil && given.contains(.blendSubtractThreshold) {
+            throw EditError(field: "blend_subtract_threshold", problem: "is given without blend_subtract", fix: "give blend_subtract words too, or remove it")
+        }
+        if let blendSubtract {
+            guard blend != nil else { throw EditError(field: "blend_subtract", problem: "is given without blend", fix: "give blend words too, or remove it") }
+            guard blendSubtract.count == prompts.count else {
+                throw EditError(field: "blend_subtract", problem: "has \(blendSubtract.count) word lists for \(prompts.count) prompts", fix: "give one list per prompt, source first")
+            }
+        }
+    }
+
+    private static func check(fraction value: Double, field: Key, fix: String) throws {
+        guard value >= 0 && value <= 1 else { throw EditError(field: field.rawValue, problem: "\(value) is outside [0, 1]", fix: fix) }
+    }
+
+    private static func check(_ value: Int?, minimum: Int, field: Key) throws {
+        guard let value, value < minimum else { return }
+        throw EditError(field: field.rawValue, problem: "should be a whole number >= \(minimum), found \(value)", fix: "give a whole number >= \(minimum)")
+    }
+}

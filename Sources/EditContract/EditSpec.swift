@@ -1,0 +1,89 @@
+/// One edit: a source prompt, its edited versions and the controls. The same value is what
+/// `ptp edit` runs, one line of a cluster batch file, the payload of a stage-1 task and the
+/// `spec` of a manifest line. Settings left out come from the model's recommendations.
+///
+/// Made from typed values (then `validate()`), or decoded from JSON (`init(json:)`, `Codable`),
+/// which validates too; `Key` is the one list of its JSON keys.
+public struct EditSpec: Sendable, Equatable {
+    public var id: String
+    public var source: String
+    public var targets: [String]
+    /// What every prompt is steered away from: the unconditional half of classifier-free
+    /// guidance encodes it instead of the empty prompt (diffusers' `negative_prompt`); nil for
+    /// none. It applies to the base stage, not to a cascade's super-resolution.
+    public var negativePrompt: String?
+    public var mode: EditMode = .auto
+    public var crossReplace = CrossReplaceSchedule(StepRange(end: 0.8))
+    public var selfReplace = StepRange(end: 0.4)
+    /// Per prompt (source first), the words whose attention outlines the region to edit.
+    public var blend: [[String]]?
+    /// Per prompt, words whose region is taken out of the blend mask.
+    public var blendSubtract: [[String]]?
+    public var blendThreshold: Double = 0.3
+    /// Threshold of the (unpooled) subtraction mask.
+    public var blendSubtractThreshold: Double = 0.3
+    /// Fraction of the steps before blending starts.
+    public var startBlend: Double = 0.2
+    /// Word -> attention scale for the edited prompts (negative allowed).
+    public var reweight: [String: Double] = [:]
+    /// Spatial replacement: the edited latents are replaced by the source's for the first
+    /// (1 - this) of the steps; nil for none.
+    public var spatialReplace: Double?
+    /// The largest query grid side that self-attention is injected at; nil for the default
+    /// (16 at SD's 64x64 latent, scaled with the latent).
+    public var selfReplaceSide: Int?
+    public var seed: UInt64 = 0
+    public var steps: Int?
+    public var guidance: Double?
+    public var height: Int?
+    public var width: Int?
+    /// A model directory; nil for the default (embedded) model.
+    public var model: String?
+    /// Run the model's super-resolution stage (when it has one).
+    public var superResolution = true
+    /// A real image to edit (a PNG the source prompt describes), instead of a generated one.
+    public var image: String?
+    /// How the real image is inverted.
+    public var inversion: InversionMethod = .direct
+    /// The arithmetic of the models' heavy layers (fp32 unless asked).
+    public var precision: Precision = .fp32
+    /// The scheduler; nil for the model's own (DDIM for real images, which are inverted with it).
+    public var scheduler: SchedulerChoice?
+
+    public init(id: String, source: String, targets: [String]) {
+        self.id = id
+        self.source = source
+        self.targets = targets
+    }
+
+    /// The JSON keys of a spec, each field's name in batch files, payloads and manifests.
+    public enum Key: String, CaseIterable, CodingKey, Sendable {
+        case id, source, targets, mode, negativePrompt = "negative_prompt"
+        case crossReplace = "cross_replace", selfReplace = "self_replace", selfReplaceSide = "self_replace_side"
+        case blend, blendSubtract = "blend_subtract", blendThreshold = "blend_threshold"
+        case blendSubtractThreshold = "blend_subtract_threshold", startBlend = "start_blend"
+        case reweight, spatialReplace = "spatial_replace"
+        case seed, steps, guidance, height, width, model
+        case superResolution = "super_resolution", image, inversion, precision, scheduler
+    }
+
+    /// Every prompt, source first.
+    public var prompts: [String] { [source] + targets }
+
+    /// The words of a prompt, as every word-based option counts them: split on spaces, empty
+    /// words dropped.
+    public static func words(of prompt: String) -> [String] {
+        prompt.split(separator: " ").map(String.init)
+    }
+
+    /// The mode after `auto` is decided.
+    public var resolvedMode: EditMode {
+        guard mode == .auto else { return mode }
+        let count = Self.words(of: source).count
+        return targets.allSatisfy({ Self.words(of: $0).count == count }) ? .replace : .refine
+    }
+
+    /// The capability a worker needs to run this edit: its model at its precision (the
+    /// coordinator matches it against what workers announce).
+    public var capabilityKey: String { CapabilityKey.key(model: model ?? "default", precision: precision) }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import Imaging
+import NIOCore
+import NIOPosix
+import Testing
+import Wire
+
+/// Peers that do not follow the protocol.
+extension ClusterTests {
+    @Test("wrong secret, wrong version, malformed and oversized frames, early tensors and a zstd bomb are refused; the rest keeps working",
+          .timeLimit(.minutes(10)))
+    func hostilePeers() throws {
+        let harness = try ClusterHarness(name: "hostile")
+        defer { harness.stopAll() }
+        try harness.startCoordinator()
+        try harness.startWorker("w1")
+        try harness.waitForWorkers(["w1"])
+        let address = harness.coordinatorAddress
+        let secret = try SharedSecret.load(file: harness.secretFile.path)
+        // A job under way while the attacks come: it must finish, on a worker that never lost
+        // its connection.
+        let during = try harness.batch("during", count: 3, steps: 30, size: 128)
+        let duringOutput = harness.directory.appendingPathComponent("during")
+        #expect(harness.submit(during, output: duringOutput, detach: true).status == 0)
+
+        // A client with the wrong secret.
+        let wrong = harness.directory.appendingPathComponent("wrong-secret")
+        try Data("a different secret entirely!".utf8).write(to: wrong)
+        let refused = ClusterHarness.run([ClusterHarness.ptp.path, "status", "--coordinator", address, "--once", "--secret-file", wrong.path], timeout: 20)
+        #expect(refused.status != 0 && refused.output.contains("wrong cluster secret"), "\(refused.output)")
+
+        let raw = try RawPeer(address: address)
+        defer { raw.close() }
+        // Wrong protocol version.
+        #expect(try raw.exchange(frames: [try RawPeer.frame(.hello(version: 99, role: .worker, nodeID: "old", capabilities: "{}", nonce: []))])
+            == .error(code: WireError.Code.badVersion.rawValue, reason: "protocol version 99; this coordinator speaks \(WireProtocol.version)"))
+        // A malformed frame (unknown message type).
+        var malformed = ByteBuffer()
+        malformed.writeInteger(UInt32(1))
+        malformed.writeInteger(UInt8(99))
+        let unknown = try RawPeer(address: address).exchange(frames: [malformed])
+        if case .error(let code, _)? = unknown { #expect(code == WireError.Code.unknownMessage.rawValue) } else { Issue.record("no error for a malformed frame: \(String(describing: unknown))") }
+        // An oversized frame announced before authentication.
+        var oversized = ByteBuffer()
+        oversized.writeInteger(UInt32(0x7FFF_FFFF))
+        let large = try RawPeer(address: address).exchange(frames: [oversized])
+        if case .error(let code, _)? = large { #expect(code == WireError.Code.frameTooLarge.rawValue) } else { Issue.record("no error for an oversized frame") }
+        // A tensor before the handshake: refused unread (it would decompress to 64 MiB).
+        let early = try RawPeer(address: address).exchange(frames: [try RawPeer.honestLargeResultFrame()])
+        if case .error(let code, _)? = early { #expect(code == WireError.Code.unexpectedMessage.rawValue) } else { Issue.record("no error for a tensor before the handshake") }
+        // A zstd bomb from an authenticated worker.
+        let bomber = try RawPeer(address: address)
+        try bomber.authenticate(secret: secret, nodeID: "bomber")
+        let bomb = try bomber.exchange(frames: [RawPeer.bombFrame()])
+        if case .error(let code, _)? = bomb { #expect(code == WireError.Code.tensorRejected.rawValue) } else { Issue.record("no error for a zstd bomb: \(String(describing: bomb))") }
+
+        // Every refusal is logged with its reason.
+        let log = harness.log("coordinator")
+        for reason in ["wrong cluster secret", "protocol version 99", "unknown message type", "over the limit", "before the handshake finished", "zstd frame"] {
+            #expect(log.contains(reason), "no log line for \(reason)")
+        }
+        // The job submitted before the attacks completes, and the worker kept its one session.
+        let deadline = Date().addingTimeInterval(300)
+        while Date() < deadline && ClusterHarness.manifest(duringOutput).count < 3 { Thread.sleep(forTimeInterval: 0.2) }
+        expectComplete(duringOutput, edits: 3)
+        let joins = harness.log("coordinator").split(separator: "\n").filter { $0.contains("worker joined") && $0.contains("node=w1") }
+        #expect(joins.count == 1, "w1 joined \(joins.count) times: \(joins)")
+        #expect(!harness.log("w1").contains("reconnect"), "\(harness.log("w1"))")
+        // And the real worker still serves a new job.
+        let batch = try harness.batch("after", count: 3)
+        let output = harness.directory.appendingPathComponent("out")
+        #expect(harness.submit(batch, output: output).status == 0)
+        expectComplete(output, edits: 3)
+    }
+}
