@@ -11,6 +11,8 @@ public struct CoordinatorConfiguration: Sendable {
     public var host: String
     public var port: Int
     public var metricsPort: Int?
+    /// A metrics connection silent this long is closed (Prometheus reconnects for its next scrape).
+    public var metricsIdleTimeout: TimeAmount = .seconds(30)
     /// Journal and intermediate results.
     public var stateDirectory: URL
     public var secret: SharedSecret
@@ -83,9 +85,10 @@ public final class CoordinatorServer: @unchecked Sendable {
         if let metricsPort = configuration.metricsPort {
             let http = try ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelInitializer { [metrics] channel in
+                .childChannelInitializer { [metrics, configuration] channel in
                     channel.pipeline.configureHTTPServerPipeline().flatMap {
-                        channel.pipeline.addHandler(MetricsEndpoint(metrics: metrics))
+                        channel.pipeline.addHandlers([IdleStateHandler(readTimeout: configuration.metricsIdleTimeout), IdleConnectionCloser(),
+                                                      MetricsEndpoint(metrics: metrics)])
                     }
                 }
                 .bind(host: configuration.host, port: metricsPort).wait()

@@ -24,6 +24,9 @@ final class PeerHandler: ChannelInboundHandler, @unchecked Sendable {
     let metrics: CoordinatorMetrics
     var logger: Logger
     private var state: State = .awaitingHello
+    /// The worker session this connection signed in, whatever its state now: however the
+    /// connection ends (goodbye, refusal, reset), its close is the one place the worker leaves.
+    private var workerSession: String?
     private static let sessions = SessionCounter()
 
     init(scheduler: SchedulerShell, secret: SharedSecret, limits: ConnectionLimits, codec: TensorCodec, metrics: CoordinatorMetrics, logger: Logger) {
@@ -71,6 +74,7 @@ final class PeerHandler: ChannelInboundHandler, @unchecked Sendable {
                     return
                 }
                 let host = context.remoteAddress?.ipAddress ?? caps.host
+                workerSession = sessionID
                 scheduler.workerJoined(sessionID: sessionID, nodeID: nodeID, host: "\(caps.host) (\(host))",
                                        models: Set(caps.models), channel: context.channel)
             }
@@ -139,8 +143,10 @@ final class PeerHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .authenticated(let role, _, let sessionID) = state, role == .worker {
-            scheduler.workerLeft(sessionID, reason: "connection closed")
+        if let workerSession {
+            let refused = if case .closing = state { true } else { false }
+            scheduler.workerLeft(workerSession, reason: refused ? "connection refused" : "connection closed")
+            self.workerSession = nil
         }
         state = .closing
         context.fireChannelInactive()

@@ -50,6 +50,11 @@ public struct ResultStore {
             }
             return RGBImage(width: payload.shape[1], height: payload.shape[0], pixels: payload.bytes)
         }
+        // The images of one edit come from one model at one size; a worker that says otherwise
+        // fails this edit, not the coordinator.
+        if let first = images.first, let other = images.first(where: { $0.width != first.width || $0.height != first.height }) {
+            throw SubmissionError("the images of \(edit.id) differ in size (\(first.width)x\(first.height) and \(other.width)x\(other.height))")
+        }
         let folder = job.output.appendingPathComponent(edit.id)
         return try EditOutputs.write(images, to: folder).map { $0.lastPathComponent }
     }

@@ -19,14 +19,14 @@ extension EditSpec {
             throw EditError(field: "reweight", problem: "weight \(weight) of '\(word)' is not a number", fix: "give a number (negative allowed)")
         }
         if let spatialReplace { try Self.check(fraction: spatialReplace, field: .spatialReplace, fix: "give the fraction of steps left free, e.g. 0.3") }
-        try Self.check(selfReplaceSide, minimum: 1, field: .selfReplaceSide)
+        try Self.check(selfReplaceSide, in: 1...Self.maximumGridSide, field: .selfReplaceSide)
         try Self.check(steps, minimum: 1, field: .steps)
         if let guidance {
             guard guidance.isFinite else { throw EditError(field: "guidance", problem: "should be a number, found \(guidance)", fix: "give a number") }
             guard guidance >= 0 else { throw EditError(field: "guidance", problem: "\(guidance) is negative", fix: "use a scale >= 0 (1 disables guidance)") }
         }
-        try Self.check(height, minimum: 8, field: .height)
-        try Self.check(width, minimum: 8, field: .width)
+        try Self.check(height, in: 8...Self.maximumImageSide, field: .height)
+        try Self.check(width, in: 8...Self.maximumImageSide, field: .width)
         guard seed <= UInt64(Int.max) else {
             throw EditError(field: "seed", problem: "\(seed) is too large", fix: "give a seed from 0 to \(Int.max)")
         }
@@ -82,5 +82,11 @@ extension EditSpec {
     private static func check(_ value: Int?, minimum: Int, field: Key) throws {
         guard let value, value < minimum else { return }
         throw EditError(field: field.rawValue, problem: "should be a whole number >= \(minimum), found \(value)", fix: "give a whole number >= \(minimum)")
+    }
+
+    private static func check(_ value: Int?, in range: ClosedRange<Int>, field: Key) throws {
+        guard let value, !range.contains(value) else { return }
+        throw EditError(field: field.rawValue, problem: "should be a whole number from \(range.lowerBound) to \(range.upperBound), found \(value)",
+                        fix: "give a whole number from \(range.lowerBound) to \(range.upperBound)")
     }
 }

@@ -67,6 +67,13 @@ public struct EditSpec: Sendable, Equatable {
         case superResolution = "super_resolution", image, inversion, precision, scheduler
     }
 
+    /// The largest image side (pixels) an edit may ask for: a bound on what one line of a batch
+    /// can make a worker allocate (SDXL's native side is 1024).
+    public static let maximumImageSide = 4096
+    /// The largest attention grid side `self_replace_side` may name (a 4096 px image's latent
+    /// is 512).
+    public static let maximumGridSide = 1024
+
     /// Every prompt, source first.
     public var prompts: [String] { [source] + targets }
 

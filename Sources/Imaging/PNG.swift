@@ -20,12 +20,12 @@ public struct RGBImage: Sendable, Equatable {
                   pixels: (0..<(width * height)).flatMap { _ in [fill.0, fill.1, fill.2] })
     }
 
-    /// Images side by side, separated by `gap` white pixels; heights must agree.
+    /// Images side by side, top-aligned, separated by `gap` white pixels (white fills below a
+    /// shorter image).
     public static func horizontalGrid(_ images: [RGBImage], gap: Int = 4) -> RGBImage {
-        guard let first = images.first else { return RGBImage(width: 0, height: 0, pixels: []) }
-        precondition(images.allSatisfy { $0.height == first.height }, "grid images differ in height")
+        guard !images.isEmpty else { return RGBImage(width: 0, height: 0, pixels: []) }
         let width = images.reduce(0) { $0 + $1.width } + gap * (images.count - 1)
-        var grid = RGBImage(width: width, height: first.height, fill: (255, 255, 255))
+        var grid = RGBImage(width: width, height: images.map(\.height).max() ?? 0, fill: (255, 255, 255))
         var x0 = 0
         for image in images {
             grid.paste(image, x: x0, y: 0)

@@ -51,6 +51,9 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Port of the Prometheus metrics endpoint (GET /metrics).")
     var metricsPort: Int?
 
+    @Option(help: "Seconds a metrics connection may stay silent before it is closed.")
+    var metricsIdleTimeout: Double = 30
+
     @Option(help: "Folder for the journal and intermediate results (a restart resumes from it).")
     var state: String
 
@@ -69,13 +72,16 @@ struct CoordinatorCommand: ParsableCommand {
     func run() throws {
         guard lease > 0 else { throw ValidationError("--lease must be positive") }
         guard attempts >= 1 else { throw ValidationError("--attempts must be at least 1") }
+        guard metricsIdleTimeout > 0, metricsIdleTimeout < 86_400 else { throw ValidationError("--metrics-idle-timeout must be between 0 and 86400 seconds") }
         var settings = SchedulerSettings()
         settings.leaseDuration = lease
         settings.maximumAttempts = attempts
         settings.packPrompts = max(1, packPrompts)
-        let server = CoordinatorServer(configuration: CoordinatorConfiguration(
+        var configuration = CoordinatorConfiguration(
             host: host, port: port, metricsPort: metricsPort, stateDirectory: URL(fileURLWithPath: state),
-            secret: try secret.load(), scheduler: settings, codec: try codec.codec()), logger: makeLogger("ptp.coordinator"))
+            secret: try secret.load(), scheduler: settings, codec: try codec.codec())
+        configuration.metricsIdleTimeout = .milliseconds(Int64(metricsIdleTimeout * 1000))
+        let server = CoordinatorServer(configuration: configuration, logger: makeLogger("ptp.coordinator"))
         try server.run()
     }
 }

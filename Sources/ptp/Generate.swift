@@ -64,6 +64,8 @@ struct Generate: ParsableCommand {
             ComputeThreads.setThreadCount(threads)
         }
         try precision.checkSupported()
+        // The seeds an edit takes (a spec's seed is a JSON integer).
+        guard seed <= UInt64(Int.max) else { throw ValidationError("--seed: \(seed) is too large; give a seed from 0 to \(Int.max)") }
         let choice = try scheduler.map { try SchedulerChoice(parsing: $0) }
         let model = try ModelLocation.load(self.model)
         let defaults = model.defaults

@@ -12,7 +12,8 @@ extension ClusterTests {
     func hostilePeers() throws {
         let harness = try ClusterHarness(name: "hostile")
         defer { harness.stopAll() }
-        try harness.startCoordinator()
+        let metricsPort = harness.port + 1
+        try harness.startCoordinator(["--metrics-port", String(metricsPort), "--metrics-idle-timeout", "2"])
         try harness.startWorker("w1")
         try harness.waitForWorkers(["w1"])
         let address = harness.coordinatorAddress
@@ -53,6 +54,27 @@ extension ClusterTests {
         try bomber.authenticate(secret: secret, nodeID: "bomber")
         let bomb = try bomber.exchange(frames: [RawPeer.bombFrame()])
         if case .error(let code, _)? = bomb { #expect(code == WireError.Code.tensorRejected.rawValue) } else { Issue.record("no error for a zstd bomb: \(String(describing: bomb))") }
+        // A signed-in worker that is refused, or whose connection is reset, leaves the cluster:
+        // no ghost is listed, counted or given tasks.
+        let resetter = try RawPeer(address: address)
+        try resetter.authenticate(secret: secret, nodeID: "resetter")
+        resetter.reset()
+        var ghosts = ["bomber", "resetter"]
+        let ghostDeadline = Date().addingTimeInterval(10)
+        while !ghosts.isEmpty && Date() < ghostDeadline {
+            Thread.sleep(forTimeInterval: 0.2)
+            let listed = harness.status().output
+            ghosts = ghosts.filter { listed.contains("\"id\":\"\($0)\"") }
+        }
+        #expect(ghosts.isEmpty, "still listed after their connections ended: \(ghosts)")
+
+        // The metrics port closes connections that stay silent, so idle ones cannot use up the
+        // coordinator's file descriptors; it still serves a scrape.
+        let host = String(address.split(separator: ":")[0])
+        let idle = try (0..<20).map { _ in try TCPProbe(host: host, port: metricsPort) }
+        #expect(idle.allSatisfy { $0.waitForClose(timeout: 8) }, "idle metrics connections stayed open")
+        let scrape = try TCPProbe.get(host: host, port: metricsPort, path: "/metrics")
+        #expect(scrape.hasPrefix("HTTP/1.1 200") && scrape.contains("ptp_connected_workers"), "\(scrape.prefix(300))")
 
         // Every refusal is logged with its reason.
         let log = harness.log("coordinator")

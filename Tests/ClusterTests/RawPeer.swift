@@ -101,6 +101,12 @@ final class RawPeer: @unchecked Sendable {
         return nil
     }
 
+    /// Ends the connection with a TCP reset (SO_LINGER 0), as a crashed host's does.
+    func reset() {
+        try? (channel as? SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0)).wait()
+        channel.close(promise: nil)
+    }
+
     func close() {
         channel.close(promise: nil)
         try? group.syncShutdownGracefully()

@@ -110,8 +110,8 @@ final class SchedulerHarness {
     }
 
     /// The worker's finished image for a finish task.
-    func finishImage(_ taskID: String, by session: String) throws {
-        let image = TensorPayload(name: "image", elementType: .uint8, shape: [8, 8, 3], bytes: [UInt8](repeating: 200, count: 192))
+    func finishImage(_ taskID: String, by session: String, height: Int = 8) throws {
+        let image = TensorPayload(name: "image", elementType: .uint8, shape: [height, 8, 3], bytes: [UInt8](repeating: 200, count: height * 24))
         core.result(session, taskID: taskID, payload: try FinishResult(seconds: 0.5).jsonText(), tensors: [image])
     }
 

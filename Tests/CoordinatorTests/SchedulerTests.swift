@@ -238,4 +238,26 @@ struct SchedulerTests {
         // Nothing was journalled: the next job is still the first.
         #expect(try h.submit([H.edit("a")]) == "job-1")
     }
+
+    @Test("images of one edit that differ in size fail that edit, and a restart replays it without harm")
+    func mismatchedImages() throws {
+        let h = try H()
+        let job = try h.submit([H.edit("a"), H.edit("b")])
+        h.join("w1")
+        _ = h.assignments()
+        try h.finishStageOne("job-1.s1", by: "w1")
+        h.core.credit("w1", slots: 1)
+        #expect(h.assignments().map(\.taskID) == ["job-1.a.f0"])
+        try h.finishImage("job-1.a.f0", by: "w1", height: 8)
+        h.core.credit("w1", slots: 1)
+        _ = h.assignments()
+        try h.finishImage("job-1.a.f1", by: "w1", height: 16)
+        let edit = try #require(h.core.jobs[job]?.edits["a"])
+        #expect(edit.state == .failed && (edit.error ?? "").contains("differ in size"), "\(edit.error ?? "")")
+        try h.restart()
+        #expect(h.core.jobs[job]?.edits["a"]?.state == .failed)
+        h.join("w2", credit: 4)
+        try h.work("w2")
+        #expect(h.core.jobs[job]?.edits["b"]?.state == .finished)
+    }
 }

@@ -61,6 +61,10 @@ struct EditSpecTests {
         (#"{"id": "a", "source": "x", "targets": ["y"], "mode": "none", "blend": [["x"], ["y"]]}"#, "blend"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "seed": -1}"#, "seed"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "steps": 0}"#, "steps"),
+        // Values that would make a worker allocate without bound, or overflow.
+        (#"{"id": "a", "source": "x", "targets": ["y"], "height": 1099511627776}"#, "height"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "width": 4104}"#, "width"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "self_replace_side": 4000000000}"#, "self_replace_side"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "steps": 2.5}"#, "steps"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "guidance": -2}"#, "guidance"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "precision": "fp16"}"#, "precision"),

@@ -74,6 +74,8 @@ struct PipelineReferenceTests {
     @Test("settings that do not fit the model are refused by name")
     func validation() throws {
         let sampler = Sampler(model: try DiffusionModel(directory: Fixtures.url("tiny-sd")))
+        // A side past the bound is refused before anything is allocated for it.
+        #expect(throws: SamplingError.self) { try sampler.generate(prompt: "x", settings: SamplingSettings(steps: 1, guidance: 7.5, seed: 1, height: 1 << 40, width: 64)) }
         let bad = SamplingSettings(steps: 10, guidance: 7.5, seed: 1, height: 60, width: 64)
         let error = #expect(throws: SamplingError.self) { try sampler.generate(prompt: "x", settings: bad) }
         #expect(error?.field == "height")

@@ -106,4 +106,30 @@ public struct ModelConfig: Sendable {
         guard list.count == count else { throw wrongType(key, "one integer or a list of \(count)") }
         return list
     }
+
+    // Sizes: a count of heads, channels, layers or steps of 0 (or less) would divide by zero or
+    // allocate nothing where the model needs something; refused by key instead.
+
+    /// A size: an integer of at least 1.
+    public func size(_ key: String, default fallback: Int? = nil) throws -> Int {
+        try checkedSizes(key, [int(key, default: fallback)])[0]
+    }
+
+    /// A non-empty list of sizes.
+    public func sizes(_ key: String, default fallback: [Int]? = nil) throws -> [Int] {
+        try checkedSizes(key, ints(key, default: fallback))
+    }
+
+    /// One size or a list of `count` sizes.
+    public func sizeOrSizes(_ key: String, count: Int, default fallback: Int? = nil) throws -> [Int] {
+        try checkedSizes(key, intOrInts(key, count: count, default: fallback))
+    }
+
+    private func checkedSizes(_ key: String, _ values: [Int]) throws -> [Int] {
+        guard !values.isEmpty, values.allSatisfy({ $0 >= 1 }) else {
+            throw ModelDirectoryError(path: file.path, problem: "key '\(key)' is \(values), but it counts something the model needs at least one of",
+                                      fix: "correct '\(key)' in the file (the original model's value)")
+        }
+        return values
+    }
 }

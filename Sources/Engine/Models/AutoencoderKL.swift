@@ -15,12 +15,16 @@ public struct AutoencoderConfiguration: Sendable {
     public let midAttention: Bool
 
     public init(_ config: ModelConfig) throws {
-        inChannels = try config.int("in_channels", default: 3)
-        outChannels = try config.int("out_channels", default: 3)
-        latentChannels = try config.int("latent_channels", default: 4)
-        blockOutChannels = try config.ints("block_out_channels", default: [64])
-        layersPerBlock = try config.int("layers_per_block", default: 1)
-        normGroups = try config.int("norm_num_groups", default: 32)
+        inChannels = try config.size("in_channels", default: 3)
+        outChannels = try config.size("out_channels", default: 3)
+        latentChannels = try config.size("latent_channels", default: 4)
+        blockOutChannels = try config.sizes("block_out_channels", default: [64])
+        layersPerBlock = try config.size("layers_per_block", default: 1)
+        normGroups = try config.size("norm_num_groups", default: 32)
+        for channels in blockOutChannels where channels % normGroups != 0 {
+            throw ModelDirectoryError(path: config.file.path, problem: "has block_out_channels \(blockOutChannels), not all divisible by norm_num_groups = \(normGroups)",
+                                      fix: "correct the configuration (the original model's values)")
+        }
         scalingFactor = Float(try config.double("scaling_factor", default: 0.18215))
         quantConvolutions = try config.bool("use_quant_conv", default: true)
         if try config.bool("use_post_quant_conv", default: quantConvolutions) != quantConvolutions {

@@ -18,11 +18,11 @@ public struct CLIPTextConfiguration: Sendable {
 
     public init(_ config: ModelConfig) throws {
         vocabularySize = try config.int("vocab_size")
-        width = try config.int("hidden_size")
-        intermediateWidth = try config.int("intermediate_size")
-        layers = try config.int("num_hidden_layers")
-        heads = try config.int("num_attention_heads")
-        positions = try config.int("max_position_embeddings", default: 77)
+        width = try config.size("hidden_size")
+        intermediateWidth = try config.size("intermediate_size")
+        layers = try config.size("num_hidden_layers")
+        heads = try config.size("num_attention_heads")
+        positions = try config.size("max_position_embeddings", default: 77)
         let name = try config.string("hidden_act", default: "quick_gelu")
         guard let activation = Activation(rawValue: name) else {
             throw ModelDirectoryError(path: config.file.path, problem: "has hidden_act '\(name)'", fix: "use quick_gelu or gelu")

@@ -36,9 +36,9 @@ public struct UNetConfiguration: Sendable {
             ModelDirectoryError(path: config.file.path, problem: "sets \(key) = \(value), which this engine does not run",
                                 fix: "use a UNet with \(supported)")
         }
-        inChannels = try config.int("in_channels", default: 4)
-        outChannels = try config.int("out_channels", default: 4)
-        blockOutChannels = try config.ints("block_out_channels", default: [320, 640, 1280, 1280])
+        inChannels = try config.size("in_channels", default: 4)
+        outChannels = try config.size("out_channels", default: 4)
+        blockOutChannels = try config.sizes("block_out_channels", default: [320, 640, 1280, 1280])
         let levels = blockOutChannels.count
         downBlockTypes = try config.strings("down_block_types", default: [Self.crossDown, Self.crossDown, Self.crossDown, Self.plainDown])
         upBlockTypes = try config.strings("up_block_types", default: [Self.plainUp, Self.crossUp, Self.crossUp, Self.crossUp])
@@ -55,20 +55,24 @@ public struct UNetConfiguration: Sendable {
         let mid = try config.optionalString("mid_block_type") ?? (config.values["mid_block_type"] == .null ? "none" : "UNetMidBlock2DCrossAttn")
         guard mid == "UNetMidBlock2DCrossAttn" || mid == "none" else { throw refuse("mid_block_type", mid, "UNetMidBlock2DCrossAttn") }
         hasMidBlock = mid != "none"
-        layersPerBlock = try config.intOrInts("layers_per_block", count: levels, default: 2)
-        transformerLayersPerBlock = try config.intOrInts("transformer_layers_per_block", count: levels, default: 1)
+        layersPerBlock = try config.sizeOrSizes("layers_per_block", count: levels, default: 2)
+        transformerLayersPerBlock = try config.sizeOrSizes("transformer_layers_per_block", count: levels, default: 1)
         if config.contains("num_attention_heads") {
-            heads = try config.intOrInts("num_attention_heads", count: levels)
+            heads = try config.sizeOrSizes("num_attention_heads", count: levels)
         } else {
-            heads = try config.intOrInts("attention_head_dim", count: levels, default: 8)
+            heads = try config.sizeOrSizes("attention_head_dim", count: levels, default: 8)
         }
         if let widths = try? config.ints("cross_attention_dim"), Set(widths).count == 1, let width = widths.first {
             crossAttentionWidth = width
         } else {
-            crossAttentionWidth = try config.int("cross_attention_dim", default: 1280)
+            crossAttentionWidth = try config.size("cross_attention_dim", default: 1280)
         }
         linearProjection = try config.bool("use_linear_projection", default: false)
-        normGroups = try config.int("norm_num_groups", default: 32)
+        normGroups = try config.size("norm_num_groups", default: 32)
+        for channels in blockOutChannels where channels % normGroups != 0 {
+            throw ModelDirectoryError(path: config.file.path, problem: "has block_out_channels \(blockOutChannels), not all divisible by norm_num_groups = \(normGroups)",
+                                      fix: "correct the configuration (the original model's values)")
+        }
         normEpsilon = Float(try config.double("norm_eps", default: 1e-5))
         flipSinToCos = try config.bool("flip_sin_to_cos", default: true)
         frequencyShift = Float(try config.double("freq_shift", default: 0))

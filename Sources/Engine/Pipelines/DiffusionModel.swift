@@ -103,7 +103,7 @@ public struct DiffusionModel: Sendable {
             let srUNet = try UNet2DConditionModel(component: directory.component("super_resolution_unet", supportedClasses: ["UNet2DConditionModel"]))
             let srScheduler = try DDIMScheduler(directory.component("super_resolution_scheduler").config)
             let factor = try ModelConfig(values: directory.index, file: url.appendingPathComponent("model_index.json"))
-                .int("_ptp_super_resolution_factor", default: 4)
+                .size("_ptp_super_resolution_factor", default: 4)
             superResolution = SuperResolutionStage(unet: srUNet, scheduler: srScheduler, factor: factor)
         } else {
             superResolution = nil

@@ -78,9 +78,9 @@ public struct Sampler: Sendable {
         // The VAE needs whole latent pixels; diffusers also requires multiples of 8.
         let minimum = max(8, model.latentScale)
         for (field, value) in [("height", settings.height), ("width", settings.width)] {
-            guard value >= minimum, value % minimum == 0 else {
+            guard value >= minimum, value % minimum == 0, value <= EditSpec.maximumImageSide else {
                 throw SamplingError(field: field, problem: "\(value) px does not fit this model",
-                                    fix: "use a positive multiple of \(minimum) (for example \(model.defaults.height))")
+                                    fix: "use a positive multiple of \(minimum) up to \(EditSpec.maximumImageSide) (for example \(model.defaults.height))")
             }
         }
         let scheduler = try self.scheduler(settings)

@@ -17,7 +17,7 @@ public struct TrainingSchedule: Sendable {
 
     public init(_ config: ModelConfig) throws {
         let file = config.file.path
-        trainTimesteps = try config.int("num_train_timesteps", default: 1000)
+        trainTimesteps = try config.size("num_train_timesteps", default: 1000)
         guard trainTimesteps >= 2 else {
             throw ModelDirectoryError(path: file, problem: "sets num_train_timesteps = \(trainTimesteps)", fix: "use the model's training value (1000 for Stable Diffusion)")
         }
