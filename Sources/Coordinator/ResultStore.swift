@@ -22,7 +22,6 @@ public struct ResultStore {
         var buffer = ByteBuffer()
         try codec.encode(tensor, into: &buffer)
         let url = blobURL(job: job, edit: edit, name: name)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try writeAtomically(Data(buffer.readableBytesView), to: url)
     }
 
@@ -59,18 +58,20 @@ public struct ResultStore {
         return try EditOutputs.write(images, to: folder).map { $0.lastPathComponent }
     }
 
-    /// manifest.jsonl: one line per finished or failed edit, in submission order, written
-    /// atomically from the records (so a restart never leaves a duplicate or a torn line).
-    func writeManifest(_ job: JobRecord) throws {
+    /// OUTPUT/manifest.jsonl: one line per finished or failed edit of every job writing to
+    /// OUTPUT, in submission order, written atomically from the records (so a restart never
+    /// leaves a duplicate or a torn line).
+    func writeManifest(_ jobs: [JobRecord], to output: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let lines = try job.editOrder.compactMap { id -> String? in
-            guard let edit = job.edits[id], let line = ManifestLine(edit, in: job) else { return nil }
-            return String(decoding: try encoder.encode(line), as: UTF8.self)
+        let lines = try jobs.flatMap { job in
+            try job.editOrder.compactMap { id -> String? in
+                guard let edit = job.edits[id], let line = ManifestLine(edit, in: job) else { return nil }
+                return String(decoding: try encoder.encode(line), as: UTF8.self)
+            }
         }
-        try FileManager.default.createDirectory(at: job.output, withIntermediateDirectories: true)
         try writeAtomically(Data((lines.joined(separator: "\n") + (lines.isEmpty ? "" : "\n")).utf8),
-                            to: job.output.appendingPathComponent("manifest.jsonl"))
+                            to: output.appendingPathComponent("manifest.jsonl"))
     }
 
     func removeBlobs(job: String, edit: String) {

@@ -48,7 +48,7 @@ extension Scheduler {
     func writeManifest(_ jobID: String) {
         manifestsDue.remove(jobID)
         guard let job = jobs[jobID] else { return }
-        do { try store.writeManifest(job) } catch {
+        do { try store.writeManifest(jobs(writingTo: job.output), to: job.output) } catch {
             logger.error("cannot write the manifest", metadata: ["job": "\(jobID)", "error": "\(error)"])
             manifestsDue.insert(jobID)
         }

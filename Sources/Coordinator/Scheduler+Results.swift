@@ -1,5 +1,6 @@
 import EditContract
 import Foundation
+import Imaging
 import Wire
 
 /// Results and failures: committed once by task id, retried within the cap, outputs written
@@ -41,6 +42,8 @@ extension Scheduler {
             metrics.tasksCompleted(node: node).increment()
         } catch {
             logger.error("cannot commit a result", metadata: ["task": "\(taskID)", "error": "\(error)"])
+            // A full disk is the coordinator's trouble, not the task's: that attempt is not counted.
+            if let failure = error as? OutputFileError, failure.isTransient { task.attempts = max(0, task.attempts - 1) }
             retry(task, reason: "result not committed: \(error)")
         }
         if let session { offer(session) }
@@ -115,21 +118,57 @@ extension Scheduler {
         if edit.images.count == edit.prompts { complete(edit, in: job) }
     }
 
-    /// Every image of the edit is in: write its outputs, then record it finished.
+    /// Every image of the edit is in: write its outputs, then record it finished. When the disk
+    /// is full (or the journal cannot record it), the edit waits with its images in the state
+    /// folder and `retryOutputs` tries again; nothing is dropped until the outputs are durable.
     func complete(_ edit: EditRecord, in job: JobRecord) {
         do {
             _ = try store.writeOutputs(job: job, edit: edit)
-            edit.state = .finished
-            edit.finishedAt = now()
-            try journal.update(edit: edit)
-            store.removeBlobs(job: job.id, edit: edit.id)
+        } catch let error as OutputFileError where error.isTransient {
+            postpone(edit, in: job, because: error)
+            return
         } catch {
             edit.state = .failed
             edit.error = "cannot write the outputs: \(error)"
             try? journal.update(edit: edit)
             logger.error("cannot write outputs", metadata: ["edit": "\(edit.id)", "error": "\(error)"])
+            outputsDue[job.id]?.remove(edit.id)
+            editEnded(edit, in: job)
+            return
         }
+        edit.state = .finished
+        edit.finishedAt = now()
+        do { try journal.update(edit: edit) } catch {
+            // Written but not recorded: written again on the retry, which is harmless.
+            (edit.state, edit.finishedAt) = (.finishing, nil)
+            postpone(edit, in: job, because: error)
+            return
+        }
+        outputsDue[job.id]?.remove(edit.id)
+        if outputsDue[job.id]?.isEmpty == true { outputsDue[job.id] = nil }
+        store.removeBlobs(job: job.id, edit: edit.id)
         editEnded(edit, in: job)
+    }
+
+    private func postpone(_ edit: EditRecord, in job: JobRecord, because error: Error) {
+        if outputsDue[job.id, default: []].insert(edit.id).inserted {
+            logger.warning("cannot write an edit's outputs yet; its images stay in the state folder and the write is retried",
+                           metadata: ["job": "\(job.id)", "edit": "\(edit.id)", "error": "\(error)"])
+        }
+    }
+
+    /// Tries again to write the outputs that could not be written (called every second by the
+    /// shell).
+    public func retryOutputs() {
+        for (jobID, editIDs) in outputsDue.sorted(by: { $0.key < $1.key }) {
+            for id in editIDs.sorted() {
+                guard let job = jobs[jobID], let edit = job.edits[id], edit.state == .finishing else {
+                    outputsDue[jobID]?.remove(id)
+                    continue
+                }
+                complete(edit, in: job)
+            }
+        }
     }
 
     func editEnded(_ edit: EditRecord, in job: JobRecord) {

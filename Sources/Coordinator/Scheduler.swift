@@ -1,5 +1,6 @@
 import EditContract
 import Foundation
+import Imaging
 import Logging
 import OrderedCollections
 import Wire
@@ -50,6 +51,8 @@ public final class Scheduler {
     /// membership and removal stay cheap with thousands of workers).
     var idle: OrderedSet<String> = []
     var manifestsDue: Set<String> = []
+    /// Edits whose images are all in but whose outputs could not be written yet, by job.
+    var outputsDue: [String: Set<String>] = [:]
     var nextJobNumber: Int
     /// Decisions not yet taken by the shell.
     var output: [SchedulerOutput] = []
@@ -92,7 +95,7 @@ public final class Scheduler {
             for edit in job.edits.values where edit.state == .finishing && edit.images.count == edit.prompts {
                 complete(edit, in: job)
             }
-            try store.writeManifest(job)
+            try store.writeManifest(jobs(writingTo: job.output), to: job.output)
         }
         if !savedJobs.isEmpty {
             logger.info("resumed from the journal", metadata: ["jobs": "\(savedJobs.count)", "tasks requeued": "\(requeued)"])
@@ -110,18 +113,42 @@ public final class Scheduler {
         for spec in specs where !seen.insert(spec.id).inserted {
             throw SubmissionError("edit id '\(spec.id)' appears twice")
         }
+        let folder = URL(fileURLWithPath: output).standardizedFileURL
+        try checkOutputFolder(folder, for: specs)
         let jobID = "job-\(nextJobNumber)"
-        let job = JobRecord(id: jobID, output: URL(fileURLWithPath: output), created: now(), edits: specs.map { EditRecord(job: jobID, spec: $0) })
+        let job = JobRecord(id: jobID, output: folder, created: now(), edits: specs.map { EditRecord(job: jobID, spec: $0) })
         let planned = plan(job)
         try journal.insert(job: job, number: nextJobNumber, tasks: planned)
         nextJobNumber += 1
         jobs[jobID] = job
         jobOrder.append(jobID)
-        try FileManager.default.createDirectory(at: job.output, withIntermediateDirectories: true)
         for task in planned { tasks[task.id] = task; enqueue(task) }
         metrics.jobsSubmitted.increment()
         logger.info("job accepted", metadata: ["job": "\(jobID)", "edits": "\(specs.count)", "tasks": "\(planned.count)", "output": "\(output)"])
         return jobID
+    }
+
+    /// The jobs whose results go to `folder`, in submission order (they share its manifest).
+    func jobs(writingTo folder: URL) -> [JobRecord] {
+        jobOrder.compactMap { jobs[$0] }.filter { $0.output.standardizedFileURL.path == folder.standardizedFileURL.path }
+    }
+
+    /// A job may share a folder with earlier jobs of this coordinator (the manifest then lists
+    /// them all), but not overwrite their edits' folders, nor a manifest of jobs it does not know.
+    func checkOutputFolder(_ folder: URL, for specs: [EditSpec]) throws {
+        do { try prepareOutputFolder(folder) } catch let error as OutputFileError {
+            throw SubmissionError("output folder: \(error)")
+        }
+        let earlier = jobs(writingTo: folder)
+        if earlier.isEmpty, FileManager.default.fileExists(atPath: folder.appendingPathComponent("manifest.jsonl").path) {
+            throw SubmissionError("the output folder \(folder.path) holds a manifest.jsonl of jobs this coordinator does not know; "
+                                  + "choose another folder, or move that manifest away first")
+        }
+        for job in earlier {
+            for spec in specs where job.edits[spec.id] != nil {
+                throw SubmissionError("edit id '\(spec.id)' already has results in \(folder.path) (from \(job.id)); give it another id or choose another folder")
+            }
+        }
     }
 
     /// Stage-1 tasks: consecutive edits with the same model and settings packed together while

@@ -15,7 +15,7 @@ public enum EditOutputs {
     /// atomically. Returns the files written.
     @discardableResult
     public static func write(_ images: [RGBImage], to directory: URL) throws -> [URL] {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try prepareOutputFolder(directory)
         var written: [URL] = []
         for (name, image) in zip(imageNames(count: images.count), images) {
             let url = directory.appendingPathComponent(name)

@@ -260,4 +260,29 @@ struct SchedulerTests {
         try h.work("w2")
         #expect(h.core.jobs[job]?.edits["b"]?.state == .finished)
     }
+
+    @Test("a second job into the same folder adds its lines to the manifest; a clash or a foreign manifest is refused")
+    func sharedOutputFolder() throws {
+        let h = try H()
+        try h.submit([H.edit("a")])
+        h.join("w1", credit: 4)
+        try h.work("w1")
+        try h.submit([H.edit("b")])
+        h.core.credit("w1", slots: 1)
+        try h.work("w1")
+        h.core.flushManifests()
+        let lines = h.manifest()
+        #expect(lines.count == 2 && lines[0].contains(#""id":"a""#) && lines[0].contains(#""job":"job-1""#)
+                && lines[1].contains(#""id":"b""#) && lines[1].contains(#""job":"job-2""#), "\(lines)")
+        // The same edit id again would overwrite a's folder.
+        #expect(throws: SubmissionError.self) { try h.submit([H.edit("a")]) }
+        // A folder holding a manifest of jobs this coordinator does not know.
+        let foreign = h.folder.appendingPathComponent("foreign")
+        try FileManager.default.createDirectory(at: foreign, withIntermediateDirectories: true)
+        try Data("{\"id\": \"x\", \"job\": \"job-1\"}\n".utf8).write(to: foreign.appendingPathComponent("manifest.jsonl"))
+        #expect(throws: SubmissionError.self) { try h.core.submit([H.edit("c")], output: foreign.path) }
+        // A restart keeps both jobs in the one manifest.
+        try h.restart()
+        #expect(h.manifest().count == 2)
+    }
 }
