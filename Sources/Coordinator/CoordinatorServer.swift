@@ -97,6 +97,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
             let status = scheduler.value.run { core in
                 core.checkLeases()
+                core.checkUnserved()
                 core.retryOutputs()
                 core.flushManifests()
                 return core.status()

@@ -40,6 +40,39 @@ extension Scheduler {
         }
     }
 
+    /// Notes models that queued tasks need and no connected worker serves (their jobs' watchers
+    /// hear why at once), and fails those tasks once they have waited `unservedTimeout`.
+    public func checkUnserved() {
+        let now = now()
+        let served = workers.values.reduce(into: Set<String>()) { $0.formUnion($1.models) }
+        var waiting: [String: [TaskRecord]] = [:]
+        for task in tasks.values where task.state == .queued && task.kind != .noop && !served.contains(task.model) {
+            waiting[task.model, default: []].append(task)
+        }
+        for model in unservedSince.keys where waiting[model] == nil { unservedSince[model] = nil }
+        for (model, queued) in waiting.sorted(by: { $0.key < $1.key }) {
+            guard let since = unservedSince[model] else {
+                unservedSince[model] = now
+                logger.warning("no connected worker serves a model that queued tasks need", metadata: ["model": "\(model)", "tasks": "\(queued.count)"])
+                for job in Set(queued.map(\.job)).sorted() { output.append(.jobChanged(job)) }
+                continue
+            }
+            guard now.timeIntervalSince(since) >= settings.unservedTimeout else { continue }
+            unservedSince[model] = nil
+            let reason = Self.unservedReason(model) + " (waited \(Int(settings.unservedTimeout)) s); start a worker serving it, then submit these edits again"
+            for task in queued.sorted(by: { $0.id < $1.id }) { fail(task, reason: reason) }
+        }
+    }
+
+    /// "no connected worker serves model 'X'" (at bf16, when the key says so).
+    static func unservedReason(_ key: String) -> String {
+        let parts = key.split(separator: "@", omittingEmptySubsequences: false)
+        if parts.count > 1, let precision = parts.last {
+            return "no connected worker serves model '\(parts.dropLast().joined(separator: "@"))' at \(precision)"
+        }
+        return "no connected worker serves model '\(key)'"
+    }
+
     /// Rewrites the manifests of jobs that changed.
     public func flushManifests() {
         for id in manifestsDue { writeManifest(id) }

@@ -15,7 +15,12 @@ extension Scheduler {
         guard let job = jobs[jobID] else { return nil }
         var failures: [String: String] = [:]
         for edit in job.edits.values where edit.state == .failed { failures[edit.id] = edit.error ?? "failed" }
-        return JobProgressReport(job: jobStatus(job), failures: failures)
+        var waiting: [String: String] = [:]
+        for edit in job.edits.values where edit.state != .failed && edit.state != .finished {
+            guard let since = unservedSince[edit.model] else { continue }
+            waiting[edit.id] = Self.unservedReason(edit.model) + " (waiting since \(Int(now().timeIntervalSince(since))) s; fails after \(Int(settings.unservedTimeout)) s)"
+        }
+        return JobProgressReport(job: jobStatus(job), failures: failures, waiting: waiting)
     }
 
     /// `ptp status`'s view: nodes, the latest jobs, the queue.
@@ -35,6 +40,6 @@ extension Scheduler {
         }
         let leased = tasks.values.filter { $0.state == .leased }.count
         return ClusterStatus(nodes: nodes, jobs: jobOrder.suffix(20).compactMap { jobs[$0].map(jobStatus) },
-                             queuedTasks: queuedCount, leasedTasks: leased)
+                             queuedTasks: queuedCount, leasedTasks: leased, unserved: unservedSince.mapValues { now.timeIntervalSince($0) })
     }
 }

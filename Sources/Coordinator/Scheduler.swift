@@ -13,6 +13,9 @@ public struct SchedulerSettings: Sendable {
     public var maximumAttempts = 3
     /// Edits are packed into one stage-1 task while their prompts total at most this.
     public var packPrompts = 4
+    /// Tasks needing a model (at a precision) that no connected worker serves fail after
+    /// waiting this long.
+    public var unservedTimeout: TimeInterval = 300
 
     public init() {}
 }
@@ -51,6 +54,8 @@ public final class Scheduler {
     /// membership and removal stay cheap with thousands of workers).
     var idle: OrderedSet<String> = []
     var manifestsDue: Set<String> = []
+    /// Capability keys that queued tasks need and no connected worker serves, since when.
+    var unservedSince: [String: Date] = [:]
     /// Edits whose images are all in but whose outputs could not be written yet, by job.
     var outputsDue: [String: Set<String>] = [:]
     var nextJobNumber: Int
@@ -123,6 +128,7 @@ public final class Scheduler {
         jobs[jobID] = job
         jobOrder.append(jobID)
         for task in planned { tasks[task.id] = task; enqueue(task) }
+        checkUnserved()
         metrics.jobsSubmitted.increment()
         logger.info("job accepted", metadata: ["job": "\(jobID)", "edits": "\(specs.count)", "tasks": "\(planned.count)", "output": "\(output)"])
         return jobID

@@ -57,9 +57,12 @@ public struct ClusterStatus: Codable, Sendable, Equatable {
     public var jobs: [JobStatus]
     public var queuedTasks: Int
     public var leasedTasks: Int
+    /// Capability keys (model, with "@bf16" for bf16) that queued tasks need and no connected
+    /// worker serves, with how long they have waited in seconds.
+    public var unserved: [String: Double]
 
-    public init(nodes: [NodeStatus], jobs: [JobStatus], queuedTasks: Int, leasedTasks: Int) {
-        (self.nodes, self.jobs, self.queuedTasks, self.leasedTasks) = (nodes, jobs, queuedTasks, leasedTasks)
+    public init(nodes: [NodeStatus], jobs: [JobStatus], queuedTasks: Int, leasedTasks: Int, unserved: [String: Double] = [:]) {
+        (self.nodes, self.jobs, self.queuedTasks, self.leasedTasks, self.unserved) = (nodes, jobs, queuedTasks, leasedTasks, unserved)
     }
 }
 
@@ -67,10 +70,13 @@ public struct ClusterStatus: Codable, Sendable, Equatable {
 public struct JobProgressReport: Codable, Sendable, Equatable {
     public var job: JobStatus
     public var failures: [String: String]
+    /// Edits that cannot start, with why (no connected worker serves their model).
+    public var waiting: [String: String]
 
-    public init(job: JobStatus, failures: [String: String]) {
+    public init(job: JobStatus, failures: [String: String], waiting: [String: String] = [:]) {
         self.job = job
         self.failures = failures
+        self.waiting = waiting
     }
 }
 

@@ -66,6 +66,9 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Edits are packed into one stage-1 task while their prompts total at most this.")
     var packPrompts: Int = 4
 
+    @Option(help: "Seconds edits wait for a worker serving their model (at their precision) before they fail.")
+    var unservedTimeout: Double = 300
+
     @OptionGroup var secret: SecretOptions
     @OptionGroup var codec: CodecOptions
 
@@ -77,6 +80,8 @@ struct CoordinatorCommand: ParsableCommand {
         settings.leaseDuration = lease
         settings.maximumAttempts = attempts
         settings.packPrompts = max(1, packPrompts)
+        guard unservedTimeout > 0 else { throw ValidationError("--unserved-timeout must be positive") }
+        settings.unservedTimeout = unservedTimeout
         var configuration = CoordinatorConfiguration(
             host: host, port: port, metricsPort: metricsPort, stateDirectory: URL(fileURLWithPath: state),
             secret: try secret.load(), scheduler: settings, codec: try codec.codec())
@@ -155,6 +160,9 @@ struct Submit: ParsableCommand {
     @Flag(help: "Return as soon as the job is accepted.")
     var detach = false
 
+    @Option(help: "Seconds to keep trying to reach a coordinator that went away before giving up (the job goes on in its journal).")
+    var reconnectTimeout: Double = 600
+
     @OptionGroup var secret: SecretOptions
 
     /// The batch, each line checked as an edit spec (errors name the line and the field).
@@ -222,14 +230,23 @@ struct Submit: ParsableCommand {
         let bar = ProgressBar("job \(jobID)")
         var client = client
         var delay = 0.5
+        var lostSince: Date?
+        var told = Set<String>()
         while true {
             do {
                 try client.send(.watch(jobID: jobID))
                 while true {
                     guard let message = try client.next(timeout: 30) else { continue }
+                    lostSince = nil
                     switch message {
                     case .jobProgress(_, let text):
                         let report = try JobProgressReport.fromJSON(text, what: "job progress")
+                        // Why edits cannot start, once per reason.
+                        for reason in Set(report.waiting.values.map { $0.components(separatedBy: " (waiting").first ?? $0 }).sorted()
+                        where told.insert(reason).inserted {
+                            let edits = report.waiting.filter { $0.value.hasPrefix(reason) }.keys.sorted()
+                            note("waiting: \(reason), needed by \(edits.count) edit(s) (\(edits.prefix(5).joined(separator: ", "))\(edits.count > 5 ? ", ..." : ""))")
+                        }
                         bar.update(report.job.finished + report.job.failed, of: report.job.edits)
                         if report.job.state != "running" { return report }
                     case .error(_, let reason):
@@ -239,6 +256,12 @@ struct Submit: ParsableCommand {
                     }
                 }
             } catch let error as CommandError where error.description.contains("closed") || error.description.contains("not connected") {
+                let since = lostSince ?? Date()
+                lostSince = since
+                guard Date().timeIntervalSince(since) < reconnectTimeout else {
+                    throw CommandError("the coordinator at \(coordinator) stayed unreachable for \(Int(reconnectTimeout)) s; job \(jobID) is in its journal "
+                                       + "and goes on when it returns (see ptp status)")
+                }
                 note("lost the coordinator; reconnecting in \(delay) s")
                 Thread.sleep(forTimeInterval: delay)
                 delay = min(delay * 2, 10)
@@ -295,6 +318,9 @@ enum StatusTable {
         if status.nodes.isEmpty { lines.append("(no workers connected)") }
         lines.append("")
         lines.append("queued tasks: \(status.queuedTasks), running: \(status.leasedTasks)")
+        for (model, seconds) in status.unserved.sorted(by: { $0.key < $1.key }) {
+            lines.append("waiting \(Int(seconds)) s for a worker serving \(model): no connected worker serves it")
+        }
         lines.append("JOB        STATE                    FINISHED  FAILED  RUNNING  TOTAL  OUTPUT")
         for job in status.jobs {
             lines.append(pad(job.id, 11) + pad(job.state, 25) + pad(String(job.finished), 10) + pad(String(job.failed), 8)

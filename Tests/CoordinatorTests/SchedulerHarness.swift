@@ -28,9 +28,10 @@ final class SchedulerHarness {
     private var unread: [Assignment] = []
 
     /// `packPrompts`: the most prompts one stage-1 task holds (the default's 4).
-    init(packPrompts: Int = 4) throws {
+    init(packPrompts: Int = 4, unservedTimeout: TimeInterval = 300) throws {
         var settings = SchedulerSettings()
         settings.packPrompts = packPrompts
+        settings.unservedTimeout = unservedTimeout
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-core-\(UUID().uuidString)")
         self.settings = settings
         core = try Self.makeCore(folder: folder, clock: clock, settings: settings)

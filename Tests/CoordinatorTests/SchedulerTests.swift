@@ -285,4 +285,34 @@ struct SchedulerTests {
         try h.restart()
         #expect(h.manifest().count == 2)
     }
+
+    @Test("edits for a model no worker serves say why at once, fail with that reason after the wait, and run if a worker comes in time")
+    func unservedModels() throws {
+        let h = try H(unservedTimeout: 120)
+        h.join("fp32", models: ["default"], credit: 0)
+        let job = try h.submit([H.edit("a", precision: .bf16), H.edit("b")])
+        let report = try #require(h.core.progressReport(job))
+        #expect(report.waiting.keys.sorted() == ["a"] && report.waiting["a"]?.hasPrefix("no connected worker serves model 'default' at bf16") == true,
+                "\(report.waiting)")
+        #expect(h.core.status().unserved.keys.sorted() == ["default@bf16"])
+        h.clock.advance(119)
+        h.core.checkUnserved()
+        #expect(h.core.jobs[job]?.edits["a"]?.state == .pending)
+        h.clock.advance(2)
+        h.core.checkUnserved()
+        let failed = try #require(h.core.jobs[job]?.edits["a"])
+        #expect(failed.state == .failed && (failed.error ?? "").contains("no connected worker serves model 'default' at bf16 (waited 120 s)"),
+                "\(failed.error ?? "")")
+        #expect(h.core.jobs[job]?.edits["b"]?.state == .pending && h.core.status().unserved.isEmpty)
+        // A second job: a worker serving it arrives within the wait.
+        let second = try h.submit([H.edit("c", precision: .bf16)])
+        #expect(h.core.progressReport(second)?.waiting["c"] != nil)
+        h.clock.advance(60)
+        h.join("bf16", models: ["default@bf16"])
+        h.core.checkUnserved()
+        #expect(h.core.progressReport(second)?.waiting.isEmpty == true && h.core.status().unserved.isEmpty)
+        h.clock.advance(120)
+        h.core.checkUnserved()
+        #expect(h.core.jobs[second]?.edits["c"]?.state == .pending && h.core.task("job-2.s1")?.state == .leased)
+    }
 }
