@@ -1,18 +1,12 @@
-import Foundation
-
 extension EditSpec {
     /// A batch as it travels to the coordinator: a JSON array of specs, each checked, ids
     /// unique. Errors name the edit by position and id.
     public static func batch(json text: String) throws -> [EditSpec] {
-        let items: [JSONValue]
-        do {
-            guard let array = try JSONValue.parse(Data(text.utf8)).arrayValue else { throw EditError(field: "edits", problem: "is not a JSON array", fix: "send a list of edit objects") }
-            items = array
-        } catch let error as EditError {
-            throw error
-        } catch {
+        let parsed: JSONValue
+        do { parsed = try StrictJSON.parse(text) } catch {
             throw EditError(field: "edits", problem: "is not JSON (\(error))", fix: "send a list of edit objects")
         }
+        guard let items = parsed.arrayValue else { throw EditError(field: "edits", problem: "is not a JSON array", fix: "send a list of edit objects") }
         guard !items.isEmpty else { throw EditError(field: "edits", problem: "is empty", fix: "give at least one edit") }
         var ids = Set<String>()
         return try items.enumerated().map { index, item in

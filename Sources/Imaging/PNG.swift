@@ -60,6 +60,10 @@ public enum PNGCodec {
     private static let formatColor: UInt32 = 0x02
     private static let formatAlpha: UInt32 = 0x01
 
+    /// The most pixels a PNG read here may have (32 Mi: 8192x4096), bounding its memory.
+    public static let maximumPixels = 1 << 25
+    static let maximumSideHint = 4096
+
     /// Reads any PNG (gray, RGB, RGBA, palette; 8 or 16 bits) as 8-bit RGB, compositing any
     /// transparency onto white. 16-bit files follow libpng's colour handling: without a gAMA
     /// chunk their samples are taken as linear light and encoded to sRGB.
@@ -83,8 +87,11 @@ public enum PNGCodec {
         guard begun != 0 else { throw PNGError(file: name, reason: "unreadable PNG: \(message(of: &image))") }
         defer { png_image_free(&image) }
         let (width, height) = (Int(image.width), Int(image.height))
-        guard width > 0, height > 0, width * height <= 1 << 28 else {
-            throw PNGError(file: name, reason: "unsupported PNG size \(width)x\(height)")
+        // Checked from the header, before anything is allocated: a few hundred kilobytes of
+        // PNG may state gigapixels.
+        guard width > 0, height > 0, width * height <= maximumPixels else {
+            throw PNGError(file: name, reason: "is \(width)x\(height) pixels, over the \(maximumPixels >> 20) megapixels read here; "
+                           + "downscale it first (edits run at most \(maximumSideHint) px a side)")
         }
         image.format = formatColor | formatAlpha
         var rgba = [UInt8](repeating: 0, count: width * height * 4)

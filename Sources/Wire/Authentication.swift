@@ -22,15 +22,29 @@ public struct SharedSecret: Sendable {
                 throw WireError(.authenticationFailed, "--secret-file: cannot read \(file)")
             }
             while let last = data.last, last == 0x0A || last == 0x0D { data.removeLast() }
-            guard data.count >= 16 else {
-                throw WireError(.authenticationFailed, "--secret-file: \(file) holds \(data.count) bytes; use at least 16 (e.g. head -c 32 /dev/urandom | base64 > \(file))")
+            guard strength(Array(data)) >= 16 else {
+                throw WireError(.authenticationFailed, "--secret-file: \(file) holds \(strength(Array(data))) bytes that are not blanks; use at least 16 "
+                                + "(e.g. head -c 32 /dev/urandom | base64 > \(file))")
             }
             return SharedSecret(Array(data))
         }
-        if let value = environment["PTP_SECRET"], value.utf8.count >= 16 {
+        if let value = environment["PTP_SECRET"], strength(Array(value.utf8)) >= 16 {
             return SharedSecret(Array(value.utf8))
         }
         throw WireError(.authenticationFailed, "no cluster secret: pass --secret-file FILE or set PTP_SECRET (at least 16 characters)")
+    }
+
+    /// Bytes that are not blanks (a secret of spaces is no secret).
+    static func strength(_ bytes: [UInt8]) -> Int {
+        bytes.filter { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }.count
+    }
+
+    /// Why a secret file is not private, as ssh says of a key: readable or writable by its group
+    /// or by others. Nil when only its owner can reach it.
+    public static func exposure(of file: String) -> String? {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: file),
+              let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue, mode & 0o077 != 0 else { return nil }
+        return "\(file) is readable or writable by others (mode \(String(mode, radix: 8))): anyone who can read it can join the cluster; chmod 600 \(file)"
     }
 
     /// A fresh 32-byte nonce.

@@ -162,6 +162,11 @@ public struct TensorCodec: Sendable, Equatable {
             guard content != ZSTD_CONTENTSIZE_UNKNOWN, content != ZSTD_CONTENTSIZE_ERROR, content == UInt64(rawSize) else {
                 throw WireError(.tensorRejected, "tensor \(name): the zstd frame does not state its size as \(rawSize) bytes")
             }
+            // Decompression is the one cost a peer can multiply (a 32 KB frame can state 1 GiB):
+            // beyond a free allowance, no tensor may expand more than real data ever does.
+            guard rawSize <= max(Self.ratioFreeBytes, storedSize.multipliedReportingOverflow(by: Self.maximumRatio).partialValue) else {
+                throw WireError(.tensorRejected, "tensor \(name): \(storedSize) bytes of zstd expanding to \(rawSize) (over \(Self.maximumRatio):1 above \(Self.ratioFreeBytes >> 20) MiB)")
+            }
             raw = [UInt8](repeating: 0, count: rawSize)
             let written = raw.withUnsafeMutableBytes { out in
                 compressed.withUnsafeBytes { ZSTD_decompress(out.baseAddress, rawSize, $0.baseAddress, compressed.count) }
@@ -176,6 +181,10 @@ public struct TensorCodec: Sendable, Equatable {
         guard CRC32.checksum(raw) == checksum else { throw WireError(.tensorRejected, "tensor \(name): checksum mismatch") }
         return TensorPayload(name: name, elementType: elementType, shape: shape, bytes: raw)
     }
+
+    /// The most a zstd tensor over `ratioFreeBytes` may expand (model tensors reach a few to one).
+    public static let maximumRatio = 1024
+    public static let ratioFreeBytes = 64 << 20
 
     /// Byte i of every element together: [b0 b0 b0 ... b1 b1 b1 ...].
     static func shuffled(_ bytes: [UInt8], width: Int) -> [UInt8] {

@@ -27,6 +27,7 @@ struct SecretOptions: ParsableArguments {
     var secretFile: String?
 
     func load() throws -> SharedSecret {
+        if let secretFile, let exposure = SharedSecret.exposure(of: secretFile) { note("warning: \(exposure)") }
         do { return try SharedSecret.load(file: secretFile) } catch let error as WireError { throw CommandError(error.reason) }
     }
 }
@@ -174,7 +175,7 @@ struct Submit: ParsableCommand {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             guard !trimmed.isEmpty, !trimmed.hasPrefix("#") else { continue }
             do {
-                var spec = try EditSpec(json: try JSONValue.parse(Data(trimmed.utf8)))
+                var spec = try EditSpec(json: try StrictJSON.parse(trimmed))
                 guard ids.insert(spec.id).inserted else { throw EditError(field: "id", problem: "'\(spec.id)' is used twice", fix: "give every edit its own id") }
                 if let image = spec.image {
                     // Workers read the image themselves: a relative path means the batch file's folder.
@@ -189,8 +190,9 @@ struct Submit: ParsableCommand {
                 specs.append(spec)
             } catch let error as EditError {
                 throw CommandError("\(file):\(number + 1): \(error)")
-            } catch {
-                throw CommandError("\(file):\(number + 1): not a JSON object (\(error))")
+            } catch let error as StrictJSON.SyntaxError {
+                let column = error.column + line.prefix { $0 == " " || $0 == "\t" }.count
+                throw CommandError("\(file):\(number + 1):\(column): not JSON: \(error.problem)")
             }
         }
         guard !specs.isEmpty else { throw CommandError("\(file) holds no edits") }

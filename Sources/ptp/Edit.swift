@@ -101,13 +101,13 @@ struct Edit: ParsableCommand {
             let url = URL(fileURLWithPath: file)
             guard let data = try? Data(contentsOf: url) else { throw ValidationError("--spec: cannot read \(file)") }
             do {
-                let json = try JSONValue.parse(data)
+                let json = try StrictJSON.parse(String(decoding: data, as: UTF8.self))
                 spec = try EditSpec(json: json)
                 given.formUnion((json.objectValue ?? [:]).keys.compactMap(EditSpec.Key.init(rawValue:)))
             } catch let error as EditError {
                 throw ValidationError("--spec \(file): \(error)")
             } catch {
-                throw ValidationError("--spec: \(file) is not JSON (\(error))")
+                throw ValidationError("--spec \(file): not JSON: \(error)")
             }
             // As in a batch: a relative image path means the spec file's folder.
             if let image = spec.image, !image.hasPrefix("/") {

@@ -33,6 +33,7 @@ final class ClusterHarness: @unchecked Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         secretFile = directory.appendingPathComponent("secret")
         try Data("integration-test-secret-\(UUID().uuidString)".utf8).write(to: secretFile)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: secretFile.path)
         port = Int.random(in: 20000...45000)
         tag = "pt" + String(UUID().uuidString.prefix(4)).lowercased()
         var namespaced = false

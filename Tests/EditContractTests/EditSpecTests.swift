@@ -138,3 +138,49 @@ struct EditSpecTests {
         }
     }
 }
+
+@Suite("strict JSON for hand-written specs: duplicates refused, errors placed")
+struct StrictJSONTests {
+    /// Numbers as doubles: JSONDecoder reads 3e2 as an integer, the strict reader as a double.
+    func normalised(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .int(let v): return .double(Double(v))
+        case .array(let items): return .array(items.map(normalised))
+        case .object(let members): return .object(members.mapValues(normalised))
+        default: return value
+        }
+    }
+
+    @Test("valid JSON reads as JSONDecoder reads it", arguments: [
+        #"{"a": [1, -2.5, 3e2, true, false, null, "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"], "b": {}}"#,
+        "  [ ]  ", #""plain""#, "0", "-0.0", "12345678901234567890",
+    ])
+    func valid(_ text: String) throws {
+        #expect(normalised(try StrictJSON.parse(text)) == normalised(try JSONValue.parse(Data(text.utf8))))
+    }
+
+    @Test("mistakes are refused with their line and column", arguments: [
+        (#"{"id": "a", "id": "b"}"#, 1, 13, "given twice"),
+        ("{\"id\": \"a\",\n \"targets\": [\"y\",]}", 2, 18, "trailing comma"),
+        (#"{"id": "a" "source": "x"}"#, 1, 12, "expected ','"),
+        (#"{"id": 'a'}"#, 1, 8, "expected a value"),
+        (#"{"seed": 01}"#, 1, 10, "start with 0"),
+        (#"{"seed": NaN}"#, 1, 10, "expected a value"),
+        (#"{"id": "a"} x"#, 1, 13, "after the JSON value"),
+        (#"{"id": "a\q"}"#, 1, 10, "not a JSON escape"),
+        (#"{"id": "\ud800"}"#, 1, 15, "surrogate"),
+        (#"{"steps": 1e400}"#, 1, 11, "out of range"),
+        (String(repeating: "[", count: 100), 1, 65, "nested deeper"),
+        (#"{"id": "a"#, 1, 8, "never ends"),
+    ])
+    func refused(_ text: String, line: Int, column: Int, problem: String) {
+        do {
+            _ = try StrictJSON.parse(text)
+            Issue.record("\(text) was accepted")
+        } catch let error as StrictJSON.SyntaxError {
+            #expect(error.line == line && error.column == column && error.problem.contains(problem), "\(text): \(error)")
+        } catch {
+            Issue.record("\(text): \(error)")
+        }
+    }
+}

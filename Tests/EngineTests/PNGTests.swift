@@ -55,6 +55,17 @@ struct PNGTests {
 
         #expect(throws: PNGError.self) { try PNGCodec.read(directory.appendingPathComponent("missing.png")) }
     }
+
+    @Test("a PNG stating more pixels than the bound is refused from its header, before any allocation")
+    func oversized() throws {
+        // One row of data for a 16000x16000 header: libpng reads the header, the bound stops it.
+        let huge = TinyPNG.make(width: 16000, height: 16000, colourType: 2, bitDepth: 8, rows: [[UInt8](repeating: 0, count: 48)])
+        let error = #expect(throws: PNGError.self) { try PNGCodec.decode(huge, name: "huge.png") }
+        #expect(error?.description.contains("16000x16000") == true && error?.description.contains("downscale") == true, "\(String(describing: error))")
+        // At the bound's edge, a real image still reads.
+        let wide = RGBImage(width: 8192, height: 4, fill: (9, 8, 7))
+        #expect(try PNGCodec.decode(try PNGCodec.encode(wide)) == wide)
+    }
 }
 
 /// Builds small PNGs of any colour type with stored (uncompressed) deflate blocks, to feed the

@@ -212,6 +212,18 @@ struct TensorCodecTests {
         var large = try encoded(TensorPayload(name: "big", elementType: .uint8, shape: [huge.count], bytes: huge))
         let error = #expect(throws: WireError.self) { try TensorCodec(limit: 1 << 20).decode(from: &large) }
         #expect(error?.code == .tensorRejected && error?.reason.contains("limit") == true)
+
+        // Honest and within the limit, but expanding like no real tensor does: refused before
+        // decompressing, so it cannot hold the event loop (a 1 GiB bomb took 3 s to unpack).
+        let bombBytes = [UInt8](repeating: 0, count: 256 << 20)
+        var honest = try encoded(TensorPayload(name: "honest-bomb", elementType: .uint8, shape: [bombBytes.count], bytes: bombBytes))
+        let started = Date()
+        let ratio = #expect(throws: WireError.self) { try TensorCodec().decode(from: &honest) }
+        #expect(ratio?.code == .tensorRejected && ratio?.reason.contains("1024:1") == true, "\(String(describing: ratio))")
+        #expect(Date().timeIntervalSince(started) < 0.05, "refusing took \(Date().timeIntervalSince(started)) s")
+        // Up to 64 MiB expands freely (a blank image compresses that well).
+        var blank = try encoded(TensorPayload(name: "blank", elementType: .uint8, shape: [huge.count], bytes: huge))
+        #expect(try TensorCodec().decode(from: &blank).bytes.count == huge.count)
     }
 
     @Test("size, shape and checksum lies are refused")
@@ -286,5 +298,21 @@ struct AuthenticationTests {
         #expect(throws: WireError.self) { try SharedSecret.load(file: nil, environment: ["PTP_SECRET": "short"]) }
         _ = try SharedSecret.load(file: nil, environment: ["PTP_SECRET": "sixteen-characters"])
         #expect(throws: WireError.self) { try SharedSecret.load(file: "/nonexistent/secret", environment: [:]) }
+        // Blanks are not a secret.
+        #expect(throws: WireError.self) { try SharedSecret.load(file: nil, environment: ["PTP_SECRET": String(repeating: " ", count: 16)]) }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-secret-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let blanks = folder.appendingPathComponent("blanks")
+        try Data(String(repeating: " ", count: 20).utf8).write(to: blanks)
+        #expect(throws: WireError.self) { try SharedSecret.load(file: blanks.path, environment: [:]) }
+        // A secret file others can read is named, with the fix.
+        let secret = folder.appendingPathComponent("secret")
+        try Data("a-proper-secret-of-enough-bytes".utf8).write(to: secret)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: secret.path)
+        #expect(SharedSecret.exposure(of: secret.path)?.contains("chmod 600") == true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: secret.path)
+        #expect(SharedSecret.exposure(of: secret.path) == nil)
+        _ = try SharedSecret.load(file: secret.path, environment: [:])
     }
 }
