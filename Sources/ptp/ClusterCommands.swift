@@ -112,6 +112,9 @@ struct WorkerCommand: ParsableCommand {
     @Flag(help: "Run the two guidance halves as separate UNet calls (less memory).")
     var lowMemory = false
 
+    @Option(help: "Seconds between heartbeats (keep well under the coordinator's --lease).")
+    var heartbeat: Double = 5
+
     @Option(help: "A precision to serve edits at, fp32 or bf16 (repeatable; default: both where the CPU runs bf16, else fp32). Each edit names its own; the coordinator sends it to a worker serving that precision.")
     var precision: [Precision] = []
 
@@ -123,6 +126,7 @@ struct WorkerCommand: ParsableCommand {
         let precisions = precision.isEmpty ? Precision.allCases.filter(\.isSupported) : Array(Set(precision)).sorted { $0.rawValue > $1.rawValue }
         let threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard heartbeat > 0, heartbeat <= 3600 else { throw ValidationError("--heartbeat must be between 0 and 3600 seconds") }
         let (host, port) = try ClusterClient.parse(coordinator)
         var directories: [String: URL] = [:]
         if let embedded = ModelLocation.defaultModel() { directories["default"] = embedded }
@@ -135,7 +139,8 @@ struct WorkerCommand: ParsableCommand {
                                           "precisions": "\(precisions.map(\.rawValue).joined(separator: ","))"])
         let node = try WorkerNode(configuration: WorkerConfiguration(
             host: host, port: port, secret: try secret.load(), nodeID: nodeID ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())",
-            threads: threads, models: directories, precisions: precisions, lowMemory: lowMemory, codec: try codec.codec()), logger: logger)
+            threads: threads, models: directories, precisions: precisions, lowMemory: lowMemory, codec: try codec.codec(),
+            heartbeatInterval: .milliseconds(Int64(heartbeat * 1000))), logger: logger)
         try node.run()
     }
 }
