@@ -16,6 +16,8 @@ let package = Package(
     products: [
         .executable(name: "ptp", targets: ["ptp"]),
         .library(name: "Engine", targets: ["Engine"]),
+        // For the libFuzzer package in fuzz/ (not a user product).
+        .library(name: "FuzzTargets", targets: ["FuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -85,6 +87,12 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
 
+        // The readers of untrusted bytes as fuzzing drives them (fuzz/, and the regression tests).
+        .target(name: "FuzzTargets", dependencies: [
+            "EditContract", "Engine", "Imaging", "Wire",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+
         .executableTarget(
             name: "ptp",
             dependencies: [
@@ -96,7 +104,7 @@ let package = Package(
             ]),
 
         .testTarget(name: "EditContractTests", dependencies: ["EditContract"]),
-        .testTarget(name: "EngineTests", dependencies: ["EditContract", "Engine", "Imaging"]),
+        .testTarget(name: "EngineTests", dependencies: ["EditContract", "Engine", "Imaging", "FuzzTargets"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Engine", "Imaging"]),
         .testTarget(name: "ClusterTests", dependencies: [
             "ptp", "Wire", "Engine", "Imaging",

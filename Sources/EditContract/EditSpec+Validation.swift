@@ -10,6 +10,10 @@ extension EditSpec {
             throw EditError(field: "id", problem: "'\(id)' is not usable as a folder name", fix: "use letters, digits, '-', '_' and '.' only")
         }
         guard !targets.isEmpty else { throw EditError(field: "targets", problem: "is missing or empty", fix: "give a list of one or more edited prompts") }
+        guard targets.count <= Self.maximumTargets else {
+            throw EditError(field: "targets", problem: "has \(targets.count) prompts; one edit denoises at most \(Self.maximumTargets) with its source",
+                            fix: "split it into several edits with the same source and seed")
+        }
         try crossReplace.validate()
         try selfReplace.validate(field: "self_replace")
         try Self.check(fraction: blendThreshold, field: .blendThreshold, fix: "give a fraction of the map's maximum, e.g. 0.3")

@@ -70,6 +70,8 @@ public struct EditSpec: Sendable, Equatable {
     /// The largest image side (pixels) an edit may ask for: a bound on what one line of a batch
     /// can make a worker allocate (SDXL's native side is 1024).
     public static let maximumImageSide = 4096
+    /// The most edited prompts one edit may have (all are denoised in one batch).
+    public static let maximumTargets = 32
     /// The largest attention grid side `self_replace_side` may name (a 4096 px image's latent
     /// is 512).
     public static let maximumGridSide = 1024

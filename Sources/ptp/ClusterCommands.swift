@@ -74,7 +74,11 @@ struct CoordinatorCommand: ParsableCommand {
     @OptionGroup var codec: CodecOptions
 
     func run() throws {
-        guard lease > 0 else { throw ValidationError("--lease must be positive") }
+        guard (0...65535).contains(port) else { throw ValidationError("--port: \(port) is not a TCP port; use 1 to 65535 (0 picks a free one)") }
+        if let metricsPort, !(0...65535).contains(metricsPort) {
+            throw ValidationError("--metrics-port: \(metricsPort) is not a TCP port; use 1 to 65535")
+        }
+        guard lease > 0, lease <= 86_400 else { throw ValidationError("--lease must be between 0 and 86400 seconds") }
         guard attempts >= 1 else { throw ValidationError("--attempts must be at least 1") }
         guard metricsIdleTimeout > 0, metricsIdleTimeout < 86_400 else { throw ValidationError("--metrics-idle-timeout must be between 0 and 86400 seconds") }
         var settings = SchedulerSettings()
@@ -125,7 +129,7 @@ struct WorkerCommand: ParsableCommand {
         for precision in precision { try precision.checkSupported() }
         let precisions = precision.isEmpty ? Precision.allCases.filter(\.isSupported) : Array(Set(precision)).sorted { $0.rawValue > $1.rawValue }
         let threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        try ComputeThreads.validate(threads)
         guard heartbeat > 0, heartbeat <= 3600 else { throw ValidationError("--heartbeat must be between 0 and 3600 seconds") }
         let (host, port) = try ClusterClient.parse(coordinator)
         var directories: [String: URL] = [:]

@@ -196,7 +196,7 @@ struct Edit: ParsableCommand {
 
     func run() throws {
         if let threads {
-            guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+            try ComputeThreads.validate(threads)
             ComputeThreads.setThreadCount(threads)
         }
         let spec = try editSpec()

@@ -60,7 +60,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         if let threads {
-            guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+            try ComputeThreads.validate(threads)
             ComputeThreads.setThreadCount(threads)
         }
         try precision.checkSupported()

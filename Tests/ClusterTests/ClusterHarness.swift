@@ -67,7 +67,7 @@ final class ClusterHarness: @unchecked Sendable {
     }
 
     @discardableResult
-    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 600) -> (status: Int32, output: String) {
+    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 600) -> (status: Int32, output: String, signalled: Bool) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
@@ -77,17 +77,17 @@ final class ClusterHarness: @unchecked Sendable {
         let capture = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-run-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: capture) }
         guard FileManager.default.createFile(atPath: capture.path, contents: nil),
-              let handle = try? FileHandle(forWritingTo: capture) else { return (-1, "cannot capture output") }
+              let handle = try? FileHandle(forWritingTo: capture) else { return (-1, "cannot capture output", false) }
         process.standardOutput = handle
         process.standardError = handle
-        do { try process.run() } catch { return (-1, "\(error)") }
+        do { try process.run() } catch { return (-1, "\(error)", false) }
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         if process.isRunning { process.terminate() }
         waitForExit(process)
         try? handle.close()
         let data = (try? Data(contentsOf: capture)) ?? Data()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self), process.terminationReason == .uncaughtSignal)
     }
 
     /// Starts `ptp ARGUMENTS` in the background (inside `host`'s namespace when there is one).
@@ -134,7 +134,7 @@ final class ClusterHarness: @unchecked Sendable {
         throw HarnessError("the coordinator did not start: \(log("coordinator"))")
     }
 
-    func status() -> (status: Int32, output: String) {
+    func status() -> (status: Int32, output: String, signalled: Bool) {
         Self.run([Self.ptp.path, "status", "--coordinator", coordinatorAddress, "--once", "--json", "--secret-file", secretFile.path], timeout: 10)
     }
 
@@ -149,7 +149,7 @@ final class ClusterHarness: @unchecked Sendable {
         throw HarnessError("workers \(ids) did not join: \(status().output)")
     }
 
-    func submit(_ file: URL, output: URL, detach: Bool = false, timeout: TimeInterval = 600) -> (status: Int32, output: String) {
+    func submit(_ file: URL, output: URL, detach: Bool = false, timeout: TimeInterval = 600) -> (status: Int32, output: String, signalled: Bool) {
         Self.run([Self.ptp.path, "submit", file.path, "--coordinator", coordinatorAddress, "--output", output.path,
                   "--secret-file", secretFile.path] + (detach ? ["--detach"] : []), timeout: timeout)
     }

@@ -65,6 +65,7 @@ struct EditSpecTests {
         (#"{"id": "a", "source": "x", "targets": ["y"], "height": 1099511627776}"#, "height"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "width": 4104}"#, "width"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "self_replace_side": 4000000000}"#, "self_replace_side"),
+        ("{\"id\": \"a\", \"source\": \"x\", \"targets\": [" + Array(repeating: "\"y\"", count: 33).joined(separator: ", ") + "]}", "targets"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "steps": 2.5}"#, "steps"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "guidance": -2}"#, "guidance"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "precision": "fp16"}"#, "precision"),

@@ -6,6 +6,16 @@ import Synchronization
 /// across these threads by the Engine (see `BLAS`).
 public enum ComputeThreads {
     private static let configured = Atomic<Int>(0)
+    /// The most threads a run may ask for (far beyond any machine's cores, well below what the
+    /// system lets a process start).
+    public static let maximum = 1024
+
+    /// Checks a `--threads` value, saying what is allowed.
+    public static func validate(_ threads: Int) throws {
+        guard (1...maximum).contains(threads) else {
+            throw SamplingError(field: "threads", problem: "\(threads) is not a usable thread count", fix: "use 1 to \(maximum) (usually the number of cores)")
+        }
+    }
 
     /// Threads for Engine loops: the value set by `setThreadCount`, else the processor count.
     public static var count: Int {
