@@ -132,7 +132,7 @@ extension Scheduler {
             edit.error = "cannot write the outputs: \(error)"
             try? journal.update(edit: edit)
             logger.error("cannot write outputs", metadata: ["edit": "\(edit.id)", "error": "\(error)"])
-            outputsDue[job.id]?.remove(edit.id)
+            settle(edit, in: job)
             editEnded(edit, in: job)
             return
         }
@@ -144,8 +144,7 @@ extension Scheduler {
             postpone(edit, in: job, because: error)
             return
         }
-        outputsDue[job.id]?.remove(edit.id)
-        if outputsDue[job.id]?.isEmpty == true { outputsDue[job.id] = nil }
+        settle(edit, in: job)
         store.removeBlobs(job: job.id, edit: edit.id)
         editEnded(edit, in: job)
     }
@@ -157,6 +156,12 @@ extension Scheduler {
         }
     }
 
+    /// The edit no longer waits to be written.
+    private func settle(_ edit: EditRecord, in job: JobRecord) {
+        outputsDue[job.id]?.remove(edit.id)
+        if outputsDue[job.id]?.isEmpty == true { outputsDue[job.id] = nil }
+    }
+
     /// Tries again to write the outputs that could not be written (called every second by the
     /// shell).
     public func retryOutputs() {
@@ -164,6 +169,7 @@ extension Scheduler {
             for id in editIDs.sorted() {
                 guard let job = jobs[jobID], let edit = job.edits[id], edit.state == .finishing else {
                     outputsDue[jobID]?.remove(id)
+                    if outputsDue[jobID]?.isEmpty == true { outputsDue[jobID] = nil }
                     continue
                 }
                 complete(edit, in: job)
