@@ -95,13 +95,14 @@ public final class CoordinatorServer: @unchecked Sendable {
             channels.append(http)
         }
         loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
-            let status = scheduler.value.run { core in
+            let (status, jobs) = scheduler.value.run { core in
                 core.checkLeases()
                 core.checkUnserved()
                 core.retryOutputs()
                 core.flushManifests()
-                return core.status()
+                return (core.status(), core.jobCounts())
             }
+            self.metrics.recordJobs(jobs)
             self.metrics.queueDepth.record(status.queuedTasks)
             self.metrics.leasedTasks.record(status.leasedTasks)
         }

@@ -89,6 +89,10 @@ public final class TaskRecord {
     /// The session it is leased to.
     public internal(set) var worker: String?
     var leaseExpiry: Date?
+    /// When it last joined the queue, and when it was last assigned (for the wait and duration
+    /// histograms).
+    var queuedAt: Date?
+    var assignedAt: Date?
     public internal(set) var lastError: String?
     /// Stage 1: steps done of all its edits (progress).
     var progress: (step: Int, total: Int)?

@@ -58,6 +58,7 @@ extension Scheduler {
         task.state = .queued
         task.worker = nil
         task.leaseExpiry = nil
+        task.queuedAt = now()
         // An idle worker that can run it takes it at once.
         if let index = idle.firstIndex(where: { workers[$0]?.models.contains(task.model) ?? false }), let session = workers[idle[index]] {
             idle.remove(at: index)
@@ -76,9 +77,12 @@ extension Scheduler {
             fail(task, reason: "cannot prepare the task: \(error)")
             return
         }
+        let now = now()
+        if let queued = task.queuedAt { metrics.queueWait.recordSeconds(now.timeIntervalSince(queued)) }
         task.state = .leased
         task.worker = session.sessionID
-        task.leaseExpiry = now().addingTimeInterval(settings.leaseDuration)
+        task.assignedAt = now
+        task.leaseExpiry = now.addingTimeInterval(settings.leaseDuration)
         task.attempts += 1
         task.progress = nil
         session.credits -= 1

@@ -40,6 +40,7 @@ extension Scheduler {
             }
             session?.done += 1
             metrics.tasksCompleted(node: node).increment()
+            if let assigned = task.assignedAt { metrics.taskDuration(node: node).recordSeconds(now().timeIntervalSince(assigned)) }
         } catch {
             logger.error("cannot commit a result", metadata: ["task": "\(taskID)", "error": "\(error)"])
             // A full disk is the coordinator's trouble, not the task's: that attempt is not counted.
@@ -145,6 +146,7 @@ extension Scheduler {
             return
         }
         settle(edit, in: job)
+        metrics.editLatency.recordSeconds(now().timeIntervalSince(job.created))
         store.removeBlobs(job: job.id, edit: edit.id)
         editEnded(edit, in: job)
     }

@@ -92,6 +92,7 @@ public final class Scheduler {
             tasks[task.id] = task
             if task.state == .queued || task.state == .leased {
                 task.state = .queued
+                task.queuedAt = now()
                 queues[task.model, default: ReadyTasks()].append(task)
                 requeued += 1
             }
@@ -188,6 +189,11 @@ public final class Scheduler {
         try journal.database.write { db in for task in created { try Journal.insert(task, db) } }
         for task in created { tasks[task.id] = task; enqueue(task) }
         return jobID
+    }
+
+    /// How many jobs are in each state (running, completed, completed-with-failures).
+    public func jobCounts() -> [String: Int] {
+        jobs.values.reduce(into: [:]) { counts, job in counts[jobStatus(job).state, default: 0] += 1 }
     }
 
     /// How the tasks of a job stand (dispatch benchmarks).

@@ -186,6 +186,17 @@ final class ClusterHarness: @unchecked Sendable {
         }
     }
 
+    /// The path of a Debian tool, installing its package with apt-get when missing; nil (with
+    /// the reason printed) only where it cannot be installed here.
+    static func tool(_ name: String, package: String) -> String? {
+        let paths = ["/usr/bin/\(name)", "/usr/local/bin/\(name)", "/bin/\(name)"]
+        if let found = paths.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) { return found }
+        let install = run(["apt-get", "install", "-y", "--no-install-recommends", package], environment: ["DEBIAN_FRONTEND": "noninteractive"], timeout: 900)
+        if let found = paths.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) { return found }
+        print("[skip] \(name) is not installed and apt-get could not install \(package): \(install.output.suffix(300))")
+        return nil
+    }
+
     /// Writes a batch of edits of the fixture model.
     func batch(_ name: String, count: Int, steps: Int = 4, size: Int = 128) throws -> URL {
         let colours = ["red", "green", "blue", "yellow", "purple", "orange", "white", "black"]

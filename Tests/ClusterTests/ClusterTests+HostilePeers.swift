@@ -93,5 +93,26 @@ extension ClusterTests {
         let output = harness.directory.appendingPathComponent("out")
         #expect(harness.submit(batch, output: output).status == 0)
         expectComplete(output, edits: 3)
+
+        // The metrics as Prometheus users expect them: HELP and TYPE on every family (promtool
+        // clean), per-node counters and task durations, queue wait, edit latency, jobs by state.
+        // (Gauges follow the coordinator's one-second tick.)
+        var body = ""
+        let scraped = Date().addingTimeInterval(10)
+        repeat {
+            body = try TCPProbe.get(host: host, port: metricsPort, path: "/metrics").components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
+            if body.contains("ptp_jobs{state=\"completed\"} 2") { break }
+            Thread.sleep(forTimeInterval: 0.5)
+        } while Date() < scraped
+        for family in ["ptp_node_task_seconds_bucket{node=\"w1\"", "ptp_node_images_completed_total{node=\"w1\"}", "ptp_queue_wait_seconds_count",
+                       "ptp_edit_latency_seconds_count", "ptp_jobs{state=\"completed\"} 2", "# HELP ptp_connected_workers", "# TYPE ptp_node_task_seconds histogram"] {
+            #expect(body.contains(family), "no \(family) in:\n\(body.prefix(3000))")
+        }
+        if let promtool = ClusterHarness.tool("promtool", package: "prometheus") {
+            let file = harness.directory.appendingPathComponent("metrics.txt")
+            try Data(body.utf8).write(to: file)
+            let check = ClusterHarness.run(["sh", "-c", "\(promtool) check metrics < \(file.path)"], timeout: 60)
+            #expect(check.status == 0 && check.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "promtool: \(check.output)")
+        }
     }
 }
