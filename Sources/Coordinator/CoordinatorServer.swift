@@ -11,6 +11,9 @@ public struct CoordinatorConfiguration: Sendable {
     public var host: String
     public var port: Int
     public var metricsPort: Int?
+    /// The address the metrics endpoint listens on: loopback unless asked, since it is
+    /// unauthenticated.
+    public var metricsHost = "127.0.0.1"
     /// A metrics connection silent this long is closed (Prometheus reconnects for its next scrape).
     public var metricsIdleTimeout: TimeAmount = .seconds(30)
     /// Journal and intermediate results.
@@ -91,7 +94,7 @@ public final class CoordinatorServer: @unchecked Sendable {
                                                       MetricsEndpoint(metrics: metrics)])
                     }
                 }
-                .bind(host: configuration.host, port: metricsPort).wait()
+                .bind(host: configuration.metricsHost, port: metricsPort).wait()
             channels.append(http)
         }
         loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in

@@ -52,6 +52,9 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Port of the Prometheus metrics endpoint (GET /metrics).")
     var metricsPort: Int?
 
+    @Option(help: "Address the metrics endpoint listens on (default loopback: it is unauthenticated; use 0.0.0.0 for a Prometheus on another host).")
+    var metricsHost: String = "127.0.0.1"
+
     @Option(help: "Seconds a metrics connection may stay silent before it is closed.")
     var metricsIdleTimeout: Double = 30
 
@@ -91,6 +94,7 @@ struct CoordinatorCommand: ParsableCommand {
             host: host, port: port, metricsPort: metricsPort, stateDirectory: URL(fileURLWithPath: state),
             secret: try secret.load(), scheduler: settings, codec: try codec.codec())
         configuration.metricsIdleTimeout = .milliseconds(Int64(metricsIdleTimeout * 1000))
+        configuration.metricsHost = metricsHost
         let server = CoordinatorServer(configuration: configuration, logger: makeLogger("ptp.coordinator"))
         try server.run()
     }
