@@ -85,6 +85,9 @@ let package = Package(
             .product(name: "DequeModule", package: "swift-collections"),
             .product(name: "OrderedCollections", package: "swift-collections"),
             .product(name: "GRDB", package: "GRDB.swift"),
+        ], resources: [
+            // The live status page, in the binary (a coordinator copied alone still serves it).
+            .embedInCode("StatusPage/index.html"), .embedInCode("StatusPage/status.css"), .embedInCode("StatusPage/status.js"),
         ]),
 
         // The readers of untrusted bytes as fuzzing drives them (fuzz/, and the regression tests).
@@ -107,7 +110,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["EditContract", "Engine", "Imaging", "FuzzTargets"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Engine", "Imaging"]),
         .testTarget(name: "ClusterTests", dependencies: [
-            "ptp", "Wire", "Engine", "Imaging",
+            "ptp", "Coordinator", "Wire", "Engine", "Imaging",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),

@@ -11,6 +11,7 @@ public final class CoordinatorMetrics: @unchecked Sendable {
     let queueDepth: CoreMetrics.Gauge
     let leasedTasks: CoreMetrics.Gauge
     let workers: CoreMetrics.Gauge
+    let unservedModels: CoreMetrics.Gauge
     let jobsSubmitted: CoreMetrics.Counter
     let tasksAssigned: CoreMetrics.Counter
     let leasesLost: CoreMetrics.Counter
@@ -33,6 +34,7 @@ public final class CoordinatorMetrics: @unchecked Sendable {
         "ptp_queued_tasks": "Tasks waiting for a worker.",
         "ptp_leased_tasks": "Tasks leased to workers.",
         "ptp_connected_workers": "Workers signed in.",
+        "ptp_unserved_models": "Models (at a precision) that queued tasks need and no connected worker serves.",
         "ptp_jobs": "Jobs by state (running, completed, completed-with-failures).",
         "ptp_jobs_submitted_total": "Jobs accepted.",
         "ptp_tasks_assigned_total": "Task assignments, retries included.",
@@ -60,6 +62,7 @@ public final class CoordinatorMetrics: @unchecked Sendable {
         queueDepth = gauge("ptp_queued_tasks")
         leasedTasks = gauge("ptp_leased_tasks")
         workers = gauge("ptp_connected_workers")
+        unservedModels = gauge("ptp_unserved_models")
         jobsSubmitted = counter("ptp_jobs_submitted_total")
         tasksAssigned = counter("ptp_tasks_assigned_total")
         leasesLost = counter("ptp_leases_lost_total")
@@ -95,6 +98,13 @@ public final class CoordinatorMetrics: @unchecked Sendable {
     func unetSteps(node: String) -> CoreMetrics.Counter { nodeCounter("ptp_node_unet_steps_total", node) }
     func taskDuration(node: String) -> CoreMetrics.Timer {
         perNode("ptp_node_task_seconds", node) { CoreMetrics.Timer(label: "ptp_node_task_seconds", dimensions: [("node", node)], factory: factory) }
+    }
+
+    /// Makes a node's series at zero when it joins, so that its first images count as an
+    /// increase (a counter that first appears at 3 and stays there has no `rate()`).
+    func nodeJoined(_ node: String) {
+        for counter in [tasksCompleted(node: node), imagesCompleted(node: node), unetSteps(node: node)] { counter.increment(by: 0) }
+        _ = taskDuration(node: node)
     }
 
     /// Jobs by state, as the scheduler counts them.

@@ -30,7 +30,7 @@ public struct CoordinatorConfiguration: Sendable {
 }
 
 /// The coordinator process: the protocol server, the scheduler on one event loop, the metrics
-/// endpoint, and graceful shutdown on SIGTERM/SIGINT (stop accepting, say goodbye, write the
+/// endpoint and status page, and graceful shutdown on SIGTERM/SIGINT (stop accepting, say goodbye, write the
 /// manifests; the journal is always consistent).
 public final class CoordinatorServer: @unchecked Sendable {
     let configuration: CoordinatorConfiguration
@@ -86,12 +86,13 @@ public final class CoordinatorServer: @unchecked Sendable {
         channels.append(server)
         boundPort = server.localAddress?.port
         if let metricsPort = configuration.metricsPort {
+            let sources = MonitorEndpoint.Sources(metrics: metrics, scheduler: scheduler, thumbnails: ThumbnailCache())
             let http = try ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelInitializer { [metrics, configuration] channel in
+                .childChannelInitializer { [configuration, sources] channel in
                     channel.pipeline.configureHTTPServerPipeline().flatMap {
                         channel.pipeline.addHandlers([IdleStateHandler(readTimeout: configuration.metricsIdleTimeout), IdleConnectionCloser(),
-                                                      MetricsEndpoint(metrics: metrics)])
+                                                      MonitorEndpoint(sources: sources)])
                     }
                 }
                 .bind(host: configuration.metricsHost, port: metricsPort).wait()
@@ -108,6 +109,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             self.metrics.recordJobs(jobs)
             self.metrics.queueDepth.record(status.queuedTasks)
             self.metrics.leasedTasks.record(status.leasedTasks)
+            self.metrics.unservedModels.record(status.unserved.count)
         }
         logger.info("coordinator listening", metadata: ["port": "\(boundPort ?? 0)", "metrics": "\(configuration.metricsPort.map(String.init) ?? "off")",
                                                        "state": "\(configuration.stateDirectory.path)"])

@@ -8,6 +8,8 @@ extension Scheduler {
     public func workerJoined(sessionID: String, nodeID: String, host: String, models: Set<String>) {
         let session = WorkerSession(sessionID: sessionID, nodeID: nodeID, host: host, models: models, joined: now())
         workers[sessionID] = session
+        throughput.joined(node: nodeID)
+        metrics.nodeJoined(nodeID)
         metrics.workers.record(workers.count)
         logger.info("worker joined", metadata: ["node": "\(nodeID)", "host": "\(host)", "models": "\(models.sorted())"])
     }
@@ -22,6 +24,7 @@ extension Scheduler {
             retry(task, reason: "worker \(session.nodeID) left (\(reason))")
         }
         metrics.workers.record(workers.count)
+        throughput.left(node: session.nodeID, host: session.host, reason: reason, at: now())
         logger.info("worker left", metadata: ["node": "\(session.nodeID)", "reason": "\(reason)", "tasks returned": "\(session.tasks.count)"])
     }
 

@@ -115,6 +115,7 @@ extension Scheduler {
         task.state = .done
         try journal.imageDone(task: task, edit: edit, worker: node, seconds: timing.seconds)
         session?.noteImages(1, at: now())
+        throughput.record(node: node, images: 1, at: now())
         metrics.imagesCompleted(node: node).increment()
         if edit.images.count == edit.prompts { complete(edit, in: job) }
     }

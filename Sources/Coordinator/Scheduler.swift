@@ -59,6 +59,8 @@ public final class Scheduler {
     /// Edits whose images are all in but whose outputs could not be written yet, by job.
     var outputsDue: [String: Set<String>] = [:]
     var nextJobNumber: Int
+    /// Per-node throughput over the last minutes, and the nodes that left (the status page).
+    var throughput = ThroughputHistory()
     /// Decisions not yet taken by the shell.
     var output: [SchedulerOutput] = []
 

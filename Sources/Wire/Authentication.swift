@@ -40,9 +40,11 @@ public struct SharedSecret: Sendable {
     }
 
     /// Why a secret file is not private, as ssh says of a key: readable or writable by its group
-    /// or by others. Nil when only its owner can reach it.
+    /// or by others. Nil when only its owner can reach it. A symbolic link is judged by the
+    /// file it points to (a link's own mode is always 777; Kubernetes mounts secrets as links).
     public static func exposure(of file: String) -> String? {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: file),
+        let target = URL(fileURLWithPath: file).resolvingSymlinksInPath().path
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: target),
               let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue, mode & 0o077 != 0 else { return nil }
         return "\(file) is readable or writable by others (mode \(String(mode, radix: 8))): anyone who can read it can join the cluster; chmod 600 \(file)"
     }

@@ -140,7 +140,7 @@ struct WorkerCommand: ParsableCommand {
         if let embedded = ModelLocation.defaultModel() { directories["default"] = embedded }
         for path in models { directories[path] = URL(fileURLWithPath: path) }
         guard !directories.isEmpty else {
-            throw CommandError("--model: no model to serve (the embedded model was not found); pass --model DIR")
+            throw CommandError("--model: no model to serve (the embedded model, models/shapes-world, was not found); pass --model DIR or set PTP_MODEL")
         }
         let logger = makeLogger("ptp.worker")
         logger.info("kernels", metadata: ["blas": "\(BLAS.configuration)", "onednn": "\(Engine.oneDNNConfiguration)", "threads": "\(threads)",
@@ -284,63 +284,5 @@ struct Submit: ParsableCommand {
                 do { try client.connect() } catch { note("reconnect failed: \(error)") }
             }
         }
-    }
-}
-
-struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show each node's state and throughput, and each job's progress.")
-
-    @Option(help: "The coordinator, HOST:PORT.")
-    var coordinator: String
-
-    @Flag(help: "Print once and exit (default: refresh every second).")
-    var once = false
-
-    @Flag(help: "Print the raw JSON report.")
-    var json = false
-
-    @OptionGroup var secret: SecretOptions
-
-    func run() throws {
-        let client = try ClusterClient(address: coordinator, secret: try secret.load(), role: .monitor)
-        try client.connect()
-        let interactive = isatty(STDOUT_FILENO) != 0 && !once
-        repeat {
-            try client.send(.statusRequest)
-            guard case .statusReport(let text)? = try client.next(timeout: 10) else { throw CommandError("no status report") }
-            if json {
-                print(text)
-            } else {
-                let status = try ClusterStatus.fromJSON(text, what: "status report")
-                if interactive { print("\u{1B}[2J\u{1B}[H", terminator: "") }
-                print(StatusTable.render(status))
-            }
-            if !once { Thread.sleep(forTimeInterval: 1) }
-        } while !once
-    }
-}
-
-/// The text of `ptp status`.
-enum StatusTable {
-    static func render(_ status: ClusterStatus) -> String {
-        func pad(_ text: String, _ width: Int) -> String { text.count >= width ? String(text.prefix(width)) : text + String(repeating: " ", count: width - text.count) }
-        var lines = ["NODE                 STATE     TASK                        STEPS/S  IMAGES/MIN  DONE  FAILED  LAST HEARD"]
-        for node in status.nodes {
-            lines.append(pad(node.id, 21) + pad(node.state, 10) + pad(node.task ?? "-", 28)
-                + pad(String(format: "%.2f", node.stepsPerSecond), 9) + pad(String(format: "%.1f", node.imagesPerMinute), 12)
-                + pad(String(node.done), 6) + pad(String(node.failed), 8) + String(format: "%.0f s ago", node.lastHeard))
-        }
-        if status.nodes.isEmpty { lines.append("(no workers connected)") }
-        lines.append("")
-        lines.append("queued tasks: \(status.queuedTasks), running: \(status.leasedTasks)")
-        for (model, seconds) in status.unserved.sorted(by: { $0.key < $1.key }) {
-            lines.append("waiting \(Int(seconds)) s for a worker serving \(model): no connected worker serves it")
-        }
-        lines.append("JOB        STATE                    FINISHED  FAILED  RUNNING  TOTAL  OUTPUT")
-        for job in status.jobs {
-            lines.append(pad(job.id, 11) + pad(job.state, 25) + pad(String(job.finished), 10) + pad(String(job.failed), 8)
-                + pad(String(job.running), 9) + pad(String(job.edits), 7) + job.output)
-        }
-        return lines.joined(separator: "\n")
     }
 }

@@ -90,9 +90,10 @@ final class ClusterHarness: @unchecked Sendable {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self), process.terminationReason == .uncaughtSignal)
     }
 
-    /// Starts `ptp ARGUMENTS` in the background (inside `host`'s namespace when there is one).
+    /// Starts `ptp ARGUMENTS` (or `executable ARGUMENTS`) in the background, inside `host`'s
+    /// namespace when there is one, its output in NAME.log; stopped by `stopAll`.
     @discardableResult
-    func start(_ name: String, host: String? = nil, _ arguments: [String]) throws -> Process {
+    func start(_ name: String, host: String? = nil, executable: URL? = nil, _ arguments: [String]) throws -> Process {
         let process = Process()
         let log = directory.appendingPathComponent("\(name).log")
         try Data().write(to: log)
@@ -103,7 +104,7 @@ final class ClusterHarness: @unchecked Sendable {
             process.arguments = ["exec", host, Self.ptp.path] + arguments
             process.environment = ProcessInfo.processInfo.environment.merging(["PTP_NETNS_TAG": tag]) { $1 }
         } else {
-            process.executableURL = Self.ptp
+            process.executableURL = executable ?? Self.ptp
             process.arguments = arguments
         }
         process.standardOutput = handle
@@ -191,7 +192,12 @@ final class ClusterHarness: @unchecked Sendable {
     static func tool(_ name: String, package: String) -> String? {
         let paths = ["/usr/bin/\(name)", "/usr/local/bin/\(name)", "/bin/\(name)"]
         if let found = paths.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) { return found }
-        let install = run(["apt-get", "install", "-y", "--no-install-recommends", package], environment: ["DEBIAN_FRONTEND": "noninteractive"], timeout: 900)
+        var install = run(["apt-get", "install", "-y", "--no-install-recommends", package], environment: ["DEBIAN_FRONTEND": "noninteractive"], timeout: 900)
+        if install.status != 0 {
+            // A fresh machine may have no package lists yet.
+            _ = run(["apt-get", "update"], environment: ["DEBIAN_FRONTEND": "noninteractive"], timeout: 900)
+            install = run(["apt-get", "install", "-y", "--no-install-recommends", package], environment: ["DEBIAN_FRONTEND": "noninteractive"], timeout: 900)
+        }
         if let found = paths.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) { return found }
         print("[skip] \(name) is not installed and apt-get could not install \(package): \(install.output.suffix(300))")
         return nil

@@ -147,6 +147,50 @@ struct SchedulerTests {
         #expect(h.core.task("job-1.s2")?.lastError == "worker w1 left (connection closed)")
     }
 
+    @Test("the status page's view: throughput in 10 s buckets, the time left from the pace so far, departed nodes, failures, results")
+    func dashboard() throws {
+        let h = try H(packPrompts: 2)
+        let job = try h.submit([H.edit("a"), H.edit("b")])
+        h.join("w1")
+        var view = h.core.dashboard()
+        #expect(view.jobs.first?.imagesTotal == 4 && view.jobs.first?.imagesDone == 0 && view.jobs.first?.eta == nil)
+        #expect(view.nodes.map(\.state) == ["busy"])
+        #expect(h.assignments().map(\.taskID) == ["job-1.s1"])
+        try h.finishStageOne("job-1.s1", by: "w1")
+        h.clock.advance(20)
+        for image in ["job-1.a.f0", "job-1.a.f1"] {
+            h.core.credit("w1", slots: 1)
+            #expect(h.nextAssignment(for: "w1")?.taskID == image)
+            try h.finishImage(image, by: "w1")
+        }
+        // "a" (2 images) took 20 s; "b" (2 images) has not started.
+        view = h.core.dashboard()
+        #expect(view.jobs.first?.imagesDone == 2 && view.jobs.first?.eta == 20, "\(String(describing: view.jobs.first))")
+        #expect(view.results.map(\.edit) == ["a"] && view.results.first?.thumbnail == "results/\(job)/a/thumbnail.png")
+        #expect(h.core.resultGrid(job: job, edit: "a").map { FileManager.default.fileExists(atPath: $0.path) } == true)
+        #expect(h.core.resultGrid(job: job, edit: "b") == nil && h.core.resultGrid(job: job, edit: "../a") == nil)
+
+        // w1 leaves: listed as gone with why, its two images in the chart as 12 a minute.
+        h.core.workerLeft("w1", reason: "connection reset")
+        h.clock.advance(10)
+        view = h.core.dashboard()
+        let gone = view.nodes.first { $0.id == "w1" }
+        #expect(gone?.state == "gone" && gone?.reason == "connection reset" && gone?.history.reduce(0, +) == 12, "\(String(describing: gone))")
+
+        // "b" fails on w2: the failure is listed with its reason, and the job has no time left.
+        h.join("w2")
+        let next = h.assignments()
+        #expect(next.map(\.taskID) == ["job-1.s2"])
+        try h.finishStageOne("job-1.s2", by: "w2", failing: ["b"])
+        view = h.core.dashboard()
+        #expect(view.failures.map(\.edit) == ["b"] && view.failures.first?.reason.isEmpty == false)
+        #expect(view.jobs.first?.state == "completed-with-failures" && view.jobs.first?.eta == nil && view.jobs.first?.imagesDone == 4)
+
+        // Ten minutes on, the departed node has left the chart's window.
+        h.clock.advance(600)
+        #expect(h.core.dashboard().nodes.map(\.id) == ["w2"])
+    }
+
     @Test("a restarted core resumes from the journal: unfinished tasks run again, finished ones never")
     func restartFromJournal() throws {
         let h = try H(packPrompts: 2)

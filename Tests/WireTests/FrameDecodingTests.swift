@@ -313,6 +313,13 @@ struct AuthenticationTests {
         #expect(SharedSecret.exposure(of: secret.path)?.contains("chmod 600") == true)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: secret.path)
         #expect(SharedSecret.exposure(of: secret.path) == nil)
+        // A link (as Kubernetes mounts secrets) is judged by its target, not by its own 777.
+        let link = folder.appendingPathComponent("link")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: secret)
+        #expect(SharedSecret.exposure(of: link.path) == nil)
+        try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: secret.path)
+        #expect(SharedSecret.exposure(of: link.path)?.contains("mode 640") == true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: secret.path)
         _ = try SharedSecret.load(file: secret.path, environment: [:])
     }
 }

@@ -1,0 +1,86 @@
+import Foundation
+import Imaging
+
+/// The status page's view of the core.
+extension Scheduler {
+    /// Jobs, failures and results the page lists, newest first.
+    static let dashboardJobs = 20
+    static let dashboardFailures = 20
+    static let dashboardResults = 12
+
+    public func dashboard() -> DashboardSnapshot {
+        let now = now()
+        throughput.prune(now: now)
+        var nodes = workers.values.sorted { $0.nodeID < $1.nodeID }.map { session -> DashboardSnapshot.Node in
+            let task = session.tasks.first.flatMap { tasks[$0] }
+            return DashboardSnapshot.Node(
+                id: session.nodeID, host: session.host,
+                state: session.draining ? "draining" : session.tasks.isEmpty ? "idle" : "busy",
+                task: task.map { $0.id + ($0.progress.map { " \($0.step)/\($0.total)" } ?? "") },
+                stepsPerSecond: session.stepsPerSecond(at: now), imagesPerMinute: session.imagesPerMinute(at: now),
+                done: session.done, failed: session.failed, lastHeard: now.timeIntervalSince(session.lastHeard),
+                models: session.models.sorted(), reason: nil,
+                history: throughput.rates(node: session.nodeID, now: now).imagesPerMinute)
+        }
+        let connected = Set(nodes.map(\.id))
+        for (node, departure) in throughput.departures.sorted(by: { $0.key < $1.key }) where !connected.contains(node) {
+            nodes.append(DashboardSnapshot.Node(
+                id: node, host: departure.host, state: "gone", task: nil, stepsPerSecond: 0, imagesPerMinute: 0, done: 0, failed: 0,
+                lastHeard: now.timeIntervalSince(departure.at), models: [], reason: departure.reason,
+                history: throughput.rates(node: node, now: now).imagesPerMinute))
+        }
+
+        let recentJobs = jobOrder.suffix(Self.dashboardJobs).reversed().compactMap { jobs[$0] }
+        var failures: [DashboardSnapshot.Failure] = []
+        for job in recentJobs {
+            for id in job.editOrder.reversed() {
+                guard let edit = job.edits[id], edit.state == .failed, failures.count < Self.dashboardFailures else { continue }
+                failures.append(DashboardSnapshot.Failure(job: job.id, edit: id, reason: edit.error ?? "failed"))
+            }
+        }
+        let finished = jobs.values.flatMap { job in job.edits.values.filter { $0.state == .finished && $0.finishedAt != nil } }
+        let results = finished.sorted { ($0.finishedAt ?? .distantPast, $0.id) > ($1.finishedAt ?? .distantPast, $1.id) }
+            .prefix(Self.dashboardResults)
+            .map { edit in
+                let base = "results/\(Self.pathComponent(edit.job))/\(Self.pathComponent(edit.id))"
+                return DashboardSnapshot.Result(job: edit.job, edit: edit.id, age: now.timeIntervalSince(edit.finishedAt ?? now),
+                                                thumbnail: base + "/thumbnail.png", grid: base + "/" + EditOutputs.gridName)
+            }
+        return DashboardSnapshot(
+            time: now.timeIntervalSince1970, bucketSeconds: ThroughputHistory.bucketSeconds, nodes: nodes,
+            queuedTasks: queuedCount, leasedTasks: tasks.values.filter { $0.state == .leased }.count,
+            unserved: unservedSince.mapValues { now.timeIntervalSince($0) },
+            jobs: recentJobs.map { dashboardJob($0, now: now) }, failures: failures, results: Array(results))
+    }
+
+    func dashboardJob(_ job: JobRecord, now: Date) -> DashboardSnapshot.Job {
+        let status = jobStatus(job)
+        var done = 0
+        var total = 0
+        var waiting = 0
+        for edit in job.edits.values {
+            total += edit.prompts
+            // A failed edit makes no more images: count it as done for the pace and the bar.
+            done += edit.state == .finished || edit.state == .failed ? edit.prompts : edit.imagesDone
+            if edit.state == .pending, unservedSince[edit.model] != nil { waiting += 1 }
+        }
+        let age = now.timeIntervalSince(job.created)
+        let eta: Double? = job.isComplete || done == 0 ? nil : age * Double(total - done) / Double(done)
+        return DashboardSnapshot.Job(id: job.id, state: status.state, output: job.output.path, edits: status.edits,
+                                     finished: status.finished, failed: status.failed, imagesDone: done, imagesTotal: total,
+                                     age: age, eta: eta, waiting: waiting)
+    }
+
+    /// The grid file of a finished edit, for the page's links; nil for anything else. The page
+    /// names results by job and edit id only, so no path from a request reaches the disk.
+    public func resultGrid(job jobID: String, edit editID: String) -> URL? {
+        guard let job = jobs[jobID], let edit = job.edits[editID], edit.state == .finished else { return nil }
+        return job.output.appendingPathComponent(edit.id).appendingPathComponent(EditOutputs.gridName)
+    }
+
+    static func pathComponent(_ text: String) -> String {
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: "/?#%;")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+}
