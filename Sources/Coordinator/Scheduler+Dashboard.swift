@@ -38,19 +38,22 @@ extension Scheduler {
                 failures.append(DashboardSnapshot.Failure(job: job.id, edit: id, reason: edit.error ?? "failed"))
             }
         }
-        let finished = jobs.values.flatMap { job in job.edits.values.filter { $0.state == .finished && $0.finishedAt != nil } }
-        let results = finished.sorted { ($0.finishedAt ?? .distantPast, $0.id) > ($1.finishedAt ?? .distantPast, $1.id) }
-            .prefix(Self.dashboardResults)
-            .map { edit in
-                let base = "results/\(Self.pathComponent(edit.job))/\(Self.pathComponent(edit.id))"
-                return DashboardSnapshot.Result(job: edit.job, edit: edit.id, age: now.timeIntervalSince(edit.finishedAt ?? now),
-                                                thumbnail: base + "/thumbnail.png", grid: base + "/" + EditOutputs.gridName)
-            }
+        let results = recentResults.reversed().map { edit in
+            let base = "results/\(Self.pathComponent(edit.job))/\(Self.pathComponent(edit.id))"
+            return DashboardSnapshot.Result(job: edit.job, edit: edit.id, age: now.timeIntervalSince(edit.finishedAt ?? now),
+                                            thumbnail: base + "/thumbnail.png", grid: base + "/" + EditOutputs.gridName)
+        }
         return DashboardSnapshot(
             time: now.timeIntervalSince1970, bucketSeconds: ThroughputHistory.bucketSeconds, nodes: nodes,
             queuedTasks: queuedCount, leasedTasks: tasks.values.filter { $0.state == .leased }.count,
             unserved: unservedSince.mapValues { now.timeIntervalSince($0) },
-            jobs: recentJobs.map { dashboardJob($0, now: now) }, failures: failures, results: Array(results))
+            jobs: recentJobs.map { dashboardJob($0, now: now) }, failures: failures, results: results)
+    }
+
+    /// An edit's outputs are written: it leads the page's latest results.
+    func noteResult(_ edit: EditRecord) {
+        recentResults.append(edit)
+        if recentResults.count > Self.dashboardResults { recentResults.removeFirst(recentResults.count - Self.dashboardResults) }
     }
 
     func dashboardJob(_ job: JobRecord, now: Date) -> DashboardSnapshot.Job {

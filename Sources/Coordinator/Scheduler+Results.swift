@@ -147,6 +147,7 @@ extension Scheduler {
             return
         }
         settle(edit, in: job)
+        noteResult(edit)
         metrics.editLatency.recordSeconds(now().timeIntervalSince(job.created))
         store.removeBlobs(job: job.id, edit: edit.id)
         editEnded(edit, in: job)

@@ -61,6 +61,9 @@ public final class Scheduler {
     var nextJobNumber: Int
     /// Per-node throughput over the last minutes, and the nodes that left (the status page).
     var throughput = ThroughputHistory()
+    /// The latest finished edits, oldest first, at most `dashboardResults` (the status page's
+    /// thumbnails, without a walk over every edit of every job).
+    var recentResults: [EditRecord] = []
     /// Decisions not yet taken by the shell.
     var output: [SchedulerOutput] = []
 
@@ -104,6 +107,10 @@ public final class Scheduler {
                 complete(edit, in: job)
             }
             try store.writeManifest(jobs(writingTo: job.output), to: job.output)
+        }
+        let finished = savedJobs.flatMap { $0.edits.values.filter { $0.state == .finished && $0.finishedAt != nil } }
+        for edit in finished.sorted(by: { ($0.finishedAt ?? .distantPast, $0.id) < ($1.finishedAt ?? .distantPast, $1.id) }).suffix(Self.dashboardResults) {
+            noteResult(edit)
         }
         if !savedJobs.isEmpty {
             logger.info("resumed from the journal", metadata: ["jobs": "\(savedJobs.count)", "tasks requeued": "\(requeued)"])

@@ -189,6 +189,9 @@ struct SchedulerTests {
         // Ten minutes on, the departed node has left the chart's window.
         h.clock.advance(600)
         #expect(h.core.dashboard().nodes.map(\.id) == ["w2"])
+        // A restarted coordinator lists the same latest results, from the journal.
+        try h.restart()
+        #expect(h.core.dashboard().results.map(\.edit) == ["a"])
     }
 
     @Test("a restarted core resumes from the journal: unfinished tasks run again, finished ones never")
