@@ -26,7 +26,7 @@ import torch
 from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, StableDiffusionPipeline,
                        UNet2DConditionModel)
 from safetensors.torch import save_file
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "Tests" / "Fixtures" / "reference"
@@ -530,7 +530,66 @@ def make_negative_prompt_fixture() -> None:
     print("negative prompts:", ", ".join(NEGATIVE_PROMPT_RUNS))
 
 
+# SDXL's components
+
+SDXL_UNET = dict(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+                 down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                 cross_attention_dim=64, attention_head_dim=(2, 4), use_linear_projection=True,
+                 transformer_layers_per_block=(1, 2), norm_num_groups=16,
+                 addition_embed_type="text_time", addition_time_embed_dim=8, projection_class_embeddings_input_dim=32 + 6 * 8)
+
+
+def make_sdxl_unet_fixture(seed: int = 40) -> None:
+    """A tiny UNet of SDXL's architecture: text_time added embeddings (the pooled text
+    embedding and six size/crop time ids), two transformer layers per block at its deepest
+    cross-attention level, per-level head counts, linear projections."""
+    config = SDXL_UNET
+    model = UNet2DConditionModel(**config).eval()
+    randomize(model, seed)
+    directory = OUT / "unet-sdxl"
+    save_model(model, directory)
+    tensors = {}
+    for tag, (h, w) in (("even", (16, 16)), ("odd", (12, 10))):
+        sample = seeded(seed + 1, 2, config["in_channels"], h, w)
+        context = seeded(seed + 2, 2, 77, config["cross_attention_dim"])
+        timestep = torch.tensor([523, 17])
+        text_embeds = seeded(seed + 3, 2, 32)
+        time_ids = torch.tensor([[1024.0, 1024.0, 0.0, 0.0, 1024.0, 1024.0], [768.0, 1344.0, 16.0, 32.0, 1024.0, 1024.0]])
+        with torch.no_grad():
+            out = model(sample, timestep, context, added_cond_kwargs={"text_embeds": text_embeds, "time_ids": time_ids}).sample
+        tensors |= {f"{tag}.sample": sample, f"{tag}.context": context, f"{tag}.timestep": timestep.float(), f"{tag}.output": out,
+                    f"{tag}.text_embeds": text_embeds, f"{tag}.time_ids": time_ids}
+        print(f"unet-sdxl {tag}: scale {out.abs().max():.3f}")
+    save_tensors(directory / "io.safetensors", tensors)
+
+
+def make_text_encoder_with_projection_fixture(seed: int = 41) -> None:
+    """SDXL's second text encoder (CLIPTextModelWithProjection): the penultimate hidden state
+    (SDXL's conditioning, before the final norm), the last one, and the projected pooled
+    output (text_embeds), pooled at the first end-of-text token."""
+    config = CLIPTextConfig(vocab_size=1000, hidden_size=64, intermediate_size=160, num_hidden_layers=3,
+                            num_attention_heads=4, max_position_embeddings=77, hidden_act="gelu", layer_norm_eps=1e-5,
+                            bos_token_id=998, eos_token_id=999, pad_token_id=0, projection_dim=48)
+    model = CLIPTextModelWithProjection(config).eval()
+    randomize(model, seed)
+    directory = OUT / "text-encoder-projection"
+    save_model(model, directory)
+    ids = torch.randint(1, 998, (2, 77), generator=torch.Generator().manual_seed(seed))
+    ids[:, 0] = 998
+    # Ends of text, then the pad token ("!" in SDXL's second tokenizer, id 0 here).
+    ids[0, 9] = 999
+    ids[0, 10:] = 0
+    ids[1, 40] = 999
+    ids[1, 41:] = 0
+    with torch.no_grad():
+        out = model(ids, output_hidden_states=True)
+    save_tensors(directory / "io.safetensors", {"input_ids": ids.float(), "last_hidden_state": out.last_hidden_state,
+                                                "penultimate_hidden_state": out.hidden_states[-2], "text_embeds": out.text_embeds})
+    print(f"text-encoder-projection: scale {out.text_embeds.abs().max():.3f}")
+
+
 PARTS = {
+    "sdxl-components": lambda: (make_sdxl_unet_fixture(), make_text_encoder_with_projection_fixture()),
     "samplers": lambda: (make_sampler_fixture(), make_sampler_pipeline_fixture()),
     "negative-prompt": make_negative_prompt_fixture,
 }

@@ -94,6 +94,27 @@ struct ModelReferenceTests {
         print("[reference] \(name): max abs error \(output.maxAbsDifference(expected))")
     }
 
+    @Test("CLIPTextModelWithProjection (SDXL's second encoder): penultimate hidden state, pooled projection at the first end of text")
+    func textEncoderWithProjection() throws {
+        let name = "text-encoder-projection"
+        let model = try CLIPTextModel(component: Fixtures.component(name))
+        #expect(model.hasProjection)
+        let io = try Fixtures.tensors(name + "/io.safetensors")
+        let ids = try io.tensor("input_ids")
+        let encoding = model.encode((0..<ids.shape[0]).map { b in (0..<ids.shape[1]).map { Int(ids[b, $0]) } })
+        for (output, key) in [(encoding.lastHiddenState, "last_hidden_state"), (encoding.penultimateHiddenState, "penultimate_hidden_state")] {
+            let error = output.maxAbsDifference(try io.tensor(key))
+            print("[reference] \(name) \(key): max abs error \(error)")
+            #expect(error <= 1e-4, "\(key): max abs error \(error)")
+        }
+        let pooled = try #require(encoding.textEmbeds)
+        let error = pooled.maxAbsDifference(try io.tensor("text_embeds"))
+        print("[reference] \(name) text_embeds: max abs error \(error)")
+        #expect(error <= 1e-4, "text_embeds: max abs error \(error)")
+        // A plain CLIPTextModel has no projection to give.
+        #expect(try CLIPTextModel(component: Fixtures.component("text-encoder-gelu")).encode([[998, 5, 999]]).textEmbeds == nil)
+    }
+
     @Test("CLIP text encoder saved as SD 1.x checkpoints are: keys under text_model., an int64 position_ids to ignore")
     func textEncoderLegacyLayout() throws {
         let name = "text-encoder-gelu"
@@ -128,15 +149,18 @@ struct ModelReferenceTests {
         #expect(error <= 1e-4, "max abs error \(error)")
     }
 
-    @Test("UNet: SD 1.x-like, SD 2.x-like (linear projections) and super-resolution-like, even and odd sizes",
-          arguments: ["unet-sd1", "unet-sd2", "unet-sr"])
+    @Test("UNet: SD 1.x-like, SD 2.x-like (linear projections), super-resolution-like and SDXL-like (text_time added embeddings, two transformer layers per block), even and odd sizes",
+          arguments: ["unet-sd1", "unet-sd2", "unet-sr", "unet-sdxl"])
     func unet(_ name: String) throws {
         let model = try UNet2DConditionModel(component: Fixtures.component(name))
         let io = try Fixtures.tensors(name + "/io.safetensors")
+        #expect((model.configuration.textTimeEmbedding != nil) == (name == "unet-sdxl"))
         for tag in ["even", "odd"] {
             let labels = io.entries["\(tag).class_labels"] != nil ? try io.tensor("\(tag).class_labels").scalars.map { Int($0) } : nil
+            let added = io.entries["\(tag).text_embeds"] != nil
+                ? UNetAddedConditions(textEmbeds: try io.tensor("\(tag).text_embeds"), timeIDs: try io.tensor("\(tag).time_ids")) : nil
             let output = model(try io.tensor("\(tag).sample"), timesteps: try io.tensor("\(tag).timestep").scalars,
-                               context: try io.tensor("\(tag).context"), classLabels: labels)
+                               context: try io.tensor("\(tag).context"), classLabels: labels, added: added)
             expectRelative(output, try io.tensor("\(tag).output"), relative: 2e-4, "\(name) \(tag)")
         }
     }

@@ -11,6 +11,11 @@ public struct CLIPTextConfiguration: Sendable {
     public let positions: Int
     public let activation: Activation
     public let layerNormEpsilon: Float
+    /// The end-of-text token, where the pooled output is taken (`eos_token_id`; 2 in old
+    /// configs, where transformers takes the highest id instead, as the original CLIP did).
+    public let endOfTextID: Int
+    /// The width of `text_projection` (CLIPTextModelWithProjection), when the weights have one.
+    public let projectionWidth: Int
 
     public enum Activation: String, Sendable {
         case quickGELU = "quick_gelu", gelu
@@ -29,21 +34,27 @@ public struct CLIPTextConfiguration: Sendable {
         }
         self.activation = activation
         layerNormEpsilon = Float(try config.double("layer_norm_eps", default: 1e-5))
+        endOfTextID = try config.int("eos_token_id", default: 2)
+        projectionWidth = try config.size("projection_dim", default: 512)
         guard width % heads == 0 else {
             throw ModelDirectoryError(path: config.file.path, problem: "has hidden_size \(width) not divisible by \(heads) heads", fix: "correct the configuration")
         }
     }
 }
 
-/// The CLIP text transformer (transformers' CLIPTextModel): token and position embeddings,
-/// pre-norm causal self-attention layers, a final LayerNorm. Its last hidden state conditions
-/// the UNet.
+/// The CLIP text transformer (transformers' CLIPTextModel, and CLIPTextModelWithProjection when
+/// the weights hold a `text_projection`): token and position embeddings, pre-norm causal
+/// self-attention layers, a final LayerNorm. Its last hidden state conditions SD 1.x and 2.x's
+/// UNet; SDXL's takes the penultimate one of two encoders and the second's projected pooled
+/// output.
 public struct CLIPTextModel: Sendable {
     public let configuration: CLIPTextConfiguration
     let tokenEmbedding: Embedding
     let positionEmbedding: Tensor  // [positions, width]
     let layers: [EncoderLayer]
     let finalNorm: LayerNorm
+    /// CLIPTextModelWithProjection's projection of the pooled output (no bias).
+    let textProjection: Linear?
 
     struct EncoderLayer: Sendable {
         let norm1, norm2: LayerNorm
@@ -71,7 +82,12 @@ public struct CLIPTextModel: Sendable {
                 fc2: try Linear(w, "mlp.fc2", input: c.intermediateWidth, output: c.width))
         }
         finalNorm = try LayerNorm(root, "final_layer_norm", width: c.width, epsilon: c.layerNormEpsilon)
+        textProjection = file.entries["text_projection.weight"] == nil ? nil
+            : try Linear(Weights(file), "text_projection", input: c.width, output: c.projectionWidth, bias: false)
     }
+
+    /// Whether the weights hold a `text_projection` (CLIPTextModelWithProjection).
+    public var hasProjection: Bool { textProjection != nil }
 
     /// Loads the `text_encoder` component of a model directory.
     public init(component: ModelComponent) throws {
@@ -80,16 +96,25 @@ public struct CLIPTextModel: Sendable {
 
     /// Token ids [B][N] (N <= positions) -> last hidden state [B, N, width].
     public func callAsFunction(_ ids: [[Int]], precision: Precision = .fp32) -> Tensor {
+        encode(ids, precision: precision).lastHiddenState
+    }
+
+    /// Every output a pipeline conditions on: the last hidden state, the penultimate one (the
+    /// input of the last layer, not normed: transformers' `hidden_states[-2]`), and with a
+    /// projection the projected pooled output (`text_embeds`, at each row's end-of-text token).
+    public func encode(_ ids: [[Int]], precision: Precision = .fp32) -> CLIPTextEncoding {
         let n = ids.first?.count ?? 0
-        precondition(ids.allSatisfy { $0.count == n } && n <= configuration.positions,
-                     "token sequences must share one length of at most \(configuration.positions)")
+        precondition(ids.allSatisfy { $0.count == n } && n <= configuration.positions && n > 0,
+                     "token sequences must share one length of 1 to \(configuration.positions)")
         let batch = ids.count, width = configuration.width
         // [B*N, width] token vectors plus the first N positions.
         var x = tokenEmbedding(ids.flatMap { $0 }).reshaped([batch, n, width])
         let positions = positionEmbedding.slice(0..<n).repeated(batch).reshaped([batch, n, width])
         x = x + positions
         let causal = Tensor(shape: [n, n], values: (0..<(n * n)).map { ($0 % n) > ($0 / n) ? -Float.infinity : 0 })
-        for layer in layers {
+        var penultimate = x
+        for (index, layer) in layers.enumerated() {
+            if index == layers.count - 1 { penultimate = x }
             let h = layer.norm1(x)
             let attended = Attention.scaledDotProduct(query: layer.query(h, precision: precision), key: layer.key(h, precision: precision),
                                                       value: layer.value(h, precision: precision), heads: configuration.heads, mask: causal)
@@ -97,6 +122,39 @@ public struct CLIPTextModel: Sendable {
             let inner = layer.fc1(layer.norm2(x), precision: precision)
             x = layer.fc2.adding(configuration.activation == .quickGELU ? inner.quickGELU() : inner.gelu(), to: x, precision: precision)
         }
-        return finalNorm(x)
+        let last = finalNorm(x)
+        var textEmbeds: Tensor?
+        if let textProjection {
+            // [B, width]: each row's final-normed vector at its end-of-text token.
+            let hidden = last.scalars
+            var pooled = [Float]()
+            pooled.reserveCapacity(batch * width)
+            for (row, tokens) in ids.enumerated() {
+                let position = endOfTextPosition(tokens)
+                let start = (row * n + position) * width
+                pooled += hidden[start..<(start + width)]
+            }
+            textEmbeds = textProjection(Tensor(shape: [batch, width], values: pooled), precision: precision)
+        }
+        return CLIPTextEncoding(lastHiddenState: last, penultimateHiddenState: penultimate, textEmbeds: textEmbeds)
     }
+
+    /// transformers' pooling position: the first end-of-text token, or with the legacy id 2
+    /// the highest token id (the original CLIP's end of text is its vocabulary's last entry).
+    func endOfTextPosition(_ tokens: [Int]) -> Int {
+        if configuration.endOfTextID == 2 {
+            return tokens.indices.max { tokens[$0] < tokens[$1] } ?? 0
+        }
+        return tokens.firstIndex(of: configuration.endOfTextID) ?? 0
+    }
+}
+
+/// A CLIP text encoder's outputs for a batch of token sequences.
+public struct CLIPTextEncoding: Sendable {
+    /// [B, N, width], after the final LayerNorm.
+    public var lastHiddenState: Tensor
+    /// [B, N, width], the last layer's input (SDXL's conditioning).
+    public var penultimateHiddenState: Tensor
+    /// [B, projectionWidth]: CLIPTextModelWithProjection's `text_embeds`; nil without a projection.
+    public var textEmbeds: Tensor?
 }

@@ -1,12 +1,14 @@
 import EditContract
-/// diffusers' UNet2DConditionModel: the denoiser of Stable Diffusion 1.x/2.x, and of the
-/// embedded model's base and super-resolution stages. Every attention layer reports to an
+/// diffusers' UNet2DConditionModel: the denoiser of Stable Diffusion 1.x/2.x and SDXL, and of
+/// the embedded model's base and super-resolution stages. Every attention layer reports to an
 /// optional `AttentionController`.
 public struct UNet2DConditionModel: Sendable {
     public let configuration: UNetConfiguration
     let timeEmbedding: TimestepEmbedding
     let classTable: Embedding?
     let classTimestepEmbedding: TimestepEmbedding?
+    /// SDXL: pooled text and time ids to the timestep embedding's width (`add_embedding`).
+    let addedEmbedding: TimestepEmbedding?
     let convIn: Conv2dKernel
     let downBlocks: [UNetDownBlock]
     let midBlock: UNetMidBlock?
@@ -30,6 +32,7 @@ public struct UNet2DConditionModel: Sendable {
             classTable = nil
             classTimestepEmbedding = nil
         }
+        addedEmbedding = try c.textTimeEmbedding.map { try TimestepEmbedding(w.scoped("add_embedding"), input: $0.inputWidth, width: timeWidth) }
         convIn = try Conv2dKernel(w, "conv_in", input: c.inChannels, output: first, kernel: 3)
 
         func transformer(_ w: Weights, channels: Int, level: Int, heads: Int) throws -> SpatialTransformer {
@@ -102,11 +105,12 @@ public struct UNet2DConditionModel: Sendable {
     ///   - timesteps: B values
     ///   - context: [B, tokens, crossAttentionWidth]
     ///   - classLabels: B labels when the model has a class embedding (noise levels)
+    ///   - added: SDXL's pooled text embeddings and time ids, when the model takes them
     ///   - precision: of the convolutions, products and unwatched attention
     ///   - controller: sees every attention layer's probabilities
     /// - Returns: [B, outChannels, H, W]
     public func callAsFunction(
-        _ sample: Tensor, timesteps: [Float], context: Tensor, classLabels: [Int]? = nil,
+        _ sample: Tensor, timesteps: [Float], context: Tensor, classLabels: [Int]? = nil, added: UNetAddedConditions? = nil,
         precision: Precision = .fp32, controller: AttentionController? = nil
     ) -> Tensor {
         let c = configuration
@@ -123,6 +127,13 @@ public struct UNet2DConditionModel: Sendable {
             precondition(classLabels?.count == timesteps.count, "this UNet needs one class label per sample")
             time = time + classTimestepEmbedding(sinusoidalEmbedding((classLabels ?? []).map(Float.init), width: c.blockOutChannels[0],
                                                                      flipSinToCos: c.flipSinToCos, shift: c.frequencyShift), precision: precision)
+        }
+        if let addedEmbedding, let embedding = c.textTimeEmbedding {
+            precondition(added?.textEmbeds.shape == [timesteps.count, embedding.pooledWidth],
+                         "this UNet needs added conditions: [\(timesteps.count), \(embedding.pooledWidth)] text embeddings and [\(timesteps.count), 6] time ids")
+            if let added {
+                time = time + addedEmbedding(added.embeddingInput(embedding, flipSinToCos: c.flipSinToCos, shift: c.frequencyShift), precision: precision)
+            }
         }
         let activatedTime = time.silu()
         // Channels-last inside (see ChannelsLast.swift).

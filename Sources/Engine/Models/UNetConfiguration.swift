@@ -22,6 +22,21 @@ public struct UNetConfiguration: Sendable {
     /// A class embedding table (super-resolution noise levels), or a timestep-style embedding.
     public let classEmbedding: ClassEmbedding?
     public let centerInputSample: Bool
+    /// SDXL's added conditioning (`addition_embed_type: text_time`): nil for SD 1.x and 2.x.
+    public let textTimeEmbedding: TextTimeEmbedding?
+
+    /// The widths of SDXL's added embedding: each of the six time ids (original size, crop
+    /// corner, target size) becomes `timeIDWidth` sinusoidal features, which follow the pooled
+    /// text embedding into a two-layer MLP added to the timestep embedding.
+    public struct TextTimeEmbedding: Sendable, Equatable {
+        public static let timeIDs = 6
+        /// `addition_time_embed_dim`.
+        public let timeIDWidth: Int
+        /// `projection_class_embeddings_input_dim`: the pooled width plus six time ids' features.
+        public let inputWidth: Int
+        /// The pooled text embedding's width (1280 in SDXL).
+        public var pooledWidth: Int { inputWidth - Self.timeIDs * timeIDWidth }
+    }
 
     public enum ClassEmbedding: Sendable, Equatable {
         case table(count: Int)
@@ -85,16 +100,31 @@ public struct UNetConfiguration: Sendable {
         case let other?:
             throw refuse("class_embed_type", other, "no class embedding, num_class_embeds, or class_embed_type \"timestep\"")
         }
+        switch try config.optionalString("addition_embed_type") {
+        case nil:
+            textTimeEmbedding = nil
+        case "text_time":
+            let timeIDWidth = try config.size("addition_time_embed_dim")
+            let inputWidth = try config.size("projection_class_embeddings_input_dim")
+            guard timeIDWidth % 2 == 0, inputWidth > TextTimeEmbedding.timeIDs * timeIDWidth else {
+                throw ModelDirectoryError(path: config.file.path,
+                                          problem: "has projection_class_embeddings_input_dim \(inputWidth) and addition_time_embed_dim \(timeIDWidth): no room for a pooled text embedding beside six even-width time ids",
+                                          fix: "correct the configuration (SDXL: 2816 and 256)")
+            }
+            textTimeEmbedding = TextTimeEmbedding(timeIDWidth: timeIDWidth, inputWidth: inputWidth)
+        case let other?:
+            throw refuse("addition_embed_type", other, "no added embedding, or SDXL's text_time")
+        }
         // Options that change the architecture in ways this engine does not implement.
         let unsupported: [(String, JSONValue)] = [
-            ("addition_embed_type", .null), ("encoder_hid_dim", .null), ("time_cond_proj_dim", .null),
+            ("encoder_hid_dim", .null), ("time_cond_proj_dim", .null),
             ("timestep_post_act", .null), ("time_embedding_act_fn", .null),
             ("only_cross_attention", .bool(false)), ("dual_cross_attention", .bool(false)),
             ("resnet_time_scale_shift", .string("default")), ("act_fn", .string("silu")),
             ("time_embedding_type", .string("positional")), ("conv_in_kernel", .int(3)), ("conv_out_kernel", .int(3)),
             ("class_embeddings_concat", .bool(false)), ("resnet_skip_time_act", .bool(false)),
             ("attention_type", .string("default")), ("downsample_padding", .int(1)), ("mid_block_only_cross_attention", .null),
-            ("reverse_transformer_layers_per_block", .null), ("projection_class_embeddings_input_dim", .null),
+            ("reverse_transformer_layers_per_block", .null),
         ]
         for (key, expected) in unsupported {
             if let value = config.values[key], value != expected, !(value == .null && expected == .bool(false)) {
