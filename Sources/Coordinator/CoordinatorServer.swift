@@ -86,7 +86,8 @@ public final class CoordinatorServer: @unchecked Sendable {
         channels.append(server)
         boundPort = server.localAddress?.port
         if let metricsPort = configuration.metricsPort {
-            let sources = MonitorEndpoint.Sources(metrics: metrics, scheduler: scheduler, thumbnails: ThumbnailCache())
+            let loopback = ["127.0.0.1", "localhost", "::1"].contains(configuration.metricsHost) || configuration.metricsHost.hasPrefix("127.")
+            let sources = MonitorEndpoint.Sources(metrics: metrics, scheduler: scheduler, thumbnails: ThumbnailCache(), loopbackOnly: loopback)
             let http = try ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { [configuration, sources] channel in
@@ -103,6 +104,7 @@ public final class CoordinatorServer: @unchecked Sendable {
                 core.checkLeases()
                 core.checkUnserved()
                 core.retryOutputs()
+                core.pruneThroughput()
                 core.flushManifests()
                 return (core.status(), core.jobCounts())
             }

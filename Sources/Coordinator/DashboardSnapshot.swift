@@ -35,10 +35,13 @@ public struct DashboardSnapshot: Codable, Sendable, Equatable {
         public var imagesTotal: Int
         /// Seconds since submission.
         public var age: Double
-        /// Estimated seconds left from the pace so far; nil until an image is done, and when
-        /// the job is complete.
+        /// Estimated seconds left, from the pace since its work was first given out; nil until
+        /// an image is done, and once the job is complete.
         public var eta: Double?
-        /// Edits that cannot start, with why.
+        /// A complete job: seconds from submission to its last output (nil if none was written).
+        public var duration: Double?
+        /// How many edits wait for a model no connected worker serves (the page's nodes section
+        /// names the models).
         public var waiting: Int
     }
 

@@ -18,10 +18,16 @@ final class MonitorEndpoint: ChannelInboundHandler, @unchecked Sendable {
         let metrics: CoordinatorMetrics
         let scheduler: NIOLoopBound<SchedulerShell>
         let thumbnails: ThumbnailCache
+        /// The port listens on loopback: requests must name a loopback host, so that a web page
+        /// elsewhere cannot reach it through a name it rebinds to 127.0.0.1 (DNS rebinding).
+        let loopbackOnly: Bool
     }
 
     private let sources: Sources
     private var request: HTTPRequestHead?
+    /// One request per connection: the response closes it, and anything pipelined after the
+    /// first request is not worked on.
+    private var answered = false
 
     init(sources: Sources) { self.sources = sources }
 
@@ -32,8 +38,9 @@ final class MonitorEndpoint: ChannelInboundHandler, @unchecked Sendable {
         case .body:
             break
         case .end:
-            guard let request else { return }
+            guard let request, !answered else { return }
             self.request = nil
+            answered = true
             route(request, channel: context.channel)
         }
     }
@@ -41,7 +48,12 @@ final class MonitorEndpoint: ChannelInboundHandler, @unchecked Sendable {
     private func route(_ request: HTTPRequestHead, channel: Channel) {
         let reply = Reply(channel: channel, headOnly: request.method == .HEAD)
         guard request.method == .GET || request.method == .HEAD else {
-            return reply.send(.methodNotAllowed, type: "text/plain", text: "only GET and HEAD are served here\n")
+            return reply.send(.methodNotAllowed, type: "text/plain", text: "only GET and HEAD are served here\n", headers: [("Allow", "GET, HEAD")])
+        }
+        if sources.loopbackOnly, let host = request.headers.first(name: "Host"), !Self.isLoopback(host: host) {
+            return reply.send(.forbidden, type: "text/plain",
+                              text: "this port listens on loopback and answers to loopback names only (127.0.0.1, localhost, [::1]), not '\(host)'; "
+                                  + "tunnel to it, or start the coordinator with --metrics-host to serve other names\n")
         }
         let path = String(request.uri.prefix { $0 != "?" && $0 != "#" })
         let parts = path.split(separator: "/", omittingEmptySubsequences: true).map { $0.removingPercentEncoding ?? String($0) }
@@ -89,17 +101,30 @@ final class MonitorEndpoint: ChannelInboundHandler, @unchecked Sendable {
             }
     }
 
+    /// Whether a Host header names this machine's loopback (with or without a port).
+    static func isLoopback(host header: String) -> Bool {
+        var host = header.trimmingCharacters(in: .whitespaces).lowercased()
+        if host.hasPrefix("[") {
+            host = String(host.dropFirst().prefix { $0 != "]" })
+        } else if let colon = host.lastIndex(of: ":") {
+            host = String(host[..<colon])
+        }
+        if host == "localhost" || host == "::1" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+    }
+
     /// One response, then the connection closes (Prometheus and the page open one per request).
     private struct Reply: Sendable {
         let channel: Channel
         let headOnly: Bool
 
-        func send(_ status: HTTPResponseStatus, type: String, text: String) {
-            send(status, type: type, bytes: Array(text.utf8))
+        func send(_ status: HTTPResponseStatus, type: String, text: String, headers extra: [(String, String)] = []) {
+            send(status, type: type, bytes: Array(text.utf8), headers: extra)
         }
 
-        func send(_ status: HTTPResponseStatus, type: String, bytes: [UInt8], cache: String = "no-store") {
-            var headers = HTTPHeaders()
+        func send(_ status: HTTPResponseStatus, type: String, bytes: [UInt8], cache: String = "no-store", headers extra: [(String, String)] = []) {
+            var headers = HTTPHeaders(extra)
             headers.add(name: "Content-Type", value: type)
             headers.add(name: "Content-Length", value: String(bytes.count))
             headers.add(name: "Cache-Control", value: cache)

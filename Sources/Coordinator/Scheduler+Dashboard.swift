@@ -10,7 +10,6 @@ extension Scheduler {
 
     public func dashboard() -> DashboardSnapshot {
         let now = now()
-        throughput.prune(now: now)
         var nodes = workers.values.sorted { $0.nodeID < $1.nodeID }.map { session -> DashboardSnapshot.Node in
             let task = session.tasks.first.flatMap { tasks[$0] }
             return DashboardSnapshot.Node(
@@ -20,14 +19,14 @@ extension Scheduler {
                 stepsPerSecond: session.stepsPerSecond(at: now), imagesPerMinute: session.imagesPerMinute(at: now),
                 done: session.done, failed: session.failed, lastHeard: now.timeIntervalSince(session.lastHeard),
                 models: session.models.sorted(), reason: nil,
-                history: throughput.rates(node: session.nodeID, now: now).imagesPerMinute)
+                history: throughput.imagesPerMinute(node: session.nodeID, now: now))
         }
         let connected = Set(nodes.map(\.id))
         for (node, departure) in throughput.departures.sorted(by: { $0.key < $1.key }) where !connected.contains(node) {
             nodes.append(DashboardSnapshot.Node(
                 id: node, host: departure.host, state: "gone", task: nil, stepsPerSecond: 0, imagesPerMinute: 0, done: 0, failed: 0,
                 lastHeard: now.timeIntervalSince(departure.at), models: [], reason: departure.reason,
-                history: throughput.rates(node: node, now: now).imagesPerMinute))
+                history: throughput.imagesPerMinute(node: node, now: now)))
         }
 
         let recentJobs = jobOrder.suffix(Self.dashboardJobs).reversed().compactMap { jobs[$0] }
@@ -56,23 +55,40 @@ extension Scheduler {
         if recentResults.count > Self.dashboardResults { recentResults.removeFirst(recentResults.count - Self.dashboardResults) }
     }
 
+    /// A job's pace: when its work was first given out (by this coordinator: a restarted one
+    /// starts again), and how many images were done then. Time queued behind other jobs, or
+    /// while the coordinator was down, does not count as work.
+    struct JobPace {
+        var started: Date
+        var imagesAtStart: Int
+    }
+
+    /// Images made of a job's total (a source and its targets per edit; a failed edit makes no
+    /// more, so it counts as done for the pace and the bar).
+    func imageCounts(_ job: JobRecord) -> (done: Int, total: Int) {
+        job.edits.values.reduce(into: (0, 0)) { counts, edit in
+            counts.1 += edit.prompts
+            counts.0 += edit.state == .finished || edit.state == .failed ? edit.prompts : edit.imagesDone
+        }
+    }
+
     func dashboardJob(_ job: JobRecord, now: Date) -> DashboardSnapshot.Job {
         let status = jobStatus(job)
-        var done = 0
-        var total = 0
-        var waiting = 0
-        for edit in job.edits.values {
-            total += edit.prompts
-            // A failed edit makes no more images: count it as done for the pace and the bar.
-            done += edit.state == .finished || edit.state == .failed ? edit.prompts : edit.imagesDone
-            if edit.state == .pending, unservedSince[edit.model] != nil { waiting += 1 }
+        let (done, total) = imageCounts(job)
+        let waiting = job.edits.values.filter { $0.state == .pending && unservedSince[$0.model] != nil }.count
+        var eta: Double?
+        if !job.isComplete, let pace = paces[job.id], done > pace.imagesAtStart {
+            eta = now.timeIntervalSince(pace.started) * Double(total - done) / Double(done - pace.imagesAtStart)
         }
-        let age = now.timeIntervalSince(job.created)
-        let eta: Double? = job.isComplete || done == 0 ? nil : age * Double(total - done) / Double(done)
+        let lastOutput = job.edits.values.compactMap(\.finishedAt).max()
         return DashboardSnapshot.Job(id: job.id, state: status.state, output: job.output.path, edits: status.edits,
                                      finished: status.finished, failed: status.failed, imagesDone: done, imagesTotal: total,
-                                     age: age, eta: eta, waiting: waiting)
+                                     age: now.timeIntervalSince(job.created), eta: eta,
+                                     duration: job.isComplete ? lastOutput.map { $0.timeIntervalSince(job.created) } : nil, waiting: waiting)
     }
+
+    /// Forgets throughput and departures older than the chart's window (every second).
+    public func pruneThroughput() { throughput.prune(now: now()) }
 
     /// The grid file of a finished edit, for the page's links; nil for anything else. The page
     /// names results by job and edit id only, so no path from a request reaches the disk.

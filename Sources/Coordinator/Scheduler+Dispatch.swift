@@ -81,6 +81,7 @@ extension Scheduler {
             return
         }
         let now = now()
+        if paces[task.job] == nil, let job = jobs[task.job] { paces[task.job] = JobPace(started: now, imagesAtStart: imageCounts(job).done) }
         if let queued = task.queuedAt { metrics.queueWait.recordSeconds(now.timeIntervalSince(queued)) }
         task.state = .leased
         task.worker = session.sessionID

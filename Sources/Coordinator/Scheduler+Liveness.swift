@@ -16,7 +16,6 @@ extension Scheduler {
         let now = now()
         session.lastHeard = now
         session.noteSteps(1, at: now)
-        throughput.record(node: session.nodeID, steps: 1, at: now)
         metrics.unetSteps(node: session.nodeID).increment()
         if let task = tasks[taskID], task.worker == sessionID {
             task.leaseExpiry = now.addingTimeInterval(settings.leaseDuration)

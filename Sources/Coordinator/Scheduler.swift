@@ -64,6 +64,8 @@ public final class Scheduler {
     /// The latest finished edits, oldest first, at most `dashboardResults` (the status page's
     /// thumbnails, without a walk over every edit of every job).
     var recentResults: [EditRecord] = []
+    /// When this coordinator first gave each job's work out, for the time-left estimate.
+    var paces: [String: JobPace] = [:]
     /// Decisions not yet taken by the shell.
     var output: [SchedulerOutput] = []
 

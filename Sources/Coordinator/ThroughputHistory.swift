@@ -1,19 +1,18 @@
 import DequeModule
 import Foundation
 
-/// Each node's finished images and UNet steps in fixed time buckets over the last minutes, for
-/// the status page's chart; and the nodes that left within that window, so that a worker
-/// killed a minute ago shows as gone rather than vanishing.
+/// Each node's finished images in fixed time buckets over the last minutes, for the status
+/// page's chart; and the nodes that left within that window, so that a worker killed a minute
+/// ago shows as gone rather than vanishing.
 struct ThroughputHistory {
     static let bucketSeconds = 10
-    /// Ten minutes of buckets.
+    /// Ten minutes of complete buckets (the one in progress is kept too, but not charted).
     static let bucketCount = 60
 
     struct Bucket {
         /// Seconds since 1970 divided by `bucketSeconds`.
         var index: Int
         var images = 0
-        var steps = 0
     }
 
     struct Departure {
@@ -27,14 +26,13 @@ struct ThroughputHistory {
 
     static func bucketIndex(_ time: Date) -> Int { Int((time.timeIntervalSince1970 / Double(bucketSeconds)).rounded(.down)) }
 
-    mutating func record(node: String, images: Int = 0, steps: Int = 0, at time: Date) {
+    /// The oldest bucket index still charted at `index`'s bucket.
+    private static func oldest(at index: Int) -> Int { index - bucketCount }
+
+    mutating func record(node: String, images: Int, at time: Date) {
         let index = Self.bucketIndex(time)
-        var series = buckets[node] ?? []
-        if series.last?.index != index { series.append(Bucket(index: index)) }
-        series[series.count - 1].images += images
-        series[series.count - 1].steps += steps
-        while let first = series.first, first.index <= index - Self.bucketCount { series.removeFirst() }
-        buckets[node] = series
+        buckets[node, default: []].appendOrAdd(index: index, images: images)
+        while let first = buckets[node]?.first, first.index < Self.oldest(at: index) { buckets[node]?.removeFirst() }
     }
 
     mutating func joined(node: String) { departures[node] = nil }
@@ -43,26 +41,34 @@ struct ThroughputHistory {
         departures[node] = Departure(host: host, at: time, reason: reason)
     }
 
-    /// Forgets what is older than the window.
+    /// Forgets what has left the window (called every second, so that the nodes of a long-lived
+    /// coordinator do not pile up whether or not anyone looks at the page).
     mutating func prune(now: Date) {
-        let oldest = Self.bucketIndex(now) - Self.bucketCount
-        for (node, series) in buckets where (series.last?.index ?? oldest) <= oldest { buckets[node] = nil }
+        let oldest = Self.oldest(at: Self.bucketIndex(now))
+        for (node, series) in buckets where (series.last?.index ?? oldest - 1) < oldest { buckets[node] = nil }
         let window = TimeInterval(Self.bucketSeconds * Self.bucketCount)
         departures = departures.filter { now.timeIntervalSince($0.value.at) < window }
     }
 
-    /// Images per minute and steps per second in each of the last `bucketCount` complete
-    /// buckets before `now`, oldest first (the bucket in progress would read low).
-    func rates(node: String, now: Date) -> (imagesPerMinute: [Double], stepsPerSecond: [Double]) {
-        let end = Self.bucketIndex(now)
-        var images = [Double](repeating: 0, count: Self.bucketCount)
-        var steps = [Double](repeating: 0, count: Self.bucketCount)
-        for bucket in buckets[node] ?? [] {
-            let slot = bucket.index - (end - Self.bucketCount)
-            guard (0..<Self.bucketCount).contains(slot) else { continue }
-            images[slot] = Double(bucket.images) * 60 / Double(Self.bucketSeconds)
-            steps[slot] = Double(bucket.steps) / Double(Self.bucketSeconds)
+    /// Images per minute in each of the last `bucketCount` complete buckets before `now`,
+    /// oldest first (the bucket in progress would read low).
+    func imagesPerMinute(node: String, now: Date) -> [Double] {
+        let oldest = Self.oldest(at: Self.bucketIndex(now))
+        var rates = [Double](repeating: 0, count: Self.bucketCount)
+        for bucket in buckets[node] ?? [] where (oldest..<(oldest + Self.bucketCount)).contains(bucket.index) {
+            rates[bucket.index - oldest] = Double(bucket.images) * 60 / Double(Self.bucketSeconds)
         }
-        return (images, steps)
+        return rates
+    }
+}
+
+private extension Deque<ThroughputHistory.Bucket> {
+    /// Adds to the last bucket when it is `index`'s, else starts that bucket.
+    mutating func appendOrAdd(index: Int, images: Int) {
+        if let last = indices.last, self[last].index == index {
+            self[last].images += images
+        } else {
+            append(ThroughputHistory.Bucket(index: index, images: images))
+        }
     }
 }

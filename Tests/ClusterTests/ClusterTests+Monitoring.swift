@@ -70,7 +70,18 @@ extension ClusterTests {
                      "/results/\(job)/%2E%2E/grid.png", "/status.json/../secret"] {
             #expect(try TCPProbe.request(host: host, port: metricsPort, path: path).status == 404, "\(path)")
         }
-        #expect(try TCPProbe.request(host: host, port: metricsPort, path: "/", method: "POST").status == 405)
+        let post = try TCPProbe.request(host: host, port: metricsPort, path: "/", method: "POST")
+        #expect(post.status == 405 && post.headers.contains("Allow: GET, HEAD"))
+        // HEAD: the headers of GET, no body; the page's files; a query string is not a path.
+        let head = try TCPProbe.request(host: host, port: metricsPort, path: "/status.json", method: "HEAD")
+        #expect(head.status == 200 && head.body.isEmpty && head.headers.contains("Content-Length: ") && head.headers.contains("application/json"))
+        for (path, type) in [("/", "text/html"), ("/status.css", "text/css"), ("/status.js", "text/javascript"), ("/metrics?x=1", "text/plain")] {
+            let asset = try TCPProbe.request(host: host, port: metricsPort, path: path)
+            #expect(asset.status == 200 && asset.headers.contains(type) && !asset.body.isEmpty, "\(path): \(asset.headers)")
+        }
+        // On loopback it answers to loopback names only (DNS rebinding).
+        #expect(try TCPProbe.request(host: host, port: metricsPort, path: "/status.json", hostHeader: "attacker.example").status == 403)
+        #expect(try TCPProbe.request(host: host, port: metricsPort, path: "/status.json", hostHeader: "localhost:\(metricsPort)").status == 200)
 
         // The page, as a browser renders it: the rows are drawn by its script from status.json.
         if let chromium = ClusterHarness.tool("chromium", package: "chromium") {

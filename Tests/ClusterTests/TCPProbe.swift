@@ -60,10 +60,10 @@ final class TCPProbe: @unchecked Sendable {
 
     /// An HTTP/1.1 exchange with a server that closes after its response (as the coordinator's
     /// metrics port does): the status code, the header block and the body's bytes.
-    static func request(host: String, port: Int, path: String, method: String = "GET",
+    static func request(host: String, port: Int, path: String, method: String = "GET", hostHeader: String? = nil,
                         timeout: TimeInterval = 10) throws -> (status: Int, headers: String, body: [UInt8], raw: [UInt8]) {
         let probe = try TCPProbe(host: host, port: port)
-        try probe.send("\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
+        try probe.send("\(method) \(path) HTTP/1.1\r\nHost: \(hostHeader ?? host)\r\nConnection: close\r\n\r\n")
         _ = probe.waitForClose(timeout: timeout)
         let raw = probe.received.lock.withLock { probe.received.bytes }
         let separator: [UInt8] = Array("\r\n\r\n".utf8)

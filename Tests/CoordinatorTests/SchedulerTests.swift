@@ -151,6 +151,8 @@ struct SchedulerTests {
     func dashboard() throws {
         let h = try H(packPrompts: 2)
         let job = try h.submit([H.edit("a"), H.edit("b")])
+        // 100 s queued with no worker: not counted in the pace.
+        h.clock.advance(100)
         h.join("w1")
         var view = h.core.dashboard()
         #expect(view.jobs.first?.imagesTotal == 4 && view.jobs.first?.imagesDone == 0 && view.jobs.first?.eta == nil)
@@ -163,7 +165,7 @@ struct SchedulerTests {
             #expect(h.nextAssignment(for: "w1")?.taskID == image)
             try h.finishImage(image, by: "w1")
         }
-        // "a" (2 images) took 20 s; "b" (2 images) has not started.
+        // "a" (2 images) took 20 s of work; "b" (2 images) has not started: 20 s left.
         view = h.core.dashboard()
         #expect(view.jobs.first?.imagesDone == 2 && view.jobs.first?.eta == 20, "\(String(describing: view.jobs.first))")
         #expect(view.results.map(\.edit) == ["a"] && view.results.first?.thumbnail == "results/\(job)/a/thumbnail.png")
@@ -187,7 +189,10 @@ struct SchedulerTests {
         #expect(view.jobs.first?.state == "completed-with-failures" && view.jobs.first?.eta == nil && view.jobs.first?.imagesDone == 4)
 
         // Ten minutes on, the departed node has left the chart's window.
+        // From submission to the last output written ("b" wrote none).
+        #expect(view.jobs.first?.duration == 120, "\(String(describing: view.jobs.first))")
         h.clock.advance(600)
+        h.core.pruneThroughput()
         #expect(h.core.dashboard().nodes.map(\.id) == ["w2"])
         // A restarted coordinator lists the same latest results, from the journal.
         try h.restart()

@@ -61,7 +61,8 @@ function renderChart(status, colourOf) {
   const chart = document.getElementById("chart");
   const width = Math.max(320, chart.clientWidth || 600), height = 180, left = 34, bottom = 20, top = 8;
   const series = status.nodes.filter((node) => node.history.some((value) => value > 0) || node.state !== "gone");
-  const buckets = Math.max(1, ...series.map((node) => node.history.length));
+  // Ten minutes of buckets when no node has a history yet.
+  const buckets = series.length > 0 ? Math.max(2, ...series.map((node) => node.history.length)) : 600 / status.bucketSeconds;
   const peak = Math.max(1, ...series.flatMap((node) => node.history));
   const scale = Math.pow(10, Math.floor(Math.log10(peak)));
   const topValue = Math.ceil(peak / scale) * scale;
@@ -132,7 +133,8 @@ function renderJobs(status) {
         element("span", { class: "progress-text" }, `${job.imagesDone}/${job.imagesTotal} images${waiting}`)),
       element("td", { class: "number" }, `${job.finished}/${job.edits}`),
       element("td", { class: "number" }, job.failed),
-      element("td", { class: "number" }, job.state === "running" ? duration(job.eta) : `done in ${duration(job.age)}`),
+      element("td", { class: "number" }, job.state === "running" ? duration(job.eta)
+        : job.duration !== null && job.duration !== undefined ? `done in ${duration(job.duration)}` : "done"),
       element("td", { class: "wrap" }, job.output));
   });
   if (rows.length === 0) rows.push(element("tr", {}, element("td", { colspan: 7, class: "empty" }, "no jobs yet")));
@@ -181,7 +183,8 @@ function showConnection(live, detail) {
 
 async function refresh() {
   try {
-    const response = await fetch("status.json", { cache: "no-store" });
+    // A request that hangs (a dead network path) must not stop the polling.
+    const response = await fetch("status.json", { cache: "no-store", signal: AbortSignal.timeout(5000) });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     render(await response.json());
     showConnection(true);
