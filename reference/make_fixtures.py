@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, StableDiffusionPipeline,
+                       StableDiffusionXLPipeline,
                        UNet2DConditionModel)
 from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
@@ -588,7 +589,76 @@ def make_text_encoder_with_projection_fixture(seed: int = 41) -> None:
     print(f"text-encoder-projection: scale {out.text_embeds.abs().max():.3f}")
 
 
+# The runs of the tiny SDXL pipeline: prompt, negative prompt (None: SDXL's zeroed negative
+# embeddings), seed, steps, guidance, original size and crop corner (None: diffusers' defaults).
+SDXL_RUNS = {
+    "a": ("A painting of a squirrel eating a burger", None, 8888, 10, 5.0, None, None),
+    "b": ("a photo of a cat, sitting on a red sofa", "blurry, low quality", 3, 12, 7.0, None, None),
+    "c": ("an astronaut riding a horse on Mars", None, 42, 10, 6.0, (128, 96), (8, 4)),
+}
+
+
+def make_sdxl_pipeline_fixture(name: str = "tiny-sdxl") -> None:
+    """A tiny pipeline of SDXL's architecture saved as StableDiffusionXLPipeline saves it: two
+    text encoders of different widths (the second with a projection, its tokenizer padding
+    with "!"), a text_time UNet, a VAE with SDXL's scaling factor, SDXL's Euler scheduler."""
+    directory = OUT / name
+    if directory.exists():
+        shutil.rmtree(directory)
+    write_sd_tokenizer(directory / "tokenizer")
+    write_sd_tokenizer(directory / "tokenizer_2", pad_token="!")
+    tokenizer = CLIPTokenizer.from_pretrained(directory / "tokenizer")
+    tokenizer_2 = CLIPTokenizer.from_pretrained(directory / "tokenizer_2")
+    text_encoder = tiny_text_encoder(len(tokenizer), tokenizer)
+    text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(
+        vocab_size=len(tokenizer_2), hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+        max_position_embeddings=77, hidden_act="gelu", bos_token_id=tokenizer_2.bos_token_id,
+        eos_token_id=tokenizer_2.eos_token_id, pad_token_id=tokenizer_2.pad_token_id, projection_dim=40)).eval()
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32 + 48,
+                                attention_head_dim=(2, 4), use_linear_projection=True, transformer_layers_per_block=(1, 2),
+                                norm_num_groups=16, addition_embed_type="text_time", addition_time_embed_dim=8,
+                                projection_class_embeddings_input_dim=40 + 6 * 8).eval()
+    vae = AutoencoderKL(block_out_channels=(16, 16, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=1, latent_channels=4, norm_num_groups=8,
+                        sample_size=64, scaling_factor=0.13025, force_upcast=True).eval()
+    for i, model in enumerate((text_encoder, text_encoder_2, unet, vae)):
+        randomize(model, 140 + i)
+    with torch.no_grad():
+        unet.conv_out.weight.mul_(0.3)
+    scheduler = EulerDiscreteScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       steps_offset=1, timestep_spacing="leading", interpolation_type="linear",
+                                       use_karras_sigmas=False, prediction_type="epsilon")
+    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer,
+                                     tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler, force_zeros_for_empty_prompt=True,
+                                     add_watermarker=False)
+    pipe.save_pretrained(directory, safe_serialization=True, variant=None)
+    for folder in ("tokenizer", "tokenizer_2"):
+        (directory / folder / "tokenizer.json").unlink(missing_ok=True)
+    for component in ("text_encoder", "text_encoder_2", "unet", "vae"):
+        getattr(pipe, component).half()
+        getattr(pipe, component).save_pretrained(directory / component, safe_serialization=True)
+        getattr(pipe, component).float()
+    pipe.set_progress_bar_config(disable=True)
+    tensors = {}
+    for tag, (prompt, negative, seed, steps, guidance, original, crop) in SDXL_RUNS.items():
+        extra = {}
+        if original:
+            extra |= {"original_size": original, "crops_coords_top_left": crop}
+        with torch.no_grad():
+            image = pipe(prompt, negative_prompt=negative, num_inference_steps=steps, guidance_scale=guidance, height=64, width=64,
+                         generator=torch.Generator().manual_seed(seed), output_type="pt", **extra).images
+        tensors[f"{tag}.image"] = image * 2 - 1
+    save_tensors(OUT / f"{name}-pipeline.safetensors", tensors)
+    (OUT / f"{name}-pipeline.json").write_text(json.dumps(
+        {k: {"prompt": p, "negative_prompt": n, "seed": s, "steps": st, "guidance": g, "original_size": o, "crops_coords_top_left": c}
+         for k, (p, n, s, st, g, o, c) in SDXL_RUNS.items()}, indent=2))
+    print(f"pipeline {name}:", ", ".join(SDXL_RUNS))
+
+
 PARTS = {
+    "sdxl-pipeline": make_sdxl_pipeline_fixture,
     "sdxl-components": lambda: (make_sdxl_unet_fixture(), make_text_encoder_with_projection_fixture()),
     "samplers": lambda: (make_sampler_fixture(), make_sampler_pipeline_fixture()),
     "negative-prompt": make_negative_prompt_fixture,

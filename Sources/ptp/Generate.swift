@@ -72,7 +72,7 @@ struct Generate: ParsableCommand {
         let settings = SamplingSettings(steps: steps ?? defaults.steps, guidance: guidance ?? defaults.guidance, seed: seed,
                                         height: height ?? defaults.height, width: width ?? defaults.width,
                                         lowMemory: lowMemory, truncatePrompts: truncate, precision: precision, scheduler: choice,
-                                        negativePrompt: negativePrompt ?? "")
+                                        negativePrompt: negativePrompt)
         let sampler = Sampler(model: model)
         let bar = ProgressBar("denoising")
         var image = try sampler.generate(prompt: prompt, settings: settings, progress: bar.update)

@@ -54,12 +54,20 @@ public struct SuperResolutionStage: Sendable {
 }
 
 /// A text-conditioned diffusion model loaded from a diffusers-format directory: Stable
-/// Diffusion 1.x/2.x (latent space, with a VAE), or a pixel-space cascade such as the embedded
-/// shapes-world model (a base stage plus a super-resolution stage).
+/// Diffusion 1.x/2.x and SDXL (latent space, with a VAE), or a pixel-space cascade such as the
+/// embedded shapes-world model (a base stage plus a super-resolution stage).
 public struct DiffusionModel: Sendable {
     public let directory: ModelDirectory
+    /// The tokenizer whose tokens Prompt-to-Prompt's word indices count (SDXL's first).
     public let tokenizer: CLIPTokenizer
     public let textEncoder: CLIPTextModel
+    /// SDXL's second tokenizer and text encoder (CLIPTextModelWithProjection): their
+    /// penultimate hidden state follows the first's in the context, and their pooled
+    /// projection conditions the UNet's added embedding.
+    public let secondText: (tokenizer: CLIPTokenizer, encoder: CLIPTextModel)?
+    /// With no negative prompt, guidance's unconditional half is zeros rather than the empty
+    /// prompt's encoding (model_index.json's `force_zeros_for_empty_prompt`, SDXL's default).
+    public let forceZerosForEmptyPrompt: Bool
     public let unet: UNet2DConditionModel
     /// The scheduler the model's scheduler_config.json names (`_class_name`); a class this engine
     /// does not implement (PNDM, LMS...) is run as DDIM with the same configuration, as
@@ -82,6 +90,14 @@ public struct DiffusionModel: Sendable {
         self.directory = directory
         tokenizer = try CLIPTokenizer(files: directory.tokenizerFiles())
         textEncoder = try CLIPTextModel(component: directory.component("text_encoder", supportedClasses: ["CLIPTextModel"]))
+        if directory.components["text_encoder_2"] != nil {
+            let encoder = try CLIPTextModel(component: directory.component("text_encoder_2", supportedClasses: ["CLIPTextModelWithProjection"]))
+            secondText = (try CLIPTokenizer(files: directory.tokenizerFiles(component: "tokenizer_2")), encoder)
+        } else {
+            secondText = nil
+        }
+        let indexConfig = ModelConfig(values: directory.index, file: url.appendingPathComponent("model_index.json"))
+        forceZerosForEmptyPrompt = try indexConfig.bool("force_zeros_for_empty_prompt", default: false)
         let unetComponent = try directory.component("unet", supportedClasses: ["UNet2DConditionModel"])
         unet = try UNet2DConditionModel(component: unetComponent)
         schedulerConfig = try directory.component("scheduler").config
@@ -113,13 +129,40 @@ public struct DiffusionModel: Sendable {
             ? RecommendedSettings(steps: 50, guidance: 5, height: 32, width: 32, superResolutionSteps: 20, superResolutionGuidance: 1, superResolutionNoiseLevel: 0)
             : .stableDiffusion
         defaults = try RecommendedSettings(index: directory.index, file: indexFile, fallback: fallback)
-        guard textEncoder.configuration.width == unet.configuration.crossAttentionWidth else {
-            throw ModelDirectoryError(path: url.path, problem: "has a text encoder of width \(textEncoder.configuration.width) but a UNet attending to \(unet.configuration.crossAttentionWidth)",
+        let contextWidth = textEncoder.configuration.width + (secondText?.encoder.configuration.width ?? 0)
+        guard contextWidth == unet.configuration.crossAttentionWidth else {
+            throw ModelDirectoryError(path: url.path, problem: "has text encoders of width \(contextWidth) but a UNet attending to \(unet.configuration.crossAttentionWidth)",
                                       fix: "use components that belong together")
         }
+        try Self.checkAddedConditions(secondText?.encoder, unet: unet.configuration, url: url)
         try Self.checkCompatible(tokenizer: tokenizer, textEncoder: textEncoder, scheduler: scheduler,
                                  superResolution: superResolution, defaults: defaults, url: url)
+        if let secondText {
+            try Self.checkCompatible(tokenizer: secondText.tokenizer, textEncoder: secondText.encoder, scheduler: scheduler,
+                                     superResolution: superResolution, defaults: defaults, url: url)
+        }
         identifier = url.standardizedFileURL.lastPathComponent + "@" + (try Self.fingerprint(of: url))
+    }
+
+    /// SDXL's UNet takes the second encoder's pooled projection and six time ids; a UNet without
+    /// added embeddings takes neither. Refuses the mismatches.
+    static func checkAddedConditions(_ second: CLIPTextModel?, unet: UNetConfiguration, url: URL) throws {
+        switch (second, unet.textTimeEmbedding) {
+        case (nil, nil):
+            return
+        case (let encoder?, let embedding?):
+            guard encoder.hasProjection, encoder.configuration.projectionWidth == embedding.pooledWidth else {
+                throw ModelDirectoryError(path: url.path,
+                                          problem: "has a UNet expecting a pooled text embedding of width \(embedding.pooledWidth) but text_encoder_2 \(encoder.hasProjection ? "projects to \(encoder.configuration.projectionWidth)" : "has no text_projection")",
+                                          fix: "use components that belong together")
+            }
+        case (nil, _?):
+            throw ModelDirectoryError(path: url.path, problem: "has a UNet with SDXL's text_time embedding but no text_encoder_2",
+                                      fix: "use a complete StableDiffusionXLPipeline folder")
+        case (_?, nil):
+            throw ModelDirectoryError(path: url.path, problem: "has a text_encoder_2 but a UNet without added embeddings",
+                                      fix: "use components that belong together")
+        }
     }
 
     /// Refuses parts that would otherwise fail mid-run: token ids past the text encoder's

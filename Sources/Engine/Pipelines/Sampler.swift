@@ -47,11 +47,15 @@ public struct SamplingSettings: Sendable, Equatable {
     public var precision: Precision = .fp32
     /// The scheduler (nil: the model's own).
     public var scheduler: SchedulerChoice?
-    /// The prompt of guidance's unconditional half ("" unless a negative prompt is given).
-    public var negativePrompt: String = ""
+    /// The prompt of guidance's unconditional half: nil for none (the empty prompt, or zeros
+    /// where the model asks for them, as SDXL does).
+    public var negativePrompt: String?
+    /// SDXL's size and crop conditioning (ignored by other models).
+    public var sizeConditioning = SizeConditioning()
 
     public init(steps: Int, guidance: Float, seed: UInt64, height: Int, width: Int, lowMemory: Bool = false, truncatePrompts: Bool = false,
-                precision: Precision = .fp32, scheduler: SchedulerChoice? = nil, negativePrompt: String = "") {
+                precision: Precision = .fp32, scheduler: SchedulerChoice? = nil, negativePrompt: String? = nil,
+                sizeConditioning: SizeConditioning = SizeConditioning()) {
         self.steps = steps
         self.guidance = guidance
         self.seed = seed
@@ -62,6 +66,7 @@ public struct SamplingSettings: Sendable, Equatable {
         self.precision = precision
         self.scheduler = scheduler
         self.negativePrompt = negativePrompt
+        self.sizeConditioning = sizeConditioning
     }
 }
 
@@ -107,10 +112,23 @@ public struct Sampler: Sendable {
         }
     }
 
-    /// Text embeddings [prompts, tokens, width] of `prompts`.
+    /// Text embeddings [prompts, tokens, width] of `prompts` (the context alone; see
+    /// `conditioning` for SDXL's added conditions).
     public func encode(_ prompts: [String], truncate: Bool, precision: Precision) throws -> Tensor {
-        let ids = try prompts.map { try model.tokenizer.tokenize($0, truncate: truncate) }
-        return model.textEncoder(ids, precision: precision)
+        try model.conditioning(prompts, truncate: truncate, precision: precision, timeIDs: [0, 0, 0, 0, 0, 0]).context
+    }
+
+    /// The conditioning of `prompts` at `settings`' size.
+    public func conditioning(_ prompts: [String], settings: SamplingSettings) throws -> TextConditioning {
+        try model.conditioning(prompts, truncate: settings.truncatePrompts, precision: settings.precision,
+                               timeIDs: settings.sizeConditioning.timeIDs(height: settings.height, width: settings.width))
+    }
+
+    /// Guidance's unconditional half for `count` prompts: the negative prompt, or the empty
+    /// one, or zeros where the model asks for them without a negative prompt (SDXL).
+    public func unconditional(like conditional: TextConditioning, settings: SamplingSettings) throws -> TextConditioning {
+        if settings.negativePrompt == nil && model.forceZerosForEmptyPrompt { return conditional.zeroed }
+        return try conditioning([settings.negativePrompt ?? ""], settings: settings).repeated(conditional.count)
     }
 
     /// The seed's starting noise for one prompt: [1, C, h, w], as torch.randn with a generator.
@@ -129,10 +147,10 @@ public struct Sampler: Sendable {
         guard !prompts.isEmpty else { throw SamplingError(field: "prompts", problem: "none given", fix: "give at least one prompt") }
         let count = prompts.count
         let precision = settings.precision
-        let conditional = try encode(prompts, truncate: settings.truncatePrompts, precision: precision)
+        let conditional = try conditioning(prompts, settings: settings)
         // As diffusers: guidance only above 1 (a scale of 1 or less is the conditional prediction).
         let guided = settings.guidance > 1
-        let unconditional = guided ? try encode([settings.negativePrompt], truncate: settings.truncatePrompts, precision: precision).repeated(count) : conditional
+        let unconditional = guided ? try self.unconditional(like: conditional, settings: settings) : conditional
         var run = try scheduler(settings).start(steps: settings.steps)
         var latents = (start ?? initialNoise(settings)).repeated(count / (start?.shape[0] ?? 1))
         if start == nil && run.initialNoiseSigma != 1 {
@@ -145,19 +163,23 @@ public struct Sampler: Sendable {
             var prediction: Tensor
             if !guided {
                 controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: 0..<count))
-                prediction = model.unet(input, timesteps: Array(repeating: time, count: count), context: conditional, precision: precision, controller: controller)
+                prediction = model.unet(input, timesteps: Array(repeating: time, count: count), context: conditional.context,
+                                        added: conditional.added, precision: precision, controller: controller)
             } else if settings.lowMemory {
                 controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: 0..<0))
-                let uncond = model.unet(input, timesteps: Array(repeating: time, count: count), context: unconditional, precision: precision, controller: controller)
+                let uncond = model.unet(input, timesteps: Array(repeating: time, count: count), context: unconditional.context,
+                                        added: unconditional.added, precision: precision, controller: controller)
                 controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: 0..<count))
-                let cond = model.unet(input, timesteps: Array(repeating: time, count: count), context: conditional, precision: precision, controller: controller)
+                let cond = model.unet(input, timesteps: Array(repeating: time, count: count), context: conditional.context,
+                                      added: conditional.added, precision: precision, controller: controller)
                 prediction = Self.guide(unconditional: uncond, conditional: cond, scale: settings.guidance)
             } else {
                 controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: count..<(2 * count)))
-                let both = model.unet(Tensor.concatenate([input, input], axis: 0), timesteps: Array(repeating: time, count: 2 * count),
-                                      context: Tensor.concatenate([unconditional, conditional], axis: 0), precision: precision,
-                                      controller: controller)
-                prediction = Self.guide(unconditional: both.slice(0..<count), conditional: both.slice(count..<(2 * count)), scale: settings.guidance)
+                let halves = TextConditioning.concatenate([unconditional, conditional])
+                let pair = model.unet(Tensor.concatenate([input, input], axis: 0), timesteps: Array(repeating: time, count: 2 * count),
+                                             context: halves.context, added: halves.added, precision: precision, controller: controller)
+                prediction = Self.guide(unconditional: pair.slice(0..<count), conditional: pair.slice(count..<(2 * count)),
+                                        scale: settings.guidance)
             }
             latents = run.step(prediction, step: step, sample: latents)
             controller?.endStep(step, latents: &latents)

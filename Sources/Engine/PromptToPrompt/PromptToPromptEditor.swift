@@ -43,7 +43,7 @@ public struct PromptToPromptEditor: Sendable {
         let scheduler = spec.image != nil && spec.scheduler == nil ? SchedulerChoice(className: "DDIMScheduler") : spec.scheduler
         return SamplingSettings(steps: spec.steps ?? d.steps, guidance: Float(spec.guidance ?? Double(d.guidance)), seed: spec.seed,
                                 height: spec.height ?? d.height, width: spec.width ?? d.width, lowMemory: lowMemory, precision: spec.precision,
-                                scheduler: scheduler, negativePrompt: spec.negativePrompt ?? "")
+                                scheduler: scheduler, negativePrompt: spec.negativePrompt)
     }
 
     /// Everything about `spec` that needs the model: prompt lengths, and that every blend,

@@ -1,0 +1,56 @@
+import EditContract
+import Engine
+import Foundation
+import Testing
+
+/// SDXL read as diffusers' StableDiffusionXLPipeline saves it, generating as that pipeline does.
+@Suite("SDXL text-to-image against diffusers' StableDiffusionXLPipeline")
+struct SDXLPipelineTests {
+    struct Run: Decodable {
+        let prompt: String
+        let negative_prompt: String?
+        let seed: UInt64
+        let steps: Int
+        let guidance: Float
+        let original_size: [Int]?
+        let crops_coords_top_left: [Int]?
+    }
+
+    /// tiny-sdxl: two text encoders of different widths (the second with a projection, its
+    /// tokenizer padding with "!"), a text_time UNet with two transformer layers at its deepest
+    /// level, SDXL's VAE scaling factor and Euler scheduler. Runs: zeroed negative embeddings
+    /// (no negative prompt), a negative prompt, and an original size and crop corner.
+    @Test("a random-weight SDXL directory gives diffusers' image for the same prompt and seed")
+    func tinySDXL() throws {
+        let model = try DiffusionModel(directory: Fixtures.url("tiny-sdxl"))
+        #expect(model.secondText != nil && model.forceZerosForEmptyPrompt && model.unet.configuration.textTimeEmbedding != nil)
+        #expect(model.autoencoder?.configuration.scalingFactor == 0.13025)
+        let runs = try JSONDecoder().decode([String: Run].self, from: Data(contentsOf: Fixtures.url("tiny-sdxl-pipeline.json")))
+        let expected = try Fixtures.tensors("tiny-sdxl-pipeline.safetensors")
+        let sampler = Sampler(model: model)
+        var images: [String: Tensor] = [:]
+        for (tag, run) in runs.sorted(by: { $0.key < $1.key }) {
+            let size = SizeConditioning(originalSize: run.original_size, cropTopLeft: run.crops_coords_top_left ?? [0, 0])
+            let settings = SamplingSettings(steps: run.steps, guidance: run.guidance, seed: run.seed, height: 64, width: 64,
+                                            negativePrompt: run.negative_prompt, sizeConditioning: size)
+            let image = try sampler.generate(prompt: run.prompt, settings: settings)
+            let reference = try expected.tensor("\(tag).image")
+            let quality = psnr(image, reference)
+            let clamped = image.mapElements { min(max($0, -1), 1) }
+            print("[reference] pipeline tiny-sdxl \(tag): PSNR \(quality) dB, max abs error \(clamped.maxAbsDifference(reference)) (on [-1, 1])")
+            #expect(quality >= 40, "PSNR \(quality) dB for \(run.prompt)")
+            images[tag] = image
+            var lowMemory = settings
+            lowMemory.lowMemory = true
+            #expect(try sampler.generate(prompt: run.prompt, settings: lowMemory).maxAbsDifference(image) <= 1e-4)
+        }
+        // The conditions matter: an empty negative prompt is not the zeroed one, and the size
+        // conditioning changes the image.
+        let a = try #require(runs["a"])
+        var empty = SamplingSettings(steps: a.steps, guidance: a.guidance, seed: a.seed, height: 64, width: 64, negativePrompt: "")
+        #expect(try sampler.generate(prompt: a.prompt, settings: empty).maxAbsDifference(try #require(images["a"])) > 1e-3)
+        empty.negativePrompt = nil
+        empty.sizeConditioning = SizeConditioning(originalSize: [1024, 1024])
+        #expect(try sampler.generate(prompt: a.prompt, settings: empty).maxAbsDifference(try #require(images["a"])) > 1e-3)
+    }
+}
