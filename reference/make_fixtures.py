@@ -614,10 +614,13 @@ def make_sdxl_pipeline_fixture(name: str = "tiny-sdxl") -> None:
         vocab_size=len(tokenizer_2), hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
         max_position_embeddings=77, hidden_act="gelu", bos_token_id=tokenizer_2.bos_token_id,
         eos_token_id=tokenizer_2.eos_token_id, pad_token_id=tokenizer_2.pad_token_id, projection_dim=40)).eval()
-    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
-                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32 + 48,
-                                attention_head_dim=(2, 4), use_linear_projection=True, transformer_layers_per_block=(1, 2),
+    # SDXL's layout at a small scale: no attention at the first level, cross-attention at the
+    # other two, more transformer layers at the deepest (the Prompt-to-Prompt reference edits
+    # this model at 128 px: 8x8 and 4x4 attention maps).
+    unet = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64, 64),
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32 + 48,
+                                attention_head_dim=(2, 4, 4), use_linear_projection=True, transformer_layers_per_block=(1, 1, 2),
                                 norm_num_groups=16, addition_embed_type="text_time", addition_time_embed_dim=8,
                                 projection_class_embeddings_input_dim=40 + 6 * 8).eval()
     vae = AutoencoderKL(block_out_channels=(16, 16, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,

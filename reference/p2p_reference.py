@@ -5,6 +5,7 @@ Tests/Fixtures/reference/p2p-*.
 
     $(scripts/python-env) reference/p2p_reference.py            # everything
     $(scripts/python-env) reference/p2p_reference.py samplers   # the DPM-Solver++ and Euler edits only
+    $(scripts/python-env) reference/p2p_reference.py sdxl       # edits of the tiny SDXL pipeline only
 
 For each case it stores the final latents, the stored cross-attention maps (averaged over steps
 and heads, per layer) and the last LocalBlend mask.
@@ -260,14 +261,32 @@ class Processor:
 # ---------------------------------------------------------------------------------------------
 # The sampling loop (spec section 1)
 
-@torch.no_grad()
-def edit(unet, text_encoder, tokenizer, scheduler, prompts, seed, steps, guidance, latent_side, controller):
-    unet.set_attn_processor({name: Processor(controller, name.split("_")[0] if not name.startswith("mid") else "mid")
-                             for name in unet.attn_processors})
+def sd_encoder(text_encoder, tokenizer):
+    """SD 1.x/2.x conditioning: the last hidden state, and the empty prompt's for guidance."""
     def encode(texts):
         ids = tokenizer(texts, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
         return text_encoder(ids).last_hidden_state
-    cond, uncond = encode(prompts), encode([""] * len(prompts))
+    return lambda prompts: (encode(prompts), encode([""] * len(prompts)), None)
+
+
+def sdxl_encoder(pipe, height: int, width: int):
+    """SDXL conditioning as StableDiffusionXLPipeline builds it (its own encode_prompt: both
+    encoders' penultimate states, the pooled projection, zeros for no negative prompt), with
+    the default size time ids."""
+    def encode(prompts):
+        cond, uncond, pooled, negative_pooled = pipe.encode_prompt(prompts, device="cpu", num_images_per_prompt=1,
+                                                                   do_classifier_free_guidance=True, negative_prompt=None)
+        time_ids = torch.tensor([[height, width, 0, 0, height, width]] * len(prompts), dtype=torch.float32)
+        return cond, uncond, {"text_embeds": torch.cat([negative_pooled, pooled]), "time_ids": torch.cat([time_ids, time_ids])}
+    return encode
+
+
+@torch.no_grad()
+def edit(unet, encoder, scheduler, prompts, seed, steps, guidance, latent_side, controller):
+    unet.set_attn_processor({name: Processor(controller, name.split("_")[0] if not name.startswith("mid") else "mid")
+                             for name in unet.attn_processors})
+    cond, uncond, added = encoder(prompts)
+    extra = {"added_cond_kwargs": added} if added else {}
     latents = torch.randn(1, unet.config.in_channels, latent_side, latent_side, generator=torch.Generator().manual_seed(seed))
     scheduler.set_timesteps(steps)
     # As diffusers' pipelines: noise scaled to the scheduler's first sigma, inputs scaled per step
@@ -276,7 +295,7 @@ def edit(unet, text_encoder, tokenizer, scheduler, prompts, seed, steps, guidanc
     for step, t in enumerate(scheduler.timesteps):
         controller.step = step
         model_input = scheduler.scale_model_input(torch.cat([latents, latents]), t)
-        out = unet(model_input, t, torch.cat([uncond, cond])).sample
+        out = unet(model_input, t, torch.cat([uncond, cond]), **extra).sample
         controller.end_pass()
         u, c = out.chunk(2)
         latents = scheduler.step(u + guidance * (c - u), t, latents).prev_sample
@@ -329,9 +348,9 @@ def make_sampler_cases() -> None:
         options = {k: v for k, v in case.items() if k not in ("prompts", "mode")}
         controller = Controller(case["prompts"], tokenizer, steps, case["mode"], **options)
         scheduler = cls.from_config(base, **overrides)
-        tensors[f"{name}.latents"] = edit(unet, text_encoder, tokenizer, scheduler, case["prompts"], seed, steps, guidance, 16, controller)
+        tensors[f"{name}.latents"] = edit(unet, sd_encoder(text_encoder, tokenizer), scheduler, case["prompts"], seed, steps, guidance, 16, controller)
         baseline = Controller(case["prompts"], tokenizer, steps, "none")
-        tensors[f"{name}.baseline"] = edit(unet, text_encoder, tokenizer, cls.from_config(base, **overrides), case["prompts"], seed,
+        tensors[f"{name}.baseline"] = edit(unet, sd_encoder(text_encoder, tokenizer), cls.from_config(base, **overrides), case["prompts"], seed,
                                            steps, guidance, 16, baseline)
         meta[name] = {"case": case_name, "scheduler": cls.__name__, "overrides": overrides, "steps": steps, "seed": seed,
                       "guidance": guidance}
@@ -341,9 +360,52 @@ def make_sampler_cases() -> None:
     (OUT / "p2p-samplers.json").write_text(json.dumps(meta, indent=2))
 
 
+# Edits of the tiny SDXL pipeline (reference/make_fixtures.py sdxl-pipeline) at 128 px, with its
+# own Euler scheduler: 16x16 latents, cross-attention at 8x8 and 4x4 (LocalBlend and the
+# self-attention injection at 4x4), words counted by the first tokenizer.
+SDXL_CASES = {
+    "sdxl-replace": dict(prompts=["a cat sitting on a red sofa", "a dog sitting on a red sofa"], mode="replace"),
+    "sdxl-refine": dict(prompts=["a cat sitting on a red sofa", "a cat sitting on a red leather sofa"], mode="refine"),
+    "sdxl-blend": dict(prompts=["a cat sitting on a red sofa", "a dog sitting on a red sofa"], mode="replace",
+                       blend=[["cat"], ["dog"]], threshold=0.9, reweight={"dog": 2.0}),
+}
+
+
+def make_sdxl_cases() -> None:
+    from diffusers import StableDiffusionXLPipeline
+    pipe = StableDiffusionXLPipeline.from_pretrained(OUT / "tiny-sdxl", torch_dtype=torch.float32)
+    pipe.unet.eval()
+    steps, seed, guidance, side = 12, 8888, 6.0, 128
+    tensors, meta = {}, {}
+    for name, case in SDXL_CASES.items():
+        options = {k: v for k, v in case.items() if k not in ("prompts", "mode")}
+        controller = Controller(case["prompts"], pipe.tokenizer, steps, case["mode"], **options)
+        encoder = sdxl_encoder(pipe, side, side)
+        latents = edit(pipe.unet, encoder, EulerDiscreteScheduler.from_config(pipe.scheduler.config), case["prompts"], seed, steps,
+                       guidance, side // 8, controller)
+        tensors[f"{name}.latents"] = latents
+        for index, (place, layer_side, heads, sums) in controller.sums.items():
+            tensors[f"{name}.maps.{index}"] = sums.mean(dim=1) / steps
+        if controller.masks:
+            tensors[f"{name}.mask"] = controller.masks[-1]
+        baseline = Controller(case["prompts"], pipe.tokenizer, steps, "none")
+        tensors[f"{name}.baseline"] = edit(pipe.unet, encoder, EulerDiscreteScheduler.from_config(pipe.scheduler.config),
+                                           case["prompts"], seed, steps, guidance, side // 8, baseline)
+        meta[name] = {"prompts": case["prompts"], "mode": case["mode"], "steps": steps, "seed": seed, "guidance": guidance,
+                      "height": side, "width": side, **options}
+        change = (latents[1:] - tensors[f"{name}.baseline"][1:]).abs().max().item()
+        coverage = [float(m.mean()) for m in controller.masks[-1]] if controller.masks else None
+        print(f"{name}: latent scale {latents.abs().max():.3f}, edited vs baseline {change:.3f}, layers stored {len(controller.sums)}, mask coverage {coverage}")
+    save_file({k: v.contiguous().float() for k, v in tensors.items()}, str(OUT / "p2p-sdxl.safetensors"))
+    (OUT / "p2p-sdxl.json").write_text(json.dumps(meta, indent=2))
+
+
 def main() -> None:
     if sys.argv[1:] == ["samplers"]:
         make_sampler_cases()
+        return
+    if sys.argv[1:] == ["sdxl"]:
+        make_sdxl_cases()
         return
     directory = OUT / "p2p-sd"
     if directory.exists():
@@ -382,7 +444,7 @@ def main() -> None:
     for name, case in CASES.items():
         options = {k: v for k, v in case.items() if k not in ("prompts", "mode")}
         controller = Controller(case["prompts"], tokenizer, steps, case["mode"], **options)
-        latents = edit(unet, text_encoder, tokenizer, DDIMScheduler.from_config(scheduler.config), case["prompts"], seed, steps,
+        latents = edit(unet, sd_encoder(text_encoder, tokenizer), DDIMScheduler.from_config(scheduler.config), case["prompts"], seed, steps,
                        guidance, 16, controller)
         tensors[f"{name}.latents"] = latents
         for index, (place, side, heads, sums) in controller.sums.items():
@@ -390,7 +452,7 @@ def main() -> None:
         if controller.masks:
             tensors[f"{name}.mask"] = controller.masks[-1]
         baseline = Controller(case["prompts"], tokenizer, steps, "none")
-        tensors[f"{name}.baseline"] = edit(unet, text_encoder, tokenizer, DDIMScheduler.from_config(scheduler.config),
+        tensors[f"{name}.baseline"] = edit(unet, sd_encoder(text_encoder, tokenizer), DDIMScheduler.from_config(scheduler.config),
                                            case["prompts"], seed, steps, guidance, 16, baseline)
         meta[name] = {"prompts": case["prompts"], "mode": case["mode"], "steps": steps, "seed": seed, "guidance": guidance,
                       **{k: v for k, v in options.items()}}

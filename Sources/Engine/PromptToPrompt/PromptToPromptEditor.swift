@@ -54,10 +54,18 @@ public struct PromptToPromptEditor: Sendable {
         let tokenizer = model.tokenizer
         let fields = ["source"] + spec.targets.indices.map { "targets[\($0)]" } + (spec.negativePrompt != nil ? ["negative_prompt"] : [])
         for (field, prompt) in zip(fields, spec.prompts + [spec.negativePrompt].compactMap { $0 }) {
-            let count = tokenizer.encode(prompt).count + 2
+            let tokens = tokenizer.encode(prompt)
+            let count = tokens.count + 2
             if count > tokenizer.maximumLength {
                 throw EditError(field: field,
                                 problem: "is \(count) tokens, over the model's limit of \(tokenizer.maximumLength)", fix: "shorten the prompt")
+            }
+            // SDXL: the two encoders' states sit side by side per token, and word indices count
+            // the first tokenizer's tokens, so both must split the prompt the same way (SDXL's
+            // two CLIP tokenizers share one vocabulary and merges; only their padding differs).
+            if let second = model.secondText?.tokenizer, second.encode(prompt) != tokens {
+                throw EditError(field: field, problem: "is split into different tokens by the model's two tokenizers (tokenizer and tokenizer_2)",
+                                fix: "use a model whose tokenizer and tokenizer_2 share a vocabulary, as SDXL's do")
             }
         }
         let words = spec.prompts.map { PromptWords($0, tokenizer: tokenizer) }
