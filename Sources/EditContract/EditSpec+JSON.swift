@@ -76,6 +76,8 @@ extension EditSpec {
             precision = parsed
         }
         if let value = fields[.scheduler] { scheduler = try SchedulerChoice(json: value) }
+        originalSize = try fields.integerPair(.originalSize, meaning: "[height, width]")
+        cropsCoordsTopLeft = try fields.integerPair(.cropsCoordsTopLeft, meaning: "[top, left]")
         if let value = fields[.superResolution] {
             guard let flag = value.boolValue else { throw EditError(field: "super_resolution", problem: "should be true or false", fix: "write true or false") }
             superResolution = flag
@@ -118,6 +120,8 @@ extension EditSpec {
         }
         if precision != .fp32 { object[.precision] = .string(precision.rawValue) }
         if let scheduler { object[.scheduler] = scheduler.json }
+        if let originalSize { object[.originalSize] = .array(originalSize.map { .int($0) }) }
+        if let cropsCoordsTopLeft { object[.cropsCoordsTopLeft] = .array(cropsCoordsTopLeft.map { .int($0) }) }
         return .object(Dictionary(uniqueKeysWithValues: object.map { ($0.key.rawValue, $0.value) }))
     }
 }
@@ -160,6 +164,16 @@ private struct Fields {
             throw EditError(field: key.rawValue, problem: "should be a whole number, found \(value)", fix: "give a whole number")
         }
         return int
+    }
+
+    /// Two whole numbers, e.g. [1024, 768].
+    func integerPair(_ key: EditSpec.Key, meaning: String) throws -> [Int]? {
+        guard let value = self[key] else { return nil }
+        let pair = value.arrayValue?.compactMap(\.intValue) ?? []
+        guard value.arrayValue?.count == 2, pair.count == 2 else {
+            throw EditError(field: key.rawValue, problem: "should be two whole numbers \(meaning), found \(value)", fix: "write e.g. [1024, 1024]")
+        }
+        return pair
     }
 
     /// One list of words per prompt; a bare word stands for a list of one.

@@ -34,6 +34,13 @@ extension EditSpec {
         guard seed <= UInt64(Int.max) else {
             throw EditError(field: "seed", problem: "\(seed) is too large", fix: "give a seed from 0 to \(Int.max)")
         }
+        for (key, pair, smallest) in [(Key.originalSize, originalSize, 1), (.cropsCoordsTopLeft, cropsCoordsTopLeft, 0)] {
+            guard let pair else { continue }
+            guard pair.count == 2, pair.allSatisfy({ (smallest...Self.maximumConditioningSize).contains($0) }) else {
+                throw EditError(field: key.rawValue, problem: "\(pair) is not two numbers from \(smallest) to \(Self.maximumConditioningSize)",
+                                fix: key == .originalSize ? "give [height, width] in pixels, e.g. [1024, 1024]" : "give [top, left] in pixels, e.g. [0, 0]")
+            }
+        }
         if given.contains(.inversion) && image == nil {
             throw EditError(field: "inversion", problem: "is given without an image", fix: "add \"image\": \"photo.png\", or remove it")
         }

@@ -49,6 +49,11 @@ public struct EditSpec: Sendable, Equatable {
     public var precision: Precision = .fp32
     /// The scheduler; nil for the model's own (DDIM for real images, which are inverted with it).
     public var scheduler: SchedulerChoice?
+    /// SDXL's size conditioning (diffusers' `original_size`, [height, width]): the size the
+    /// model is told the image had before resizing; nil for the output's size.
+    public var originalSize: [Int]?
+    /// SDXL's crop conditioning (diffusers' `crops_coords_top_left`, [top, left]); nil for [0, 0].
+    public var cropsCoordsTopLeft: [Int]?
 
     public init(id: String, source: String, targets: [String]) {
         self.id = id
@@ -65,6 +70,7 @@ public struct EditSpec: Sendable, Equatable {
         case reweight, spatialReplace = "spatial_replace"
         case seed, steps, guidance, height, width, model
         case superResolution = "super_resolution", image, inversion, precision, scheduler
+        case originalSize = "original_size", cropsCoordsTopLeft = "crops_coords_top_left"
     }
 
     /// The largest image side (pixels) an edit may ask for: a bound on what one line of a batch
@@ -75,6 +81,9 @@ public struct EditSpec: Sendable, Equatable {
     /// The largest attention grid side `self_replace_side` may name (a 4096 px image's latent
     /// is 512).
     public static let maximumGridSide = 1024
+    /// The largest value of a size or crop conditioning (they are only numbers the model is
+    /// told; no image of that size is made).
+    public static let maximumConditioningSize = 65536
 
     /// Every prompt, source first.
     public var prompts: [String] { [source] + targets }

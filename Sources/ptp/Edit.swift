@@ -27,7 +27,13 @@ struct Edit: ParsableCommand {
     @Option(name: .customLong("target"), help: "An edited prompt (repeat for several).")
     var targets: [String] = []
 
-    @Option(help: "What every prompt is steered away from: guidance's unconditional prompt (default: empty).")
+    @Option(help: "SDXL: the original size the model is told, HEIGHT,WIDTH (default: the image's size).")
+    var originalSize: NumberPair?
+
+    @Option(help: "SDXL: the crop corner the model is told, TOP,LEFT (default: 0,0).")
+    var cropsCoordsTopLeft: NumberPair?
+
+    @Option(help: "What every prompt is steered away from: guidance's unconditional prompt (default: none: the empty prompt, or zeros where the model asks, as SDXL does).")
     var negativePrompt: String?
 
     @Option(help: "replace | refine | reweight | none | auto (replace when word counts match, refine otherwise).")
@@ -119,6 +125,8 @@ struct Edit: ParsableCommand {
             spec = EditSpec(id: "edit", source: source, targets: targets)
         }
         if let negativePrompt { spec.negativePrompt = negativePrompt }
+        if let originalSize { spec.originalSize = originalSize.values }
+        if let cropsCoordsTopLeft { spec.cropsCoordsTopLeft = cropsCoordsTopLeft.values }
         if let mode {
             guard let parsed = EditMode(rawValue: mode) else {
                 throw ValidationError("--mode: '\(mode)' is not a mode; use one of \(EditMode.allCases.map(\.rawValue).joined(separator: ", "))")

@@ -18,7 +18,13 @@ struct Generate: ParsableCommand {
     @Option(help: "The text prompt.")
     var prompt: String
 
-    @Option(help: "What to steer away from: guidance's unconditional prompt (default: empty).")
+    @Option(help: "SDXL: the original size the model is told, HEIGHT,WIDTH (default: the image's size).")
+    var originalSize: NumberPair?
+
+    @Option(help: "SDXL: the crop corner the model is told, TOP,LEFT (default: 0,0).")
+    var cropsCoordsTopLeft: NumberPair?
+
+    @Option(help: "What to steer away from: guidance's unconditional prompt (default: none: the empty prompt, or zeros where the model asks, as SDXL does).")
     var negativePrompt: String?
 
     @Option(help: "Seed of the starting noise (torch.randn-compatible).")
@@ -72,7 +78,9 @@ struct Generate: ParsableCommand {
         let settings = SamplingSettings(steps: steps ?? defaults.steps, guidance: guidance ?? defaults.guidance, seed: seed,
                                         height: height ?? defaults.height, width: width ?? defaults.width,
                                         lowMemory: lowMemory, truncatePrompts: truncate, precision: precision, scheduler: choice,
-                                        negativePrompt: negativePrompt)
+                                        negativePrompt: negativePrompt,
+                                        sizeConditioning: SizeConditioning(originalSize: originalSize?.values,
+                                                                           cropTopLeft: cropsCoordsTopLeft?.values ?? [0, 0]))
         let sampler = Sampler(model: model)
         let bar = ProgressBar("denoising")
         var image = try sampler.generate(prompt: prompt, settings: settings, progress: bar.update)

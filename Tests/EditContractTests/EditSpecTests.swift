@@ -34,6 +34,10 @@ struct EditSpecTests {
         let object = try parse(#"{"id": "o", "source": "a cat", "targets": ["a dog"], "scheduler": {"_class_name": "EulerDiscreteScheduler", "timestep_spacing": "trailing"}}"#)
         #expect(object.scheduler == SchedulerChoice(className: "EulerDiscreteScheduler", overrides: ["timestep_spacing": .string("trailing")]))
         #expect(try parse(#"{"id": "d", "source": "a cat", "targets": ["a dog"]}"#).precision == .fp32)
+        // SDXL's size and crop conditioning.
+        let sized = try parse(#"{"id": "s", "source": "a cat", "targets": ["a dog"], "original_size": [2048, 1536], "crops_coords_top_left": [0, 64]}"#)
+        #expect(sized.originalSize == [2048, 1536] && sized.cropsCoordsTopLeft == [0, 64])
+        #expect(try EditSpec(json: sized.json) == sized)
     }
 
     @Test("bad specs are refused by field", arguments: [
@@ -72,6 +76,11 @@ struct EditSpecTests {
         (#"{"id": "a", "source": "x", "targets": ["y"], "scheduler": "lms"}"#, "scheduler"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "scheduler": {"solver_order": 2}}"#, "scheduler"),
         (#"{"id": "a", "source": "x", "targets": ["y"], "scheduler": "euler,karras"}"#, "scheduler"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "original_size": [1024]}"#, "original_size"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "original_size": [0, 1024]}"#, "original_size"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "original_size": "1024x1024"}"#, "original_size"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "crops_coords_top_left": [-1, 0]}"#, "crops_coords_top_left"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "crops_coords_top_left": [0, 1e12]}"#, "crops_coords_top_left"),
         // A real image is inverted and edited with DDIM.
         (#"{"id": "a", "source": "x", "targets": ["y"], "image": "p.png", "scheduler": "euler"}"#, "scheduler"),
     ])

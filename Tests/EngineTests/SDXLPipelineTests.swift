@@ -53,4 +53,31 @@ struct SDXLPipelineTests {
         empty.sizeConditioning = SizeConditioning(originalSize: [1024, 1024])
         #expect(try sampler.generate(prompt: a.prompt, settings: empty).maxAbsDifference(try #require(images["a"])) > 1e-3)
     }
+
+    @Test("an edit's size options reach the model: its source row is the generation with them; other models refuse them")
+    func sizeOptions() throws {
+        let runs = try JSONDecoder().decode([String: Run].self, from: Data(contentsOf: Fixtures.url("tiny-sdxl-pipeline.json")))
+        let c = try #require(runs["c"])
+        var spec = EditSpec(id: "sized", source: c.prompt, targets: [c.prompt.replacingOccurrences(of: "horse", with: "camel")])
+        (spec.seed, spec.steps, spec.guidance, spec.height, spec.width) = (c.seed, c.steps, Double(c.guidance), 64, 64)
+        (spec.originalSize, spec.cropsCoordsTopLeft) = (c.original_size, c.crops_coords_top_left)
+        let model = try DiffusionModel(directory: Fixtures.url("tiny-sdxl"))
+        let editor = PromptToPromptEditor(model: model)
+        try editor.validate(spec)
+        let edited = try editor.runStageOne(spec).output
+        let sampler = Sampler(model: model)
+        let settings = SamplingSettings(steps: c.steps, guidance: c.guidance, seed: c.seed, height: 64, width: 64,
+                                        sizeConditioning: SizeConditioning(originalSize: c.original_size, cropTopLeft: c.crops_coords_top_left ?? [0, 0]))
+        let plain = try sampler.sample(prompts: [c.prompt], settings: settings)
+        #expect(edited.slice(0..<1).maxAbsDifference(plain) <= 1e-4)
+        // And that generation is diffusers' (run c).
+        let image = sampler.decode(plain, precision: .fp32)
+        #expect(psnr(image, try Fixtures.tensors("tiny-sdxl-pipeline.safetensors").tensor("c.image")) >= 40)
+
+        let sd = PromptToPromptEditor(model: try DiffusionModel(directory: Fixtures.url("tiny-sd2")))
+        var other = EditSpec(id: "o", source: "a cat", targets: ["a dog"])
+        other.originalSize = [1024, 1024]
+        #expect(throws: EditError.self) { try sd.validate(other) }
+        do { try sd.validate(other) } catch let error as EditError { #expect(error.field == "original_size") }
+    }
 }

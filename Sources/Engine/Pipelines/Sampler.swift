@@ -93,6 +93,10 @@ public struct Sampler: Sendable {
             throw SamplingError(field: "steps", problem: "\(settings.steps) cannot be run by \(scheduler.className) with this model's configuration",
                                 fix: "use 1 to \(scheduler.maximumSteps) (some spacings skip counts near the limit)")
         }
+        if settings.sizeConditioning != SizeConditioning() && model.unet.configuration.textTimeEmbedding == nil {
+            throw SamplingError(field: "original_size", problem: "has no effect on this model: only SDXL's UNet takes size conditioning",
+                                fix: "remove it, or use an SDXL model")
+        }
         guard settings.guidance.isFinite, settings.guidance >= 0 else {
             throw SamplingError(field: "guidance", problem: "\(settings.guidance) is not a usable scale", fix: "use a number >= 0 (1 or less disables guidance)")
         }

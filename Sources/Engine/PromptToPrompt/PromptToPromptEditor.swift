@@ -43,7 +43,8 @@ public struct PromptToPromptEditor: Sendable {
         let scheduler = spec.image != nil && spec.scheduler == nil ? SchedulerChoice(className: "DDIMScheduler") : spec.scheduler
         return SamplingSettings(steps: spec.steps ?? d.steps, guidance: Float(spec.guidance ?? Double(d.guidance)), seed: spec.seed,
                                 height: spec.height ?? d.height, width: spec.width ?? d.width, lowMemory: lowMemory, precision: spec.precision,
-                                scheduler: scheduler, negativePrompt: spec.negativePrompt)
+                                scheduler: scheduler, negativePrompt: spec.negativePrompt,
+                                sizeConditioning: SizeConditioning(originalSize: spec.originalSize, cropTopLeft: spec.cropsCoordsTopLeft ?? [0, 0]))
     }
 
     /// Everything about `spec` that needs the model: prompt lengths, and that every blend,
@@ -66,6 +67,12 @@ public struct PromptToPromptEditor: Sendable {
             if let second = model.secondText?.tokenizer, second.encode(prompt) != tokens {
                 throw EditError(field: field, problem: "is split into different tokens by the model's two tokenizers (tokenizer and tokenizer_2)",
                                 fix: "use a model whose tokenizer and tokenizer_2 share a vocabulary, as SDXL's do")
+            }
+        }
+        if model.unet.configuration.textTimeEmbedding == nil {
+            for (key, value) in [(EditSpec.Key.originalSize, spec.originalSize), (.cropsCoordsTopLeft, spec.cropsCoordsTopLeft)] where value != nil {
+                throw EditError(field: key.rawValue, problem: "has no effect on this model: only SDXL's UNet takes size conditioning",
+                                fix: "remove it, or use an SDXL model")
             }
         }
         let words = spec.prompts.map { PromptWords($0, tokenizer: tokenizer) }
@@ -115,6 +122,12 @@ public struct PromptToPromptEditor: Sendable {
     /// The attention controller for `spec` (nil for the baseline without attention pictures).
     public func controller(for spec: EditSpec, settings: SamplingSettings, storeAttention: Bool) throws -> SamplingController? {
         let tokenizer = model.tokenizer
+        if model.unet.configuration.textTimeEmbedding == nil {
+            for (key, value) in [(EditSpec.Key.originalSize, spec.originalSize), (.cropsCoordsTopLeft, spec.cropsCoordsTopLeft)] where value != nil {
+                throw EditError(field: key.rawValue, problem: "has no effect on this model: only SDXL's UNet takes size conditioning",
+                                fix: "remove it, or use an SDXL model")
+            }
+        }
         let words = spec.prompts.map { PromptWords($0, tokenizer: tokenizer) }
         let (latentHeight, latentWidth) = (settings.height / model.latentScale, settings.width / model.latentScale)
         let blendGrid = try attentionGrid(settings)
