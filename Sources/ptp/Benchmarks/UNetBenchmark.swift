@@ -12,7 +12,8 @@ struct UNetBenchmark: ParsableCommand {
         abstract: "One UNet forward in Swift and PyTorch, fp32 and bf16: wall time, ratios, GFLOP/s, peak memory, error against PyTorch fp32.",
         discussion: """
             The model is a diffusers directory, for example the full-size SD 1.5 architecture with random weights \
-            written by `$(scripts/python-env) reference/make_sd15.py .cache/sd15-random`. Each side and precision runs \
+            written by `$(scripts/python-env) reference/make_sd15.py .cache/sd15-random`, or SDXL's by \
+            `reference/make_sdxl.py .cache/sdxl-random` (with --latent 128 for 1024 px). Each side and precision runs \
             in its own process (so peak memory is its own); the PyTorch side runs reference/bench_unet.py with the \
             Python given by --python (default: scripts/python-env), with weights and inputs in torch.bfloat16 for bf16.
             """)
@@ -73,11 +74,18 @@ struct UNetBenchmark: ParsableCommand {
         defer { try? FileManager.default.removeItem(at: directory) }
         var generator = TorchGenerator(seed: 0)
         let inputs = directory.appendingPathComponent("inputs.safetensors")
-        try SafeTensorsWriter.write([
+        var tensors = [
             "sample": generator.normal([batch, configuration.inChannels, latent, latent]),
             "context": generator.normal([batch, 77, configuration.crossAttentionWidth]),
             "timesteps": Tensor(shape: [batch], values: (0..<batch).map { Float(981 - 20 * $0) }),
-        ], to: inputs)
+        ]
+        if let embedding = configuration.textTimeEmbedding {
+            // SDXL: a pooled text embedding, and the time ids of a square image of this latent's size.
+            tensors["text_embeds"] = generator.normal([batch, embedding.pooledWidth])
+            let side = Float(latent * 8)
+            tensors["time_ids"] = Tensor(shape: [batch, 6], values: Array(Array(repeating: [side, side, 0, 0, side, side], count: batch).joined()))
+        }
+        try SafeTensorsWriter.write(tensors, to: inputs)
         note(String(format: "sgemm peak: %.1f GFLOP/s", peak))
 
         var rows: [(name: String, run: Run, output: Tensor)] = []
@@ -133,12 +141,14 @@ struct UNetBenchmark: ParsableCommand {
         let inputs = try SafeTensorsFile(url: URL(fileURLWithPath: parts[0]))
         let sample = try inputs.tensor("sample"), context = try inputs.tensor("context")
         let timesteps = try inputs.tensor("timesteps").scalars
+        let added = inputs.entries["text_embeds"] == nil ? nil
+            : UNetAddedConditions(textEmbeds: try inputs.tensor("text_embeds"), timeIDs: try inputs.tensor("time_ids"))
         var best = Double.infinity, operations = 0
         var output = Tensor.zeros([1])
         for run in 0...repeats {
             OperationCount.total.store(0, ordering: .relaxed)
             let start = Date()
-            output = unet(sample, timesteps: timesteps, context: context, precision: precision)
+            output = unet(sample, timesteps: timesteps, context: context, added: added, precision: precision)
             let seconds = Date().timeIntervalSince(start)
             operations = OperationCount.total.load(ordering: .relaxed)
             note(String(format: "swift %@ run %d: %.2f s", precision.rawValue, run, seconds))
