@@ -122,19 +122,16 @@ public struct PromptToPromptEditor: Sendable {
     /// The attention controller for `spec` (nil for the baseline without attention pictures).
     public func controller(for spec: EditSpec, settings: SamplingSettings, storeAttention: Bool) throws -> SamplingController? {
         let tokenizer = model.tokenizer
-        if model.unet.configuration.textTimeEmbedding == nil {
-            for (key, value) in [(EditSpec.Key.originalSize, spec.originalSize), (.cropsCoordsTopLeft, spec.cropsCoordsTopLeft)] where value != nil {
-                throw EditError(field: key.rawValue, problem: "has no effect on this model: only SDXL's UNet takes size conditioning",
-                                fix: "remove it, or use an SDXL model")
-            }
-        }
         let words = spec.prompts.map { PromptWords($0, tokenizer: tokenizer) }
         let (latentHeight, latentWidth) = (settings.height / model.latentScale, settings.width / model.latentScale)
         let blendGrid = try attentionGrid(settings)
         // Prompt-to-Prompt's limits at SD's 64x64 latent (store up to 32x32 queries, inject self-
         // attention up to 16x16), scaled with the latent's size and shape.
+        // Maps are kept only for what reads them: the attention pictures (every layer up to the
+        // limit), LocalBlend (its grid), or nothing (at SDXL's 1024 px the stored sums of every
+        // layer up to 64x64 take about 1 GB).
         let storeLimit = AttentionGrid(latentHeight: latentHeight, latentWidth: latentWidth, level: 1).queries
-        let store = AttentionStore(maximumQueries: max(storeLimit, blendGrid.queries))
+        let store = AttentionStore(maximumQueries: storeAttention ? max(storeLimit, blendGrid.queries) : spec.blend != nil ? blendGrid.queries : 0)
         let mode = spec.resolvedMode
         if mode == .none {
             return storeAttention ? AttentionStoringController(store: store) : nil
