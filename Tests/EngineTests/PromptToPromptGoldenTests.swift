@@ -62,16 +62,7 @@ struct PromptToPromptGoldenTests {
         var compared = 0
         for (index, layer) in controller.store.layers {
             let expected = try golden.tensor("\(name).maps.\(index)")
-            let (prompts, heads, queries, keys) = (layer.prompts, layer.site.heads, layer.site.queries, layer.keys)
-            var average = [Float](repeating: 0, count: prompts * queries * keys)
-            for b in 0..<prompts {
-                for h in 0..<heads {
-                    for i in 0..<(queries * keys) {
-                        average[b * queries * keys + i] += layer.values[((b * heads + h) * queries) * keys + i] / Float(heads * controller.store.steps)
-                    }
-                }
-            }
-            expectRelative(Tensor(shape: expected.shape, values: average), expected, relative: 1e-4, "\(name) maps of layer \(index) (\(layer.site))")
+            expectRelative(layer.averaged(steps: controller.store.steps).reshaped(expected.shape), expected, relative: 1e-4, "\(name) maps of layer \(index) (\(layer.site))")
             compared += 1
         }
         #expect(compared == golden.tensorNames.filter { $0.hasPrefix("\(name).maps.") }.count && compared > 0)

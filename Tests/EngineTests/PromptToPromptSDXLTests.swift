@@ -48,16 +48,7 @@ struct PromptToPromptSDXLTests {
         var compared = 0
         for (index, layer) in controller.store.layers {
             let reference = try golden.tensor("\(name).maps.\(index)")
-            let (prompts, heads, queries, keys) = (layer.prompts, layer.site.heads, layer.site.queries, layer.keys)
-            var average = [Float](repeating: 0, count: prompts * queries * keys)
-            for b in 0..<prompts {
-                for h in 0..<heads {
-                    for i in 0..<(queries * keys) {
-                        average[b * queries * keys + i] += layer.values[((b * heads + h) * queries) * keys + i] / Float(heads * controller.store.steps)
-                    }
-                }
-            }
-            expectRelative(Tensor(shape: reference.shape, values: average), reference, relative: 1e-4, "\(name) maps of layer \(index) (\(layer.site))")
+            expectRelative(layer.averaged(steps: controller.store.steps).reshaped(reference.shape), reference, relative: 1e-4, "\(name) maps of layer \(index) (\(layer.site))")
             compared += 1
         }
         // Both levels' blocks, the mid block's two layers and the up blocks' are stored.

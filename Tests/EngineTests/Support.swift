@@ -125,3 +125,20 @@ enum Naive {
         return Tensor(shape: [batch, nq, width], values: out)
     }
 }
+
+extension AttentionStore.LayerSums {
+    /// The stored sums as the reference keeps them: [prompts, queries, keys], averaged over the
+    /// heads and the `steps` they were summed over.
+    func averaged(steps: Int) -> Tensor {
+        let (prompts, heads, queries, keys) = (self.prompts, site.heads, site.queries, self.keys)
+        var average = [Float](repeating: 0, count: prompts * queries * keys)
+        for b in 0..<prompts {
+            for h in 0..<heads {
+                for i in 0..<(queries * keys) {
+                    average[b * queries * keys + i] += values[((b * heads + h) * queries) * keys + i] / Float(heads * steps)
+                }
+            }
+        }
+        return Tensor(shape: [prompts, queries, keys], values: average)
+    }
+}
