@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// What the status page shows, served as JSON at `/status.json` of the metrics port: nodes with
 /// their throughput over the last minutes, jobs with progress and an estimate of the time left,
@@ -21,6 +22,20 @@ public struct DashboardSnapshot: Codable, Sendable, Equatable {
         public var reason: String?
         /// Images per minute in each chart bucket, oldest first.
         public var history: [Double]
+
+        /// A connected node: its `ptp status` line, with its chart history (kept flat, as the
+        /// page's script reads it).
+        init(_ status: NodeStatus, history: [Double]) {
+            (id, host, state, task, stepsPerSecond, imagesPerMinute) = (status.id, status.host, status.state, status.task,
+                                                                        status.stepsPerSecond, status.imagesPerMinute)
+            (done, failed, lastHeard, models, reason, self.history) = (status.done, status.failed, status.lastHeard, status.models, nil, history)
+        }
+
+        init(id: String, host: String, state: String, task: String?, stepsPerSecond: Double, imagesPerMinute: Double, done: Int,
+             failed: Int, lastHeard: Double, models: [String], reason: String?, history: [Double]) {
+            (self.id, self.host, self.state, self.task, self.stepsPerSecond, self.imagesPerMinute) = (id, host, state, task, stepsPerSecond, imagesPerMinute)
+            (self.done, self.failed, self.lastHeard, self.models, self.reason, self.history) = (done, failed, lastHeard, models, reason, history)
+        }
     }
 
     public struct Job: Codable, Sendable, Equatable {

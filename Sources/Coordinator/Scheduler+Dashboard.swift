@@ -10,16 +10,8 @@ extension Scheduler {
 
     public func dashboard() -> DashboardSnapshot {
         let now = now()
-        var nodes = workers.values.sorted { $0.nodeID < $1.nodeID }.map { session -> DashboardSnapshot.Node in
-            let task = session.tasks.first.flatMap { tasks[$0] }
-            return DashboardSnapshot.Node(
-                id: session.nodeID, host: session.host,
-                state: session.draining ? "draining" : session.tasks.isEmpty ? "idle" : "busy",
-                task: task.map { $0.id + ($0.progress.map { " \($0.step)/\($0.total)" } ?? "") },
-                stepsPerSecond: session.stepsPerSecond(at: now), imagesPerMinute: session.imagesPerMinute(at: now),
-                done: session.done, failed: session.failed, lastHeard: now.timeIntervalSince(session.lastHeard),
-                models: session.models.sorted(), reason: nil,
-                history: throughput.imagesPerMinute(node: session.nodeID, now: now))
+        var nodes = workers.values.sorted { $0.nodeID < $1.nodeID }.map { session in
+            DashboardSnapshot.Node(nodeStatus(session, now: now), history: throughput.imagesPerMinute(node: session.nodeID, now: now))
         }
         let connected = Set(nodes.map(\.id))
         for (node, departure) in throughput.departures.sorted(by: { $0.key < $1.key }) where !connected.contains(node) {

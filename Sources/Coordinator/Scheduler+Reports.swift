@@ -23,21 +23,21 @@ extension Scheduler {
         return JobProgressReport(job: jobStatus(job), failures: failures, waiting: waiting)
     }
 
+    /// One connected node's line: its state, its task with progress, its rates.
+    func nodeStatus(_ session: WorkerSession, now: Date) -> NodeStatus {
+        let task = session.tasks.first.flatMap { tasks[$0] }
+        return NodeStatus(id: session.nodeID, host: session.host,
+                          state: session.draining ? "draining" : session.tasks.isEmpty ? "idle" : "busy",
+                          task: task.map { $0.id + ($0.progress.map { " \($0.step)/\($0.total)" } ?? "") },
+                          stepsPerSecond: session.stepsPerSecond(at: now), imagesPerMinute: session.imagesPerMinute(at: now),
+                          done: session.done, failed: session.failed, lastHeard: now.timeIntervalSince(session.lastHeard),
+                          models: session.models.sorted())
+    }
+
     /// `ptp status`'s view: nodes, the latest jobs, the queue.
     public func status() -> ClusterStatus {
         let now = now()
-        let nodes = workers.values.sorted { $0.nodeID < $1.nodeID }.map { session -> NodeStatus in
-            let task = session.tasks.first.flatMap { tasks[$0] }
-            let state = session.draining ? "draining" : session.tasks.isEmpty ? "idle" : "busy"
-            var taskText: String?
-            if let task {
-                taskText = task.id + (task.progress.map { " \($0.step)/\($0.total)" } ?? "")
-            }
-            return NodeStatus(id: session.nodeID, host: session.host, state: state, task: taskText,
-                              stepsPerSecond: session.stepsPerSecond(at: now), imagesPerMinute: session.imagesPerMinute(at: now),
-                              done: session.done, failed: session.failed, lastHeard: now.timeIntervalSince(session.lastHeard),
-                              models: session.models.sorted())
-        }
+        let nodes = workers.values.sorted { $0.nodeID < $1.nodeID }.map { nodeStatus($0, now: now) }
         let leased = tasks.values.filter { $0.state == .leased }.count
         return ClusterStatus(nodes: nodes, jobs: jobOrder.suffix(20).compactMap { jobs[$0].map(jobStatus) },
                              queuedTasks: queuedCount, leasedTasks: leased, unserved: unservedSince.mapValues { now.timeIntervalSince($0) })
