@@ -60,12 +60,19 @@ let package = Package(
         // The shapes world's renderer, detectors and scores of a model (`ptp eval`), on the
         // Engine's public API: users of the Engine library do not link them.
         .target(name: "Evaluation", dependencies: ["Engine", "Imaging"], swiftSettings: vectorISA),
-        // Kernel throughput against the machine's sgemm peak (`ptp bench kernels`).
-        .target(name: "Benchmarks", dependencies: ["Engine"]),
+        // The measurements behind `ptp bench`: kernels against the machine's sgemm peak, the UNet
+        // and pipeline against their Python peers, the codec, dispatch and a local cluster.
+        .target(name: "Benchmarks", dependencies: [
+            "Engine", "EditContract", "Evaluation", "Imaging", "Wire", "Coordinator",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Frames, messages, tensor codec and authentication. No models.
         .target(name: "Wire", dependencies: [
             "EditContract", "CZstd",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Worker", dependencies: [
@@ -110,17 +117,27 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["EditContract", "Engine", "Imaging", "FuzzTargets"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Engine", "Imaging"]),
         .testTarget(name: "ClusterTests", dependencies: [
-            "ptp", "Coordinator", "Wire", "Engine", "Imaging",
+            "ptp", "Benchmarks", "Coordinator", "EditContract", "Wire", "Engine", "Imaging",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         // The coordinator's scheduling core, driven directly: no process, no socket.
         .testTarget(name: "CoordinatorTests", dependencies: [
-            "Coordinator", "EditContract", "Wire",
+            "Coordinator", "EditContract", "Imaging", "Wire",
+            .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
+        // The worker's link to the coordinator, its parts on NIO's EmbeddedChannel.
+        .testTarget(name: "WorkerTests", dependencies: [
+            "Worker", "Wire", "EditContract",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "WireTests", dependencies: [
-            "Wire",
+            "Wire", "EditContract",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),

@@ -107,7 +107,7 @@ public final class CoordinatorMetrics: @unchecked Sendable {
         _ = taskDuration(node: node)
     }
 
-    /// Jobs by state, as the scheduler counts them.
+    /// Jobs by state, as the broker counts them.
     func recordJobs(_ counts: [String: Int]) {
         for state in ["running", "completed", "completed-with-failures"] {
             perNode("ptp_jobs", state) { CoreMetrics.Gauge(label: "ptp_jobs", dimensions: [("state", state)], factory: factory) }

@@ -19,26 +19,27 @@ public struct CoordinatorConfiguration: Sendable {
     /// Journal and intermediate results.
     public var stateDirectory: URL
     public var secret: SharedSecret
-    public var scheduler: SchedulerSettings
+    public var broker: BrokerSettings
     public var codec: TensorCodec
 
     public init(host: String = "0.0.0.0", port: Int, metricsPort: Int?, stateDirectory: URL, secret: SharedSecret,
-                scheduler: SchedulerSettings = SchedulerSettings(), codec: TensorCodec = TensorCodec()) {
-        (self.host, self.port, self.metricsPort, self.stateDirectory, self.secret, self.scheduler, self.codec) =
-            (host, port, metricsPort, stateDirectory, secret, scheduler, codec)
+                broker: BrokerSettings = BrokerSettings(), codec: TensorCodec = TensorCodec()) {
+        (self.host, self.port, self.metricsPort, self.stateDirectory, self.secret, self.broker, self.codec) =
+            (host, port, metricsPort, stateDirectory, secret, broker, codec)
     }
 }
 
-/// The coordinator process: the protocol server, the scheduler on one event loop, the metrics
-/// endpoint and status page, and graceful shutdown on SIGTERM/SIGINT (stop accepting, say goodbye, write the
-/// manifests; the journal is always consistent).
+/// The coordinator process: the protocol server, the broker on one event loop with its storage
+/// on a thread of its own, the metrics endpoint and status page, and graceful shutdown on
+/// SIGTERM/SIGINT (stop accepting, say goodbye, write the manifests; the journal is always
+/// consistent).
 public final class CoordinatorServer: @unchecked Sendable {
     let configuration: CoordinatorConfiguration
     let logger: Logger
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let metrics = CoordinatorMetrics()
     /// Made, kept and used on the group's one event loop; `NIOLoopBound` checks that.
-    private var scheduler: NIOLoopBound<SchedulerShell>?
+    private var shell: NIOLoopBound<BrokerShell>?
     private var channels: [Channel] = []
     private let stopped: EventLoopPromise<Void>
     private var connections: [ObjectIdentifier: Channel] = [:]
@@ -55,15 +56,40 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// Starts listening; returns once ready.
     public func start() throws {
         let loop = group.next()
-        let scheduler = try loop.submit { [configuration, metrics, logger] in
-            let core = try Scheduler(journal: try Journal(directory: configuration.stateDirectory),
-                                     store: ResultStore(state: configuration.stateDirectory), metrics: metrics, logger: logger,
-                                     settings: configuration.scheduler)
-            let shell = SchedulerShell(core: core, loop: loop)
-            try shell.run { try $0.restore() }
+        let journal = try SQLiteJournal(directory: configuration.stateDirectory)
+        let storage = Storage(journal: journal, store: FileResultStore(state: configuration.stateDirectory), logger: logger)
+        let (contents, nextJobNumber) = (try journal.load(), try journal.nextJobNumber())
+        let shell = try loop.submit { [configuration, metrics, logger] in
+            let broker = TaskBroker(nextJobNumber: nextJobNumber, metrics: metrics, logger: logger, settings: configuration.broker)
+            let shell = BrokerShell(broker: broker, board: StatusBoard(), storage: StorageQueue(storage), loop: loop)
+            shell.run { $0.restore(contents) }
             return NIOLoopBound(shell, eventLoop: loop)
         }.wait()
-        self.scheduler = scheduler
+        self.shell = shell
+        try listen(shell)
+        if let metricsPort = configuration.metricsPort { try serveMetrics(on: metricsPort, shell) }
+        loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [metrics] _ in
+            let shell = shell.value
+            let (status, jobs) = shell.run { broker in
+                broker.checkLeases()
+                broker.checkUnserved()
+                broker.retryOutputs()
+                broker.flushManifests()
+                return (broker.status(), broker.jobCounts())
+            }
+            shell.board.prune(now: Date())
+            metrics.recordJobs(jobs)
+            metrics.queueDepth.record(status.queuedTasks)
+            metrics.leasedTasks.record(status.leasedTasks)
+            metrics.unservedModels.record(status.unserved.count)
+        }
+        logger.info("coordinator listening", metadata: ["port": "\(boundPort ?? 0)", "metrics": "\(configuration.metricsPort.map(String.init) ?? "off")",
+                                                       "state": "\(configuration.stateDirectory.path)"])
+    }
+
+    /// The protocol port: each connection's handshake, then its messages routed to the broker.
+    private func listen(_ shell: NIOLoopBound<BrokerShell>) throws {
+        let refusal = Refusal(metrics: metrics, logger: logger)
         let server = try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -75,8 +101,9 @@ public final class CoordinatorServer: @unchecked Sendable {
                         ByteCounter(metrics: metrics),
                         ByteToMessageHandler(WireMessageDecoder(limits: limits, codec: configuration.codec)),
                         MessageToByteHandler(WireMessageEncoder(codec: configuration.codec)),
-                        PeerHandler(scheduler: scheduler.value, secret: configuration.secret, limits: limits, codec: configuration.codec,
-                                    metrics: metrics, logger: logger),
+                        ServerHandshakeHandler(secret: configuration.secret, limits: limits, workerTensorBytes: configuration.codec.limit,
+                                               refusal: refusal),
+                        PeerRouter(shell: shell.value, refusal: refusal, logger: logger),
                     ])
                     self.connections[ObjectIdentifier(channel)] = channel
                     channel.closeFuture.whenComplete { _ in self.connections[ObjectIdentifier(channel)] = nil }
@@ -85,48 +112,24 @@ public final class CoordinatorServer: @unchecked Sendable {
             .bind(host: configuration.host, port: configuration.port).wait()
         channels.append(server)
         boundPort = server.localAddress?.port
-        if let metricsPort = configuration.metricsPort {
-            let loopback = ["127.0.0.1", "localhost", "::1"].contains(configuration.metricsHost) || configuration.metricsHost.hasPrefix("127.")
-            let sources = MonitorEndpoint.Sources(metrics: metrics, scheduler: scheduler, thumbnails: ThumbnailCache(), loopbackOnly: loopback)
-            let http = try ServerBootstrap(group: group)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelInitializer { [configuration, sources] channel in
-                    channel.pipeline.configureHTTPServerPipeline().flatMap {
-                        channel.pipeline.addHandlers([IdleStateHandler(readTimeout: configuration.metricsIdleTimeout), IdleConnectionCloser(),
-                                                      MonitorEndpoint(sources: sources)])
-                    }
+    }
+
+    /// The metrics port: Prometheus's /metrics and the status page.
+    private func serveMetrics(on port: Int, _ shell: NIOLoopBound<BrokerShell>) throws {
+        let host = configuration.metricsHost
+        let loopback = ["127.0.0.1", "localhost", "::1"].contains(host) || host.hasPrefix("127.")
+        let sources = MonitorEndpoint.Sources(metrics: metrics, shell: shell, thumbnails: ThumbnailCache(), loopbackOnly: loopback)
+        let http = try ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { [configuration, sources] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(readTimeout: configuration.metricsIdleTimeout),
+                                                                     IdleConnectionCloser(), MonitorEndpoint(sources: sources)])
                 }
-                .bind(host: configuration.metricsHost, port: metricsPort).wait()
-            channels.append(http)
-        }
-        loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
-            let (status, jobs) = scheduler.value.run { core in
-                core.checkLeases()
-                core.checkUnserved()
-                core.retryOutputs()
-                core.pruneThroughput()
-                core.flushManifests()
-                return (core.status(), core.jobCounts())
             }
-            self.metrics.recordJobs(jobs)
-            self.metrics.queueDepth.record(status.queuedTasks)
-            self.metrics.leasedTasks.record(status.leasedTasks)
-            self.metrics.unservedModels.record(status.unserved.count)
-        }
-        logger.info("coordinator listening", metadata: ["port": "\(boundPort ?? 0)", "metrics": "\(configuration.metricsPort.map(String.init) ?? "off")",
-                                                       "state": "\(configuration.stateDirectory.path)"])
-    }
-
-    /// Queues no-op tasks (dispatch benchmarks); returns their job id.
-    public func submitNoopTasks(count: Int, model: String) throws -> String {
-        guard let scheduler else { throw SubmissionError("the coordinator is not started") }
-        return try scheduler.eventLoop.submit { try scheduler.value.run { try $0.submitNoopTasks(count: count, model: model) } }.wait()
-    }
-
-    /// How the tasks of a job stand (dispatch benchmarks).
-    public func tally(job: String) throws -> TaskTally {
-        guard let scheduler else { throw SubmissionError("the coordinator is not started") }
-        return try scheduler.eventLoop.submit { scheduler.value.core.tally(job: job) }.wait()
+            .bind(host: host, port: port).wait()
+        channels.append(http)
     }
 
     /// Runs until SIGTERM/SIGINT, then shuts down gracefully.
@@ -138,7 +141,8 @@ public final class CoordinatorServer: @unchecked Sendable {
         try? group.syncShutdownGracefully()
     }
 
-    /// Stops accepting, says goodbye to every peer, writes the manifests.
+    /// Stops accepting, says goodbye to every peer, writes the manifests, and stops once the
+    /// storage queue has carried out everything asked of it.
     public func shutdown() {
         let loop = group.next()
         loop.execute {
@@ -147,8 +151,11 @@ public final class CoordinatorServer: @unchecked Sendable {
             for channel in self.connections.values {
                 channel.writeAndFlush(WireMessage.goodbye(reason: "coordinator shutting down")).whenComplete { _ in channel.close(promise: nil) }
             }
-            self.scheduler?.value.run { $0.flushManifests() }
-            loop.scheduleTask(in: .milliseconds(200)) { self.stopped.succeed(()) }
+            guard let shell = self.shell?.value else { return self.stopped.succeed(()) }
+            shell.run { $0.flushManifests() }
+            shell.whenStorageIdle {
+                loop.scheduleTask(in: .milliseconds(200)) { self.stopped.succeed(()) }
+            }
         }
     }
 }

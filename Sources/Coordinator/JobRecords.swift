@@ -29,51 +29,57 @@ public final class EditRecord {
     public enum State: String, Sendable { case pending, finishing, finished, failed }
 
     public let job: String
-    public let spec: EditSpec
-    public var id: String { spec.id }
+    public let envelope: EditEnvelope
+    public var id: String { envelope.id }
     /// Images it makes: the source and each target.
-    public var prompts: Int { spec.prompts.count }
-    /// The capability workers must have (`EditSpec.capabilityKey`).
-    public var model: String { spec.capabilityKey }
-    /// Edits with equal keys can share a stage-1 task: the same model, precision and sampling
-    /// settings (a task's edits then take about as long as each other).
-    public var packKey: String {
-        let settings = [spec.steps.map(String.init), spec.height.map(String.init), spec.width.map(String.init), spec.guidance.map { "\($0)" }]
-        return ([model] + settings.map { $0 ?? "-" }).joined(separator: "|")
-    }
+    public var prompts: Int { envelope.prompts.count }
+    /// The capability workers must have.
+    public var model: String { envelope.capabilityKey }
     public internal(set) var state: State = .pending
     public internal(set) var error: String?
-    /// From the stage-1 result.
-    var stageOne: StageOneInfo?
+    /// How its stage 1 ran, once it has.
+    public internal(set) var stageOne: StageOneRecord?
     /// Image index -> the worker and seconds that finished it.
-    var images: [Int: (worker: String, seconds: Double)] = [:]
+    var images: [Int: ImageRecord] = [:]
     public internal(set) var finishedAt: Date?
+    /// While its outputs are being written: the time it finishes at once they are.
+    var writing: Date?
 
-    struct StageOneInfo: Codable {
-        var worker: String
-        var model: String
-        var mode: String
-        var seconds: Double
-        var steps: Int
-        var guidance: Double
-        var height: Int
-        var width: Int
-        var scheduler: String?
-        var precision: String?
-    }
-
-    init(job: String, spec: EditSpec) {
+    init(job: String, envelope: EditEnvelope) {
         self.job = job
-        self.spec = spec
+        self.envelope = envelope
     }
 
     /// How many of its images have arrived.
     public var imagesDone: Int { images.count }
+
+    /// What the journal keeps of it.
+    var row: JournalEdit {
+        JournalEdit(job: job, envelope: envelope, state: state, error: error, stageOne: stageOne, images: images, finishedAt: finishedAt)
+    }
+}
+
+/// How an edit's stage 1 ran: where, in how long, with which settings.
+public struct StageOneRecord: Sendable, Equatable {
+    public var worker: String
+    public var seconds: Double
+    public var run: EditRun
+}
+
+/// Which worker finished an image, in how long.
+public struct ImageRecord: Sendable, Equatable {
+    public var worker: String
+    public var seconds: Double
 }
 
 /// A unit of work for one worker.
 public final class TaskRecord {
-    public enum State: String, Sendable { case queued, leased, done, failed }
+    public enum State: String, Sendable {
+        case queued, leased, done, failed
+        /// Its result arrived and is being made durable; never journaled (a restart finds it
+        /// leased, and runs it again unless the commit landed).
+        case committing
+    }
 
     public let id: String
     public let job: String
@@ -99,6 +105,12 @@ public final class TaskRecord {
 
     init(id: String, job: String, kind: TaskKind, edits: [String], image: Int, model: String, state: State = .queued, attempts: Int = 0) {
         (self.id, self.job, self.kind, self.edits, self.image, self.model, self.state, self.attempts) = (id, job, kind, edits, image, model, state, attempts)
+    }
+
+    /// What the journal keeps of it (a task committing is journaled as `state`).
+    func row(as state: State? = nil) -> JournalTask {
+        JournalTask(id: id, job: job, kind: kind, edits: edits, image: image, model: model, state: state ?? self.state,
+                    attempts: attempts, error: lastError)
     }
 }
 

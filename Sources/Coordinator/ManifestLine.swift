@@ -2,20 +2,14 @@ import EditContract
 import Foundation
 import Imaging
 
-/// One line of a job's manifest.jsonl: an edit that ended, with the spec it ran, where its
-/// images are, and which workers made them in how long.
-struct ManifestLine: Encodable {
-    struct Settings: Encodable {
-        var steps: Int
-        var guidance: Double
-        var height: Int
-        var width: Int
-        var scheduler: String?
-        var precision: String?
-    }
+/// One line of an output folder's manifest.jsonl: an edit that ended, with the spec it ran,
+/// where its images are, and which workers made them in how long. The spec is the client's
+/// canonical JSON, written as it came.
+public struct ManifestLine: Sendable, Equatable {
+    static let fileName = "manifest.jsonl"
 
     /// Per stage: the stage-1 value, and one per image for the finish tasks.
-    struct Stages<Value: Encodable>: Encodable {
+    struct Stages<Value: Encodable & Sendable & Equatable>: Encodable, Sendable, Equatable {
         var stage1: Value
         var finish: [Value]
     }
@@ -24,40 +18,58 @@ struct ManifestLine: Encodable {
     var job: String
     /// ok or failed.
     var status: String
-    var spec: EditSpec
+    /// Canonical JSON.
+    var spec: String
     var error: String?
     var images: [String]?
     var grid: String?
-    var model: String?
-    var mode: String?
-    var settings: Settings?
+    var run: EditRun?
     var workers: Stages<String>?
     var seconds: Stages<Double>?
-    var finishedAt: String?
-
-    enum CodingKeys: String, CodingKey {
-        case id, job, status, spec, error, images, grid, model, mode, settings, workers, seconds
-        case finishedAt = "finished_at"
-    }
+    var finishedAt: Date?
 
     /// The line of an edit that ended; nil while it runs.
-    init?(_ edit: EditRecord, in job: JobRecord) {
+    init?(_ edit: EditRecord) {
         guard edit.state == .finished || edit.state == .failed else { return nil }
-        (id, self.job, spec, error) = (edit.id, job.id, edit.spec, edit.error)
+        (id, job, spec, error) = (edit.id, edit.job, edit.envelope.spec, edit.error)
         status = edit.state == .finished ? "ok" : "failed"
         if edit.state == .finished {
             images = EditOutputs.imageNames(count: edit.prompts).map { "\(edit.id)/\($0)" }
             grid = "\(edit.id)/\(EditOutputs.gridName)"
         }
         if let stage = edit.stageOne {
-            model = stage.model
-            mode = stage.mode
-            settings = Settings(steps: stage.steps, guidance: stage.guidance, height: stage.height, width: stage.width,
-                                scheduler: stage.scheduler, precision: stage.precision)
+            run = stage.run
             let finished = edit.images.keys.sorted()
             workers = Stages(stage1: stage.worker, finish: finished.map { edit.images[$0]?.worker ?? "" })
             seconds = Stages(stage1: stage.seconds, finish: finished.map { edit.images[$0]?.seconds ?? 0 })
         }
-        finishedAt = edit.finishedAt.map { ISO8601DateFormatter().string(from: $0) }
+        finishedAt = edit.finishedAt
+    }
+
+    /// The line as JSON: keys sorted, slashes unescaped, the spec as it came.
+    func text() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var fields: [String: String] = [:]
+        func add<Value: Encodable>(_ key: String, _ value: Value?) throws {
+            if let value { fields[key] = String(decoding: try encoder.encode(value), as: UTF8.self) }
+        }
+        try add("id", id)
+        try add("job", job)
+        try add("status", status)
+        fields["spec"] = spec
+        try add("error", error)
+        try add("images", images)
+        try add("grid", grid)
+        if let run {
+            try add("model", run.model)
+            try add("mode", run.mode)
+            try add("settings", run.settings)
+        }
+        try add("workers", workers)
+        try add("seconds", seconds)
+        try add("finished_at", finishedAt.map { ISO8601DateFormatter().string(from: $0) })
+        let encodedKeys = try fields.keys.sorted().map { (String(decoding: try encoder.encode($0), as: UTF8.self), $0) }
+        return "{" + encodedKeys.map { "\($0.0):\(fields[$0.1] ?? "null")" }.joined(separator: ",") + "}"
     }
 }

@@ -6,17 +6,17 @@ import NIOPosix
 /// The metrics port's HTTP server: `/metrics` for Prometheus, and the live status page at `/`
 /// with the JSON it polls (`/status.json`) and the thumbnails and grids of the latest results.
 /// It is unauthenticated, so it listens on loopback unless `--metrics-host` says otherwise; a
-/// result is named by its job and edit id, looked up in the scheduler's records, so no path
+/// result is named by its job and edit id, looked up in the broker's records, so no path
 /// from a request reaches the disk.
 final class MonitorEndpoint: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    /// What the endpoint reads: the metrics (thread-safe), the scheduler (on its loop) and the
+    /// What the endpoint reads: the metrics (thread-safe), the broker and its board (on their loop) and the
     /// thumbnails (made off the loop).
     struct Sources: Sendable {
         let metrics: CoordinatorMetrics
-        let scheduler: NIOLoopBound<SchedulerShell>
+        let shell: NIOLoopBound<BrokerShell>
         let thumbnails: ThumbnailCache
         /// The port listens on loopback: requests must name a loopback host, so that a web page
         /// elsewhere cannot reach it through a name it rebinds to 127.0.0.1 (DNS rebinding).
@@ -63,8 +63,8 @@ final class MonitorEndpoint: ChannelInboundHandler, @unchecked Sendable {
         case 1 where parts[0] == "metrics":
             reply.send(.ok, type: "text/plain; version=0.0.4; charset=utf-8", text: sources.metrics.exposition())
         case 1 where parts[0] == "status.json":
-            let scheduler = sources.scheduler
-            scheduler.eventLoop.submit { try JSONEncoder.wire.encode(scheduler.value.core.dashboard()) }
+            let shell = sources.shell
+            shell.eventLoop.submit { try JSONEncoder.wire.encode(shell.value.board.snapshot(of: shell.value.broker, now: Date())) }
                 .whenComplete { result in
                     switch result {
                     case .success(let json): reply.send(.ok, type: "application/json", bytes: Array(json))
@@ -83,12 +83,12 @@ final class MonitorEndpoint: ChannelInboundHandler, @unchecked Sendable {
 
     /// A finished edit's grid, or its thumbnail, read (and made) on the thread pool.
     private func result(job: String, edit: String, thumbnail: Bool, reply: Reply) {
-        let scheduler = sources.scheduler
+        let shell = sources.shell
         let thumbnails = sources.thumbnails
-        scheduler.eventLoop.submit { scheduler.value.core.resultGrid(job: job, edit: edit) }
+        shell.eventLoop.submit { shell.value.broker.resultGrid(job: job, edit: edit) }
             .flatMap { grid -> EventLoopFuture<Data?> in
-                guard let grid else { return scheduler.eventLoop.makeSucceededFuture(nil) }
-                return NIOThreadPool.singleton.runIfActive(eventLoop: scheduler.eventLoop) {
+                guard let grid else { return shell.eventLoop.makeSucceededFuture(nil) }
+                return NIOThreadPool.singleton.runIfActive(eventLoop: shell.eventLoop) {
                     try thumbnail ? thumbnails.thumbnail(key: job + "/" + edit, grid: grid) : Data(contentsOf: grid)
                 }
             }

@@ -3,35 +3,25 @@ import Imaging
 import NIOCore
 import Wire
 
-/// Intermediate tensors (stage-1 outputs, finished images) kept in the coordinator's state
-/// folder until an edit's outputs are written, and the outputs themselves: every file written
-/// atomically, the manifest derived from the journal's records.
-public struct ResultStore {
-    let state: URL
-    /// Blobs on disk: zstd with shuffling (they are read back only here).
-    let codec = TensorCodec(zstdLevel: 3, shuffle: true)
+/// Where results wait and land: each edit's intermediate tensors (stage-1 outputs, finished
+/// images) until its outputs are written, then its pictures and the manifest of its output
+/// folder. Used from the storage queue, one call at a time.
+public protocol ResultStore: Sendable {
+    /// Makes the output folder (and its parents); whether it already holds a manifest.
+    func prepareOutput(_ folder: URL) throws -> Bool
+    /// Keeps a tensor of an edit under `name` (stage1, image-N).
+    func save(_ tensor: TensorPayload, job: String, edit: String, name: String) throws
+    func load(job: String, edit: String, name: String) throws -> TensorPayload
+    /// Writes the edit's pictures (its `count` saved images and their grid) into `folder`.
+    func writePictures(job: String, edit: String, count: Int, to folder: URL) throws
+    /// Replaces `folder`'s manifest.jsonl with these lines.
+    func writeManifest(_ lines: [ManifestLine], to folder: URL) throws
+    /// Forgets an edit's intermediate tensors (its outputs are written).
+    func removeTensors(job: String, edit: String)
+}
 
-    /// Blobs under `state`/blobs.
-    public init(state: URL) { self.state = state }
-
-    func blobURL(job: String, edit: String, name: String) -> URL {
-        state.appendingPathComponent("blobs").appendingPathComponent(job).appendingPathComponent(edit).appendingPathComponent(name)
-    }
-
-    func save(_ tensor: TensorPayload, job: String, edit: String, name: String) throws {
-        var buffer = ByteBuffer()
-        try codec.encode(tensor, into: &buffer)
-        let url = blobURL(job: job, edit: edit, name: name)
-        try writeAtomically(Data(buffer.readableBytesView), to: url)
-    }
-
-    func load(job: String, edit: String, name: String) throws -> TensorPayload {
-        let data = try Data(contentsOf: blobURL(job: job, edit: edit, name: name))
-        var buffer = ByteBuffer(bytes: data)
-        return try codec.decode(from: &buffer)
-    }
-
-    /// Image `index` of a stored stage-1 output [prompts, C, h, w], as [1, C, h, w].
+extension ResultStore {
+    /// Image `index` of a saved stage-1 output [prompts, C, h, w], as [1, C, h, w].
     func stageOneSlice(job: String, edit: String, index: Int) throws -> TensorPayload {
         let all = try load(job: job, edit: edit, name: "stage1")
         guard all.shape.count == 4, index < all.shape[0] else { throw SubmissionError("stage-1 output of \(edit) has shape \(all.shape)") }
@@ -40,41 +30,124 @@ public struct ResultStore {
                              bytes: Array(all.bytes[(index * per)..<((index + 1) * per)]))
     }
 
-    /// Writes the edit's images and grid into OUTPUT/<edit id>/.
-    func writeOutputs(job: JobRecord, edit: EditRecord) throws -> [String] {
-        let images = try (0..<edit.prompts).map { index -> RGBImage in
-            let payload = try load(job: job.id, edit: edit.id, name: "image-\(index)")
+    /// The saved images of an edit as pictures. Every image of one edit comes from one model
+    /// at one size; a worker that says otherwise fails this edit, not the coordinator.
+    func pictures(job: String, edit: String, count: Int) throws -> [RGBImage] {
+        let images = try (0..<count).map { index -> RGBImage in
+            let payload = try load(job: job, edit: edit, name: "image-\(index)")
             guard payload.elementType == .uint8, payload.shape.count == 3, payload.shape[2] == 3 else {
-                throw SubmissionError("image \(index) of \(edit.id) has shape \(payload.shape)")
+                throw SubmissionError("image \(index) of \(edit) has shape \(payload.shape)")
             }
             return RGBImage(width: payload.shape[1], height: payload.shape[0], pixels: payload.bytes)
         }
-        // The images of one edit come from one model at one size; a worker that says otherwise
-        // fails this edit, not the coordinator.
         if let first = images.first, let other = images.first(where: { $0.width != first.width || $0.height != first.height }) {
-            throw SubmissionError("the images of \(edit.id) differ in size (\(first.width)x\(first.height) and \(other.width)x\(other.height))")
+            throw SubmissionError("the images of \(edit) differ in size (\(first.width)x\(first.height) and \(other.width)x\(other.height))")
         }
-        let folder = job.output.appendingPathComponent(edit.id)
-        return try EditOutputs.write(images, to: folder).map { $0.lastPathComponent }
+        return images
+    }
+}
+
+/// Results on disk: tensors in STATE/blobs/JOB/EDIT/ (zstd, shuffled), pictures and manifests in
+/// the output folders; every file written atomically.
+public struct FileResultStore: ResultStore {
+    let state: URL
+    let codec = TensorCodec(zstdLevel: 3, shuffle: true)
+
+    /// Tensors under `state`/blobs.
+    public init(state: URL) { self.state = state }
+
+    func folder(job: String, edit: String) -> URL {
+        state.appendingPathComponent("blobs").appendingPathComponent(job).appendingPathComponent(edit)
     }
 
-    /// OUTPUT/manifest.jsonl: one line per finished or failed edit of every job writing to
-    /// OUTPUT, in submission order, written atomically from the records (so a restart never
-    /// leaves a duplicate or a torn line).
-    func writeManifest(_ jobs: [JobRecord], to output: URL) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let lines = try jobs.flatMap { job in
-            try job.editOrder.compactMap { id -> String? in
-                guard let edit = job.edits[id], let line = ManifestLine(edit, in: job) else { return nil }
-                return String(decoding: try encoder.encode(line), as: UTF8.self)
-            }
-        }
-        try writeAtomically(Data((lines.joined(separator: "\n") + (lines.isEmpty ? "" : "\n")).utf8),
-                            to: output.appendingPathComponent("manifest.jsonl"))
+    public func prepareOutput(_ folder: URL) throws -> Bool {
+        try prepareOutputFolder(folder)
+        return FileManager.default.fileExists(atPath: folder.appendingPathComponent(ManifestLine.fileName).path)
     }
 
-    func removeBlobs(job: String, edit: String) {
-        try? FileManager.default.removeItem(at: state.appendingPathComponent("blobs").appendingPathComponent(job).appendingPathComponent(edit))
+    public func save(_ tensor: TensorPayload, job: String, edit: String, name: String) throws {
+        var buffer = ByteBuffer()
+        try codec.encode(tensor, into: &buffer)
+        try writeAtomically(Data(buffer.readableBytesView), to: folder(job: job, edit: edit).appendingPathComponent(name))
     }
+
+    public func load(job: String, edit: String, name: String) throws -> TensorPayload {
+        var buffer = ByteBuffer(bytes: try Data(contentsOf: folder(job: job, edit: edit).appendingPathComponent(name)))
+        return try codec.decode(from: &buffer)
+    }
+
+    public func writePictures(job: String, edit: String, count: Int, to folder: URL) throws {
+        try EditOutputs.write(try pictures(job: job, edit: edit, count: count), to: folder)
+    }
+
+    public func writeManifest(_ lines: [ManifestLine], to folder: URL) throws {
+        let text = try lines.map { try $0.text() + "\n" }.joined()
+        try writeAtomically(Data(text.utf8), to: folder.appendingPathComponent(ManifestLine.fileName))
+    }
+
+    public func removeTensors(job: String, edit: String) {
+        try? FileManager.default.removeItem(at: folder(job: job, edit: edit))
+    }
+}
+
+/// Results in memory, for tests of the coordinator's core: the same checks, no disk.
+public final class MemoryResultStore: ResultStore, @unchecked Sendable {
+    private let lock = NSLock()
+    private var tensors: [String: TensorPayload] = [:]
+    private var folders: Set<String> = []
+    /// Pictures written, by output folder path then edit folder name.
+    public private(set) var writtenPictures: [String: [RGBImage]] = [:]
+    /// Manifests written, by output folder path.
+    public private(set) var writtenManifests: [String: [String]] = [:]
+    /// Writes of pictures and manifests fail with this while set (a full or broken disk).
+    public var outputFailure: Error? {
+        get { lock.withLock { storedFailure } }
+        set { lock.withLock { storedFailure = newValue } }
+    }
+    private var storedFailure: Error?
+
+    public init() {}
+
+    private func key(_ job: String, _ edit: String, _ name: String) -> String { [job, edit, name].joined(separator: "\u{0}") }
+
+    public func prepareOutput(_ folder: URL) throws -> Bool {
+        lock.withLock {
+            folders.insert(folder.path)
+            return writtenManifests[folder.path] != nil
+        }
+    }
+
+    public func save(_ tensor: TensorPayload, job: String, edit: String, name: String) throws {
+        lock.withLock { tensors[key(job, edit, name)] = tensor }
+    }
+
+    public func load(job: String, edit: String, name: String) throws -> TensorPayload {
+        guard let tensor = lock.withLock({ tensors[key(job, edit, name)] }) else {
+            throw SubmissionError("no \(name) of \(edit) of \(job) is stored")
+        }
+        return tensor
+    }
+
+    public func writePictures(job: String, edit: String, count: Int, to folder: URL) throws {
+        let images = try pictures(job: job, edit: edit, count: count)
+        try lock.withLock {
+            if let storedFailure { throw storedFailure }
+            writtenPictures[folder.path] = images
+        }
+    }
+
+    public func writeManifest(_ lines: [ManifestLine], to folder: URL) throws {
+        let texts = try lines.map { try $0.text() }
+        try lock.withLock {
+            if let storedFailure { throw storedFailure }
+            writtenManifests[folder.path] = texts
+        }
+    }
+
+    public func removeTensors(job: String, edit: String) {
+        lock.withLock { tensors = tensors.filter { !$0.key.hasPrefix([job, edit, ""].joined(separator: "\u{0}")) } }
+    }
+
+    /// How many tensors are kept (none once every edit is written).
+    public var tensorCount: Int { lock.withLock { tensors.count } }
 }

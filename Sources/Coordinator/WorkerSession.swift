@@ -1,7 +1,7 @@
 import Foundation
 import Wire
 
-/// A connected, authenticated worker as the scheduler sees it.
+/// A connected, authenticated worker as the broker sees it.
 final class WorkerSession {
     let sessionID: String
     let nodeID: String

@@ -5,10 +5,7 @@ extension EditSpec {
     /// code may switch a spec's mode without clearing its other settings. The model-dependent
     /// checks (words present in prompts, prompt lengths) are the Engine's.
     public func validate(given: Set<Key> = []) throws {
-        guard !id.isEmpty else { throw EditError(field: "id", problem: "is missing or empty", fix: "give each edit a unique id") }
-        guard id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }), !id.hasPrefix(".") else {
-            throw EditError(field: "id", problem: "'\(id)' is not usable as a folder name", fix: "use letters, digits, '-', '_' and '.' only")
-        }
+        try Self.validate(id: id)
         guard !targets.isEmpty else { throw EditError(field: "targets", problem: "is missing or empty", fix: "give a list of one or more edited prompts") }
         guard targets.count <= Self.maximumTargets else {
             throw EditError(field: "targets", problem: "has \(targets.count) prompts; one edit denoises at most \(Self.maximumTargets) with its source",
@@ -83,6 +80,16 @@ extension EditSpec {
             guard blendSubtract.count == prompts.count else {
                 throw EditError(field: "blend_subtract", problem: "has \(blendSubtract.count) word lists for \(prompts.count) prompts", fix: "give one list per prompt, source first")
             }
+        }
+    }
+
+    /// An edit's id names its output folder: letters, digits, '-', '_' and '.', not starting
+    /// with a dot, and no longer than a file name may be (255 bytes).
+    public static func validate(id: String) throws {
+        guard !id.isEmpty else { throw EditError(field: "id", problem: "is missing or empty", fix: "give each edit a unique id") }
+        guard id.utf8.count <= 255, id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }), !id.hasPrefix(".") else {
+            throw EditError(field: "id", problem: "'\(id.prefix(255))' is not usable as a folder name",
+                            fix: "use letters, digits, '-', '_' and '.' only, at most 255 bytes")
         }
     }
 

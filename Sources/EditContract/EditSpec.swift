@@ -104,4 +104,11 @@ public struct EditSpec: Sendable, Equatable {
     /// The capability a worker needs to run this edit: its model at its precision (the
     /// coordinator matches it against what workers announce).
     public var capabilityKey: String { CapabilityKey.key(model: model ?? "default", precision: precision) }
+
+    /// Edits with equal keys can share a stage-1 task: the same model, precision and sampling
+    /// settings (a task's edits then take about as long as each other).
+    public var packKey: String {
+        let settings = [steps.map(String.init), height.map(String.init), width.map(String.init), guidance.map { "\($0)" }]
+        return ([capabilityKey] + settings.map { $0 ?? "-" }).joined(separator: "|")
+    }
 }

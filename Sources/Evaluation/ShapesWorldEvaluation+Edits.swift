@@ -76,6 +76,7 @@ extension ShapesWorldEvaluation {
         let scores = try eachSample(samples, progress: progress) { index -> [(Bool, Double, Double, Double)] in
             var (spec, target, baselinePrompt) = cases[index]
             spec.seed = seed &+ UInt64(index)
+            try spec.validate()
             // The edit as `ptp edit` and the workers run it; the baseline from the same settings.
             let result = try editor.run(spec)
             let (source, edited) = (result.images[0], result.images[1])

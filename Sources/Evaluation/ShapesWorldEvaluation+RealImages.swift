@@ -45,6 +45,7 @@ extension ShapesWorldEvaluation {
             spec.inversion = method
             spec.superResolution = false
             spec.precision = precision
+            try spec.validate()
             let result = try PromptToPromptEditor(model: model).run(spec)
             let (source, edited) = (result.images[0], result.images[1])
             let objectMask = SceneDetector.detect(wanted).objects.first?.mask ?? []

@@ -18,7 +18,7 @@ public struct ClientHandshake: Sendable {
     }
 
     /// The first message of the connection.
-    public func hello(capabilities: String) -> WireMessage {
+    public func hello(capabilities: NodeCapabilities = NodeCapabilities()) -> WireMessage {
         .hello(version: WireProtocol.version, role: role, nodeID: nodeID, capabilities: capabilities, nonce: nonce)
     }
 

@@ -1,18 +1,5 @@
 import Foundation
 
-/// What a worker can run, sent in its hello.
-public struct NodeCapabilities: Codable, Sendable, Equatable {
-    /// Model keys: "default" for the embedded model, else the --model paths as given.
-    public var models: [String]
-    public var threads: Int
-    public var host: String
-    public var version: String
-
-    public init(models: [String], threads: Int, host: String, version: String) {
-        (self.models, self.threads, self.host, self.version) = (models, threads, host, version)
-    }
-}
-
 /// One node's line of `ptp status`.
 public struct NodeStatus: Codable, Sendable, Equatable {
     public var id: String

@@ -37,14 +37,50 @@ extension ByteBuffer {
         return text
     }
 
-    mutating func readStrings(field: String, limit: Int = 100_000) throws -> [String] {
-        let count = Int(try readInteger(field: field, as: UInt32.self))
-        guard count <= limit else { throw WireError(.malformed, "\(field): \(count) items exceed the limit of \(limit)") }
-        return try (0..<count).map { _ in try readString(field: field) }
+    mutating func readStrings(field: String, limit: Int = 100_000, each: Int = 1 << 20) throws -> [String] {
+        let count = try readCount(field: field, limit: limit, smallest: 4)
+        return try (0..<count).map { _ in try readString(field: field, limit: each) }
     }
 
     mutating func readFixedBytes(field: String, count: Int) throws -> [UInt8] {
         guard let bytes = readBytes(length: count) else { throw WireError(.malformed, "\(field): truncated") }
         return bytes
+    }
+}
+
+/// Typed fields: booleans as one byte, doubles as their IEEE bits, optionals behind a flag.
+extension ByteBuffer {
+    mutating func writeField(_ value: Bool) { writeInteger(UInt8(value ? 1 : 0)) }
+
+    mutating func writeField(_ value: Double) { writeInteger(value.bitPattern) }
+
+    mutating func writeField(_ value: String?) {
+        writeField(value != nil)
+        if let value { writeField(value) }
+    }
+
+    mutating func readBool(field: String) throws -> Bool {
+        switch try readInteger(field: field, as: UInt8.self) {
+        case 0: return false
+        case 1: return true
+        case let other: throw WireError(.malformed, "\(field): \(other) is not a boolean")
+        }
+    }
+
+    mutating func readDouble(field: String) throws -> Double {
+        Double(bitPattern: try readInteger(field: field, as: UInt64.self))
+    }
+
+    mutating func readOptionalString(field: String, limit: Int = 1 << 20) throws -> String? {
+        try readBool(field: field) ? try readString(field: field, limit: limit) : nil
+    }
+
+    /// A count of items that each take at least `smallest` bytes: one the body cannot hold is
+    /// refused before anything is allocated for it.
+    mutating func readCount(field: String, limit: Int, smallest: Int) throws -> Int {
+        let count = Int(try readInteger(field: field, as: UInt32.self))
+        guard count <= limit else { throw WireError(.malformed, "\(field): \(count) items exceed the limit of \(limit)") }
+        guard count <= readableBytes / max(smallest, 1) else { throw WireError(.malformed, "\(field): truncated") }
+        return count
     }
 }

@@ -1,106 +1,79 @@
 import EditContract
+import NIOCore
 
-/// What a task does; its raw value is its name on the wire and in the journal.
+/// What a task does; its raw value is its name in the journal.
 public enum TaskKind: String, Sendable, CaseIterable {
-    /// Stage 1 of one or more edits (payload `StageOnePayload`); tensors back: one per edit,
-    /// named by its id.
+    /// Stage 1 of one or more edits: every prompt of each denoised under attention control.
     case stageOne = "stage1"
-    /// One image of one edit to its final picture, decode or super-resolution (payload
-    /// `FinishPayload`); tensor in: "input" [1, C, h, w]; tensor back: "image" [h, w, 3] bytes.
+    /// One image of one edit to its final picture: decode or super-resolution.
     case finish
-    /// Does nothing (dispatch benchmarks).
-    case noop
 }
 
-/// A stage-1 task's work.
-public struct StageOnePayload: Codable, Sendable {
-    /// The edits, run in this order.
-    public var edits: [EditSpec]
-    public init(edits: [EditSpec]) { self.edits = edits }
-}
-
-/// A stage-1 task's result: how each edit ran (its latents travel as tensors).
-public struct StageOneResult: Codable, Sendable {
-    public struct Edit: Codable, Sendable {
-        public var id: String
-        public var model: String
-        public var mode: String
-        public var seconds: Double
-        public var steps: Int
-        public var guidance: Double
-        public var height: Int
-        public var width: Int
-        /// The scheduler that ran (class and overrides, e.g. "DPMSolverMultistepScheduler,use_karras_sigmas=true").
-        public var scheduler: String?
-        /// fp32 or bf16.
-        public var precision: String?
-        public init(id: String, model: String, mode: String, seconds: Double, steps: Int, guidance: Double, height: Int, width: Int,
-                    scheduler: String? = nil, precision: String? = nil) {
-            (self.id, self.model, self.mode, self.seconds, self.steps, self.guidance, self.height, self.width) = (id, model, mode, seconds, steps, guidance, height, width)
-            (self.scheduler, self.precision) = (scheduler, precision)
-        }
-    }
-    public var edits: [Edit]
-    /// Edits that could not run (invalid for this model), with the reason.
-    public var failures: [String: String]
-    public init(edits: [Edit], failures: [String: String] = [:]) {
-        self.edits = edits
-        self.failures = failures
-    }
-}
-
-/// A finish task's work (its input travels as a tensor).
-public struct FinishPayload: Codable, Sendable {
-    public var spec: EditSpec
-    /// Which image of the edit (0 the source).
+/// A finish task's work: image `index` of an edit (0 the source) from its stage-1 output.
+public struct FinishWork: Sendable, Equatable {
+    /// The edit's id (for logs and errors).
+    public var edit: String
     public var index: Int
-    public init(spec: EditSpec, index: Int) { (self.spec, self.index) = (spec, index) }
+    public var spec: FinishSpec
+    /// The image's stage-1 output [1, C, h, w].
+    public var input: TensorPayload
+
+    public init(edit: String, index: Int, spec: FinishSpec, input: TensorPayload) {
+        (self.edit, self.index, self.spec, self.input) = (edit, index, spec, input)
+    }
 }
 
-/// A finish task's result (its image travels as a tensor).
-public struct FinishResult: Codable, Sendable {
-    public var seconds: Double
-    public init(seconds: Double) { self.seconds = seconds }
-}
-
-/// A task's work, typed: what the coordinator assigns and a worker runs. On the wire it is
-/// an `assign` message's kind, JSON payload and tensors.
-public enum TaskWork: Sendable {
-    case stageOne(StageOnePayload)
-    /// One image: its stage-1 output [1, C, h, w], a tensor named "input".
-    case finish(FinishPayload, input: TensorPayload)
-    case noop
+/// A task's work, as the coordinator assigns it and a worker runs it.
+public enum TaskWork: Sendable, Equatable {
+    /// The edits, run in this order.
+    case stageOne([EditEnvelope])
+    case finish(FinishWork)
 
     public var kind: TaskKind {
         switch self {
         case .stageOne: return .stageOne
         case .finish: return .finish
-        case .noop: return .noop
         }
     }
 
-    /// The `assign` message that hands this work to a worker.
-    public func assignment(taskID: String) throws -> WireMessage {
+    /// The most edits one stage-1 task carries.
+    public static let maximumEdits = 4096
+
+    func encode(into buffer: inout ByteBuffer, codec: TensorCodec) throws {
         switch self {
-        case .stageOne(let payload):
-            return .assign(taskID: taskID, kind: kind, payload: try payload.jsonText(), tensors: [])
-        case .finish(let payload, let input):
-            return .assign(taskID: taskID, kind: kind, payload: try payload.jsonText(), tensors: [input])
-        case .noop:
-            return .assign(taskID: taskID, kind: kind, payload: "{}", tensors: [])
+        case .stageOne(let edits):
+            buffer.writeInteger(UInt8(1))
+            buffer.writeInteger(UInt32(edits.count))
+            for edit in edits { edit.encode(into: &buffer) }
+        case .finish(let work):
+            buffer.writeInteger(UInt8(2))
+            buffer.writeField(work.edit)
+            buffer.writeInteger(UInt32(work.index))
+            buffer.writeField(work.spec.model)
+            buffer.writeInteger(work.spec.precision.wireCode)
+            buffer.writeInteger(work.spec.seed)
+            buffer.writeField(work.spec.superResolution)
+            buffer.writeField(work.spec.prompt)
+            try codec.encode(work.input, into: &buffer)
         }
     }
 
-    /// The work an `assign` message carries; a payload that does not decode is malformed.
-    public init(kind: TaskKind, payload: String, tensors: [TensorPayload]) throws {
-        switch kind {
-        case .stageOne:
-            self = .stageOne(try StageOnePayload.fromJSON(payload, what: "stage-1 payload"))
-        case .finish:
-            guard let input = tensors.first(where: { $0.name == "input" }) else { throw WireError(.malformed, "finish task without its input tensor") }
-            self = .finish(try FinishPayload.fromJSON(payload, what: "finish payload"), input: input)
-        case .noop:
-            self = .noop
+    static func decode(from buffer: inout ByteBuffer, tensors: inout TensorReader) throws -> TaskWork {
+        switch try buffer.readInteger(field: "task kind", as: UInt8.self) {
+        case 1:
+            let count = try buffer.readCount(field: "edits", limit: maximumEdits, smallest: EditEnvelope.smallestEncoding)
+            return .stageOne(try (0..<count).map { _ in try EditEnvelope.decode(from: &buffer) })
+        case 2:
+            let edit = try buffer.readString(field: "edit id", limit: 1024)
+            let index = Int(try buffer.readInteger(field: "image index", as: UInt32.self))
+            let spec = FinishSpec(model: try buffer.readString(field: "model", limit: EditEnvelope.maximumKeyLength),
+                                  precision: try Precision(wireCode: try buffer.readInteger(field: "precision", as: UInt8.self)),
+                                  seed: try buffer.readInteger(field: "seed", as: UInt64.self),
+                                  superResolution: try buffer.readBool(field: "super_resolution"),
+                                  prompt: try buffer.readString(field: "prompt", limit: 1 << 20))
+            return .finish(FinishWork(edit: edit, index: index, spec: spec, input: try tensors.read(from: &buffer, in: "assign")))
+        case let other:
+            throw WireError(.malformed, "assign: unknown task kind \(other)")
         }
     }
 }

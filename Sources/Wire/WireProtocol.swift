@@ -1,10 +1,11 @@
 /// The cluster's binary protocol: length-prefixed frames carrying typed messages, a handshake
 /// authenticated with the cluster's shared secret, and a compressed tensor codec. It knows
-/// nothing of models: tensors are shapes and bytes, edits are the edit contract's specs.
+/// nothing of models: tensors are shapes and bytes, edits are the edit contract's envelopes.
 public enum WireProtocol {
     /// Bumped on every incompatible change to frames or messages (2: mutual authentication;
-    /// 3: task payloads carry edit specs as JSON objects, not as strings of JSON).
-    public static let version: UInt16 = 3
+    /// 3: task payloads carry edit specs as JSON objects, not as strings of JSON; 4: typed work,
+    /// results and capabilities, edits as envelopes).
+    public static let version: UInt16 = 4
     /// Largest frame accepted before the peer has authenticated (hello and proof are small).
     public static let unauthenticatedFrameLimit = 64 << 10
     /// Default largest frame once authenticated.

@@ -10,88 +10,73 @@ protocol CoordinatorLinkDelegate: AnyObject {
     func linkJoined()
     /// Work handed to this worker.
     func linkAssigned(taskID: String, work: TaskWork)
-    /// The assignment could not be read (the task fails; the connection stays).
-    func linkAssignmentUnreadable(taskID: String, error: Error)
     /// The connection dropped; the link is reconnecting.
     func linkLost()
     /// The coordinator refused this worker for good (wrong secret or protocol version).
     func linkRefused(_ error: WireError)
 }
 
-/// The worker's connection to the coordinator: connects and reconnects with backoff, runs
-/// the client side of the handshake (nothing from the coordinator is trusted before its
-/// welcome proves the secret), sends heartbeats, and keeps results sent while disconnected
-/// for the next connection. Confined to `loop`.
+/// The worker's link to the coordinator, put together from parts that each do one thing: the
+/// `Reconnector` keeps a connection open, each connection's pipeline runs the handshake
+/// (`ClientHandshakeHandler`), its heartbeats (`HeartbeatHandler`) and hands the coordinator's
+/// messages here (`CoordinatorLinkHandler`), and the `Outbox` holds what is sent while no
+/// connection is open. Confined to `loop`.
 final class CoordinatorLink: @unchecked Sendable {
-    let configuration: WorkerConfiguration
-    let capabilities: NodeCapabilities
     let loop: EventLoop
     let logger: Logger
     weak var delegate: CoordinatorLinkDelegate?
-    /// The tasks a heartbeat names (the one running, if any).
-    var runningTasks: () -> [String] = { [] }
-
-    private var channel: Channel?
-    private var handshake: ClientHandshake?
-    private var backoff: TimeAmount = .milliseconds(500)
-    private var heartbeat: RepeatedTask?
+    let outbox = Outbox()
+    private var reconnector: Reconnector?
     private var closed = false
-    /// Messages that wait for a connection: results and failures are never dropped.
-    private(set) var undelivered: [WireMessage] = []
 
-    var isJoined: Bool { handshake?.welcomed ?? false }
-
-    init(configuration: WorkerConfiguration, capabilities: NodeCapabilities, loop: EventLoop, logger: Logger) {
-        (self.configuration, self.capabilities, self.loop, self.logger) = (configuration, capabilities, loop, logger)
+    /// Connections come from `connect`, given the link handler to end their pipelines with.
+    init(loop: EventLoop, maximumBackoff: TimeAmount, logger: Logger, connect: @escaping (CoordinatorLinkHandler) -> EventLoopFuture<Channel>) {
+        self.loop = loop
+        self.logger = logger
+        reconnector = Reconnector(loop: loop, maximumBackoff: maximumBackoff, logger: logger) { [unowned self] in
+            connect(CoordinatorLinkHandler(link: self))
+        }
     }
 
-    func connect() {
-        guard !closed else { return }
-        let bootstrap = ClientBootstrap(group: loop)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { [configuration] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let limits = ConnectionLimits.unauthenticated()
-                    try channel.pipeline.syncOperations.addHandlers([
-                        ByteToMessageHandler(WireMessageDecoder(limits: limits, codec: configuration.codec)),
-                        MessageToByteHandler(WireMessageEncoder(codec: configuration.codec)),
-                        CoordinatorLinkHandler(link: self, limits: limits),
-                    ])
+    /// A link over TCP to the configured coordinator.
+    convenience init(configuration: WorkerConfiguration, capabilities: NodeCapabilities, running: @escaping @Sendable () -> [String],
+                     loop: EventLoop, logger: Logger) {
+        self.init(loop: loop, maximumBackoff: configuration.maximumBackoff, logger: logger) { handler in
+            ClientBootstrap(group: loop)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let limits = ConnectionLimits.unauthenticated()
+                        let handshake = ClientHandshake(secret: configuration.secret, role: .worker, nodeID: configuration.nodeID)
+                        try channel.pipeline.syncOperations.addHandlers([
+                            ByteToMessageHandler(WireMessageDecoder(limits: limits, codec: configuration.codec)),
+                            MessageToByteHandler(WireMessageEncoder(codec: configuration.codec)),
+                            ClientHandshakeHandler(handshake: handshake, capabilities: capabilities, limits: limits, tensorBytes: configuration.codec.limit),
+                            HeartbeatHandler(interval: configuration.heartbeatInterval, running: running),
+                            handler,
+                        ])
+                    }
                 }
-            }
-        bootstrap.connect(host: configuration.host, port: configuration.port).whenComplete { result in
-            switch result {
-            case .success(let channel):
-                self.channel = channel
-                let handshake = ClientHandshake(secret: self.configuration.secret, role: .worker, nodeID: self.configuration.nodeID)
-                self.handshake = handshake
-                channel.writeAndFlush(handshake.hello(capabilities: (try? self.capabilities.jsonText()) ?? "{}"), promise: nil)
-            case .failure(let error):
-                self.logger.warning("cannot reach the coordinator", metadata: ["error": "\(error)", "retry in": "\(self.backoff.nanoseconds / 1_000_000) ms"])
-                self.scheduleReconnect()
-            }
+                .connect(host: configuration.host, port: configuration.port)
         }
     }
 
-    /// Sends now when joined; otherwise keeps the message for the next connection (progress
-    /// is not worth keeping).
-    func send(_ message: WireMessage) {
-        if isJoined, let channel {
-            channel.writeAndFlush(message, promise: nil)
-        } else if case .progress = message {
-            return
-        } else {
-            undelivered.append(message)
-        }
-    }
+    var isJoined: Bool { outbox.isOpen }
 
-    /// Says goodbye and closes; `done` runs once the goodbye is written (or at once when not
-    /// joined).
-    func leave(_ done: @escaping () -> Void) {
-        guard let channel, isJoined else { done(); return }
+    func connect() { reconnector?.start() }
+
+    /// Sends now when joined, else when next joined (`Outbox`).
+    func send(_ message: WireMessage) { outbox.send(message) }
+
+    /// Says goodbye and closes for good; `done` runs once the goodbye is written (at once when
+    /// not joined).
+    func leave(_ done: @escaping @Sendable () -> Void) {
+        guard let channel = reconnector?.channel, isJoined else { return done() }
+        closed = true
         channel.writeAndFlush(WireMessage.goodbye(reason: "drained")).whenComplete { _ in
-            channel.close(promise: nil)
+            // Closes the connection, and cancels a reconnection its close may have scheduled.
+            self.reconnector?.stop()
             done()
         }
     }
@@ -99,108 +84,74 @@ final class CoordinatorLink: @unchecked Sendable {
     /// Closes for good: no reconnection.
     func close() {
         closed = true
-        heartbeat?.cancel()
-        channel?.close(promise: nil)
+        reconnector?.stop()
     }
 
-    private func scheduleReconnect() {
+    fileprivate func joined(on channel: Channel, session: String) {
+        reconnector?.resetBackoff()
+        outbox.opened(channel)
+        logger.info("joined the cluster", metadata: ["session": "\(session)"])
+        delegate?.linkJoined()
+    }
+
+    fileprivate func disconnected(wasJoined: Bool) {
+        outbox.closed()
         guard !closed else { return }
-        let delay = backoff
-        backoff = .nanoseconds(min(backoff.nanoseconds * 2, configuration.maximumBackoff.nanoseconds))
-        loop.scheduleTask(in: delay) { self.connect() }
+        if wasJoined { logger.warning("lost the coordinator; reconnecting") }
+        delegate?.linkLost()
     }
 
-    fileprivate func received(_ message: WireMessage, on channel: Channel, limits: ConnectionLimits) {
-        guard channel === self.channel, var handshake else { return }
+    fileprivate func failed(_ error: ConnectionError) {
+        logger.error("the connection failed", metadata: ["reason": "\(error)"])
+        if case .refused(let wire) = error, wire.code == .authenticationFailed || wire.code == .badVersion {
+            delegate?.linkRefused(wire)
+        }
+    }
+
+    fileprivate func received(_ message: WireMessage) {
         switch message {
-        case .challenge(let nonce):
-            do {
-                channel.writeAndFlush(try handshake.answer(challenge: nonce), promise: nil)
-                self.handshake = handshake
-            } catch {
-                abandon(channel, because: error)
-            }
-        case .welcome(let session, let proof):
-            do { try handshake.accept(welcomeProof: proof) } catch {
-                abandon(channel, because: error)
-                return
-            }
-            self.handshake = handshake
-            backoff = .milliseconds(500)
-            limits.authenticated(tensorBytes: configuration.codec.limit)
-            logger.info("joined the cluster", metadata: ["session": "\(session)", "models": "\(capabilities.models.count) keys"])
-            for message in undelivered { channel.write(message, promise: nil) }
-            undelivered.removeAll()
-            channel.flush()
-            heartbeat?.cancel()
-            heartbeat = loop.scheduleRepeatedTask(initialDelay: configuration.heartbeatInterval, delay: configuration.heartbeatInterval) { _ in
-                if self.isJoined { self.channel?.writeAndFlush(WireMessage.heartbeat(taskIDs: self.runningTasks()), promise: nil) }
-            }
-            delegate?.linkJoined()
-        case .assign(let taskID, let kind, let payload, let tensors):
-            guard isJoined else {
-                abandon(channel, because: WireError(.unexpectedMessage, "work offered before the coordinator proved the cluster secret"))
-                return
-            }
-            do {
-                delegate?.linkAssigned(taskID: taskID, work: try TaskWork(kind: kind, payload: payload, tensors: tensors))
-            } catch {
-                delegate?.linkAssignmentUnreadable(taskID: taskID, error: error)
-            }
+        case .assign(let taskID, let work):
+            delegate?.linkAssigned(taskID: taskID, work: work)
         case .error(let code, let reason):
-            logger.error("the coordinator refused this worker", metadata: ["code": "\(code)", "reason": "\(reason)"])
-            if code == WireError.Code.authenticationFailed.rawValue || code == WireError.Code.badVersion.rawValue {
-                delegate?.linkRefused(WireError(WireError.Code(rawValue: code) ?? .rejected, reason))
-            }
+            logger.error("the coordinator reported an error", metadata: ["code": "\(code)", "reason": "\(reason)"])
         case .goodbye(let reason):
             logger.info("the coordinator said goodbye", metadata: ["reason": "\(reason)"])
         default:
             logger.warning("unexpected message from the coordinator", metadata: ["message": "\(message.name)"])
         }
     }
-
-    /// Drops a connection whose other end cannot be trusted; reconnects with backoff.
-    private func abandon(_ channel: Channel, because error: Error) {
-        logger.error("leaving the connection", metadata: ["reason": "\(error)"])
-        channel.close(promise: nil)
-    }
-
-    fileprivate func disconnected(_ channel: Channel) {
-        guard channel === self.channel else { return }
-        handshake = nil
-        self.channel = nil
-        heartbeat?.cancel()
-        heartbeat = nil
-        guard !closed else { return }
-        delegate?.linkLost()
-        guard !closed else { return }
-        logger.warning("lost the coordinator; reconnecting")
-        scheduleReconnect()
-    }
 }
 
-/// The link's channel handler: hands messages to the link, reports the close.
+/// The end of a link connection's pipeline: the coordinator's messages once it is welcomed,
+/// and how the connection ended, handed to the link.
 final class CoordinatorLinkHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = WireMessage
-    let link: CoordinatorLink
-    let limits: ConnectionLimits
+    private unowned let link: CoordinatorLink
+    private var joined = false
 
-    init(link: CoordinatorLink, limits: ConnectionLimits) {
-        self.link = link
-        self.limits = limits
+    init(link: CoordinatorLink) { self.link = link }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let welcome = event as? ClientHandshakeHandler.Joined else { return context.fireUserInboundEventTriggered(event) }
+        joined = true
+        link.joined(on: context.channel, session: welcome.sessionID)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        link.received(unwrapInboundIn(data), on: context.channel, limits: limits)
+        link.received(unwrapInboundIn(data))
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        link.disconnected(context.channel)
+        link.disconnected(wasJoined: joined)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        link.logger.warning("connection error", metadata: ["error": "\(error)"])
+        if let error = error as? ConnectionError {
+            link.failed(error)
+        } else {
+            link.logger.warning("connection error", metadata: ["error": "\(error)"])
+        }
         context.close(promise: nil)
     }
 }

@@ -17,56 +17,43 @@ struct TaskRunner: Sendable {
     let lowMemory: Bool
 
     /// Runs one task; `progress` gets (step, total) during denoising.
-    func run(_ work: TaskWork, progress: @escaping (Int, Int) -> Void) throws -> (String, [TensorPayload]) {
+    func run(_ work: TaskWork, progress: @escaping (Int, Int) -> Void) throws -> TaskResult {
         switch work {
-        case .stageOne(let payload): return try stageOne(payload, progress: progress)
-        case .finish(let payload, let input): return try finish(payload, input: input)
-        case .noop: return ("{}", [])
+        case .stageOne(let edits): return .stageOne(try stageOne(edits, progress: progress))
+        case .finish(let work): return .finish(try finish(work))
         }
     }
 
-    func model(for spec: EditSpec) throws -> DiffusionModel {
-        let key = spec.model ?? "default"
+    func model(_ key: String) throws -> DiffusionModel {
         guard let model = models[key] else {
             throw TaskFailure(reason: "model '\(key)' is not loaded on this worker", retryable: true)
         }
         return model
     }
 
-    /// Each edit in turn; an edit that cannot run (a validation error) fails alone.
-    func stageOne(_ payload: StageOnePayload, progress: @escaping (Int, Int) -> Void) throws -> (String, [TensorPayload]) {
-        var runs: [StageOneResult.Edit] = []
-        var failures: [String: String] = [:]
-        var tensors: [TensorPayload] = []
-        for spec in payload.edits {
-            let model = try model(for: spec)
+    /// Each edit in turn, its spec opened (parsed and checked) here; an edit that cannot run
+    /// (a bad spec, or one this model refuses) fails alone.
+    func stageOne(_ edits: [EditEnvelope], progress: @escaping (Int, Int) -> Void) throws -> [StageOneEdit] {
+        try edits.map { envelope in
+            let model = try model(envelope.model)
             do {
+                let spec = try envelope.open()
                 let stage = try PromptToPromptEditor(model: model).runStageOne(spec, lowMemory: lowMemory, progress: progress)
-                tensors.append(TensorPayload(name: spec.id, tensor: stage.output))
                 let s = stage.settings
-                runs.append(.init(id: spec.id, model: model.identifier, mode: spec.resolvedMode.rawValue, seconds: stage.seconds,
-                                  steps: s.steps, guidance: Double(s.guidance), height: s.height, width: s.width,
-                                  scheduler: stage.scheduler, precision: s.precision.rawValue))
+                let run = EditRun(model: model.identifier, mode: spec.resolvedMode,
+                                  settings: .init(steps: s.steps, guidance: Double(s.guidance), height: s.height, width: s.width,
+                                                  scheduler: stage.scheduler, precision: s.precision))
+                return StageOneEdit(id: envelope.id, outcome: .ran(run, seconds: stage.seconds, output: TensorPayload(name: "latents", tensor: stage.output)))
             } catch let error as EditError {
-                failures[spec.id] = "\(error)"
-            } catch let error as SamplingError {
-                failures[spec.id] = "\(error)"
-            } catch let error as PromptTooLongError {
-                failures[spec.id] = "\(error)"
+                return StageOneEdit(id: envelope.id, outcome: .failed(reason: "\(error)"))
             }
         }
-        return (try StageOneResult(edits: runs, failures: failures).jsonText(), tensors)
     }
 
-    func finish(_ payload: FinishPayload, input: TensorPayload) throws -> (String, [TensorPayload]) {
-        let spec = payload.spec
-        let model = try model(for: spec)
-        guard payload.index >= 0 && payload.index < spec.prompts.count else {
-            throw TaskFailure(reason: "finish task for image \(payload.index) of \(spec.prompts.count)", retryable: false)
-        }
+    func finish(_ work: FinishWork) throws -> FinishedImage {
+        let model = try model(work.spec.model)
         let start = Date()
-        let image = try PromptToPromptEditor(model: model).finishImage(input.tensor, index: payload.index, spec: spec)
-        return (try FinishResult(seconds: Date().timeIntervalSince(start)).jsonText(), [TensorPayload(name: "image", image: image)])
+        let image = try PromptToPromptEditor(model: model).finishImage(work.input.tensor, as: work.spec)
+        return FinishedImage(seconds: Date().timeIntervalSince(start), image: TensorPayload(name: "image", image: image))
     }
 }
-

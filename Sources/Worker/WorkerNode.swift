@@ -20,7 +20,12 @@ public final class WorkerNode: @unchecked Sendable {
     let link: CoordinatorLink
 
     // Everything below is touched on `loop` only.
-    private var currentTask: String?
+    /// The task being run, for heartbeats.
+    private let running: Running
+    private var currentTask: String? {
+        get { running.task }
+        set { running.task = newValue }
+    }
     private var draining = false
     private var stopped = false
     private var deliveryDeadline: Scheduled<Void>?
@@ -35,10 +40,11 @@ public final class WorkerNode: @unchecked Sendable {
         runner = TaskRunner(models: catalogue.models, lowMemory: configuration.lowMemory)
         let capabilities = NodeCapabilities(models: catalogue.capabilityKeys(precisions: configuration.precisions), threads: configuration.threads,
                                             host: ProcessInfo.processInfo.hostName, version: "ptp-\(WireProtocol.version)")
-        link = CoordinatorLink(configuration: configuration, capabilities: capabilities, loop: group.next(), logger: logger)
+        let running = Running()
+        link = CoordinatorLink(configuration: configuration, capabilities: capabilities, running: { running.tasks }, loop: group.next(), logger: logger)
         finished = group.next().makePromise()
+        self.running = running
         link.delegate = self
-        link.runningTasks = { [unowned self] in self.currentTask.map { [$0] } ?? [] }
     }
 
     /// Connects and works until drained (SIGTERM/SIGINT) or refused for good (wrong secret or
@@ -75,8 +81,7 @@ public final class WorkerNode: @unchecked Sendable {
             }
             let outcome: WireMessage
             do {
-                let (resultPayload, resultTensors) = try runner.run(work, progress: progress)
-                outcome = .result(taskID: taskID, payload: resultPayload, tensors: resultTensors)
+                outcome = .result(taskID: taskID, result: try runner.run(work, progress: progress))
             } catch let failure as TaskFailure {
                 outcome = .failed(taskID: taskID, retryable: failure.retryable, reason: failure.reason)
             } catch {
@@ -95,7 +100,7 @@ public final class WorkerNode: @unchecked Sendable {
         }
         link.send(outcome)
         if draining {
-            if link.undelivered.isEmpty { leave() } else { startDeliveryDeadline() }
+            if link.outbox.waiting.isEmpty { leave() } else { startDeliveryDeadline() }
         } else {
             askForWork()
         }
@@ -108,7 +113,7 @@ public final class WorkerNode: @unchecked Sendable {
         guard !draining else { return }
         draining = true
         logger.info("draining: finishing the current task, then leaving", metadata: ["task": "\(currentTask ?? "none")"])
-        if currentTask == nil && link.undelivered.isEmpty { leave() }
+        if currentTask == nil && link.outbox.waiting.isEmpty { leave() }
     }
 
     /// A draining worker with a finished result and no coordinator: keep trying for a while,
@@ -116,9 +121,9 @@ public final class WorkerNode: @unchecked Sendable {
     private func startDeliveryDeadline() {
         guard deliveryDeadline == nil else { return }
         deliveryDeadline = loop.scheduleTask(in: configuration.drainDeliveryTimeout) {
-            guard !self.stopped, !self.link.undelivered.isEmpty else { return }
+            guard !self.stopped, !self.link.outbox.waiting.isEmpty else { return }
             self.logger.warning("leaving without delivering results: the coordinator stayed unreachable",
-                                metadata: ["results": "\(self.link.undelivered.count)", "waited s": "\(self.configuration.drainDeliveryTimeout.nanoseconds / 1_000_000_000)"])
+                                metadata: ["results": "\(self.link.outbox.waiting.count)", "waited s": "\(self.configuration.drainDeliveryTimeout.nanoseconds / 1_000_000_000)"])
             self.stop(error: nil)
         }
     }
@@ -151,18 +156,19 @@ extension WorkerNode: CoordinatorLinkDelegate {
         start(taskID: taskID, work: work)
     }
 
-    func linkAssignmentUnreadable(taskID: String, error: Error) {
-        link.send(.failed(taskID: taskID, retryable: false, reason: "\(error)"))
-        askForWork()
-    }
-
     func linkLost() {
         if draining && currentTask == nil {
-            if link.undelivered.isEmpty { stop(error: nil) } else { startDeliveryDeadline() }
+            if link.outbox.waiting.isEmpty { stop(error: nil) } else { startDeliveryDeadline() }
         }
     }
 
     func linkRefused(_ error: WireError) {
         stop(error: error)
     }
+}
+
+/// The task a worker runs, read by its heartbeats (both on the worker's one event loop).
+private final class Running: @unchecked Sendable {
+    var task: String?
+    var tasks: [String] { task.map { [$0] } ?? [] }
 }

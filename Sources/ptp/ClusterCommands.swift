@@ -84,7 +84,7 @@ struct CoordinatorCommand: ParsableCommand {
         guard lease > 0, lease <= 86_400 else { throw ValidationError("--lease must be between 0 and 86400 seconds") }
         guard attempts >= 1 else { throw ValidationError("--attempts must be at least 1") }
         guard metricsIdleTimeout > 0, metricsIdleTimeout < 86_400 else { throw ValidationError("--metrics-idle-timeout must be between 0 and 86400 seconds") }
-        var settings = SchedulerSettings()
+        var settings = BrokerSettings()
         settings.leaseDuration = lease
         settings.maximumAttempts = attempts
         settings.packPrompts = max(1, packPrompts)
@@ -92,7 +92,7 @@ struct CoordinatorCommand: ParsableCommand {
         settings.unservedTimeout = unservedTimeout
         var configuration = CoordinatorConfiguration(
             host: host, port: port, metricsPort: metricsPort, stateDirectory: URL(fileURLWithPath: state),
-            secret: try secret.load(), scheduler: settings, codec: try codec.codec())
+            secret: try secret.load(), broker: settings, codec: try codec.codec())
         configuration.metricsIdleTimeout = .milliseconds(Int64(metricsIdleTimeout * 1000))
         configuration.metricsHost = metricsHost
         let server = CoordinatorServer(configuration: configuration, logger: makeLogger("ptp.coordinator"))
@@ -135,7 +135,7 @@ struct WorkerCommand: ParsableCommand {
         let threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         try ComputeThreads.validate(threads)
         guard heartbeat > 0, heartbeat <= 3600 else { throw ValidationError("--heartbeat must be between 0 and 3600 seconds") }
-        let (host, port) = try ClusterClient.parse(coordinator)
+        let (host, port) = try CoordinatorAddress.parse(coordinator)
         var directories: [String: URL] = [:]
         if let embedded = ModelLocation.defaultModel() { directories["default"] = embedded }
         for path in models { directories[path] = URL(fileURLWithPath: path) }
@@ -179,10 +179,11 @@ struct Submit: ParsableCommand {
 
     @OptionGroup var secret: SecretOptions
 
-    /// The batch, each line checked as an edit spec (errors name the line and the field).
-    func edits() throws -> String {
+    /// The batch, each line checked as an edit spec (errors name the line and the field), and
+    /// sealed for the cluster.
+    func edits() throws -> [EditEnvelope] {
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw CommandError("cannot read \(file)") }
-        var specs: [EditSpec] = []
+        var edits: [EditEnvelope] = []
         var ids = Set<String>()
         for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
@@ -200,7 +201,7 @@ struct Submit: ParsableCommand {
                     }
                     spec.image = url.standardizedFileURL.path
                 }
-                specs.append(spec)
+                edits.append(try EditEnvelope(spec))
             } catch let error as EditError {
                 throw CommandError("\(file):\(number + 1): \(error)")
             } catch let error as StrictJSON.SyntaxError {
@@ -208,15 +209,15 @@ struct Submit: ParsableCommand {
                 throw CommandError("\(file):\(number + 1):\(column): not JSON: \(error.problem)")
             }
         }
-        guard !specs.isEmpty else { throw CommandError("\(file) holds no edits") }
-        return try specs.jsonText()
+        guard !edits.isEmpty else { throw CommandError("\(file) holds no edits") }
+        return edits
     }
 
     func run() throws {
         let edits = try edits()
         let output = URL(fileURLWithPath: output).standardizedFileURL.path
         let secret = try secret.load()
-        let client = try ClusterClient(address: coordinator, secret: secret, role: .client)
+        let client = try CoordinatorClient(address: coordinator, secret: secret, role: .client)
         try client.connect()
         try client.send(.submit(outputDirectory: output, edits: edits))
         var jobID = ""
@@ -241,7 +242,7 @@ struct Submit: ParsableCommand {
     }
 
     /// Follows the job to its end, reconnecting if the coordinator restarts.
-    func watch(_ jobID: String, client: ClusterClient, secret: SharedSecret) throws -> JobProgressReport {
+    func watch(_ jobID: String, client: CoordinatorClient, secret: SharedSecret) throws -> JobProgressReport {
         let bar = ProgressBar("job \(jobID)")
         var client = client
         var delay = 0.5
@@ -254,8 +255,7 @@ struct Submit: ParsableCommand {
                     guard let message = try client.next(timeout: 30) else { continue }
                     lostSince = nil
                     switch message {
-                    case .jobProgress(_, let text):
-                        let report = try JobProgressReport.fromJSON(text, what: "job progress")
+                    case .jobProgress(_, let report):
                         // Why edits cannot start, once per reason.
                         for reason in Set(report.waiting.values.map { $0.components(separatedBy: " (waiting").first ?? $0 }).sorted()
                         where told.insert(reason).inserted {
@@ -270,7 +270,7 @@ struct Submit: ParsableCommand {
                         continue
                     }
                 }
-            } catch let error as CommandError where error.description.contains("closed") || error.description.contains("not connected") {
+            } catch ConnectionError.closed {
                 let since = lostSince ?? Date()
                 lostSince = since
                 guard Date().timeIntervalSince(since) < reconnectTimeout else {
@@ -280,7 +280,7 @@ struct Submit: ParsableCommand {
                 note("lost the coordinator; reconnecting in \(delay) s")
                 Thread.sleep(forTimeInterval: delay)
                 delay = min(delay * 2, 10)
-                client = try ClusterClient(address: coordinator, secret: secret, role: .client)
+                client = try CoordinatorClient(address: coordinator, secret: secret, role: .client)
                 do { try client.connect() } catch { note("reconnect failed: \(error)") }
             }
         }

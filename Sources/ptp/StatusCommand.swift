@@ -37,7 +37,7 @@ struct Status: ParsableCommand {
             return
         }
         let screen = LiveScreen(interactive: isatty(STDOUT_FILENO) != 0 && !json)
-        var client: ClusterClient?
+        var client: CoordinatorClient?
         while true {
             var frame: String
             var reachable = true
@@ -63,8 +63,8 @@ struct Status: ParsableCommand {
         }
     }
 
-    private func connect(_ secret: SharedSecret) throws -> ClusterClient {
-        let client = try ClusterClient(address: coordinator, secret: secret, role: .monitor)
+    private func connect(_ secret: SharedSecret) throws -> CoordinatorClient {
+        let client = try CoordinatorClient(address: coordinator, secret: secret, role: .monitor)
         do { try client.connect() } catch {
             client.close()
             throw error
@@ -72,13 +72,13 @@ struct Status: ParsableCommand {
         return client
     }
 
-    private func report(from client: ClusterClient) throws -> String {
+    private func report(from client: CoordinatorClient) throws -> ClusterStatus {
         try client.send(.statusRequest)
-        guard case .statusReport(let text)? = try client.next(timeout: 10) else { throw CommandError("no status report") }
-        return text
+        guard case .statusReport(let status)? = try client.next(timeout: 10) else { throw ConnectionError.timedOut("status report") }
+        return status
     }
 
-    private func render(_ text: String) throws -> String {
-        json ? text : StatusTable.render(try ClusterStatus.fromJSON(text, what: "status report"))
+    private func render(_ status: ClusterStatus) throws -> String {
+        json ? try status.jsonText() : StatusTable.render(status)
     }
 }

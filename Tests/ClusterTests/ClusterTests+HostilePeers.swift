@@ -33,7 +33,7 @@ extension ClusterTests {
         let raw = try RawPeer(address: address)
         defer { raw.close() }
         // Wrong protocol version.
-        #expect(try raw.exchange(frames: [try RawPeer.frame(.hello(version: 99, role: .worker, nodeID: "old", capabilities: "{}", nonce: []))])
+        #expect(try raw.exchange(frames: [try RawPeer.frame(.hello(version: 99, role: .worker, nodeID: "old", capabilities: NodeCapabilities(), nonce: []))])
             == .error(code: WireError.Code.badVersion.rawValue, reason: "protocol version 99; this coordinator speaks \(WireProtocol.version)"))
         // A malformed frame (unknown message type).
         var malformed = ByteBuffer()

@@ -47,15 +47,14 @@ final class RawPeer: @unchecked Sendable {
         return buffer
     }
 
-    /// A result whose tensor claims 16 bytes but holds a zstd frame of 64 MiB of zeros.
+    /// A finish result whose image claims 16 bytes but holds a zstd frame of 64 MiB of zeros.
     static func bombFrame() throws -> ByteBuffer {
         var body = ByteBuffer()
         body.writeInteger(UInt8(14))  // result
-        for text in ["t-bomb", "{}"] {
-            body.writeInteger(UInt32(text.utf8.count))
-            body.writeString(text)
-        }
-        body.writeInteger(UInt16(1))
+        body.writeInteger(UInt32(6))
+        body.writeString("t-bomb")
+        body.writeInteger(UInt8(2))   // a finish result
+        body.writeInteger(Double(0).bitPattern)
         let huge = TensorPayload(name: "x", elementType: .uint8, shape: [64 << 20], bytes: [UInt8](repeating: 0, count: 64 << 20))
         var tensor = ByteBuffer()
         try TensorCodec(zstdLevel: 19, shuffle: false).encode(huge, into: &tensor)
@@ -72,7 +71,7 @@ final class RawPeer: @unchecked Sendable {
 
     func authenticate(secret: SharedSecret, nodeID: String) throws {
         var handshake = ClientHandshake(secret: secret, role: .worker, nodeID: nodeID)
-        try channel.writeAndFlush(try Self.frame(handshake.hello(capabilities: #"{"models":[],"threads":1,"host":"x","version":"t"}"#))).wait()
+        try channel.writeAndFlush(try Self.frame(handshake.hello(capabilities: NodeCapabilities(models: [], threads: 1, host: "x", version: "t")))).wait()
         guard case .challenge(let nonce)? = waitMessage() else { throw HarnessError("no challenge") }
         try channel.writeAndFlush(try Self.frame(try handshake.answer(challenge: nonce))).wait()
         guard case .welcome(_, let proof)? = waitMessage() else { throw HarnessError("not welcomed") }
@@ -82,7 +81,7 @@ final class RawPeer: @unchecked Sendable {
     /// A result holding an honest 64 MiB tensor of zeros: a few kilobytes on the wire.
     static func honestLargeResultFrame() throws -> ByteBuffer {
         let zeros = TensorPayload(name: "zeros", elementType: .uint8, shape: [64 << 20], bytes: [UInt8](repeating: 0, count: 64 << 20))
-        return try frame(.result(taskID: "t-early", payload: "{}", tensors: [zeros]), codec: TensorCodec(zstdLevel: 19, shuffle: false))
+        return try frame(.result(taskID: "t-early", result: .finish(FinishedImage(seconds: 0, image: zeros))), codec: TensorCodec(zstdLevel: 19, shuffle: false))
     }
 
     /// Sends raw frames and returns the first message back (nil if the peer just closed).

@@ -27,7 +27,7 @@ final class SmallDisk {
     /// Fills the disk with one file; returns it.
     func fill() -> URL {
         let filler = mountPoint.appendingPathComponent("filler")
-        FileManager.default.createFile(atPath: filler.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: filler.path, contents: nil)
         if let handle = try? FileHandle(forWritingTo: filler) {
             let block = Data(count: 4096)
             while (try? handle.write(contentsOf: block)) != nil {}
@@ -45,22 +45,21 @@ struct DiskFullTests {
             print("[skip] a full disk needs a tmpfs mount, which needs root: not run here")
             return
         }
-        let h = try SchedulerHarness()
+        let h = try BrokerHarness(durable: true)
         let output = disk.mountPoint.appendingPathComponent("results")
-        let job = try h.core.submit([SchedulerHarness.edit("a"), SchedulerHarness.edit("b")], output: output.path)
+        let job = try h.submit([BrokerHarness.edit("a"), BrokerHarness.edit("b")], output: output)
         let filler = disk.fill()
         h.join("w1", credit: 4)
-        try h.work("w1")
+        h.work("w1")
         // Nothing failed; both edits wait for the disk.
-        let edits = try #require(h.core.jobs[job]?.edits)
+        let edits = try #require(h.broker.jobs[job]?.edits)
         #expect(edits.values.allSatisfy { $0.state == .finishing && $0.imagesDone == 2 }, "\(edits.values.map { ($0.id, $0.state, $0.error ?? "") })")
-        h.core.retryOutputs()
-        #expect(h.core.jobs[job]?.edits["a"]?.state == .finishing)
+        h.tick(1)
+        #expect(h.broker.jobs[job]?.edits["a"]?.state == .finishing)
         // Space returns: the next retry writes everything, the manifest included.
         try FileManager.default.removeItem(at: filler)
-        h.core.retryOutputs()
-        h.core.flushManifests()
-        #expect(h.core.jobs[job]?.edits.values.allSatisfy { $0.state == .finished } == true)
+        h.tick(1)
+        #expect(h.broker.jobs[job]?.edits.values.allSatisfy { $0.state == .finished } == true)
         let manifest = try String(contentsOf: output.appendingPathComponent("manifest.jsonl"), encoding: .utf8)
         #expect(manifest.split(separator: "\n").count == 2 && !manifest.contains("failed"), "\(manifest)")
         #expect(FileManager.default.fileExists(atPath: output.appendingPathComponent("b/grid.png").path))

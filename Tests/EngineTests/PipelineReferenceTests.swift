@@ -75,12 +75,12 @@ struct PipelineReferenceTests {
     func validation() throws {
         let sampler = Sampler(model: try DiffusionModel(directory: Fixtures.url("tiny-sd")))
         // A side past the bound is refused before anything is allocated for it.
-        #expect(throws: SamplingError.self) { try sampler.generate(prompt: "x", settings: SamplingSettings(steps: 1, guidance: 7.5, seed: 1, height: 1 << 40, width: 64)) }
+        #expect(throws: EditError.self) { try sampler.generate(prompt: "x", settings: SamplingSettings(steps: 1, guidance: 7.5, seed: 1, height: 1 << 40, width: 64)) }
         let bad = SamplingSettings(steps: 10, guidance: 7.5, seed: 1, height: 60, width: 64)
-        let error = #expect(throws: SamplingError.self) { try sampler.generate(prompt: "x", settings: bad) }
+        let error = #expect(throws: EditError.self) { try sampler.generate(prompt: "x", settings: bad) }
         #expect(error?.field == "height")
-        #expect(throws: SamplingError.self) { try sampler.generate(prompt: "x", settings: SamplingSettings(steps: 0, guidance: 7.5, seed: 1, height: 64, width: 64)) }
+        #expect(throws: EditError.self) { try sampler.generate(prompt: "x", settings: SamplingSettings(steps: 0, guidance: 7.5, seed: 1, height: 64, width: 64)) }
         let long = String(repeating: "word ", count: 100)
-        #expect(throws: PromptTooLongError.self) { try sampler.generate(prompt: long, settings: SamplingSettings(steps: 1, guidance: 7.5, seed: 1, height: 64, width: 64)) }
+        #expect(throws: EditError.self) { try sampler.generate(prompt: long, settings: SamplingSettings(steps: 1, guidance: 7.5, seed: 1, height: 64, width: 64)) }
     }
 }

@@ -46,7 +46,7 @@ struct TokenizerReferenceTests {
         var mismatches: [String] = []
         for c in Self.file.cases {
             if c.untruncated_length > 77 {
-                #expect(throws: PromptTooLongError.self, "\(c.text) should be refused") { try tokenizer.tokenize(c.text) }
+                #expect(throws: EditError.self, "\(c.text) should be refused") { try tokenizer.tokenize(c.text) }
             }
             let ids = try tokenizer.tokenize(c.text, truncate: true)
             if ids != c.ids { mismatches.append("\(c.text.debugDescription): \(ids.prefix(20)) vs \(c.ids.prefix(20))") }

@@ -1,4 +1,5 @@
 import CZstd
+import EditContract
 import Foundation
 import NIOCore
 import NIOEmbedded
@@ -31,25 +32,43 @@ struct FrameDecodingTests {
         return messages
     }
 
+    static let envelope = try! EditEnvelope(EditSpec(id: "e1", source: "a cat on a bike", targets: ["a dog on a bike"]))
+    static let run = EditRun(model: "m@1234", mode: .replace, settings: .init(steps: 20, guidance: 7.5, height: 512, width: 512,
+                                                                              scheduler: "DPMSolverMultistepScheduler,use_karras_sigmas=true", precision: .bf16))
+
     static let samples: [WireMessage] = [
-        .hello(version: 2, role: .worker, nodeID: "node-ä", capabilities: #"{"models":["default"]}"#, nonce: Array(100..<132)),
+        .hello(version: WireProtocol.version, role: .worker, nodeID: "node-ä",
+               capabilities: NodeCapabilities(models: ["default", "default@bf16"], threads: 8, host: "h1", version: "ptp-4"), nonce: Array(100..<132)),
         .challenge(nonce: Array(0..<32)),
         .proof(mac: Array(repeating: 7, count: 32)),
         .welcome(sessionID: "s1", proof: Array(repeating: 9, count: 32)),
         .error(code: 5, reason: "no"),
         .goodbye(reason: "draining"),
         .credit(slots: 3),
-        .assign(taskID: "t1", kind: .stageOne, payload: "{}", tensors: [TensorPayload(name: "x", shape: [2, 3], floats: [1, 2, 3, 4, 5, 6.5])]),
+        .assign(taskID: "t1", work: .stageOne([envelope, envelope])),
+        .assign(taskID: "t2", work: .finish(FinishWork(edit: "e1", index: 1, spec: envelope.finish(index: 1),
+                                                       input: TensorPayload(name: "input", shape: [1, 2, 3], floats: [1, 2, 3, 4, 5, 6.5])))),
         .heartbeat(taskIDs: ["a", "b"]),
         .progress(taskID: "t1", step: 3, total: 50),
-        .result(taskID: "t1", payload: #"{"ok":true}"#, tensors: [TensorPayload(name: "img", elementType: .uint8, shape: [3], bytes: [1, 2, 3])]),
+        .result(taskID: "t1", result: .stageOne([
+            StageOneEdit(id: "e1", outcome: .ran(run, seconds: 1.5, output: TensorPayload(name: "latents", shape: [2, 1, 1], floats: [0.25, -1]))),
+            StageOneEdit(id: "e2", outcome: .failed(reason: "'hat' is not a word of the source")),
+            StageOneEdit(id: "e3", outcome: .ran(EditRun(model: "m", mode: .refine, settings: .init(steps: 4, guidance: 1, height: 8, width: 16,
+                                                                                                    scheduler: nil, precision: nil)),
+                                                 seconds: 0, output: TensorPayload(name: "latents", shape: [0], floats: []))),
+        ])),
+        .result(taskID: "t2", result: .finish(FinishedImage(seconds: 0.5, image: TensorPayload(name: "image", elementType: .uint8, shape: [3], bytes: [1, 2, 3])))),
         .failed(taskID: "t1", retryable: true, reason: "oom"),
-        .submit(outputDirectory: "/out", edits: "[]"),
+        .submit(outputDirectory: "/out", edits: [envelope]),
         .accepted(jobID: "j1", edits: 20),
         .watch(jobID: "j1"),
-        .jobProgress(jobID: "j1", report: "{}"),
+        .jobProgress(jobID: "j1", report: JobProgressReport(job: JobStatus(id: "j1", output: "/out", edits: 2, finished: 1, failed: 1, running: 0,
+                                                                          state: "completed-with-failures"),
+                                                            failures: ["e2": "no"], waiting: [:])),
         .statusRequest,
-        .statusReport(report: "{}"),
+        .statusReport(ClusterStatus(nodes: [NodeStatus(id: "w", host: "h", state: "busy", task: "t1 3/50", stepsPerSecond: 1.25, imagesPerMinute: 3,
+                                                       done: 4, failed: 0, lastHeard: 0.5, models: ["default"])],
+                                    jobs: [], queuedTasks: 3, leasedTasks: 1, unserved: ["x@bf16": 12.5])),
     ]
 
     @Test("every message round-trips")
@@ -108,7 +127,7 @@ struct FrameDecodingTests {
     func tensorsBeforeAuthentication() throws {
         let zstd = TensorCodec(zstdLevel: 19, shuffle: false)
         var frame = ByteBuffer()
-        try WireMessageEncoder(codec: zstd).encode(data: .result(taskID: "t", payload: "{}", tensors: [try Self.zeros(megabytes: 64)]), out: &frame)
+        try WireMessageEncoder(codec: zstd).encode(data: .result(taskID: "t", result: .finish(FinishedImage(seconds: 0, image: try Self.zeros(megabytes: 64)))), out: &frame)
         #expect(frame.readableBytes < WireProtocol.unauthenticatedFrameLimit, "the frame fits the unauthenticated limit")
         let channel = try channel(limits: .unauthenticated())
         let error = #expect(throws: WireError.self) { try channel.writeInbound(frame) }
@@ -125,8 +144,10 @@ struct FrameDecodingTests {
     func messageBudget() throws {
         let zstd = TensorCodec(zstdLevel: 3, shuffle: false)
         var frame = ByteBuffer()
-        let tensors = [try Self.zeros(megabytes: 3, name: "a"), try Self.zeros(megabytes: 3, name: "b")]
-        try WireMessageEncoder(codec: zstd).encode(data: .result(taskID: "t", payload: "{}", tensors: tensors), out: &frame)
+        let run = Self.run
+        let result = TaskResult.stageOne([StageOneEdit(id: "e1", outcome: .ran(run, seconds: 0, output: try Self.zeros(megabytes: 3, name: "a"))),
+                                          StageOneEdit(id: "e2", outcome: .ran(run, seconds: 0, output: try Self.zeros(megabytes: 3, name: "b")))])
+        try WireMessageEncoder(codec: zstd).encode(data: .result(taskID: "t", result: result), out: &frame)
         // Each tensor is under the limit of 4 MiB; together they are over it.
         let channel = try channel(limit: 1 << 20, tensorBytes: 4 << 20)
         let error = #expect(throws: WireError.self) { try channel.writeInbound(frame) }
@@ -269,7 +290,7 @@ struct AuthenticationTests {
         // Both sides hold the secret.
         var client = ClientHandshake(secret: secret, role: .worker, nodeID: "w1")
         let proof = try client.answer(challenge: challenge)
-        let (valid, welcome) = coordinatorAnswers(client.hello(capabilities: "{}"), proof: proof, with: secret, challenge: challenge)
+        let (valid, welcome) = coordinatorAnswers(client.hello(), proof: proof, with: secret, challenge: challenge)
         #expect(valid)
         try client.accept(welcomeProof: welcome)
         #expect(client.welcomed)
@@ -277,7 +298,7 @@ struct AuthenticationTests {
         // A server with another secret cannot produce the welcome proof.
         var fooled = ClientHandshake(secret: secret, role: .worker, nodeID: "w1")
         let fooledProof = try fooled.answer(challenge: challenge)
-        let (_, forged) = coordinatorAnswers(fooled.hello(capabilities: "{}"), proof: fooledProof, with: other, challenge: challenge)
+        let (_, forged) = coordinatorAnswers(fooled.hello(), proof: fooledProof, with: other, challenge: challenge)
         let refusal = #expect(throws: WireError.self) { try fooled.accept(welcomeProof: forged) }
         #expect(refusal?.code == .authenticationFailed)
         #expect(!fooled.welcomed)

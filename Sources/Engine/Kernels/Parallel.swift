@@ -1,4 +1,5 @@
 import Dispatch
+import EditContract
 import Foundation
 import Synchronization
 
@@ -13,7 +14,7 @@ public enum ComputeThreads {
     /// Checks a `--threads` value, saying what is allowed.
     public static func validate(_ threads: Int) throws {
         guard (1...maximum).contains(threads) else {
-            throw SamplingError(field: "threads", problem: "\(threads) is not a usable thread count", fix: "use 1 to \(maximum) (usually the number of cores)")
+            throw EditError(field: "threads", problem: "\(threads) is not a usable thread count", fix: "use 1 to \(maximum) (usually the number of cores)")
         }
     }
 

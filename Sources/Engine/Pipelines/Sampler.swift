@@ -19,19 +19,6 @@ public protocol SamplingController: AttentionController {
     func endStep(_ step: Int, latents: inout Tensor)
 }
 
-/// A prompt or setting the sampler refuses, naming the field and the fix.
-public struct SamplingError: Error, CustomStringConvertible, Equatable {
-    public let field: String
-    public let problem: String
-    public let fix: String
-    public init(field: String, problem: String, fix: String) {
-        self.field = field
-        self.problem = problem
-        self.fix = fix
-    }
-    public var description: String { "\(field): \(problem); \(fix)" }
-}
-
 /// Settings of one denoising run.
 public struct SamplingSettings: Sendable, Equatable {
     public var steps: Int
@@ -84,24 +71,24 @@ public struct Sampler: Sendable {
         let minimum = max(8, model.latentScale)
         for (field, value) in [("height", settings.height), ("width", settings.width)] {
             guard value >= minimum, value % minimum == 0, value <= EditSpec.maximumImageSide else {
-                throw SamplingError(field: field, problem: "\(value) px does not fit this model",
+                throw EditError(field: field, problem: "\(value) px does not fit this model",
                                     fix: "use a positive multiple of \(minimum) up to \(EditSpec.maximumImageSide) (for example \(model.defaults.height))")
             }
         }
         let scheduler = try self.scheduler(settings)
         guard scheduler.supports(steps: settings.steps) else {
-            throw SamplingError(field: "steps", problem: "\(settings.steps) cannot be run by \(scheduler.className) with this model's configuration",
+            throw EditError(field: "steps", problem: "\(settings.steps) cannot be run by \(scheduler.className) with this model's configuration",
                                 fix: "use 1 to \(scheduler.maximumSteps) (some spacings skip counts near the limit)")
         }
         if settings.sizeConditioning != SizeConditioning() && model.unet.configuration.textTimeEmbedding == nil {
-            throw SamplingError(field: "original_size", problem: "has no effect on this model: only SDXL's UNet takes size conditioning",
+            throw EditError(field: "original_size", problem: "has no effect on this model: only SDXL's UNet takes size conditioning",
                                 fix: "remove it, or use an SDXL model")
         }
         guard settings.guidance.isFinite, settings.guidance >= 0 else {
-            throw SamplingError(field: "guidance", problem: "\(settings.guidance) is not a usable scale", fix: "use a number >= 0 (1 or less disables guidance)")
+            throw EditError(field: "guidance", problem: "\(settings.guidance) is not a usable scale", fix: "use a number >= 0 (1 or less disables guidance)")
         }
         do { try settings.precision.checkSupported() } catch {
-            throw SamplingError(field: "precision", problem: "\(settings.precision) cannot run on this CPU (\(OneDNN.instructionSetName))",
+            throw EditError(field: "precision", problem: "\(settings.precision) cannot run on this CPU (\(OneDNN.instructionSetName))",
                                 fix: "use fp32 (bf16 needs AVX512-BF16 or AMX)")
         }
     }
@@ -109,10 +96,10 @@ public struct Sampler: Sendable {
     /// The scheduler of `settings`, refused by field when it does not fit the model.
     public func scheduler(_ settings: SamplingSettings) throws -> NoiseScheduler {
         do { return try model.scheduler(for: settings.scheduler) } catch let error as ModelDirectoryError {
-            throw SamplingError(field: "scheduler", problem: "\(settings.scheduler.map(\.description) ?? "the model's scheduler") cannot run: \(error.problem)",
+            throw EditError(field: "scheduler", problem: "\(settings.scheduler.map(\.description) ?? "the model's scheduler") cannot run: \(error.problem)",
                                 fix: error.fix)
         } catch let error as EditError {
-            throw SamplingError(field: error.field, problem: error.problem, fix: error.fix)
+            throw EditError(field: error.field, problem: error.problem, fix: error.fix)
         }
     }
 
@@ -148,7 +135,7 @@ public struct Sampler: Sendable {
         controller: SamplingController? = nil, progress: ((Int, Int) -> Void)? = nil
     ) throws -> Tensor {
         try validate(settings)
-        guard !prompts.isEmpty else { throw SamplingError(field: "prompts", problem: "none given", fix: "give at least one prompt") }
+        guard !prompts.isEmpty else { throw EditError(field: "prompts", problem: "none given", fix: "give at least one prompt") }
         let count = prompts.count
         let precision = settings.precision
         let conditional = try conditioning(prompts, settings: settings)
@@ -190,7 +177,7 @@ public struct Sampler: Sendable {
             progress?(step + 1, timesteps.count)
         }
         guard latents.allFinite else {
-            throw SamplingError(field: "model", problem: "produced values that are not finite (NaN or infinity)",
+            throw EditError(field: "model", problem: "produced values that are not finite (NaN or infinity)",
                                 fix: "check the model's weights (a float16 overflow?) and the guidance scale")
         }
         return latents

@@ -48,10 +48,9 @@ public struct PromptToPromptEditor: Sendable {
     }
 
     /// Everything about `spec` that needs the model: prompt lengths, and that every blend,
-    /// reweight and per-word word is in its prompt.
+    /// reweight and per-word word is in its prompt. The spec's own checks (`EditSpec.validate`)
+    /// are its maker's: decoding one from JSON runs them.
     public func validate(_ spec: EditSpec) throws {
-        // A spec built or changed in code has not been through the JSON checks.
-        try spec.validate()
         let tokenizer = model.tokenizer
         let fields = ["source"] + spec.targets.indices.map { "targets[\($0)]" } + (spec.negativePrompt != nil ? ["negative_prompt"] : [])
         for (field, prompt) in zip(fields, spec.prompts + [spec.negativePrompt].compactMap { $0 }) {
@@ -186,7 +185,7 @@ public struct PromptToPromptEditor: Sendable {
         public let scheduler: String
     }
 
-    /// Runs stage 1 of `spec` (validated first).
+    /// Runs stage 1 of `spec` (a checked spec; its model-dependent checks run first).
     public func runStageOne(_ spec: EditSpec, lowMemory: Bool = false, attentionMaps: Bool = false,
                             progress: ((Int, Int) -> Void)? = nil) throws -> StageOne {
         try validate(spec)
@@ -228,12 +227,15 @@ public struct PromptToPromptEditor: Sendable {
     /// decode, or super-resolution when the model has that stage and the spec asks for it, or
     /// the pixels themselves. Each image is independent of the others, so a cluster may finish
     /// them on different workers with the same result.
-    public func finishImage(_ stageOne: Tensor, index: Int, spec: EditSpec) throws -> RGBImage {
-        precondition(stageOne.shape[0] == 1, "finish one image at a time, got \(stageOne.shape)")
-        let decoded = Sampler(model: model).decode(stageOne, precision: spec.precision)
-        if spec.superResolution, let stage = model.superResolution {
+    public func finishImage(_ stageOne: Tensor, as finish: FinishSpec) throws -> RGBImage {
+        guard stageOne.shape.count == 4, stageOne.shape[0] == 1, stageOne.shape[1] == model.unet.configuration.outChannels else {
+            throw EditError(field: "input", problem: "a stage-1 output of shape \(stageOne.shape) cannot be finished by this model",
+                            fix: "finish one image [1, \(model.unet.configuration.outChannels), h, w] at a time")
+        }
+        let decoded = Sampler(model: model).decode(stageOne, precision: finish.precision)
+        if finish.superResolution, let stage = model.superResolution {
             let upscaler = SuperResolution(model: model, stage: stage)
-            return RGBImage(tensor: try upscaler.upscale(decoded, prompt: spec.prompts[index], seed: spec.seed, precision: spec.precision))
+            return RGBImage(tensor: try upscaler.upscale(decoded, prompt: finish.prompt, seed: finish.seed, precision: finish.precision))
         }
         return RGBImage(tensor: decoded)
     }
@@ -243,7 +245,7 @@ public struct PromptToPromptEditor: Sendable {
                     progress: ((Int, Int) -> Void)? = nil) throws -> EditResult {
         let start = Date()
         let stageOne = try runStageOne(spec, lowMemory: lowMemory, attentionMaps: attentionMaps, progress: progress)
-        let images = try spec.prompts.indices.map { try finishImage(stageOne.output.slice($0..<($0 + 1)), index: $0, spec: spec) }
+        let images = try spec.prompts.indices.map { try finishImage(stageOne.output.slice($0..<($0 + 1)), as: spec.finish(index: $0)) }
         return EditResult(spec: spec, prompts: spec.prompts, images: images, stageOne: stageOne.output, attention: stageOne.attention,
                           settings: stageOne.settings, mode: spec.resolvedMode, seconds: Date().timeIntervalSince(start))
     }

@@ -1,16 +1,6 @@
 import EditContract
 import Foundation
 
-/// A prompt the tokenizer refuses, with the fix.
-public struct PromptTooLongError: Error, CustomStringConvertible, Equatable {
-    public let prompt: String
-    public let tokens: Int
-    public let limit: Int
-    public var description: String {
-        "the prompt \"\(prompt.prefix(60))\(prompt.count > 60 ? "…" : "")\" is \(tokens) tokens, over the model's limit of \(limit) (with start and end tokens): shorten it, or allow truncation"
-    }
-}
-
 /// CLIP's byte-level BPE tokenizer, read from a model's `vocab.json` + `merges.txt` (or
 /// `tokenizer.json`), producing the ids transformers' CLIPTokenizer produces.
 public struct CLIPTokenizer: Sendable {
@@ -165,7 +155,10 @@ public struct CLIPTokenizer: Sendable {
         var ids = encode(prompt)
         let room = maximumLength - 2
         if ids.count > room {
-            guard truncate else { throw PromptTooLongError(prompt: prompt, tokens: ids.count + 2, limit: maximumLength) }
+            guard truncate else {
+                throw EditError(field: "prompt", problem: "\"\(prompt.prefix(60))\(prompt.count > 60 ? "…" : "")\" is \(ids.count + 2) tokens, over the model's limit of \(maximumLength) (with start and end tokens)",
+                                fix: "shorten it, or allow truncation")
+            }
             ids = Array(ids.prefix(room))
         }
         let sequence = [startToken] + ids + [endToken]

@@ -1,7 +1,8 @@
 import Foundation
 
-/// Heartbeats, progress and leases, and manifests rewritten as jobs change.
-extension Scheduler {
+/// Heartbeats, progress and leases, models no worker serves, and manifests rewritten as jobs
+/// change.
+extension TaskBroker {
     /// The worker is alive and still runs `taskIDs`: their leases are renewed.
     public func heartbeat(_ sessionID: String, taskIDs: [String]) {
         guard let session = workers[sessionID] else { return }
@@ -46,7 +47,7 @@ extension Scheduler {
         let now = now()
         let served = workers.values.reduce(into: Set<String>()) { $0.formUnion($1.models) }
         var waiting: [String: [TaskRecord]] = [:]
-        for task in tasks.values where task.state == .queued && task.kind != .noop && !served.contains(task.model) {
+        for task in tasks.values where task.state == .queued && !served.contains(task.model) {
             waiting[task.model, default: []].append(task)
         }
         for model in unservedSince.keys where waiting[model] == nil { unservedSince[model] = nil }
@@ -73,17 +74,20 @@ extension Scheduler {
         return "no connected worker serves model '\(key)'"
     }
 
-    /// Rewrites the manifests of jobs that changed.
+    /// Rewrites the manifests of jobs that changed (called every second by the shell).
     public func flushManifests() {
-        for id in manifestsDue { writeManifest(id) }
+        for id in manifestsDue.sorted() where manifestsDue.contains(id) { writeManifest(id) }
     }
 
+    /// Rewrites the manifest of the job's folder, which lists every job writing there.
     func writeManifest(_ jobID: String) {
-        manifestsDue.remove(jobID)
-        guard let job = jobs[jobID] else { return }
-        do { try store.writeManifest(jobs(writingTo: job.output), to: job.output) } catch {
-            logger.error("cannot write the manifest", metadata: ["job": "\(jobID)", "error": "\(error)"])
-            manifestsDue.insert(jobID)
+        guard let job = jobs[jobID] else {
+            manifestsDue.remove(jobID)
+            return
         }
+        let sharing = jobs(writingTo: job.output)
+        for other in sharing { manifestsDue.remove(other.id) }
+        let lines = sharing.flatMap { job in job.editOrder.compactMap { job.edits[$0].flatMap(ManifestLine.init) } }
+        output.append(.store(.writeManifest(folder: job.output, lines: lines, jobs: sharing.map(\.id))))
     }
 }

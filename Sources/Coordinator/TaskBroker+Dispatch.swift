@@ -3,12 +3,12 @@ import OrderedCollections
 import Wire
 
 /// Workers joining and leaving, and tasks handed to them on their credits.
-extension Scheduler {
+extension TaskBroker {
     /// A worker signed in as `sessionID`, serving the capability keys `models`.
     public func workerJoined(sessionID: String, nodeID: String, host: String, models: Set<String>) {
         let session = WorkerSession(sessionID: sessionID, nodeID: nodeID, host: host, models: models, joined: now())
         workers[sessionID] = session
-        throughput.joined(node: nodeID)
+        output.append(.event(.workerJoined(node: nodeID, at: now())))
         metrics.nodeJoined(nodeID)
         metrics.workers.record(workers.count)
         logger.info("worker joined", metadata: ["node": "\(nodeID)", "host": "\(host)", "models": "\(models.sorted())"])
@@ -24,7 +24,7 @@ extension Scheduler {
             retry(task, reason: "worker \(session.nodeID) left (\(reason))")
         }
         metrics.workers.record(workers.count)
-        throughput.left(node: session.nodeID, host: session.host, reason: reason, at: now())
+        output.append(.event(.workerLeft(node: session.nodeID, host: session.host, reason: reason, at: now())))
         logger.info("worker left", metadata: ["node": "\(session.nodeID)", "reason": "\(reason)", "tasks returned": "\(session.tasks.count)"])
     }
 
@@ -73,15 +73,18 @@ extension Scheduler {
     }
 
     func assign(_ task: TaskRecord, to session: WorkerSession) {
-        let message: WireMessage
-        do {
-            message = try work(for: task).assignment(taskID: task.id)
-        } catch {
-            fail(task, reason: "cannot prepare the task: \(error)")
-            return
+        let decision: BrokerOutput
+        switch (task.kind, jobs[task.job]) {
+        case (.stageOne, let job?):
+            decision = .assign(session: session.sessionID, taskID: task.id, work: .stageOne(task.edits.compactMap { job.edits[$0]?.envelope }))
+        case (.finish, let job?):
+            guard let edit = job.edits[task.edits[0]] else { return fail(task, reason: "edit \(task.edits[0]) is gone") }
+            decision = .store(.readInput(session: session.sessionID, taskID: task.id, job: job.id, edit: edit.id, index: task.image,
+                                         spec: edit.envelope.finish(index: task.image)))
+        case (_, nil):
+            return fail(task, reason: "its job \(task.job) is gone")
         }
         let now = now()
-        if paces[task.job] == nil, let job = jobs[task.job] { paces[task.job] = JobPace(started: now, imagesAtStart: imageCounts(job).done) }
         if let queued = task.queuedAt { metrics.queueWait.recordSeconds(now.timeIntervalSince(queued)) }
         task.state = .leased
         task.worker = session.sessionID
@@ -91,26 +94,8 @@ extension Scheduler {
         task.progress = nil
         session.credits -= 1
         session.tasks.insert(task.id)
-        output.append(.send(session: session.sessionID, message))
+        output.append(decision)
+        output.append(.event(.taskAssigned(job: task.job, at: now)))
         metrics.tasksAssigned.increment()
     }
-
-    /// The task's work: its edits' specs, and for a finish task its stage-1 output.
-    func work(for task: TaskRecord) throws -> TaskWork {
-        // No-op tasks (dispatch benchmarks) belong to no job.
-        if task.kind == .noop { return .noop }
-        guard let job = jobs[task.job] else { throw SubmissionError("job \(task.job) is gone") }
-        switch task.kind {
-        case .stageOne:
-            return .stageOne(StageOnePayload(edits: task.edits.compactMap { job.edits[$0]?.spec }))
-        case .finish:
-            guard let edit = job.edits[task.edits[0]] else { throw SubmissionError("edit \(task.edits[0]) is gone") }
-            let input = try store.stageOneSlice(job: job.id, edit: edit.id, index: task.image)
-            return .finish(FinishPayload(spec: edit.spec, index: task.image), input: input)
-        case .noop:
-            return .noop
-        }
-    }
-
-    var queuedCount: Int { tasks.values.lazy.filter { $0.state == .queued }.count }
 }

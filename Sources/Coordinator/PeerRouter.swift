@@ -1,0 +1,91 @@
+import Foundation
+import Logging
+import NIOCore
+import Wire
+
+/// A signed-in peer's messages, routed by its role to the broker's shell: a worker's credits,
+/// heartbeats, progress, results and failures; a client's jobs and watches; anyone's status
+/// requests. However the connection ends (goodbye, refusal, reset), its close is the one place
+/// a worker leaves the cluster.
+final class PeerRouter: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = WireMessage
+    typealias OutboundOut = WireMessage
+
+    let shell: BrokerShell
+    let refusal: Refusal
+    var logger: Logger
+    private var peer: AuthenticatedPeer?
+    /// The worker session this connection signed in.
+    private var workerSession: String?
+    private var refused = false
+
+    init(shell: BrokerShell, refusal: Refusal, logger: Logger) {
+        (self.shell, self.refusal, self.logger) = (shell, refusal, logger)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let peer = event as? AuthenticatedPeer else { return context.fireUserInboundEventTriggered(event) }
+        self.peer = peer
+        logger[metadataKey: "node"] = "\(peer.nodeID)"
+        logger.info("authenticated", metadata: ["role": "\(peer.role)"])
+        if peer.role == .worker {
+            workerSession = peer.sessionID
+            let address = context.remoteAddress?.ipAddress ?? peer.capabilities.host
+            shell.workerJoined(sessionID: peer.sessionID, nodeID: peer.nodeID, host: "\(peer.capabilities.host) (\(address))",
+                               models: Set(peer.capabilities.models), channel: context.channel)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let peer, !refused else { return }
+        let message = unwrapInboundIn(data)
+        let session = peer.sessionID
+        switch (peer.role, message) {
+        case (.worker, .credit(let slots)):
+            shell.run { $0.credit(session, slots: Int(slots)) }
+        case (.worker, .heartbeat(let ids)):
+            shell.run { $0.heartbeat(session, taskIDs: ids) }
+        case (.worker, .progress(let taskID, let step, let total)):
+            shell.run { $0.progress(session, taskID: taskID, step: Int(step), total: Int(total)) }
+        case (.worker, .result(let taskID, let result)):
+            shell.run { $0.result(session, taskID: taskID, result: result) }
+        case (.worker, .failed(let taskID, let retryable, let reason)):
+            shell.run { $0.failed(session, taskID: taskID, retryable: retryable, reason: reason) }
+        case (_, .goodbye(let reason)):
+            if peer.role == .worker { shell.run { $0.draining(session) } }
+            logger.info("peer said goodbye", metadata: ["reason": "\(reason)"])
+            context.close(promise: nil)
+        case (.client, .submit(let output, let edits)):
+            do { try shell.submit(edits, output: output, from: context.channel) } catch {
+                logger.warning("submission refused", metadata: ["reason": "\(error)"])
+                context.writeAndFlush(wrapOutboundOut(.error(code: WireError.Code.rejected.rawValue, reason: "\(error)")), promise: nil)
+            }
+        case (.client, .watch(let jobID)), (.monitor, .watch(let jobID)):
+            if !shell.watch(jobID, channel: context.channel) {
+                context.writeAndFlush(wrapOutboundOut(.error(code: WireError.Code.rejected.rawValue, reason: "no job '\(jobID)'")), promise: nil)
+            }
+        case (_, .statusRequest):
+            context.writeAndFlush(wrapOutboundOut(.statusReport(shell.broker.status())), promise: nil)
+        default:
+            refuse(context.channel, WireError(.unexpectedMessage, "'\(message.name)' is not a message a \(peer.role) sends"))
+        }
+    }
+
+    private func refuse(_ channel: Channel, _ error: WireError) {
+        guard !refused else { return }
+        refused = true
+        refusal.refuse(channel, error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let workerSession {
+            shell.workerLeft(workerSession, reason: refused ? "connection refused" : "connection closed")
+            self.workerSession = nil
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        refuse(context.channel, WireError(refusing: error))
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import Imaging
+import Logging
+import Wire
+
+/// Carries out the broker's storage requests on a journal and a result store, one at a time,
+/// and says what came of each (nil where nothing waits for it).
+public struct Storage: Sendable {
+    public let journal: JobJournal
+    public let store: ResultStore
+    let logger: Logger
+
+    public init(journal: JobJournal, store: ResultStore, logger: Logger) {
+        (self.journal, self.store, self.logger) = (journal, store, logger)
+    }
+
+    public func perform(_ request: StorageRequest) -> StorageOutcome? {
+        switch request {
+        case .storeJob(let job, let tasks, let foreignManifestCheck):
+            do {
+                let hasManifest: Bool
+                do { hasManifest = try store.prepareOutput(job.output) } catch let error as OutputFileError {
+                    return .jobNotStored(job.id, reason: "output folder: \(error)")
+                }
+                if foreignManifestCheck && hasManifest {
+                    return .jobNotStored(job.id, reason: "the output folder \(job.output.path) holds a manifest.jsonl of jobs this coordinator does not know; "
+                                         + "choose another folder, or move that manifest away first")
+                }
+                try journal.insert(job, tasks: tasks)
+                return .jobStored(job.id)
+            } catch {
+                return .jobNotStored(job.id, reason: "cannot journal the job: \(error)")
+            }
+        case .commitStageOne(let taskID, let job, let outputs, let change):
+            do {
+                for (edit, tensor) in outputs.sorted(by: { $0.key < $1.key }) { try store.save(tensor, job: job, edit: edit, name: "stage1") }
+                try journal.apply(change)
+                return .committed(taskID: taskID)
+            } catch {
+                return .notCommitted(taskID: taskID, reason: "\(error)", transient: Self.isTransient(error))
+            }
+        case .commitImage(let taskID, let job, let edit, let index, let image, let change):
+            do {
+                try store.save(image, job: job, edit: edit, name: "image-\(index)")
+                try journal.apply(change)
+                return .committed(taskID: taskID)
+            } catch {
+                return .notCommitted(taskID: taskID, reason: "\(error)", transient: Self.isTransient(error))
+            }
+        case .writeOutputs(let job, let edit, let count, let folder, let change):
+            do { try store.writePictures(job: job, edit: edit, count: count, to: folder) } catch {
+                return .outputsNotWritten(job: job, edit: edit, reason: "\(error)", transient: Self.isTransient(error))
+            }
+            // Written but not recorded: written again on the retry, which is harmless.
+            do { try journal.apply(change) } catch {
+                return .outputsNotWritten(job: job, edit: edit, reason: "\(error)", transient: true)
+            }
+            store.removeTensors(job: job, edit: edit)
+            return .outputsWritten(job: job, edit: edit)
+        case .record(let change):
+            do { try journal.apply(change) } catch {
+                logger.error("cannot journal a change", metadata: ["error": "\(error)"])
+            }
+            return nil
+        case .writeManifest(let folder, let lines, let jobs):
+            do { try store.writeManifest(lines, to: folder) } catch {
+                return .manifestNotWritten(jobs: jobs, reason: "\(error)")
+            }
+            return nil
+        case .readInput(let session, let taskID, let job, let edit, let index, let spec):
+            do {
+                let input = try store.stageOneSlice(job: job, edit: edit, index: index)
+                return .inputRead(session: session, taskID: taskID, work: .finish(FinishWork(edit: edit, index: index, spec: spec, input: input)))
+            } catch {
+                return .inputNotRead(session: session, taskID: taskID, reason: "\(error)")
+            }
+        }
+    }
+
+    /// A full disk: space may come back, and it is not the task's fault.
+    static func isTransient(_ error: Error) -> Bool {
+        (error as? OutputFileError)?.isTransient ?? false
+    }
+}
+
+/// Where the shell sends storage requests.
+protocol StorageExecutor: AnyObject {
+    /// Carries out `request` after every one sent before it; `outcome` gets what came of it.
+    func submit(_ request: StorageRequest, outcome: @escaping @Sendable (StorageOutcome) -> Void)
+    /// Runs `done` once every request sent so far is carried out.
+    func whenIdle(_ done: @escaping @Sendable () -> Void)
+}
+
+/// Storage on the caller's thread, at once (tests on NIO's EmbeddedChannel).
+final class InlineStorage: StorageExecutor {
+    let storage: Storage
+    init(_ storage: Storage) { self.storage = storage }
+
+    func submit(_ request: StorageRequest, outcome: @escaping @Sendable (StorageOutcome) -> Void) {
+        if let result = storage.perform(request) { outcome(result) }
+    }
+
+    func whenIdle(_ done: @escaping @Sendable () -> Void) { done() }
+}

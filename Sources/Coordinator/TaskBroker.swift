@@ -1,0 +1,229 @@
+import EditContract
+import Foundation
+import Logging
+import OrderedCollections
+import Wire
+
+/// Tuning of the broker.
+public struct BrokerSettings: Sendable {
+    /// A task whose worker is silent this long goes back to the queue.
+    public var leaseDuration: TimeInterval = 60
+    /// Attempts before a task (and its edits) fail.
+    public var maximumAttempts = 3
+    /// Edits are packed into one stage-1 task while their prompts total at most this.
+    public var packPrompts = 4
+    /// Tasks needing a model (at a precision) that no connected worker serves fail after
+    /// waiting this long.
+    public var unservedTimeout: TimeInterval = 300
+
+    public init() {}
+}
+
+/// The coordinator's core, which only decides: jobs split into tasks, tasks leased to workers
+/// on their credits, results committed once by task id, retries within a cap, outputs written
+/// when an edit's last image is in. It knows no event loop, socket, disk or wall clock: peers'
+/// messages and storage outcomes come in as calls with typed values, what it decides collects
+/// in `output` (messages to send, storage requests, events), and the time is `now()`. A
+/// result counts once its storage request reports it durable, so a coordinator killed at any
+/// moment loses nothing and runs nothing finished again.
+///
+/// Not thread-safe: one caller at a time (the coordinator's one event loop).
+public final class TaskBroker {
+    let metrics: CoordinatorMetrics
+    let logger: Logger
+    let settings: BrokerSettings
+    let now: () -> Date
+
+    public private(set) var jobs: [String: JobRecord] = [:]
+    var jobOrder: [String] = []
+    /// Jobs accepted but not yet journaled: their ids and edits are taken, their tasks wait.
+    var unstoredJobs: [String: (job: JobRecord, tasks: [TaskRecord])] = [:]
+    var tasks: [String: TaskRecord] = [:]
+    /// Ready tasks by model key (entries may be stale: checked when taken).
+    var queues: [String: ReadyTasks] = [:]
+    var workers: [String: WorkerSession] = [:]
+    /// Workers with credit and nothing they can run yet, longest idle first (an ordered set:
+    /// membership and removal stay cheap with thousands of workers).
+    var idle: OrderedSet<String> = []
+    var manifestsDue: Set<String> = []
+    /// Capability keys that queued tasks need and no connected worker serves, since when.
+    var unservedSince: [String: Date] = [:]
+    /// Edits whose images are all in but whose outputs could not be written yet, by job.
+    var outputsDue: [String: Set<String>] = [:]
+    /// What each committing task will change once durable.
+    var commits: [String: PendingCommit] = [:]
+    var nextJobNumber: Int
+    /// Decisions not yet taken by the shell.
+    var output: [BrokerOutput] = []
+
+    /// `nextJobNumber`: the journal's (`JobJournal.nextJobNumber`).
+    public init(nextJobNumber: Int, metrics: CoordinatorMetrics, logger: Logger, settings: BrokerSettings = BrokerSettings(),
+                now: @escaping () -> Date = Date.init) {
+        (self.nextJobNumber, self.metrics, self.logger, self.settings, self.now) = (nextJobNumber, metrics, logger, settings, now)
+    }
+
+    /// What was decided since the last call, in order.
+    public func takeOutput() -> [BrokerOutput] {
+        defer { output.removeAll() }
+        return output
+    }
+
+    /// A task by id (tests and reports).
+    public func task(_ id: String) -> TaskRecord? { tasks[id] }
+
+    // MARK: - Restart
+
+    /// Rebuilds the state from the journal's contents: unfinished tasks are queued again, edits
+    /// whose images all arrived get their outputs written, every manifest is written again.
+    public func restore(_ contents: JournalContents) {
+        for saved in contents.jobs {
+            let edits = saved.edits.map { row -> EditRecord in
+                let edit = EditRecord(job: saved.id, envelope: row.envelope)
+                (edit.state, edit.error, edit.stageOne, edit.images, edit.finishedAt) = (row.state, row.error, row.stageOne, row.images, row.finishedAt)
+                return edit
+            }
+            let job = JobRecord(id: saved.id, output: saved.output, created: saved.created, edits: edits)
+            jobs[job.id] = job
+            jobOrder.append(job.id)
+            nextJobNumber = max(nextJobNumber, saved.number + 1)
+        }
+        var requeued = 0
+        for row in contents.tasks where jobs[row.job] != nil {
+            let task = TaskRecord(id: row.id, job: row.job, kind: row.kind, edits: row.edits, image: row.image, model: row.model,
+                                  state: row.state, attempts: row.attempts)
+            task.lastError = row.error
+            tasks[task.id] = task
+            if task.state != .done && task.state != .failed {
+                task.state = .queued
+                task.queuedAt = now()
+                queues[task.model, default: ReadyTasks()].append(task)
+                requeued += 1
+            }
+        }
+        for id in jobOrder {
+            guard let job = jobs[id] else { continue }
+            for edit in job.edits.values where edit.state == .finishing && edit.images.count == edit.prompts {
+                complete(edit, in: job)
+            }
+            manifestsDue.insert(id)
+        }
+        let finished = jobs.values.flatMap { $0.edits.values.filter { $0.state == .finished && $0.finishedAt != nil } }
+        for edit in finished.sorted(by: { ($0.finishedAt ?? .distantPast, $0.id) < ($1.finishedAt ?? .distantPast, $1.id) }).suffix(StatusBoard.resultCount) {
+            output.append(.event(.editFinished(job: edit.job, edit: edit.id, at: edit.finishedAt ?? now())))
+        }
+        flushManifests()
+        if !contents.jobs.isEmpty {
+            logger.info("resumed from the journal", metadata: ["jobs": "\(contents.jobs.count)", "tasks requeued": "\(requeued)"])
+        }
+    }
+
+    // MARK: - Jobs
+
+    /// Takes a job: its edits, as envelopes (their outsides checked here), and the folder their
+    /// results go to. Returns the job's id; the job starts once `stored` hears it is journaled
+    /// (`jobStored`), or is dropped with the reason (`jobNotStored`).
+    public func submit(_ edits: [EditEnvelope], output folderPath: String) throws -> String {
+        guard !edits.isEmpty else { throw SubmissionError("the job has no edits") }
+        guard folderPath.hasPrefix("/") else { throw SubmissionError("the output folder must be an absolute path, got '\(folderPath)'") }
+        var seen = Set<String>()
+        for (index, edit) in edits.enumerated() {
+            do { try edit.validate() } catch let error as EditError {
+                throw SubmissionError("edits[\(index)]: \(error)")
+            }
+            guard seen.insert(edit.id).inserted else { throw SubmissionError("edit id '\(edit.id)' appears twice") }
+        }
+        let folder = URL(fileURLWithPath: folderPath).standardizedFileURL
+        let earlier = jobs(writingTo: folder, includingUnstored: true)
+        for job in earlier {
+            for edit in edits where job.edits[edit.id] != nil {
+                throw SubmissionError("edit id '\(edit.id)' already has results in \(folder.path) (from \(job.id)); give it another id or choose another folder")
+            }
+        }
+        let number = nextJobNumber
+        nextJobNumber += 1
+        let jobID = "job-\(number)"
+        let job = JobRecord(id: jobID, output: folder, created: now(), edits: edits.map { EditRecord(job: jobID, envelope: $0) })
+        let planned = plan(job)
+        unstoredJobs[jobID] = (job, planned)
+        let row = JournalJob(id: jobID, number: number, output: folder, created: job.created, edits: job.editOrder.compactMap { job.edits[$0]?.row })
+        output.append(.store(.storeJob(row, tasks: planned.map { $0.row() }, foreignManifestCheck: earlier.isEmpty)))
+        return jobID
+    }
+
+    /// The job is journaled: its tasks go out.
+    func jobStored(_ jobID: String) {
+        guard let (job, planned) = unstoredJobs.removeValue(forKey: jobID) else { return }
+        jobs[jobID] = job
+        jobOrder.append(jobID)
+        for task in planned { tasks[task.id] = task; enqueue(task) }
+        checkUnserved()
+        metrics.jobsSubmitted.increment()
+        logger.info("job accepted", metadata: ["job": "\(jobID)", "edits": "\(job.edits.count)", "tasks": "\(planned.count)", "output": "\(job.output.path)"])
+    }
+
+    /// The jobs whose results go to `folder`, in submission order (they share its manifest).
+    func jobs(writingTo folder: URL, includingUnstored: Bool = false) -> [JobRecord] {
+        let path = folder.standardizedFileURL.path
+        let stored = jobOrder.compactMap { jobs[$0] }.filter { $0.output.standardizedFileURL.path == path }
+        guard includingUnstored else { return stored }
+        return stored + unstoredJobs.values.map(\.job).filter { $0.output.standardizedFileURL.path == path }
+    }
+
+    /// Stage-1 tasks: consecutive edits with the same model and settings packed together while
+    /// their prompts fit the limit.
+    func plan(_ job: JobRecord) -> [TaskRecord] {
+        var planned: [TaskRecord] = []
+        var group: [EditRecord] = []
+        func flush() {
+            guard let first = group.first else { return }
+            planned.append(TaskRecord(id: "\(job.id).s\(planned.count + 1)", job: job.id, kind: .stageOne,
+                                      edits: group.map(\.id), image: -1, model: first.model))
+            group.removeAll()
+        }
+        for id in job.editOrder {
+            guard let edit = job.edits[id] else { continue }
+            if let first = group.first, first.envelope.packKey != edit.envelope.packKey
+                || group.reduce(0, { $0 + $1.prompts }) + edit.prompts > settings.packPrompts {
+                flush()
+            }
+            group.append(edit)
+        }
+        flush()
+        return planned
+    }
+
+    // MARK: - Storage outcomes
+
+    /// What came of a storage request.
+    public func stored(_ outcome: StorageOutcome) {
+        switch outcome {
+        case .jobStored(let jobID):
+            jobStored(jobID)
+        case .jobNotStored(let jobID, let reason):
+            unstoredJobs[jobID] = nil
+            logger.warning("job not stored", metadata: ["job": "\(jobID)", "reason": "\(reason)"])
+        case .committed(let taskID):
+            committed(taskID)
+        case .notCommitted(let taskID, let reason, let transient):
+            notCommitted(taskID, reason: reason, transient: transient)
+        case .outputsWritten(let jobID, let editID):
+            outputsWritten(job: jobID, edit: editID)
+        case .outputsNotWritten(let jobID, let editID, let reason, let transient):
+            outputsNotWritten(job: jobID, edit: editID, reason: reason, transient: transient)
+        case .manifestNotWritten(let jobIDs, let reason):
+            logger.error("cannot write a manifest; trying again", metadata: ["jobs": "\(jobIDs)", "error": "\(reason)"])
+            manifestsDue.formUnion(jobIDs)
+        case .inputRead:
+            break
+        case .inputNotRead(let session, let taskID, let reason):
+            if let task = tasks[taskID], task.state == .leased, task.worker == session {
+                retry(task, reason: "cannot read its input: \(reason)")
+            }
+            // The worker never saw the task: its slot is free again.
+            if let worker = workers[session], worker.tasks.remove(taskID) != nil {
+                worker.credits += 1
+                offer(worker)
+            }
+        }
+    }
+}

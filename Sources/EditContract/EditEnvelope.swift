@@ -1,0 +1,91 @@
+import Foundation
+
+/// An edit as the cluster carries it. `ptp submit` checks the spec and seals it as canonical
+/// JSON, with a few fields written outside; the coordinator schedules, journals and records the
+/// edit by those fields (checked on arrival, since it cannot know who sent them) and passes the
+/// spec on unread; the worker that runs stage 1 opens it, which parses and checks it once and
+/// refuses it if the outside disagrees with it. So a spec is parsed once by the client and once
+/// by a worker, never by the coordinator.
+public struct EditEnvelope: Sendable, Equatable {
+    /// The edit's id: its folder in the output.
+    public var id: String
+    /// Every prompt, source first: how many images the edit makes, and what each image's finish
+    /// task conditions on.
+    public var prompts: [String]
+    /// The model key ("default" for the embedded model) and the precision: together, the
+    /// capability a worker needs to run the edit.
+    public var model: String
+    public var precision: Precision
+    /// What finishing an image needs besides its prompt.
+    public var seed: UInt64
+    public var superResolution: Bool
+    /// Edits with equal keys may share a stage-1 task: the same model, precision and sampling
+    /// settings, so a task's edits take about as long as each other.
+    public var packKey: String
+    /// The spec as canonical JSON (keys sorted, slashes unescaped): what workers run, and what a
+    /// manifest line records as `spec`.
+    public var spec: String
+
+    public init(id: String, prompts: [String], model: String, precision: Precision, seed: UInt64, superResolution: Bool,
+                packKey: String, spec: String) {
+        (self.id, self.prompts, self.model, self.precision) = (id, prompts, model, precision)
+        (self.seed, self.superResolution, self.packKey, self.spec) = (seed, superResolution, packKey, spec)
+    }
+
+    /// Seals a spec (checked by whoever made it).
+    public init(_ spec: EditSpec) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        self.init(id: spec.id, prompts: spec.prompts, model: spec.model ?? "default", precision: spec.precision, seed: spec.seed,
+                  superResolution: spec.superResolution, packKey: spec.packKey,
+                  spec: String(decoding: try encoder.encode(spec.json), as: UTF8.self))
+    }
+
+    /// The capability a worker needs (`CapabilityKey`).
+    public var capabilityKey: String { CapabilityKey.key(model: model, precision: precision) }
+
+    /// The longest model key, pack key and sealed spec accepted (a spec is a few kilobytes;
+    /// prompts are bounded by their tokenizers long before this).
+    public static let maximumKeyLength = 4096
+    public static let maximumSpecLength = 1 << 20
+
+    /// Checks the outside, as the coordinator receives it from a client it cannot trust to have
+    /// run `ptp submit`: the id is a usable folder name, the prompt count is within the
+    /// contract's bounds, the keys and the spec are of a sane size.
+    public func validate() throws {
+        try EditSpec.validate(id: id)
+        guard (2...(EditSpec.maximumTargets + 1)).contains(prompts.count) else {
+            throw EditError(field: "prompts", problem: "edit '\(id)' has \(prompts.count) prompts; an edit has a source and 1 to \(EditSpec.maximumTargets) targets",
+                            fix: "send edits made by ptp submit")
+        }
+        guard !model.isEmpty, model.utf8.count <= Self.maximumKeyLength, packKey.utf8.count <= Self.maximumKeyLength else {
+            throw EditError(field: "model", problem: "edit '\(id)' names an empty or over-long model or pack key", fix: "send edits made by ptp submit")
+        }
+        guard spec.utf8.count <= Self.maximumSpecLength else {
+            throw EditError(field: "spec", problem: "edit '\(id)' is \(spec.utf8.count) bytes of JSON, over \(Self.maximumSpecLength)",
+                            fix: "shorten its prompts")
+        }
+    }
+
+    /// The spec inside, parsed and checked, after checking that the outside says the same.
+    public func open() throws -> EditSpec {
+        let parsed: JSONValue
+        do { parsed = try StrictJSON.parse(spec) } catch {
+            throw EditError(field: "spec", problem: "of edit '\(id)' is not JSON (\(error))", fix: "send edits made by ptp submit")
+        }
+        let opened = try EditSpec(json: parsed)
+        let agreement = [("id", opened.id == id), ("prompts", opened.prompts == prompts), ("model", (opened.model ?? "default") == model),
+                         ("precision", opened.precision == precision), ("seed", opened.seed == seed),
+                         ("super_resolution", opened.superResolution == superResolution), ("pack key", opened.packKey == packKey)]
+        for (field, agrees) in agreement where !agrees {
+            throw EditError(field: field, problem: "of edit '\(id)' differs between the spec and the fields sent beside it",
+                            fix: "send edits made by ptp submit")
+        }
+        return opened
+    }
+
+    /// What finishing image `index` needs.
+    public func finish(index: Int) -> FinishSpec {
+        FinishSpec(model: model, precision: precision, seed: seed, superResolution: superResolution, prompt: prompts[index])
+    }
+}
