@@ -1,5 +1,3 @@
-import Engine
-
 /// One object of a scene.
 public struct SceneObject: Sendable, Equatable {
     public var shape: String

@@ -1,4 +1,3 @@
-import Engine
 import Imaging
 
 /// Draws scenes exactly at any resolution: each pixel is the mean of a 4x4 grid of point

@@ -1,5 +1,3 @@
-import Engine
-
 /// The words and fixed geometry of the embedded model's "shapes world" (see
 /// shared/spec/shapes-world.md and training/shapes_world/world.py, which defines the same).
 public enum ShapesVocabulary {

@@ -1,5 +1,3 @@
-import Engine
-
 /// Scores of images against the scenes they should show.
 public enum ShapesWorldScore {
     /// Whether the image shows what the caption says: background, pattern, and each named

@@ -39,8 +39,15 @@ public struct WireMessageDecoder: ByteToMessageDecoder {
         self.codec = codec
     }
 
+    /// The bytes "HTTP" as a big-endian length.
+    static let httpLength = UInt32(bigEndian: Array("HTTP".utf8).withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) })
+
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
+        // "HTTP" read as a length: a web server answered (the coordinator's metrics port, say).
+        guard length != Self.httpLength else {
+            throw WireError(.malformed, "the other side answered in HTTP: it is a web server (the coordinator's metrics port?), not the coordinator's protocol port")
+        }
         guard Int(length) <= limits.frameBytes else {
             throw WireError(.frameTooLarge, "frame of \(length) bytes over the limit of \(limits.frameBytes)")
         }

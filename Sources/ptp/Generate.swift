@@ -79,9 +79,8 @@ struct Generate: ParsableCommand {
         let settings = SamplingSettings(steps: steps ?? defaults.steps, guidance: guidance ?? defaults.guidance, seed: seed,
                                         height: height ?? defaults.height, width: width ?? defaults.width,
                                         lowMemory: lowMemory, truncatePrompts: truncate, precision: precision, scheduler: choice,
-                                        negativePrompt: negativePrompt,
-                                        sizeConditioning: SizeConditioning(originalSize: originalSize?.values,
-                                                                           cropTopLeft: cropsCoordsTopLeft?.values ?? [0, 0]))
+                                        negativePrompt: negativePrompt, originalSize: originalSize?.values,
+                                        cropsCoordsTopLeft: cropsCoordsTopLeft?.values)
         let sampler = Sampler(model: model)
         let bar = ProgressBar("denoising")
         var image = try sampler.generate(prompt: prompt, settings: settings, progress: bar.update)

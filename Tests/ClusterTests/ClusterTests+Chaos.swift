@@ -44,7 +44,10 @@ extension ClusterTests {
         while Date() < deadline && ClusterHarness.manifest(output).count < 24 {
             Thread.sleep(forTimeInterval: 0.2)
             let elapsed = Date().timeIntervalSince(started)
-            if Date() >= nextKill {
+            // Workers die every 2-4 s for the first 45 s (every fault has happened by then); after
+            // that the batch runs out undisturbed, so a slower CPU, whose tasks outlast the kill
+            // interval, still finishes in bounded time.
+            if Date() >= nextKill && elapsed < 45 {
                 // kill -9 a random worker and start it again at once.
                 let id = ids.randomElement(using: &generator) ?? "w1"
                 if let process = workers[id], process.isRunning {

@@ -1,5 +1,5 @@
 import EditContract
-import Engine
+@testable import Engine
 import Foundation
 import Testing
 

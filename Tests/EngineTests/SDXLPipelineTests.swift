@@ -1,5 +1,5 @@
 import EditContract
-import Engine
+@testable import Engine
 import Foundation
 import Testing
 
@@ -23,16 +23,16 @@ struct SDXLPipelineTests {
     @Test("a random-weight SDXL directory gives diffusers' image for the same prompt and seed")
     func tinySDXL() throws {
         let model = try DiffusionModel(directory: Fixtures.url("tiny-sdxl"))
-        #expect(model.secondText != nil && model.forceZerosForEmptyPrompt && model.unet.configuration.textTimeEmbedding != nil)
+        #expect(model.sdxl?.forceZerosForEmptyPrompt == true && model.unet.configuration.textTimeEmbedding != nil)
         #expect(model.autoencoder?.configuration.scalingFactor == 0.13025)
         let runs = try JSONDecoder().decode([String: Run].self, from: Data(contentsOf: Fixtures.url("tiny-sdxl-pipeline.json")))
         let expected = try Fixtures.tensors("tiny-sdxl-pipeline.safetensors")
         let sampler = Sampler(model: model)
         var images: [String: Tensor] = [:]
         for (tag, run) in runs.sorted(by: { $0.key < $1.key }) {
-            let size = SizeConditioning(originalSize: run.original_size, cropTopLeft: run.crops_coords_top_left ?? [0, 0])
             let settings = SamplingSettings(steps: run.steps, guidance: run.guidance, seed: run.seed, height: 64, width: 64,
-                                            negativePrompt: run.negative_prompt, sizeConditioning: size)
+                                            negativePrompt: run.negative_prompt, originalSize: run.original_size,
+                                            cropsCoordsTopLeft: run.crops_coords_top_left)
             let image = try sampler.generate(prompt: run.prompt, settings: settings)
             let reference = try expected.tensor("\(tag).image")
             let quality = psnr(image, reference)
@@ -67,7 +67,7 @@ struct SDXLPipelineTests {
         let edited = try editor.runStageOne(spec).output
         let sampler = Sampler(model: model)
         let settings = SamplingSettings(steps: c.steps, guidance: c.guidance, seed: c.seed, height: 64, width: 64,
-                                        sizeConditioning: SizeConditioning(originalSize: c.original_size, cropTopLeft: c.crops_coords_top_left ?? [0, 0]))
+                                        originalSize: c.original_size, cropsCoordsTopLeft: c.crops_coords_top_left)
         let plain = try sampler.sample(prompts: [c.prompt], settings: settings)
         #expect(edited.slice(0..<1).maxAbsDifference(plain) <= 1e-4)
         // And that generation is diffusers' (run c).
@@ -77,7 +77,15 @@ struct SDXLPipelineTests {
         let sd = PromptToPromptEditor(model: try DiffusionModel(directory: Fixtures.url("tiny-sd2")))
         var other = EditSpec(id: "o", source: "a cat", targets: ["a dog"])
         other.originalSize = [1024, 1024]
-        #expect(throws: EditError.self) { try sd.validate(other) }
-        do { try sd.validate(other) } catch let error as EditError { #expect(error.field == "original_size") }
+        let sizeError = #expect(throws: EditError.self) { try sd.validate(other) }
+        #expect(sizeError?.field == "original_size")
+        // Refused when given, whatever the value (the default crop corner too), by its own key.
+        var crop = EditSpec(id: "c", source: "a cat", targets: ["a dog"])
+        crop.cropsCoordsTopLeft = [0, 0]
+        let cropError = #expect(throws: EditError.self) { try sd.validate(crop) }
+        #expect(cropError?.field == "crops_coords_top_left")
+        let generation = SamplingSettings(steps: 2, guidance: 5, seed: 0, height: 64, width: 64, cropsCoordsTopLeft: [0, 0])
+        let generationError = #expect(throws: EditError.self) { try Sampler(model: sd.model).validate(generation) }
+        #expect(generationError?.field == "crops_coords_top_left")
     }
 }

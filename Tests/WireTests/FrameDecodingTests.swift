@@ -115,6 +115,10 @@ struct FrameDecodingTests {
         var header = ByteBuffer()
         header.writeInteger(UInt32(0xFFFF_FFF0))
         #expect(throws: WireError(.frameTooLarge, "frame of 4294967280 bytes over the limit of 1024")) { try channel.writeInbound(header) }
+        // A web server's answer (a worker pointed at the metrics port) is named for what it is.
+        let http = try self.channel(limit: 1024)
+        let error = #expect(throws: WireError.self) { try http.writeInbound(ByteBuffer(string: "HTTP/1.1 400 Bad Request\r\n")) }
+        #expect(error?.code == .malformed && error?.reason.contains("answered in HTTP") == true, "\(String(describing: error))")
     }
 
     /// A result frame with one tensor of `megabytes` MiB of zeros that honestly declares its size

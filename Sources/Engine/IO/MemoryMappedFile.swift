@@ -49,9 +49,9 @@ final class MemoryMappedFile: @unchecked Sendable {
 }
 
 /// A file could not be opened or read.
-public struct FileReadError: Error, CustomStringConvertible {
-    public let url: URL
-    public let reason: String
-    public var description: String { "cannot read \(url.path): \(reason)" }
+struct FileReadError: Error, CustomStringConvertible {
+    let url: URL
+    let reason: String
+    var description: String { "cannot read \(url.path): \(reason)" }
 }
 

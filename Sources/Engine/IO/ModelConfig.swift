@@ -4,10 +4,10 @@ import Foundation
 /// A component's `config.json` (or `scheduler_config.json`), with typed look-ups whose errors
 /// name the file and the key.
 public struct ModelConfig: Sendable {
-    public let file: URL
-    public let values: [String: JSONValue]
+    let file: URL
+    let values: [String: JSONValue]
 
-    public init(file: URL) throws {
+    init(file: URL) throws {
         self.file = file
         let data: Data
         do { data = try Data(contentsOf: file) } catch {
@@ -19,19 +19,19 @@ public struct ModelConfig: Sendable {
         values = object
     }
 
-    public init(values: [String: JSONValue], file: URL) {
+    init(values: [String: JSONValue], file: URL) {
         self.values = values
         self.file = file
     }
 
-    public func contains(_ key: String) -> Bool { values[key].map { $0 != .null } ?? false }
+    func contains(_ key: String) -> Bool { values[key].map { $0 != .null } ?? false }
 
     private func wrongType(_ key: String, _ expected: String) -> ModelDirectoryError {
         ModelDirectoryError(path: file.path, problem: "key '\(key)' should be \(expected), found \(values[key].map { "\($0)" } ?? "nothing")",
                             fix: "correct '\(key)' in the file")
     }
 
-    public func int(_ key: String, default fallback: Int? = nil) throws -> Int {
+    func int(_ key: String, default fallback: Int? = nil) throws -> Int {
         guard let value = values[key], value != .null else {
             if let fallback { return fallback }
             throw ModelDirectoryError(path: file.path, problem: "has no '\(key)'", fix: "add '\(key)' (an integer)")
@@ -40,7 +40,7 @@ public struct ModelConfig: Sendable {
         return int
     }
 
-    public func double(_ key: String, default fallback: Double? = nil) throws -> Double {
+    func double(_ key: String, default fallback: Double? = nil) throws -> Double {
         guard let value = values[key], value != .null else {
             if let fallback { return fallback }
             throw ModelDirectoryError(path: file.path, problem: "has no '\(key)'", fix: "add '\(key)' (a number)")
@@ -49,13 +49,13 @@ public struct ModelConfig: Sendable {
         return double
     }
 
-    public func bool(_ key: String, default fallback: Bool) throws -> Bool {
+    func bool(_ key: String, default fallback: Bool) throws -> Bool {
         guard let value = values[key], value != .null else { return fallback }
         guard let bool = value.boolValue else { throw wrongType(key, "true or false") }
         return bool
     }
 
-    public func string(_ key: String, default fallback: String? = nil) throws -> String {
+    func string(_ key: String, default fallback: String? = nil) throws -> String {
         guard let value = values[key], value != .null else {
             if let fallback { return fallback }
             throw ModelDirectoryError(path: file.path, problem: "has no '\(key)'", fix: "add '\(key)' (a string)")
@@ -64,19 +64,19 @@ public struct ModelConfig: Sendable {
         return string
     }
 
-    public func optionalString(_ key: String) throws -> String? {
+    func optionalString(_ key: String) throws -> String? {
         guard let value = values[key], value != .null else { return nil }
         guard let string = value.stringValue else { throw wrongType(key, "a string") }
         return string
     }
 
-    public func optionalInt(_ key: String) throws -> Int? {
+    func optionalInt(_ key: String) throws -> Int? {
         guard let value = values[key], value != .null else { return nil }
         guard let int = value.intValue else { throw wrongType(key, "an integer") }
         return int
     }
 
-    public func ints(_ key: String, default fallback: [Int]? = nil) throws -> [Int] {
+    func ints(_ key: String, default fallback: [Int]? = nil) throws -> [Int] {
         guard let value = values[key], value != .null else {
             if let fallback { return fallback }
             throw ModelDirectoryError(path: file.path, problem: "has no '\(key)'", fix: "add '\(key)' (a list of integers)")
@@ -87,7 +87,7 @@ public struct ModelConfig: Sendable {
         return items
     }
 
-    public func strings(_ key: String, default fallback: [String]? = nil) throws -> [String] {
+    func strings(_ key: String, default fallback: [String]? = nil) throws -> [String] {
         guard let value = values[key], value != .null else {
             if let fallback { return fallback }
             throw ModelDirectoryError(path: file.path, problem: "has no '\(key)'", fix: "add '\(key)' (a list of strings)")
@@ -99,7 +99,7 @@ public struct ModelConfig: Sendable {
     }
 
     /// An integer or a list of integers (as `attention_head_dim` may be either), as a list of `count`.
-    public func intOrInts(_ key: String, count: Int, default fallback: Int? = nil) throws -> [Int] {
+    func intOrInts(_ key: String, count: Int, default fallback: Int? = nil) throws -> [Int] {
         if let single = values[key]?.intValue { return Array(repeating: single, count: count) }
         if values[key] == nil || values[key] == .null, let fallback { return Array(repeating: fallback, count: count) }
         let list = try ints(key)
@@ -111,17 +111,17 @@ public struct ModelConfig: Sendable {
     // allocate nothing where the model needs something; refused by key instead.
 
     /// A size: an integer of at least 1.
-    public func size(_ key: String, default fallback: Int? = nil) throws -> Int {
+    func size(_ key: String, default fallback: Int? = nil) throws -> Int {
         try checkedSizes(key, [int(key, default: fallback)])[0]
     }
 
     /// A non-empty list of sizes.
-    public func sizes(_ key: String, default fallback: [Int]? = nil) throws -> [Int] {
+    func sizes(_ key: String, default fallback: [Int]? = nil) throws -> [Int] {
         try checkedSizes(key, ints(key, default: fallback))
     }
 
     /// One size or a list of `count` sizes.
-    public func sizeOrSizes(_ key: String, count: Int, default fallback: Int? = nil) throws -> [Int] {
+    func sizeOrSizes(_ key: String, count: Int, default fallback: Int? = nil) throws -> [Int] {
         try checkedSizes(key, intOrInts(key, count: count, default: fallback))
     }
 

@@ -2,23 +2,23 @@ import EditContract
 import Foundation
 
 /// A problem with a model directory, naming the file or component and how to fix it.
-public struct ModelDirectoryError: Error, CustomStringConvertible, Equatable {
-    public let path: String
-    public let problem: String
-    public let fix: String
-    public var description: String { "\(path) \(problem): \(fix)" }
+struct ModelDirectoryError: Error, CustomStringConvertible, Equatable {
+    let path: String
+    let problem: String
+    let fix: String
+    var description: String { "\(path) \(problem): \(fix)" }
 }
 
 /// A diffusers-format model directory: `model_index.json` naming the components, each in its
 /// own folder with `config.json` (or `scheduler_config.json`) and safetensors weights.
 public struct ModelDirectory: Sendable {
-    public let url: URL
+    let url: URL
     /// Component name -> (library, class name), from model_index.json.
-    public let components: [String: (library: String, className: String)]
+    let components: [String: (library: String, className: String)]
     /// The pipeline class recorded in model_index.json (`_class_name`).
-    public let pipelineClass: String
+    let pipelineClass: String
     /// All of model_index.json, including keys this project adds (such as recommended settings).
-    public let index: [String: JSONValue]
+    let index: [String: JSONValue]
 
     public init(url: URL) throws {
         self.url = url
@@ -62,24 +62,24 @@ public struct ModelDirectory: Sendable {
     }
 
     /// The tokenizer's files.
-    public func tokenizerFiles(component name: String = "tokenizer") throws -> TokenizerFiles {
+    func tokenizerFiles(component name: String = "tokenizer") throws -> TokenizerFiles {
         try TokenizerFiles(directory: url.appendingPathComponent(name))
     }
 }
 
 /// Where a CLIP BPE tokenizer's vocabulary and merges come from.
-public struct TokenizerFiles: Sendable {
-    public enum Source: Sendable {
+struct TokenizerFiles: Sendable {
+    enum Source: Sendable {
         case vocabularyAndMerges(vocabulary: URL, merges: URL)
         case tokenizerJSON(URL)
     }
-    public let source: Source
-    public let config: ModelConfig?
-    public let specialTokens: ModelConfig?
+    let source: Source
+    let config: ModelConfig?
+    let specialTokens: ModelConfig?
 
     /// The tokenizer files of a folder: vocab.json + merges.txt, else tokenizer.json, with
     /// tokenizer_config.json and special_tokens_map.json when present.
-    public init(directory: URL) throws {
+    init(directory: URL) throws {
         let manager = FileManager.default
         func file(_ name: String) -> URL? {
             let url = directory.appendingPathComponent(name)
@@ -100,12 +100,12 @@ public struct TokenizerFiles: Sendable {
 
 /// One component folder of a model directory.
 public struct ModelComponent: Sendable {
-    public let name: String
-    public let className: String
+    let name: String
+    let className: String
     public let directory: URL
     public let config: ModelConfig
     /// The safetensors file chosen for this component, or nil for weightless parts (scheduler).
-    public let weightsURL: URL?
+    let weightsURL: URL?
 
     /// Weight files in order of preference.
     static let weightFileNames = [
@@ -114,7 +114,7 @@ public struct ModelComponent: Sendable {
     ]
 
     /// A component folder on its own (config plus weights), outside a model directory.
-    public init(directory: URL) throws {
+    init(directory: URL) throws {
         try self.init(name: directory.lastPathComponent, className: "", directory: directory)
     }
 
@@ -141,7 +141,7 @@ public struct ModelComponent: Sendable {
     }
 
     /// Opens the component's weights.
-    public func weights() throws -> SafeTensorsFile {
+    func weights() throws -> SafeTensorsFile {
         guard let weightsURL else {
             let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
             if let pickle = files.first(where: { $0.hasSuffix(".bin") || $0.hasSuffix(".ckpt") || $0.hasSuffix(".pt") }) {

@@ -3,13 +3,13 @@ import Imaging
 import Foundation
 
 /// Element types a safetensors file may declare.
-public enum SafeTensorsDType: String, Sendable, CaseIterable {
+enum SafeTensorsDType: String, Sendable, CaseIterable {
     case float64 = "F64", float32 = "F32", float16 = "F16", bfloat16 = "BF16"
     case int64 = "I64", int32 = "I32", int16 = "I16", int8 = "I8"
     case uint64 = "U64", uint32 = "U32", uint16 = "U16", uint8 = "U8", bool = "BOOL"
     case float8E4M3 = "F8_E4M3", float8E5M2 = "F8_E5M2"
 
-    public var byteSize: Int {
+    var byteSize: Int {
         switch self {
         case .float64, .int64, .uint64: return 8
         case .float32, .int32, .uint32: return 4
@@ -20,8 +20,8 @@ public enum SafeTensorsDType: String, Sendable, CaseIterable {
 }
 
 /// Why a safetensors file was refused, naming the file and, where there is one, the tensor.
-public struct SafeTensorsError: Error, CustomStringConvertible, Equatable {
-    public enum Kind: Equatable, Sendable {
+struct SafeTensorsError: Error, CustomStringConvertible, Equatable {
+    enum Kind: Equatable, Sendable {
         case truncated(size: Int)
         case headerPastEnd(headerLength: UInt64, fileSize: Int)
         case headerTooLarge(headerLength: UInt64)
@@ -36,17 +36,17 @@ public struct SafeTensorsError: Error, CustomStringConvertible, Equatable {
         case shapeMismatch(expected: [Int], found: [Int])
     }
 
-    public let file: String
-    public let tensor: String?
-    public let kind: Kind
+    let file: String
+    let tensor: String?
+    let kind: Kind
 
-    public init(file: String, tensor: String?, kind: Kind) {
+    init(file: String, tensor: String?, kind: Kind) {
         self.file = file
         self.tensor = tensor
         self.kind = kind
     }
 
-    public var description: String {
+    var description: String {
         let subject = tensor.map { "tensor '\($0)' in \(file)" } ?? file
         switch kind {
         case .truncated(let size):
@@ -81,18 +81,18 @@ public struct SafeTensorsError: Error, CustomStringConvertible, Equatable {
 /// mapping (no copy); F16 and BF16 are converted to F32 when read.
 public final class SafeTensorsFile: @unchecked Sendable {
     public struct Entry: Sendable, Equatable {
-        public let dtype: SafeTensorsDType
-        public let shape: [Int]
+        let dtype: SafeTensorsDType
+        let shape: [Int]
         /// Byte range within the data section.
-        public let byteRange: Range<Int>
+        let byteRange: Range<Int>
     }
 
     /// The largest header accepted, as in the reference implementation.
     static let maximumHeaderLength: UInt64 = 100_000_000
 
-    public let url: URL
+    let url: URL
     public let entries: [String: Entry]
-    public let metadata: [String: String]
+    let metadata: [String: String]
     private let mapping: MemoryMappedFile
     private let dataStart: Int
 
@@ -222,7 +222,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
     }
 
     /// The named tensor, checked against the shape the model's configuration implies.
-    public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
+    func tensor(_ name: String, shape: [Int]) throws -> Tensor {
         let result = try tensor(name)
         guard result.shape == shape else {
             throw SafeTensorsError(file: url.path, tensor: name, kind: .shapeMismatch(expected: shape, found: result.shape))

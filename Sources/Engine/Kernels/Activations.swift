@@ -3,13 +3,13 @@ import Foundation
 /// Activation functions, vectorised where the math library's scalar calls would dominate.
 extension Tensor {
     /// x * sigmoid(x).
-    public func silu() -> Tensor { mapElementsVectorised(VectorMath.silu) }
+    func silu() -> Tensor { mapElementsVectorised(VectorMath.silu) }
 
     /// x * sigmoid(1.702 x), the activation of OpenAI's CLIP ("quick_gelu").
-    public func quickGELU() -> Tensor { mapElementsVectorised { $0 / (1 + VectorMath.exp(-1.702 * $0)) } }
+    func quickGELU() -> Tensor { mapElementsVectorised { $0 / (1 + VectorMath.exp(-1.702 * $0)) } }
 
     /// The exact GELU, 0.5 x (1 + erf(x / sqrt 2)), as torch's default `gelu`.
-    public func gelu() -> Tensor { mapElementsVectorised(VectorMath.gelu) }
+    func gelu() -> Tensor { mapElementsVectorised(VectorMath.gelu) }
 
     /// Applies an inlinable, branch-free function in parallel blocks the compiler vectorises.
     @inline(__always)

@@ -3,24 +3,24 @@ import EditContract
 /// handed to a hook that may edit them in place before they multiply the values.
 public struct AttentionProbabilities {
     /// [batch, heads, queryRange.count, keys], row-major.
-    public let pointer: UnsafeMutablePointer<Float>
-    public let batch: Int
-    public let heads: Int
+    let pointer: UnsafeMutablePointer<Float>
+    let batch: Int
+    let heads: Int
     /// The queries of this chunk, out of `totalQueries`.
-    public let queryRange: Range<Int>
-    public let totalQueries: Int
-    public let keys: Int
+    let queryRange: Range<Int>
+    let totalQueries: Int
+    let keys: Int
 
-    public var queries: Int { queryRange.count }
+    var queries: Int { queryRange.count }
 
     /// The [queries, keys] matrix of one batch item and head.
     @inline(__always)
-    public func matrix(batch b: Int, head h: Int) -> UnsafeMutablePointer<Float> {
+    func matrix(batch b: Int, head h: Int) -> UnsafeMutablePointer<Float> {
         pointer + (b * heads + h) * queries * keys
     }
 
     /// Elements in one batch item's [heads, queries, keys] block.
-    public var itemStride: Int { heads * queries * keys }
+    var itemStride: Int { heads * queries * keys }
 }
 
 /// Multi-head scaled dot-product attention.

@@ -20,7 +20,7 @@ public enum BLAS {
     /// C[m, n] = alpha * op(A)[m, k] * op(B)[k, n] + beta * C, row-major, with leading
     /// dimensions as stored (so a head's slice of a wider matrix needs no copy).
     @inline(__always)
-    public static func gemm(
+    static func gemm(
         transposeA: Bool = false, transposeB: Bool = false,
         m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int,
@@ -113,7 +113,7 @@ extension Tensor {
     /// Matrix product over the last two dimensions, batched over the leading ones:
     /// [..., m, k] x [..., k, n] -> [..., m, n] (or [..., n, k] with `transposeOther`).
     /// `other` may have rank 2, in which case it is shared by every batch item.
-    public func matmul(_ other: Tensor, transposeOther: Bool = false) -> Tensor {
+    func matmul(_ other: Tensor, transposeOther: Bool = false) -> Tensor {
         precondition(rank >= 2 && other.rank >= 2, "matmul needs matrices, got \(shape) and \(other.shape)")
         let m = dim(-2), k = dim(-1)
         let otherK = transposeOther ? other.dim(-1) : other.dim(-2)

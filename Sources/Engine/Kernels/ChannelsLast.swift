@@ -3,14 +3,14 @@
 /// convolutions read it, and a transformer's tokens are its rows with no transposition.
 extension Tensor {
     /// [N, C, H, W] -> [N, H, W, C]
-    public func channelsLast() -> Tensor {
+    func channelsLast() -> Tensor {
         precondition(rank == 4, "channelsLast needs [N, C, H, W], got \(shape)")
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         return reshaped([n, c, h * w]).transposedLastTwo().reshaped([n, h, w, c])
     }
 
     /// [N, H, W, C] -> [N, C, H, W]
-    public func channelsFirst() -> Tensor {
+    func channelsFirst() -> Tensor {
         precondition(rank == 4, "channelsFirst needs [N, H, W, C], got \(shape)")
         let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
         return reshaped([n, h * w, c]).transposedLastTwo().reshaped([n, c, h, w])
@@ -18,7 +18,7 @@ extension Tensor {
 
     /// Adds `bias[n, c]` to channel c of every position of item n, for channels-last
     /// [N, ..., C] (the time-embedding projection a ResNet block adds).
-    public mutating func addItemChannelBias(_ bias: Tensor) {
+    mutating func addItemChannelBias(_ bias: Tensor) {
         let (items, channels) = (shape[0], shape[rank - 1])
         precondition(bias.shape == [items, channels], "item-channel bias must be [\(items), \(channels)], got \(bias.shape)")
         let positions = count / (items * channels)

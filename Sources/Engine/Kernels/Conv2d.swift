@@ -3,9 +3,9 @@ import EditContract
 
 /// Zero padding on each side of an image, in pixels.
 public struct Padding2D: Sendable, Hashable {
-    public var top: Int, bottom: Int, left: Int, right: Int
+    var top: Int, bottom: Int, left: Int, right: Int
 
-    public init(top: Int, bottom: Int, left: Int, right: Int) {
+    init(top: Int, bottom: Int, left: Int, right: Int) {
         (self.top, self.bottom, self.left, self.right) = (top, bottom, left, right)
     }
 
@@ -23,12 +23,12 @@ public struct Padding2D: Sendable, Hashable {
 /// single-threaded oneDNN convolution on an Engine thread; the weights are reordered once per
 /// precision into the layout that convolution asks for.
 public struct Conv2dKernel: Sendable {
-    public let inputChannels: Int
-    public let outputChannels: Int
-    public let kernelHeight: Int
-    public let kernelWidth: Int
-    public let stride: Int
-    public let padding: Padding2D
+    let inputChannels: Int
+    let outputChannels: Int
+    let kernelHeight: Int
+    let kernelWidth: Int
+    let stride: Int
+    let padding: Padding2D
     let weights: PackedWeights  // [Cout, Cin, kH, kW]
     let bias: Tensor?
 
@@ -51,7 +51,7 @@ public struct Conv2dKernel: Sendable {
     }
 
     /// Output height and width for an input of the given size.
-    public func outputSize(height: Int, width: Int) -> (Int, Int) {
+    func outputSize(height: Int, width: Int) -> (Int, Int) {
         ((height + padding.top + padding.bottom - kernelHeight) / stride + 1,
          (width + padding.left + padding.right - kernelWidth) / stride + 1)
     }
@@ -84,7 +84,7 @@ public struct Conv2dKernel: Sendable {
 
     /// residual + conv(input) in one pass: the convolution accumulates onto a copy of
     /// `residual` ([N, Ho, Wo, Cout]), as a ResNet block's output adds its shortcut.
-    public func adding(_ input: Tensor, to residual: Tensor, precision: Precision) -> Tensor {
+    func adding(_ input: Tensor, to residual: Tensor, precision: Precision) -> Tensor {
         adding(ProductOperand(input), to: residual, precision: precision)
     }
 

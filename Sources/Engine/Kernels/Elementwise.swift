@@ -3,7 +3,7 @@ import Foundation
 /// Element-wise arithmetic, broadcasting only in the forms the models use.
 extension Tensor {
     /// Applies `transform` to every element, in parallel.
-    public func mapElements(_ transform: (Float) -> Float) -> Tensor {
+    func mapElements(_ transform: (Float) -> Float) -> Tensor {
         var result = Tensor(uninitializedShape: shape)
         withUnsafeBufferPointer { src in
             result.withUnsafeMutableBufferPointer { dst in
@@ -17,7 +17,7 @@ extension Tensor {
     }
 
     /// Combines two tensors of the same shape element by element, in parallel.
-    public func zipElements(_ other: Tensor, _ combine: (Float, Float) -> Float) -> Tensor {
+    func zipElements(_ other: Tensor, _ combine: (Float, Float) -> Float) -> Tensor {
         precondition(shape == other.shape, "shapes differ: \(shape) vs \(other.shape)")
         var result = Tensor(uninitializedShape: shape)
         withUnsafeBufferPointer { a in
@@ -33,16 +33,16 @@ extension Tensor {
         return result
     }
 
-    public static func + (lhs: Tensor, rhs: Tensor) -> Tensor { lhs.zipElements(rhs, +) }
-    public static func - (lhs: Tensor, rhs: Tensor) -> Tensor { lhs.zipElements(rhs, -) }
-    public static func * (lhs: Tensor, rhs: Tensor) -> Tensor { lhs.zipElements(rhs, *) }
-    public static func * (lhs: Tensor, rhs: Float) -> Tensor { lhs.mapElements { $0 * rhs } }
-    public static func * (lhs: Float, rhs: Tensor) -> Tensor { rhs.mapElements { lhs * $0 } }
-    public static func + (lhs: Tensor, rhs: Float) -> Tensor { lhs.mapElements { $0 + rhs } }
-    public static func / (lhs: Tensor, rhs: Float) -> Tensor { lhs.mapElements { $0 / rhs } }
+    static func + (lhs: Tensor, rhs: Tensor) -> Tensor { lhs.zipElements(rhs, +) }
+    static func - (lhs: Tensor, rhs: Tensor) -> Tensor { lhs.zipElements(rhs, -) }
+    static func * (lhs: Tensor, rhs: Tensor) -> Tensor { lhs.zipElements(rhs, *) }
+    static func * (lhs: Tensor, rhs: Float) -> Tensor { lhs.mapElements { $0 * rhs } }
+    static func * (lhs: Float, rhs: Tensor) -> Tensor { rhs.mapElements { lhs * $0 } }
+    static func + (lhs: Tensor, rhs: Float) -> Tensor { lhs.mapElements { $0 + rhs } }
+    static func / (lhs: Tensor, rhs: Float) -> Tensor { lhs.mapElements { $0 / rhs } }
 
     /// `self += other * scale`, in place.
-    public mutating func addScaled(_ other: Tensor, scale: Float = 1) {
+    mutating func addScaled(_ other: Tensor, scale: Float = 1) {
         precondition(shape == other.shape, "shapes differ: \(shape) vs \(other.shape)")
         other.withUnsafeBufferPointer { b in
             withUnsafeMutableBufferPointer { a in
@@ -56,14 +56,14 @@ extension Tensor {
 
     /// Adds `bias[c]` to every element of channel `c`, where channels are dimension `axis`
     /// (1 for NCHW, -1 for row vectors).
-    public func addingBias(_ bias: Tensor, axis: Int) -> Tensor {
+    func addingBias(_ bias: Tensor, axis: Int) -> Tensor {
         var result = self
         result.addBiasInPlace(bias, axis: axis)
         return result
     }
 
     /// In-place form of `addingBias`.
-    public mutating func addBiasInPlace(_ bias: Tensor, axis: Int) {
+    mutating func addBiasInPlace(_ bias: Tensor, axis: Int) {
         let axis = axis < 0 ? rank + axis : axis
         let channels = shape[axis]
         precondition(bias.count == channels, "bias of \(bias.count) for \(channels) channels")
@@ -104,12 +104,12 @@ extension Tensor {
     }
 
     /// Whether no element is NaN or infinite.
-    public var allFinite: Bool {
+    var allFinite: Bool {
         withUnsafeBufferPointer { $0.allSatisfy(\.isFinite) }
     }
 
     /// Arithmetic mean of all elements.
-    public var mean: Float {
+    var mean: Float {
         withUnsafeBufferPointer { b in Float(b.reduce(0.0) { $0 + Double($1) } / Double(max(b.count, 1))) }
     }
 }

@@ -1,7 +1,7 @@
 /// Copies that change how elements are laid out: concatenation, slicing, transposition.
 extension Tensor {
     /// Joins tensors along dimension `axis`; all other dimensions must agree.
-    public static func concatenate(_ parts: [Tensor], axis: Int) -> Tensor {
+    static func concatenate(_ parts: [Tensor], axis: Int) -> Tensor {
         precondition(!parts.isEmpty, "nothing to concatenate")
         let first = parts[0]
         let axis = axis < 0 ? first.rank + axis : axis
@@ -33,7 +33,7 @@ extension Tensor {
     }
 
     /// Elements `range` of dimension `axis` (a copy).
-    public func slice(_ range: Range<Int>, axis: Int = 0) -> Tensor {
+    func slice(_ range: Range<Int>, axis: Int = 0) -> Tensor {
         let axis = axis < 0 ? rank + axis : axis
         precondition(range.lowerBound >= 0 && range.upperBound <= shape[axis],
                      "slice \(range) out of bounds for dimension \(axis) of \(shape)")
@@ -56,7 +56,7 @@ extension Tensor {
     }
 
     /// Splits dimension `axis` into `parts` equal pieces.
-    public func chunked(_ parts: Int, axis: Int) -> [Tensor] {
+    func chunked(_ parts: Int, axis: Int) -> [Tensor] {
         let extent = dim(axis)
         precondition(extent % parts == 0, "dimension \(extent) does not split into \(parts)")
         let size = extent / parts
@@ -64,7 +64,7 @@ extension Tensor {
     }
 
     /// Swaps the last two dimensions: [..., a, b] -> [..., b, a].
-    public func transposedLastTwo() -> Tensor {
+    func transposedLastTwo() -> Tensor {
         precondition(rank >= 2, "transpose needs a matrix, got \(shape)")
         let a = dim(-2), b = dim(-1)
         let batch = count / (a * b)
@@ -96,7 +96,7 @@ extension Tensor {
     /// Repeats the tensor `times` times along a new or existing leading dimension:
     /// [n, ...] -> [n * times, ...], each item copied `times` times consecutively when
     /// `interleaved`, or the whole batch repeated `times` times otherwise.
-    public func repeated(_ times: Int, interleaved: Bool = false) -> Tensor {
+    func repeated(_ times: Int, interleaved: Bool = false) -> Tensor {
         let items = shape[0], inner = count / max(shape[0], 1)
         var newShape = shape
         newShape[0] = items * times

@@ -1,6 +1,6 @@
 import EditContract
 /// Group and layer normalisation, with the statistics of torch (biased variance, eps inside the root).
-public enum NormalizationActivation: Sendable {
+enum NormalizationActivation: Sendable {
     case none
     case silu
 }
@@ -13,7 +13,7 @@ extension Tensor {
     ///
     /// The statistics are summed over fixed runs of positions and combined in a fixed order, so
     /// the result does not depend on the thread count.
-    public func groupNorm(
+    func groupNorm(
         groups: Int, weight: Tensor?, bias: Tensor?, epsilon: Float,
         activation: NormalizationActivation = .none
     ) -> Tensor {
@@ -129,7 +129,7 @@ extension Tensor {
     }
 
     /// LayerNorm over the last dimension.
-    public func layerNorm(weight: Tensor?, bias: Tensor?, epsilon: Float) -> Tensor {
+    func layerNorm(weight: Tensor?, bias: Tensor?, epsilon: Float) -> Tensor {
         let width = dim(-1)
         let rows = count / width
         var result = Tensor(uninitializedShape: shape)

@@ -41,7 +41,7 @@ public enum OpenBLASCore {
     public static let choiceVariable = "PTP_OPENBLAS_CORE_CHOICE", detectedVariable = "PTP_OPENBLAS_CORE_DETECTED"
 
     /// One line for benchmark reports: the kernels in use and who chose them.
-    public static var description: String {
+    static var description: String {
         let environment = ProcessInfo.processInfo.environment
         if let choice = environment[choiceVariable], choice != "none" {
             return "core=\(current) (chosen by ptp: this OpenBLAS would use its \(environment[detectedVariable] ?? "older") kernels here)"

@@ -9,7 +9,7 @@ public enum ComputeThreads {
     private static let configured = Atomic<Int>(0)
     /// The most threads a run may ask for (far beyond any machine's cores, well below what the
     /// system lets a process start).
-    public static let maximum = 1024
+    static let maximum = 1024
 
     /// Checks a `--threads` value, saying what is allowed.
     public static func validate(_ threads: Int) throws {

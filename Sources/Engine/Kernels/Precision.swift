@@ -21,8 +21,8 @@ extension Precision {
 }
 
 /// A precision the CPU cannot run.
-public struct PrecisionError: Error, CustomStringConvertible {
-    public let description: String
+struct PrecisionError: Error, CustomStringConvertible {
+    let description: String
 }
 
 /// bfloat16 values (the top half of a float32), as oneDNN reads them.

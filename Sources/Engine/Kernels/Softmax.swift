@@ -19,7 +19,7 @@ enum Softmax {
 
 extension Tensor {
     /// Softmax over the last dimension.
-    public func softmax() -> Tensor {
+    func softmax() -> Tensor {
         var result = self
         let columns = dim(-1)
         result.withUnsafeMutableBufferPointer { Softmax.rowsInPlace($0.baseAddress!, rows: count / columns, columns: columns) }

@@ -3,14 +3,14 @@ import EditContract
 extension Tensor {
     /// Nearest-neighbour upsampling of channels-last [N, H, W, C] by an integer factor (2 in
     /// the UNets and the VAE).
-    public func upsampledNearest(factor: Int = 2) -> Tensor {
+    func upsampledNearest(factor: Int = 2) -> Tensor {
         precondition(rank == 4, "upsampling needs [N, H, W, C], got \(shape)")
         return resizedNearest(height: shape[1] * factor, width: shape[2] * factor)
     }
 
     /// Nearest-neighbour resize of channels-last [N, H, W, C] to any size, as torch's
     /// `interpolate(mode="nearest")`: output pixel i reads input floor(i * in / out).
-    public func resizedNearest(height: Int, width: Int) -> Tensor {
+    func resizedNearest(height: Int, width: Int) -> Tensor {
         let map = nearestSources(height: height, width: width)
         let (items, channels) = (shape[0], shape[3])
         var result = Tensor(uninitializedShape: [items, height, width, channels])
@@ -80,7 +80,7 @@ extension Tensor {
     /// Bilinear resize of [N, C, H, W], as torch's `interpolate(mode="bilinear",
     /// align_corners=False)` without antialiasing: source coordinate (i + 0.5) * in/out - 0.5,
     /// clamped at 0, blending the two neighbours on each axis.
-    public func resizedBilinear(height: Int, width: Int) -> Tensor {
+    func resizedBilinear(height: Int, width: Int) -> Tensor {
         precondition(rank == 4, "resizing needs [N, C, H, W], got \(shape)")
         let (h, w) = (shape[2], shape[3])
         func taps(_ out: Int, _ input: Int) -> [(Int, Int, Float)] {

@@ -1,16 +1,16 @@
 /// A lookup table of vectors: row i of the [count, width] weight for index i.
-public struct Embedding: Sendable {
+struct Embedding: Sendable {
     let weight: Tensor
 
-    public var count: Int { weight.shape[0] }
-    public var width: Int { weight.shape[1] }
+    var count: Int { weight.shape[0] }
+    var width: Int { weight.shape[1] }
 
-    public init(_ weights: Weights, _ name: String, count: Int, width: Int) throws {
+    init(_ weights: Weights, _ name: String, count: Int, width: Int) throws {
         weight = try weights(name + ".weight", shape: [count, width])
     }
 
     /// Rows for `indices`: [indices.count, width]. Indices must be in range (checked).
-    public func callAsFunction(_ indices: [Int]) -> Tensor {
+    func callAsFunction(_ indices: [Int]) -> Tensor {
         var result = Tensor(uninitializedShape: [indices.count, width])
         weight.withUnsafeBufferPointer { table in
             result.withUnsafeMutableBufferPointer { out in

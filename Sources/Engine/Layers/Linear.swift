@@ -4,8 +4,8 @@ public struct Linear: Sendable {
     let weights: PackedWeights  // [out, in]
     let bias: Tensor?           // [out]
 
-    public var inputFeatures: Int { weights.shape[1] }
-    public var outputFeatures: Int { weights.shape[0] }
+    var inputFeatures: Int { weights.shape[1] }
+    var outputFeatures: Int { weights.shape[0] }
 
     public init(weight: Tensor, bias: Tensor?) {
         self.init(source: WeightSource(weight), bias: bias)
@@ -19,13 +19,13 @@ public struct Linear: Sendable {
     }
 
     /// Loads `name.weight` ([out, in]; read when first used) and, when `bias`, `name.bias`.
-    public init(_ weights: Weights, _ name: String, input: Int, output: Int, bias: Bool = true) throws {
+    init(_ weights: Weights, _ name: String, input: Int, output: Int, bias: Bool = true) throws {
         self.init(source: try weights.source(name + ".weight", shape: [output, input]),
                   bias: bias ? try weights(name + ".bias", shape: [output]) : nil)
     }
 
     /// The weight matrix [out, in] as float32.
-    public var weight: Tensor { weights.float32 }
+    var weight: Tensor { weights.float32 }
 
     /// [..., in] -> [..., out]
     public func callAsFunction(_ x: Tensor, precision: Precision) -> Tensor {
@@ -35,7 +35,7 @@ public struct Linear: Sendable {
     }
 
     /// residual + x W^T + b, accumulated into `residual`'s copy in one pass ([..., out]).
-    public func adding(_ x: Tensor, to residual: Tensor, precision: Precision) -> Tensor {
+    func adding(_ x: Tensor, to residual: Tensor, precision: Precision) -> Tensor {
         precondition(residual.shape == Array(x.shape.dropLast()) + [outputFeatures],
                      "residual \(residual.shape) does not match the output of \(x.shape) -> \(outputFeatures)")
         var y = residual
@@ -44,7 +44,7 @@ public struct Linear: Sendable {
     }
 
     /// GELU(x W^T + b) * other, with the GELU and the product fused into the store ([..., out]).
-    public func gelu(_ x: Tensor, times other: Tensor, precision: Precision) -> Tensor {
+    func gelu(_ x: Tensor, times other: Tensor, precision: Precision) -> Tensor {
         precondition(other.shape == Array(x.shape.dropLast()) + [outputFeatures],
                      "gate \(other.shape) does not match the output of \(x.shape) -> \(outputFeatures)")
         var y = Tensor(uninitializedShape: other.shape)

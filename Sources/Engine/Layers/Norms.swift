@@ -1,12 +1,12 @@
 import EditContract
 /// GroupNorm with learned per-channel scale and shift.
-public struct GroupNorm: Sendable {
+struct GroupNorm: Sendable {
     let groups: Int
     let epsilon: Float
     let weight: Tensor
     let bias: Tensor
 
-    public init(_ weights: Weights, _ name: String, groups: Int, channels: Int, epsilon: Float) throws {
+    init(_ weights: Weights, _ name: String, groups: Int, channels: Int, epsilon: Float) throws {
         guard channels % groups == 0 else {
             throw ModelConfigurationError("GroupNorm '\(weights.prefix)\(name)': \(channels) channels do not split into \(groups) groups")
         }
@@ -17,7 +17,7 @@ public struct GroupNorm: Sendable {
     }
 
     /// [N, C, ...] -> same, optionally followed by SiLU in the same pass.
-    public func callAsFunction(_ x: Tensor, activation: NormalizationActivation = .none) -> Tensor {
+    func callAsFunction(_ x: Tensor, activation: NormalizationActivation = .none) -> Tensor {
         x.groupNorm(groups: groups, weight: weight, bias: bias, epsilon: epsilon, activation: activation)
     }
 
@@ -28,24 +28,24 @@ public struct GroupNorm: Sendable {
 }
 
 /// LayerNorm over the last dimension.
-public struct LayerNorm: Sendable {
+struct LayerNorm: Sendable {
     let epsilon: Float
     let weight: Tensor
     let bias: Tensor
 
-    public init(_ weights: Weights, _ name: String, width: Int, epsilon: Float) throws {
+    init(_ weights: Weights, _ name: String, width: Int, epsilon: Float) throws {
         self.epsilon = epsilon
         weight = try weights(name + ".weight", shape: [width])
         bias = try weights(name + ".bias", shape: [width])
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    func callAsFunction(_ x: Tensor) -> Tensor {
         x.layerNorm(weight: weight, bias: bias, epsilon: epsilon)
     }
 }
 
 /// A configuration that cannot describe a valid model.
-public struct ModelConfigurationError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+struct ModelConfigurationError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -5,12 +5,12 @@ import Synchronization
 /// A layer's weights as loaded: a tensor already in memory, or an entry of a mapped weights
 /// file (its name, type and shape checked at load) read and converted to float32 only when a
 /// precision first needs it, so a bf16 run never holds a float32 copy of a float16 checkpoint.
-public struct WeightSource: Sendable {
-    public let shape: [Int]
+struct WeightSource: Sendable {
+    let shape: [Int]
     private let read: @Sendable () -> Tensor
 
     /// Weights already in memory.
-    public init(_ tensor: Tensor) {
+    init(_ tensor: Tensor) {
         shape = tensor.shape
         read = { tensor }
     }
@@ -28,17 +28,17 @@ public struct WeightSource: Sendable {
     }
 
     /// The values as float32 (a view of the mapping for float32 files, else a new copy).
-    public func tensor() -> Tensor { read() }
+    func tensor() -> Tensor { read() }
 
     /// Rows `range` of the first dimension (one half of a projection that is two layers in one).
-    public func rows(_ range: Range<Int>) -> WeightSource {
+    func rows(_ range: Range<Int>) -> WeightSource {
         precondition(range.lowerBound >= 0 && range.upperBound <= shape[0], "rows \(range) of weights \(shape)")
         let read = self.read
         return WeightSource(shape: [range.count] + shape.dropFirst()) { read().slice(range) }
     }
 
     /// The same values seen with another shape of equal size (1x1 convolution weights as a matrix).
-    public func reshaped(_ newShape: [Int]) -> WeightSource {
+    func reshaped(_ newShape: [Int]) -> WeightSource {
         precondition(newShape.reduce(1, *) == shape.reduce(1, *), "cannot view weights \(shape) as \(newShape)")
         let read = self.read
         return WeightSource(shape: newShape) { read().reshaped(newShape) }

@@ -1,5 +1,5 @@
 /// Where in the UNet an attention layer sits.
-public enum UNetPlace: String, Sendable, Hashable, CaseIterable {
+enum UNetPlace: String, Sendable, Hashable, CaseIterable {
     case down, mid, up
 }
 
@@ -7,16 +7,16 @@ public enum UNetPlace: String, Sendable, Hashable, CaseIterable {
 public struct AttentionSite: Sendable, Hashable, CustomStringConvertible {
     /// Position among the pass's attention layers, in the order they run (self and cross
     /// layers both counted: SD 1.x at 64x64 has 32).
-    public let index: Int
-    public let place: UNetPlace
+    let index: Int
+    let place: UNetPlace
     /// Cross-attention to the text (keys are tokens) rather than self-attention.
-    public let isCross: Bool
+    let isCross: Bool
     /// The query grid: queries = height * width.
-    public let height: Int
-    public let width: Int
-    public let heads: Int
+    let height: Int
+    let width: Int
+    let heads: Int
 
-    public var queries: Int { height * width }
+    var queries: Int { height * width }
 
     public var description: String {
         "\(place) \(isCross ? "cross" : "self") #\(index) \(height)x\(width)"

@@ -2,19 +2,19 @@ import EditContract
 import Foundation
 
 /// Hyper-parameters of an AutoencoderKL (the Stable Diffusion VAE), from its config.json.
-public struct AutoencoderConfiguration: Sendable {
-    public let inChannels: Int
-    public let outChannels: Int
-    public let latentChannels: Int
-    public let blockOutChannels: [Int]
-    public let layersPerBlock: Int
-    public let normGroups: Int
+struct AutoencoderConfiguration: Sendable {
+    let inChannels: Int
+    let outChannels: Int
+    let latentChannels: Int
+    let blockOutChannels: [Int]
+    let layersPerBlock: Int
+    let normGroups: Int
     /// Latents are multiplied by this after encoding and divided by it before decoding.
-    public let scalingFactor: Float
-    public let quantConvolutions: Bool
-    public let midAttention: Bool
+    let scalingFactor: Float
+    let quantConvolutions: Bool
+    let midAttention: Bool
 
-    public init(_ config: ModelConfig) throws {
+    init(_ config: ModelConfig) throws {
         inChannels = try config.size("in_channels", default: 3)
         outChannels = try config.size("out_channels", default: 3)
         latentChannels = try config.size("latent_channels", default: 4)
@@ -44,7 +44,7 @@ public struct AutoencoderConfiguration: Sendable {
     }
 
     /// How many times smaller the latent is than the image, per side.
-    public var downscale: Int { 1 << (blockOutChannels.count - 1) }
+    var downscale: Int { 1 << (blockOutChannels.count - 1) }
 }
 
 /// The VAE's single-head self-attention over pixels (mid blocks): GroupNorm, biased q/k/v and
@@ -98,8 +98,8 @@ struct AutoencoderMidBlock: Sendable {
 }
 
 /// diffusers' AutoencoderKL: images to latent distributions and latents to images.
-public struct AutoencoderKL: Sendable {
-    public let configuration: AutoencoderConfiguration
+struct AutoencoderKL: Sendable {
+    let configuration: AutoencoderConfiguration
     // Encoder
     let encoderIn: Conv2dKernel
     let encoderBlocks: [(resnets: [ResnetBlock2D], downsample: Downsample2D?)]
@@ -115,7 +115,7 @@ public struct AutoencoderKL: Sendable {
     let decoderNorm: GroupNorm
     let decoderOut: Conv2dKernel
 
-    public init(configuration c: AutoencoderConfiguration, weights file: SafeTensorsFile) throws {
+    init(configuration c: AutoencoderConfiguration, weights file: SafeTensorsFile) throws {
         configuration = c
         let w = Weights(file)
         let channels = c.blockOutChannels, groups = c.normGroups, latent = c.latentChannels
@@ -155,13 +155,13 @@ public struct AutoencoderKL: Sendable {
         decoderOut = try Conv2dKernel(d, "conv_out", input: channels[0], output: c.outChannels, kernel: 3)
     }
 
-    public init(component: ModelComponent) throws {
+    init(component: ModelComponent) throws {
         try self.init(configuration: AutoencoderConfiguration(component.config), weights: component.weights())
     }
 
     /// Images [B, 3, H, W] in [-1, 1] -> the latent distribution's mean and standard deviation,
     /// each [B, latent, H/f, W/f] (not yet multiplied by the scaling factor).
-    public func encode(_ image: Tensor, precision: Precision = .fp32) -> (mean: Tensor, standardDeviation: Tensor) {
+    func encode(_ image: Tensor, precision: Precision = .fp32) -> (mean: Tensor, standardDeviation: Tensor) {
         var x = encoderIn(image.channelsLast(), precision: precision)
         for block in encoderBlocks {
             for resnet in block.resnets { x = resnet(x, activatedTime: nil, precision: precision) }
@@ -175,7 +175,7 @@ public struct AutoencoderKL: Sendable {
     }
 
     /// Latents [B, latent, h, w] (already divided by the scaling factor) -> images [B, 3, h*f, w*f].
-    public func decode(_ latents: Tensor, precision: Precision = .fp32) -> Tensor {
+    func decode(_ latents: Tensor, precision: Precision = .fp32) -> Tensor {
         var x = latents.channelsLast()
         if let postQuant { x = postQuant(x, precision: precision) }
         x = decoderMid(decoderIn(x, precision: precision), precision: precision)

@@ -2,26 +2,26 @@ import EditContract
 import Foundation
 
 /// Hyper-parameters of a CLIPTextModel, from its config.json.
-public struct CLIPTextConfiguration: Sendable {
-    public let vocabularySize: Int
-    public let width: Int
-    public let intermediateWidth: Int
-    public let layers: Int
-    public let heads: Int
-    public let positions: Int
-    public let activation: Activation
-    public let layerNormEpsilon: Float
+struct CLIPTextConfiguration: Sendable {
+    let vocabularySize: Int
+    let width: Int
+    let intermediateWidth: Int
+    let layers: Int
+    let heads: Int
+    let positions: Int
+    let activation: Activation
+    let layerNormEpsilon: Float
     /// The end-of-text token, where the pooled output is taken (`eos_token_id`; 2 in old
     /// configs, where transformers takes the highest id instead, as the original CLIP did).
-    public let endOfTextID: Int
+    let endOfTextID: Int
     /// The width of `text_projection` (CLIPTextModelWithProjection), when the weights have one.
-    public let projectionWidth: Int
+    let projectionWidth: Int
 
-    public enum Activation: String, Sendable {
+    enum Activation: String, Sendable {
         case quickGELU = "quick_gelu", gelu
     }
 
-    public init(_ config: ModelConfig) throws {
+    init(_ config: ModelConfig) throws {
         vocabularySize = try config.int("vocab_size")
         width = try config.size("hidden_size")
         intermediateWidth = try config.size("intermediate_size")
@@ -47,8 +47,8 @@ public struct CLIPTextConfiguration: Sendable {
 /// self-attention layers, a final LayerNorm. Its last hidden state conditions SD 1.x and 2.x's
 /// UNet; SDXL's takes the penultimate one of two encoders and the second's projected pooled
 /// output.
-public struct CLIPTextModel: Sendable {
-    public let configuration: CLIPTextConfiguration
+struct CLIPTextModel: Sendable {
+    let configuration: CLIPTextConfiguration
     let tokenEmbedding: Embedding
     let positionEmbedding: Tensor  // [positions, width]
     let layers: [EncoderLayer]
@@ -64,7 +64,7 @@ public struct CLIPTextModel: Sendable {
 
     /// Loads weights named as transformers saves them (`text_model.` prefix, which some
     /// conversions drop); `position_ids` is not used.
-    public init(configuration c: CLIPTextConfiguration, weights file: SafeTensorsFile) throws {
+    init(configuration c: CLIPTextConfiguration, weights file: SafeTensorsFile) throws {
         configuration = c
         let root = file.entries["text_model.embeddings.token_embedding.weight"] != nil ? Weights(file, prefix: "text_model.") : Weights(file)
         tokenEmbedding = try Embedding(root.scoped("embeddings"), "token_embedding", count: c.vocabularySize, width: c.width)
@@ -87,22 +87,22 @@ public struct CLIPTextModel: Sendable {
     }
 
     /// Whether the weights hold a `text_projection` (CLIPTextModelWithProjection).
-    public var hasProjection: Bool { textProjection != nil }
+    var hasProjection: Bool { textProjection != nil }
 
     /// Loads the `text_encoder` component of a model directory.
-    public init(component: ModelComponent) throws {
+    init(component: ModelComponent) throws {
         try self.init(configuration: CLIPTextConfiguration(component.config), weights: component.weights())
     }
 
     /// Token ids [B][N] (N <= positions) -> last hidden state [B, N, width].
-    public func callAsFunction(_ ids: [[Int]], precision: Precision = .fp32) -> Tensor {
+    func callAsFunction(_ ids: [[Int]], precision: Precision = .fp32) -> Tensor {
         encode(ids, precision: precision).lastHiddenState
     }
 
     /// Every output a pipeline conditions on: the last hidden state, the penultimate one (the
     /// input of the last layer, not normed: transformers' `hidden_states[-2]`), and with a
     /// projection the projected pooled output (`text_embeds`, at each row's end-of-text token).
-    public func encode(_ ids: [[Int]], precision: Precision = .fp32) -> CLIPTextEncoding {
+    func encode(_ ids: [[Int]], precision: Precision = .fp32) -> CLIPTextEncoding {
         let n = ids.first?.count ?? 0
         precondition(ids.allSatisfy { $0.count == n } && n <= configuration.positions && n > 0,
                      "token sequences must share one length of 1 to \(configuration.positions)")
@@ -150,11 +150,11 @@ public struct CLIPTextModel: Sendable {
 }
 
 /// A CLIP text encoder's outputs for a batch of token sequences.
-public struct CLIPTextEncoding: Sendable {
+struct CLIPTextEncoding: Sendable {
     /// [B, N, width], after the final LayerNorm.
-    public var lastHiddenState: Tensor
+    var lastHiddenState: Tensor
     /// [B, N, width], the last layer's input (SDXL's conditioning).
-    public var penultimateHiddenState: Tensor
+    var penultimateHiddenState: Tensor
     /// [B, projectionWidth]: CLIPTextModelWithProjection's `text_embeds`; nil without a projection.
-    public var textEmbeds: Tensor?
+    var textEmbeds: Tensor?
 }

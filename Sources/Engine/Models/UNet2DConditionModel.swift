@@ -3,7 +3,7 @@ import EditContract
 /// the embedded model's base and super-resolution stages. Every attention layer reports to an
 /// optional `AttentionController`.
 public struct UNet2DConditionModel: Sendable {
-    public let configuration: UNetConfiguration
+    let configuration: UNetConfiguration
     let timeEmbedding: TimestepEmbedding
     let classTable: Embedding?
     let classTimestepEmbedding: TimestepEmbedding?
@@ -16,7 +16,7 @@ public struct UNet2DConditionModel: Sendable {
     let normOut: GroupNorm
     let convOut: Conv2dKernel
 
-    public init(configuration c: UNetConfiguration, weights file: SafeTensorsFile) throws {
+    init(configuration c: UNetConfiguration, weights file: SafeTensorsFile) throws {
         configuration = c
         let w = Weights(file)
         let first = c.blockOutChannels[0], timeWidth = c.timeEmbeddingWidth
@@ -129,11 +129,12 @@ public struct UNet2DConditionModel: Sendable {
                                                                      flipSinToCos: c.flipSinToCos, shift: c.frequencyShift), precision: precision)
         }
         if let addedEmbedding, let embedding = c.textTimeEmbedding {
-            precondition(added?.textEmbeds.shape == [timesteps.count, embedding.pooledWidth],
-                         "this UNet needs added conditions: [\(timesteps.count), \(embedding.pooledWidth)] text embeddings and [\(timesteps.count), 6] time ids")
-            if let added {
-                time = time + addedEmbedding(added.embeddingInput(embedding, flipSinToCos: c.flipSinToCos, shift: c.frequencyShift), precision: precision)
+            guard let added, added.textEmbeds.shape == [timesteps.count, embedding.pooledWidth] else {
+                preconditionFailure("this UNet needs added conditions: [\(timesteps.count), \(embedding.pooledWidth)] text embeddings and [\(timesteps.count), 6] time ids")
             }
+            time = time + addedEmbedding(added.embeddingInput(embedding, flipSinToCos: c.flipSinToCos, shift: c.frequencyShift), precision: precision)
+        } else {
+            precondition(added == nil, "this UNet takes no added conditions (SDXL's pooled text embeddings and time ids)")
         }
         let activatedTime = time.silu()
         // Channels-last inside (see ChannelsLast.swift).

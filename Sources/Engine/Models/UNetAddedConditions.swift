@@ -3,9 +3,9 @@
 /// and left, target height and width), one row per sample.
 public struct UNetAddedConditions: Sendable {
     /// [B, pooledWidth]
-    public var textEmbeds: Tensor
+    var textEmbeds: Tensor
     /// [B, 6]
-    public var timeIDs: Tensor
+    var timeIDs: Tensor
 
     public init(textEmbeds: Tensor, timeIDs: Tensor) {
         precondition(textEmbeds.rank == 2 && timeIDs.rank == 2 && timeIDs.shape[1] == UNetConfiguration.TextTimeEmbedding.timeIDs

@@ -3,25 +3,25 @@ import EditContract
 /// diffusers' defaults. Options this engine cannot run are refused by name.
 public struct UNetConfiguration: Sendable {
     public let inChannels: Int
-    public let outChannels: Int
-    public let blockOutChannels: [Int]
-    public let downBlockTypes: [String]
-    public let upBlockTypes: [String]
-    public let hasMidBlock: Bool
-    public let layersPerBlock: [Int]
-    public let transformerLayersPerBlock: [Int]
+    let outChannels: Int
+    let blockOutChannels: [Int]
+    let downBlockTypes: [String]
+    let upBlockTypes: [String]
+    let hasMidBlock: Bool
+    let layersPerBlock: [Int]
+    let transformerLayersPerBlock: [Int]
     /// Attention heads per down block (diffusers' `num_attention_heads`, or, as SD 1.x and 2.x
     /// configs mean it, `attention_head_dim`).
-    public let heads: [Int]
+    let heads: [Int]
     public let crossAttentionWidth: Int
-    public let linearProjection: Bool
-    public let normGroups: Int
-    public let normEpsilon: Float
-    public let flipSinToCos: Bool
-    public let frequencyShift: Float
+    let linearProjection: Bool
+    let normGroups: Int
+    let normEpsilon: Float
+    let flipSinToCos: Bool
+    let frequencyShift: Float
     /// A class embedding table (super-resolution noise levels), or a timestep-style embedding.
-    public let classEmbedding: ClassEmbedding?
-    public let centerInputSample: Bool
+    let classEmbedding: ClassEmbedding?
+    let centerInputSample: Bool
     /// SDXL's added conditioning (`addition_embed_type: text_time`): nil for SD 1.x and 2.x.
     public let textTimeEmbedding: TextTimeEmbedding?
 
@@ -29,16 +29,16 @@ public struct UNetConfiguration: Sendable {
     /// corner, target size) becomes `timeIDWidth` sinusoidal features, which follow the pooled
     /// text embedding into a two-layer MLP added to the timestep embedding.
     public struct TextTimeEmbedding: Sendable, Equatable {
-        public static let timeIDs = 6
+        static let timeIDs = 6
         /// `addition_time_embed_dim`.
-        public let timeIDWidth: Int
+        let timeIDWidth: Int
         /// `projection_class_embeddings_input_dim`: the pooled width plus six time ids' features.
-        public let inputWidth: Int
+        let inputWidth: Int
         /// The pooled text embedding's width (1280 in SDXL).
         public var pooledWidth: Int { inputWidth - Self.timeIDs * timeIDWidth }
     }
 
-    public enum ClassEmbedding: Sendable, Equatable {
+    enum ClassEmbedding: Sendable, Equatable {
         case table(count: Int)
         case timestep
     }
@@ -139,5 +139,5 @@ public struct UNetConfiguration: Sendable {
     }
 
     /// The width of the time embedding: 4x the first level's channels.
-    public var timeEmbeddingWidth: Int { blockOutChannels[0] * 4 }
+    var timeEmbeddingWidth: Int { blockOutChannels[0] * 4 }
 }

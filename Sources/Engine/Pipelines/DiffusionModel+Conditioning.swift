@@ -2,21 +2,29 @@ import EditContract
 
 /// Prompts to what the UNet is conditioned on.
 extension DiffusionModel {
-    /// The conditioning of `prompts`. SD 1.x and 2.x: the text encoder's last hidden state.
-    /// SDXL: both encoders' penultimate hidden states side by side ([B, 77, w1 + w2]), the
-    /// second's pooled projection, and `timeIDs` (six values) for every prompt, as diffusers'
+    /// The conditioning of `prompts` for an image of `height` x `width`. SD 1.x and 2.x: the
+    /// text encoder's last hidden state. SDXL: the context of `SDXLConditioning.encode`, the
+    /// second encoder's pooled projection and `size`'s time ids for every prompt, as diffusers'
     /// StableDiffusionXLPipeline builds them.
-    public func conditioning(_ prompts: [String], truncate: Bool, precision: Precision, timeIDs: [Float]) throws -> TextConditioning {
+    func conditioning(_ prompts: [String], truncate: Bool, precision: Precision, size: SizeConditioning,
+                      height: Int, width: Int) throws -> TextConditioning {
+        let (context, pooled) = try encode(prompts, truncate: truncate, precision: precision)
+        return TextConditioning(context: context, added: pooled.map {
+            UNetAddedConditions(textEmbeds: $0, timeIDs: size.timeIDs(height: height, width: width, count: prompts.count))
+        })
+    }
+
+    /// The context of `prompts` alone [prompts, tokens, width], for UNet calls that take no
+    /// added conditions (super-resolution, inversion).
+    func context(_ prompts: [String], truncate: Bool, precision: Precision) throws -> Tensor {
+        try encode(prompts, truncate: truncate, precision: precision).context
+    }
+
+    /// The text encoders' outputs: the context, and SDXL's pooled projection (nil without SDXL).
+    private func encode(_ prompts: [String], truncate: Bool, precision: Precision) throws -> (context: Tensor, pooled: Tensor?) {
         let ids = try prompts.map { try tokenizer.tokenize($0, truncate: truncate) }
-        guard let secondText else { return TextConditioning(context: textEncoder(ids, precision: precision)) }
-        let first = textEncoder.encode(ids, precision: precision)
-        let second = secondText.encoder.encode(try prompts.map { try secondText.tokenizer.tokenize($0, truncate: truncate) }, precision: precision)
-        guard let pooled = second.textEmbeds else {
-            throw ModelConfigurationError("text_encoder_2 has no text_projection, which SDXL's UNet needs")
-        }
-        precondition(timeIDs.count == UNetConfiguration.TextTimeEmbedding.timeIDs, "six time ids, got \(timeIDs.count)")
-        let times = Tensor(shape: [prompts.count, timeIDs.count], values: Array(Array(repeating: timeIDs, count: prompts.count).joined()))
-        return TextConditioning(context: Tensor.concatenate([first.penultimateHiddenState, second.penultimateHiddenState], axis: -1),
-                                added: UNetAddedConditions(textEmbeds: pooled, timeIDs: times))
+        guard let sdxl else { return (textEncoder(ids, precision: precision), nil) }
+        let (context, pooled) = try sdxl.encode(prompts, first: textEncoder.encode(ids, precision: precision), truncate: truncate, precision: precision)
+        return (context, pooled)
     }
 }

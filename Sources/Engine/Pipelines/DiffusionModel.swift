@@ -9,12 +9,12 @@ public struct RecommendedSettings: Sendable, Equatable {
     public var guidance: Float
     public var height: Int
     public var width: Int
-    public var superResolutionSteps: Int
-    public var superResolutionGuidance: Float
-    public var superResolutionNoiseLevel: Int
+    var superResolutionSteps: Int
+    var superResolutionGuidance: Float
+    var superResolutionNoiseLevel: Int
 
-    public init(steps: Int, guidance: Float, height: Int, width: Int,
-                superResolutionSteps: Int = 0, superResolutionGuidance: Float = 1, superResolutionNoiseLevel: Int = 0) {
+    init(steps: Int, guidance: Float, height: Int, width: Int,
+         superResolutionSteps: Int = 0, superResolutionGuidance: Float = 1, superResolutionNoiseLevel: Int = 0) {
         self.steps = steps
         self.guidance = guidance
         self.height = height
@@ -25,7 +25,7 @@ public struct RecommendedSettings: Sendable, Equatable {
     }
 
     /// Stable Diffusion 1.x's usual settings (and the Prompt-to-Prompt paper's).
-    public static let stableDiffusion = RecommendedSettings(
+    static let stableDiffusion = RecommendedSettings(
         steps: 50, guidance: 7.5, height: 512, width: 512,
         superResolutionSteps: 0, superResolutionGuidance: 1, superResolutionNoiseLevel: 0)
 
@@ -47,8 +47,8 @@ public struct RecommendedSettings: Sendable, Equatable {
 /// bilinearly upsampled image (channel concatenation), with the low-resolution image's noise
 /// level as a class label.
 public struct SuperResolutionStage: Sendable {
-    public let unet: UNet2DConditionModel
-    public let scheduler: DDIMScheduler
+    let unet: UNet2DConditionModel
+    let scheduler: DDIMScheduler
     /// Output side / input side.
     public let factor: Int
 }
@@ -57,29 +57,25 @@ public struct SuperResolutionStage: Sendable {
 /// Diffusion 1.x/2.x and SDXL (latent space, with a VAE), or a pixel-space cascade such as the
 /// embedded shapes-world model (a base stage plus a super-resolution stage).
 public struct DiffusionModel: Sendable {
-    public let directory: ModelDirectory
+    let directory: ModelDirectory
     /// The tokenizer whose tokens Prompt-to-Prompt's word indices count (SDXL's first).
-    public let tokenizer: CLIPTokenizer
-    public let textEncoder: CLIPTextModel
-    /// SDXL's second tokenizer and text encoder (CLIPTextModelWithProjection): their
-    /// penultimate hidden state follows the first's in the context, and their pooled
-    /// projection conditions the UNet's added embedding.
-    public let secondText: (tokenizer: CLIPTokenizer, encoder: CLIPTextModel)?
-    /// With no negative prompt, guidance's unconditional half is zeros rather than the empty
-    /// prompt's encoding (model_index.json's `force_zeros_for_empty_prompt`, SDXL's default).
-    public let forceZerosForEmptyPrompt: Bool
-    public let unet: UNet2DConditionModel
+    let tokenizer: CLIPTokenizer
+    let textEncoder: CLIPTextModel
+    let unet: UNet2DConditionModel
+    /// SDXL's second tokenizer and text encoder and the UNet's text_time embedding (nil for
+    /// SD 1.x and 2.x).
+    let sdxl: SDXLConditioning?
     /// The scheduler the model's scheduler_config.json names (`_class_name`); a class this engine
     /// does not implement (PNDM, LMS...) is run as DDIM with the same configuration, as
     /// Prompt-to-Prompt runs Stable Diffusion, and `schedulerNote` says so.
-    public let scheduler: NoiseScheduler
-    public let schedulerNote: String?
+    let scheduler: NoiseScheduler
+    let schedulerNote: String?
     /// The scheduler configuration, which other schedulers are configured from (`SchedulerChoice`).
-    public let schedulerConfig: ModelConfig
+    let schedulerConfig: ModelConfig
     /// DDIM from the same configuration: real images are inverted and edited with it.
-    public let ddim: DDIMScheduler
+    let ddim: DDIMScheduler
     /// nil for pixel-space models.
-    public let autoencoder: AutoencoderKL?
+    let autoencoder: AutoencoderKL?
     public let superResolution: SuperResolutionStage?
     public let defaults: RecommendedSettings
     /// Names the model in provenance records: the folder name and a hash of its index and configs.
@@ -90,16 +86,8 @@ public struct DiffusionModel: Sendable {
         self.directory = directory
         tokenizer = try CLIPTokenizer(files: directory.tokenizerFiles())
         textEncoder = try CLIPTextModel(component: directory.component("text_encoder", supportedClasses: ["CLIPTextModel"]))
-        if directory.components["text_encoder_2"] != nil {
-            let encoder = try CLIPTextModel(component: directory.component("text_encoder_2", supportedClasses: ["CLIPTextModelWithProjection"]))
-            secondText = (try CLIPTokenizer(files: directory.tokenizerFiles(component: "tokenizer_2")), encoder)
-        } else {
-            secondText = nil
-        }
-        let indexConfig = ModelConfig(values: directory.index, file: url.appendingPathComponent("model_index.json"))
-        forceZerosForEmptyPrompt = try indexConfig.bool("force_zeros_for_empty_prompt", default: false)
-        let unetComponent = try directory.component("unet", supportedClasses: ["UNet2DConditionModel"])
-        unet = try UNet2DConditionModel(component: unetComponent)
+        unet = try UNet2DConditionModel(component: directory.component("unet", supportedClasses: ["UNet2DConditionModel"]))
+        sdxl = try SDXLConditioning.load(from: directory, unet: unet.configuration)
         schedulerConfig = try directory.component("scheduler").config
         ddim = try DDIMScheduler(schedulerConfig)
         let schedulerClass = try schedulerConfig.optionalString("_class_name") ?? "DDIMScheduler"
@@ -129,57 +117,34 @@ public struct DiffusionModel: Sendable {
             ? RecommendedSettings(steps: 50, guidance: 5, height: 32, width: 32, superResolutionSteps: 20, superResolutionGuidance: 1, superResolutionNoiseLevel: 0)
             : .stableDiffusion
         defaults = try RecommendedSettings(index: directory.index, file: indexFile, fallback: fallback)
-        let contextWidth = textEncoder.configuration.width + (secondText?.encoder.configuration.width ?? 0)
+        let contextWidth = textEncoder.configuration.width + (sdxl?.encoder.configuration.width ?? 0)
         guard contextWidth == unet.configuration.crossAttentionWidth else {
             throw ModelDirectoryError(path: url.path, problem: "has text encoders of width \(contextWidth) but a UNet attending to \(unet.configuration.crossAttentionWidth)",
                                       fix: "use components that belong together")
         }
-        try Self.checkAddedConditions(secondText?.encoder, unet: unet.configuration, url: url)
-        try Self.checkCompatible(tokenizer: tokenizer, textEncoder: textEncoder, scheduler: scheduler,
-                                 superResolution: superResolution, defaults: defaults, url: url)
-        if let secondText {
-            try Self.checkCompatible(tokenizer: secondText.tokenizer, textEncoder: secondText.encoder, scheduler: scheduler,
-                                     superResolution: superResolution, defaults: defaults, url: url)
-        }
+        try Self.check(tokenizer, fits: textEncoder, url: url)
+        try Self.checkRecommendations(defaults, scheduler: scheduler, superResolution: superResolution, url: url)
         identifier = url.standardizedFileURL.lastPathComponent + "@" + (try Self.fingerprint(of: url))
     }
 
-    /// SDXL's UNet takes the second encoder's pooled projection and six time ids; a UNet without
-    /// added embeddings takes neither. Refuses the mismatches.
-    static func checkAddedConditions(_ second: CLIPTextModel?, unet: UNetConfiguration, url: URL) throws {
-        switch (second, unet.textTimeEmbedding) {
-        case (nil, nil):
-            return
-        case (let encoder?, let embedding?):
-            guard encoder.hasProjection, encoder.configuration.projectionWidth == embedding.pooledWidth else {
-                throw ModelDirectoryError(path: url.path,
-                                          problem: "has a UNet expecting a pooled text embedding of width \(embedding.pooledWidth) but text_encoder_2 \(encoder.hasProjection ? "projects to \(encoder.configuration.projectionWidth)" : "has no text_projection")",
-                                          fix: "use components that belong together")
-            }
-        case (nil, _?):
-            throw ModelDirectoryError(path: url.path, problem: "has a UNet with SDXL's text_time embedding but no text_encoder_2",
-                                      fix: "use a complete StableDiffusionXLPipeline folder")
-        case (_?, nil):
-            throw ModelDirectoryError(path: url.path, problem: "has a text_encoder_2 but a UNet without added embeddings",
-                                      fix: "use components that belong together")
+    /// Refuses a tokenizer whose tokens `encoder` cannot take, which would otherwise fail
+    /// mid-run: ids past its embedding table, prompts longer than its positions.
+    static func check(_ tokenizer: CLIPTokenizer, fits encoder: CLIPTextModel, url: URL) throws {
+        let largestId = tokenizer.vocabulary.values.max() ?? 0
+        let configuration = encoder.configuration
+        guard largestId < configuration.vocabularySize else {
+            throw ModelDirectoryError(path: url.path, problem: "has a tokenizer with token id \(largestId) but a text encoder of vocab_size \(configuration.vocabularySize)",
+                                      fix: "use the tokenizer that belongs to the text encoder")
+        }
+        guard tokenizer.maximumLength <= configuration.positions else {
+            throw ModelDirectoryError(path: url.path, problem: "has a tokenizer of \(tokenizer.maximumLength) tokens but a text encoder of \(configuration.positions) positions",
+                                      fix: "set the tokenizer's model_max_length to at most max_position_embeddings")
         }
     }
 
-    /// Refuses parts that would otherwise fail mid-run: token ids past the text encoder's
-    /// embedding table, prompts longer than its positions, recommended step counts or noise
-    /// levels the schedulers cannot run.
-    static func checkCompatible(tokenizer: CLIPTokenizer, textEncoder: CLIPTextModel, scheduler: NoiseScheduler,
-                                superResolution: SuperResolutionStage?, defaults: RecommendedSettings, url: URL) throws {
-        let largestId = tokenizer.vocabulary.values.max() ?? 0
-        let encoder = textEncoder.configuration
-        guard largestId < encoder.vocabularySize else {
-            throw ModelDirectoryError(path: url.path, problem: "has a tokenizer with token id \(largestId) but a text encoder of vocab_size \(encoder.vocabularySize)",
-                                      fix: "use the tokenizer that belongs to the text encoder")
-        }
-        guard tokenizer.maximumLength <= encoder.positions else {
-            throw ModelDirectoryError(path: url.path, problem: "has a tokenizer of \(tokenizer.maximumLength) tokens but a text encoder of \(encoder.positions) positions",
-                                      fix: "set the tokenizer's model_max_length to at most max_position_embeddings")
-        }
+    /// Refuses recommended step counts or noise levels the schedulers cannot run.
+    static func checkRecommendations(_ defaults: RecommendedSettings, scheduler: NoiseScheduler, superResolution: SuperResolutionStage?,
+                                     url: URL) throws {
         let index = url.appendingPathComponent("model_index.json").path
         guard scheduler.supports(steps: defaults.steps) else {
             throw ModelDirectoryError(path: index, problem: "recommends \(defaults.steps) steps", fix: "use 1 to \(scheduler.maximumSteps) in _ptp_defaults.steps")
@@ -198,16 +163,16 @@ public struct DiffusionModel: Sendable {
 
     /// The scheduler `choice` asks for, configured from this model's scheduler configuration
     /// (the model's own scheduler for nil).
-    public func scheduler(for choice: SchedulerChoice?) throws -> NoiseScheduler {
+    func scheduler(for choice: SchedulerChoice?) throws -> NoiseScheduler {
         guard let choice else { return scheduler }
         return try choice.scheduler(from: schedulerConfig)
     }
 
     /// How many image pixels per latent pixel, per side (1 for pixel-space models).
-    public var latentScale: Int { autoencoder?.configuration.downscale ?? 1 }
+    var latentScale: Int { autoencoder?.configuration.downscale ?? 1 }
 
     /// Channels of the sampled tensor.
-    public var sampleChannels: Int { unet.configuration.outChannels }
+    var sampleChannels: Int { unet.configuration.outChannels }
 
     /// The first 16 hex digits of a SHA-256 over the files the model is loaded from (JSON
     /// configurations, tokenizer text files, safetensors weights; not a model card or sample

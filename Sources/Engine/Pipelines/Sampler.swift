@@ -2,18 +2,18 @@ import EditContract
 import Foundation
 
 /// One UNet evaluation within a denoising step, as a controller sees it.
-public struct UNetPass: Sendable {
+struct UNetPass: Sendable {
     /// Sampling step, 0 for the first (noisiest).
-    public let step: Int
-    public let totalSteps: Int
+    let step: Int
+    let totalSteps: Int
     /// Batch rows holding the prompts' conditional halves, prompt 0 first (empty in the
     /// unconditional pass of low-memory mode).
-    public let conditionalRows: Range<Int>
+    let conditionalRows: Range<Int>
 }
 
 /// What Prompt-to-Prompt needs from the sampling loop besides attention: where each UNet pass
 /// is, and the latents after each step (LocalBlend edits them).
-public protocol SamplingController: AttentionController {
+protocol SamplingController: AttentionController {
     func beginPass(_ pass: UNetPass)
     /// After the scheduler's step `step`; may change the latents [prompts, C, h, w].
     func endStep(_ step: Int, latents: inout Tensor)
@@ -23,26 +23,28 @@ public protocol SamplingController: AttentionController {
 public struct SamplingSettings: Sendable, Equatable {
     public var steps: Int
     public var guidance: Float
-    public var seed: UInt64
+    var seed: UInt64
     public var height: Int
     public var width: Int
     /// Runs the unconditional and conditional halves as two UNet calls (half the activations).
-    public var lowMemory: Bool = false
+    var lowMemory: Bool = false
     /// Truncate prompts over the tokenizer's limit instead of refusing them.
-    public var truncatePrompts: Bool = false
+    var truncatePrompts: Bool = false
     /// The arithmetic of the models' heavy layers.
     public var precision: Precision = .fp32
     /// The scheduler (nil: the model's own).
-    public var scheduler: SchedulerChoice?
+    var scheduler: SchedulerChoice?
     /// The prompt of guidance's unconditional half: nil for none (the empty prompt, or zeros
     /// where the model asks for them, as SDXL does).
-    public var negativePrompt: String?
-    /// SDXL's size and crop conditioning (ignored by other models).
-    public var sizeConditioning = SizeConditioning()
+    var negativePrompt: String?
+    /// SDXL's size and crop conditioning (refused by other models when given).
+    var sizeConditioning = SizeConditioning()
 
+    /// `originalSize` ([height, width]) and `cropsCoordsTopLeft` ([top, left]) are SDXL's size
+    /// conditioning, as an edit spec's `original_size` and `crops_coords_top_left`.
     public init(steps: Int, guidance: Float, seed: UInt64, height: Int, width: Int, lowMemory: Bool = false, truncatePrompts: Bool = false,
                 precision: Precision = .fp32, scheduler: SchedulerChoice? = nil, negativePrompt: String? = nil,
-                sizeConditioning: SizeConditioning = SizeConditioning()) {
+                originalSize: [Int]? = nil, cropsCoordsTopLeft: [Int]? = nil) {
         self.steps = steps
         self.guidance = guidance
         self.seed = seed
@@ -53,7 +55,7 @@ public struct SamplingSettings: Sendable, Equatable {
         self.precision = precision
         self.scheduler = scheduler
         self.negativePrompt = negativePrompt
-        self.sizeConditioning = sizeConditioning
+        self.sizeConditioning = SizeConditioning(originalSize: originalSize, cropTopLeft: cropsCoordsTopLeft)
     }
 }
 
@@ -61,12 +63,12 @@ public struct SamplingSettings: Sendable, Equatable {
 /// batch starts from the same noise (one draw of the seed, broadcast), classifier-free guidance
 /// with the empty prompt, one UNet call per step of the scheduler (DDIM, DPM-Solver++ or Euler).
 public struct Sampler: Sendable {
-    public let model: DiffusionModel
+    let model: DiffusionModel
 
     public init(model: DiffusionModel) { self.model = model }
 
     /// Checks the settings against the model, naming the field at fault.
-    public func validate(_ settings: SamplingSettings) throws {
+    func validate(_ settings: SamplingSettings) throws {
         // The VAE needs whole latent pixels; diffusers also requires multiples of 8.
         let minimum = max(8, model.latentScale)
         for (field, value) in [("height", settings.height), ("width", settings.width)] {
@@ -80,10 +82,7 @@ public struct Sampler: Sendable {
             throw EditError(field: "steps", problem: "\(settings.steps) cannot be run by \(scheduler.className) with this model's configuration",
                                 fix: "use 1 to \(scheduler.maximumSteps) (some spacings skip counts near the limit)")
         }
-        if settings.sizeConditioning != SizeConditioning() && model.unet.configuration.textTimeEmbedding == nil {
-            throw EditError(field: "original_size", problem: "has no effect on this model: only SDXL's UNet takes size conditioning",
-                                fix: "remove it, or use an SDXL model")
-        }
+        try SDXLConditioning.check(settings.sizeConditioning, on: model.sdxl)
         guard settings.guidance.isFinite, settings.guidance >= 0 else {
             throw EditError(field: "guidance", problem: "\(settings.guidance) is not a usable scale", fix: "use a number >= 0 (1 or less disables guidance)")
         }
@@ -94,7 +93,7 @@ public struct Sampler: Sendable {
     }
 
     /// The scheduler of `settings`, refused by field when it does not fit the model.
-    public func scheduler(_ settings: SamplingSettings) throws -> NoiseScheduler {
+    func scheduler(_ settings: SamplingSettings) throws -> NoiseScheduler {
         do { return try model.scheduler(for: settings.scheduler) } catch let error as ModelDirectoryError {
             throw EditError(field: "scheduler", problem: "\(settings.scheduler.map(\.description) ?? "the model's scheduler") cannot run: \(error.problem)",
                                 fix: error.fix)
@@ -103,34 +102,28 @@ public struct Sampler: Sendable {
         }
     }
 
-    /// Text embeddings [prompts, tokens, width] of `prompts` (the context alone; see
-    /// `conditioning` for SDXL's added conditions).
-    public func encode(_ prompts: [String], truncate: Bool, precision: Precision) throws -> Tensor {
-        try model.conditioning(prompts, truncate: truncate, precision: precision, timeIDs: [0, 0, 0, 0, 0, 0]).context
-    }
-
     /// The conditioning of `prompts` at `settings`' size.
-    public func conditioning(_ prompts: [String], settings: SamplingSettings) throws -> TextConditioning {
-        try model.conditioning(prompts, truncate: settings.truncatePrompts, precision: settings.precision,
-                               timeIDs: settings.sizeConditioning.timeIDs(height: settings.height, width: settings.width))
+    func conditioning(_ prompts: [String], settings: SamplingSettings) throws -> TextConditioning {
+        try model.conditioning(prompts, truncate: settings.truncatePrompts, precision: settings.precision, size: settings.sizeConditioning,
+                               height: settings.height, width: settings.width)
     }
 
     /// Guidance's unconditional half for `count` prompts: the negative prompt, or the empty
     /// one, or zeros where the model asks for them without a negative prompt (SDXL).
-    public func unconditional(like conditional: TextConditioning, settings: SamplingSettings) throws -> TextConditioning {
-        if settings.negativePrompt == nil && model.forceZerosForEmptyPrompt { return conditional.zeroed }
+    func unconditional(like conditional: TextConditioning, settings: SamplingSettings) throws -> TextConditioning {
+        if settings.negativePrompt == nil && model.sdxl?.forceZerosForEmptyPrompt == true { return conditional.zeroed }
         return try conditioning([settings.negativePrompt ?? ""], settings: settings).repeated(conditional.count)
     }
 
     /// The seed's starting noise for one prompt: [1, C, h, w], as torch.randn with a generator.
-    public func initialNoise(_ settings: SamplingSettings) -> Tensor {
+    func initialNoise(_ settings: SamplingSettings) -> Tensor {
         var generator = TorchGenerator(seed: settings.seed)
         return generator.normal([1, model.sampleChannels, settings.height / model.latentScale, settings.width / model.latentScale])
     }
 
     /// Denoises `prompts` together from `start` (default: the seed's noise, shared by all) and
     /// returns the final latents (or pixels, for pixel-space models) [prompts, C, h, w].
-    public func sample(
+    func sample(
         prompts: [String], settings: SamplingSettings, start: Tensor? = nil,
         controller: SamplingController? = nil, progress: ((Int, Int) -> Void)? = nil
     ) throws -> Tensor {
@@ -190,7 +183,7 @@ public struct Sampler: Sendable {
 
     /// Final latents to images [prompts, 3, H, W] in [-1, 1] (the VAE decode, or the pixels
     /// themselves for pixel-space models).
-    public func decode(_ latents: Tensor, precision: Precision) -> Tensor {
+    func decode(_ latents: Tensor, precision: Precision) -> Tensor {
         guard let autoencoder = model.autoencoder else { return latents }
         // One image at a time: at 512 px the decoder's activations dominate memory.
         let images = (0..<latents.shape[0]).map { index in

@@ -1,23 +1,32 @@
-/// SDXL's micro-conditioning, as diffusers' `original_size`, `crops_coords_top_left` and
-/// `target_size`: the size a training image had before it was resized, the corner it was
-/// cropped at, and the size asked for. SDXL learnt these; other models ignore them.
-public struct SizeConditioning: Sendable, Equatable {
-    /// [height, width]; nil: the output's size (diffusers' default).
-    public var originalSize: [Int]?
-    /// [top, left]
-    public var cropTopLeft: [Int]
-    /// [height, width]; nil: the output's size.
-    public var targetSize: [Int]?
+import EditContract
 
-    public init(originalSize: [Int]? = nil, cropTopLeft: [Int] = [0, 0], targetSize: [Int]? = nil) {
+/// SDXL's micro-conditioning, as diffusers' `original_size` and `crops_coords_top_left`: the
+/// size a training image had before it was resized, and the corner it was cropped at (the
+/// target size is always the output's). Only SDXL learnt these, so each value remembers whether
+/// it was given: other models refuse a given one rather than ignore it.
+struct SizeConditioning: Sendable, Equatable {
+    /// [height, width]; nil: not given (the output's size, as diffusers defaults it).
+    var originalSize: [Int]?
+    /// [top, left]; nil: not given (0, 0).
+    var cropTopLeft: [Int]?
+
+    init(originalSize: [Int]? = nil, cropTopLeft: [Int]? = nil) {
         self.originalSize = originalSize
         self.cropTopLeft = cropTopLeft
-        self.targetSize = targetSize
     }
 
-    /// The six time ids of an image of `height` x `width`: original size, crop corner, target
-    /// size (diffusers' `add_time_ids`, the same for the negative prompt).
-    public func timeIDs(height: Int, width: Int) -> [Float] {
-        ((originalSize ?? [height, width]) + cropTopLeft + (targetSize ?? [height, width])).map(Float.init)
+    /// The values given, each under the edit spec's key for it, in the spec's order.
+    var given: [(key: EditSpec.Key, value: [Int])] {
+        [(EditSpec.Key.originalSize, originalSize), (.cropsCoordsTopLeft, cropTopLeft)].compactMap { key, value in value.map { (key, $0) } }
+    }
+
+    /// diffusers' `add_time_ids` for `count` prompts of an image of `height` x `width`:
+    /// [count, 6], every row the original size, the crop corner and the target size (the same
+    /// for guidance's unconditional half). The values were checked to be pairs
+    /// (`SDXLConditioning.check`).
+    func timeIDs(height: Int, width: Int, count: Int) -> Tensor {
+        let original = originalSize ?? [height, width], crop = cropTopLeft ?? [0, 0]
+        let row = [original[0], original[1], crop[0], crop[1], height, width].map(Float.init)
+        return Tensor(shape: [count, row.count], values: Array(Array(repeating: row, count: count).joined()))
     }
 }

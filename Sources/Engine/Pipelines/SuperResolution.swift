@@ -3,8 +3,8 @@ import EditContract
 /// the bilinearly upsampled image (noise-augmented at the recommended level), guided with the
 /// empty prompt, deterministic DDIM.
 public struct SuperResolution: Sendable {
-    public let model: DiffusionModel
-    public let stage: SuperResolutionStage
+    let model: DiffusionModel
+    let stage: SuperResolutionStage
 
     public init(model: DiffusionModel, stage: SuperResolutionStage) {
         self.model = model
@@ -16,11 +16,10 @@ public struct SuperResolution: Sendable {
                         progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
         let defaults = model.defaults
         let (height, width) = (image.shape[2] * stage.factor, image.shape[3] * stage.factor)
-        let sampler = Sampler(model: model)
         let guidance = defaults.superResolutionGuidance
         let guided = guidance != 1
-        let conditional = try sampler.encode([prompt], truncate: true, precision: precision)
-        let context = guided ? Tensor.concatenate([try sampler.encode([""], truncate: false, precision: precision), conditional], axis: 0) : conditional
+        let conditional = try model.context([prompt], truncate: true, precision: precision)
+        let context = guided ? Tensor.concatenate([try model.context([""], truncate: false, precision: precision), conditional], axis: 0) : conditional
         var generator = TorchGenerator(seed: seed)
         var x = generator.normal([1, stage.unet.configuration.outChannels, height, width])
         var low = image.resizedBilinear(height: height, width: width)

@@ -1,26 +1,26 @@
 /// What the UNet is conditioned on for a batch of prompts: the per-token context, and for SDXL
 /// the added conditions (the second encoder's pooled projection and the size time ids).
-public struct TextConditioning: Sendable {
+struct TextConditioning: Sendable {
     /// [B, tokens, crossAttentionWidth]
-    public var context: Tensor
-    public var added: UNetAddedConditions?
+    var context: Tensor
+    var added: UNetAddedConditions?
 
-    public init(context: Tensor, added: UNetAddedConditions? = nil) {
+    init(context: Tensor, added: UNetAddedConditions? = nil) {
         self.context = context
         self.added = added
     }
 
     /// Prompts in the batch.
-    public var count: Int { context.shape[0] }
+    var count: Int { context.shape[0] }
 
     /// The batch repeated `times` times (one negative prompt for every prompt).
-    public func repeated(_ times: Int) -> TextConditioning {
+    func repeated(_ times: Int) -> TextConditioning {
         TextConditioning(context: context.repeated(times),
                          added: added.map { UNetAddedConditions(textEmbeds: $0.textEmbeds.repeated(times), timeIDs: $0.timeIDs.repeated(times)) })
     }
 
     /// Batches one after another (guidance's unconditional half, then its conditional half).
-    public static func concatenate(_ parts: [TextConditioning]) -> TextConditioning {
+    static func concatenate(_ parts: [TextConditioning]) -> TextConditioning {
         let added = parts.compactMap(\.added)
         precondition(added.isEmpty || added.count == parts.count, "conditionings with and without added conditions")
         return TextConditioning(
@@ -31,7 +31,7 @@ public struct TextConditioning: Sendable {
 
     /// The same shapes, all zero (SDXL's unconditional half with no negative prompt, as
     /// diffusers' `force_zeros_for_empty_prompt`).
-    public var zeroed: TextConditioning {
+    var zeroed: TextConditioning {
         TextConditioning(context: .zeros(context.shape),
                          added: added.map { UNetAddedConditions(textEmbeds: .zeros($0.textEmbeds.shape), timeIDs: $0.timeIDs) })
     }

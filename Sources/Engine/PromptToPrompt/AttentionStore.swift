@@ -2,29 +2,29 @@
 /// `maximumQueries` queries (Prompt-to-Prompt's AttentionStore), after any edit.
 /// Cross-attention layers are always kept; self-attention layers only when asked (they are
 /// queries x queries and large).
-public final class AttentionStore {
+final class AttentionStore {
     /// One layer's sums: [prompts, heads, queries, keys].
-    public struct LayerSums {
-        public let site: AttentionSite
-        public var values: [Float]
-        public let keys: Int
-        public let prompts: Int
+    struct LayerSums {
+        let site: AttentionSite
+        var values: [Float]
+        let keys: Int
+        let prompts: Int
     }
 
-    public let maximumQueries: Int
-    public let keepsSelfAttention: Bool
+    let maximumQueries: Int
+    let keepsSelfAttention: Bool
     /// Layer sums by site index.
-    public private(set) var layers: [Int: LayerSums] = [:]
+    private(set) var layers: [Int: LayerSums] = [:]
     /// Completed steps (the sums' divisor for averages).
-    public private(set) var steps = 0
+    private(set) var steps = 0
 
-    public init(maximumQueries: Int, keepsSelfAttention: Bool = false) {
+    init(maximumQueries: Int, keepsSelfAttention: Bool = false) {
         self.maximumQueries = maximumQueries
         self.keepsSelfAttention = keepsSelfAttention
     }
 
     /// Whether `site` is kept.
-    public func keeps(_ site: AttentionSite) -> Bool {
+    func keeps(_ site: AttentionSite) -> Bool {
         site.queries <= maximumQueries && (site.isCross || keepsSelfAttention)
     }
 
@@ -50,7 +50,7 @@ public final class AttentionStore {
     func endStep() { steps += 1 }
 
     /// Cross-attention layers on `grid` in the given places, in UNet order.
-    public func crossLayers(on grid: AttentionGrid, places: Set<UNetPlace>) -> [LayerSums] {
+    func crossLayers(on grid: AttentionGrid, places: Set<UNetPlace>) -> [LayerSums] {
         layers.values.filter { $0.site.isCross && grid.contains($0.site) && places.contains($0.site.place) }
             .sorted { $0.site.index < $1.site.index }
     }
@@ -58,7 +58,7 @@ public final class AttentionStore {
     /// Per prompt, the maps of `tokens` summed over tokens and averaged over the layers' heads:
     /// [prompt][query], from running sums (scale-free uses such as LocalBlend) or divided by the
     /// steps done (averages, for pictures).
-    public func tokenMaps(_ tokens: [[Int]], layers selected: [LayerSums], averagedOverSteps: Bool = false) -> [[Float]] {
+    func tokenMaps(_ tokens: [[Int]], layers selected: [LayerSums], averagedOverSteps: Bool = false) -> [[Float]] {
         guard let first = selected.first else { return [] }
         let queries = first.site.queries
         let prompts = first.prompts

@@ -1,7 +1,7 @@
 import CBLAS
 
 /// How an edited prompt's cross-attention map is derived from the source prompt's.
-public indirect enum CrossAttentionEdit: Sendable {
+indirect enum CrossAttentionEdit: Sendable {
     /// Word swap: mapped[n] = sum_w source[w] M[w][n], one matrix per edited prompt.
     case replace([ReplacementMatrix])
     /// Added words: mapped[n] = source[m(n)] where token n has a source match m(n), else the

@@ -3,7 +3,7 @@ import EditContract
 extension CrossReplaceSchedule {
     /// The alpha table: [steps + 1][edited prompt][77], 1 where the edited prompt's token column
     /// takes the source's attention at that step. Rows int(start*(T+1)) ..< int(end*(T+1)).
-    public func table(steps: Int, targets: [PromptWords], length: Int = 77) -> [[[Float]]] {
+    func table(steps: Int, targets: [PromptWords], length: Int = 77) -> [[[Float]]] {
         let rows = steps + 1
         var table = [[[Float]]](repeating: [[Float]](repeating: [Float](repeating: 0, count: length), count: targets.count), count: rows)
         func apply(_ range: StepRange, prompt: Int, columns: [Int]) {

@@ -2,30 +2,29 @@ import EditContract
 import Imaging
 
 /// Real-image editing: an image and its caption to the latents Prompt-to-Prompt starts from.
-public struct ImageInversion: Sendable {
-    public let model: DiffusionModel
+struct ImageInversion: Sendable {
+    let model: DiffusionModel
 
-    public init(model: DiffusionModel) { self.model = model }
+    init(model: DiffusionModel) { self.model = model }
 
     /// The image [1, 3, H, W] in [-1, 1] as the model's sample: the VAE's mean latent times the
     /// scaling factor, or the pixels themselves for pixel-space models.
-    public func encode(_ image: Tensor, precision: Precision) -> Tensor {
+    func encode(_ image: Tensor, precision: Precision) -> Tensor {
         guard let autoencoder = model.autoencoder else { return image }
         return autoencoder.encode(image, precision: precision).mean * autoencoder.configuration.scalingFactor
     }
 
     /// A picture resized (bilinearly) to the edit's size, as a [1, 3, H, W] tensor.
-    public static func tensor(of image: RGBImage, height: Int, width: Int) -> Tensor {
+    static func tensor(of image: RGBImage, height: Int, width: Int) -> Tensor {
         let tensor = image.tensor().reshaped([1, 3, image.height, image.width])
         return image.height == height && image.width == width ? tensor : tensor.resizedBilinear(height: height, width: width)
     }
 
     /// The DDIM inversion trajectory of `sample` with `prompt` (conditional only): element k is
     /// the sample k steps into the noise, element 0 the clean one, the last the start of editing.
-    public func trajectory(of sample: Tensor, prompt: String, settings: SamplingSettings,
-                           progress: ((Int, Int) -> Void)? = nil) throws -> [Tensor] {
-        let sampler = Sampler(model: model)
-        let context = try sampler.encode([prompt], truncate: settings.truncatePrompts, precision: settings.precision)
+    func trajectory(of sample: Tensor, prompt: String, settings: SamplingSettings,
+                    progress: ((Int, Int) -> Void)? = nil) throws -> [Tensor] {
+        let context = try model.context([prompt], truncate: settings.truncatePrompts, precision: settings.precision)
         let scheduler = model.ddim
         let timesteps = scheduler.timesteps(steps: settings.steps)
         var path = [sample]

@@ -1,21 +1,21 @@
 /// Prompt-to-Prompt's local blending: after each step, the edited latents are reset to the
 /// source's outside a mask of where the chosen words attend, so only the edited region changes.
-public struct LocalBlend: Sendable {
+struct LocalBlend: Sendable {
     /// Per prompt (source first), the token positions of the blend words.
-    public let words: [[Int]]
+    let words: [[Int]]
     /// Per prompt, token positions whose region is removed from the mask (the null-text
     /// notebook's `substruct_words`), or nil.
-    public let subtractWords: [[Int]]?
+    let subtractWords: [[Int]]?
     /// Thresholds for the (pooled) word mask and the (unpooled) subtraction mask.
-    public let threshold: Float
-    public let subtractThreshold: Float
+    let threshold: Float
+    let subtractThreshold: Float
     /// Blending starts after this many steps (int(start_blend * T)).
-    public let startStep: Int
+    let startStep: Int
     /// Grid of the cross-attention layers the masks come from (the latent's / 4).
-    public let grid: AttentionGrid
+    let grid: AttentionGrid
 
-    public init(words: [[Int]], subtractWords: [[Int]]? = nil, threshold: Float = 0.3, subtractThreshold: Float = 0.3,
-                startStep: Int, grid: AttentionGrid) {
+    init(words: [[Int]], subtractWords: [[Int]]? = nil, threshold: Float = 0.3, subtractThreshold: Float = 0.3,
+         startStep: Int, grid: AttentionGrid) {
         self.words = words
         self.subtractWords = subtractWords
         self.threshold = threshold
@@ -26,7 +26,7 @@ public struct LocalBlend: Sendable {
 
     /// The masks [prompt][h * w] (1 = edited region) after step `step`, or nil before blending
     /// starts. The source's mask is OR-ed into every edited prompt's.
-    public func masks(store: AttentionStore, step: Int, height: Int, width: Int) -> [[Float]]? {
+    func masks(store: AttentionStore, step: Int, height: Int, width: Int) -> [[Float]]? {
         guard step + 1 > startStep else { return nil }
         let layers = store.crossLayers(on: grid, places: [.down, .up])
         guard !layers.isEmpty else { return nil }
@@ -59,7 +59,7 @@ public struct LocalBlend: Sendable {
     }
 
     /// x_b = x_0 + mask_b (x_b - x_0) for every edited prompt b.
-    public func apply(to latents: inout Tensor, store: AttentionStore, step: Int) {
+    func apply(to latents: inout Tensor, store: AttentionStore, step: Int) {
         let (prompts, channels, height, width) = (latents.shape[0], latents.shape[1], latents.shape[2], latents.shape[3])
         guard let masks = masks(store: store, step: step, height: height, width: width) else { return }
         let plane = height * width, item = channels * plane

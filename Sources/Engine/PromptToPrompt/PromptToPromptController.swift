@@ -3,26 +3,26 @@
 /// source's by the edit and blended in by the step's alpha per token; its self-attention is the
 /// source's during the self-replace steps at small resolutions; the maps are stored after
 /// editing; and LocalBlend, when set, resets the latents outside the edited region.
-public final class PromptToPromptController: SamplingController {
-    public let prompts: Int
-    public let edit: CrossAttentionEdit?
+final class PromptToPromptController: SamplingController {
+    let prompts: Int
+    let edit: CrossAttentionEdit?
     /// [step][edited prompt][token]
-    public let crossAlpha: [[[Float]]]
-    public let selfSteps: Range<Int>
+    let crossAlpha: [[[Float]]]
+    let selfSteps: Range<Int>
     /// Self-attention is injected only in layers with at most this many queries.
-    public let selfMaximumQueries: Int
-    public let store: AttentionStore
-    public let localBlend: LocalBlend?
+    let selfMaximumQueries: Int
+    let store: AttentionStore
+    let localBlend: LocalBlend?
     /// Spatial replacement: after step s, edited latents become the source's while s + 1 < this.
-    public let spatialReplaceUntil: Int?
+    let spatialReplaceUntil: Int?
     /// Direct inversion: the source's inversion trajectory (clean first); after step s the source
     /// row is set back to element T - 1 - s.
-    public var sourceTrajectory: [Tensor]?
+    var sourceTrajectory: [Tensor]?
 
     private var pass: UNetPass?
 
-    public init(prompts: Int, edit: CrossAttentionEdit?, crossAlpha: [[[Float]]], selfSteps: Range<Int>,
-                selfMaximumQueries: Int, store: AttentionStore, localBlend: LocalBlend? = nil, spatialReplaceUntil: Int? = nil) {
+    init(prompts: Int, edit: CrossAttentionEdit?, crossAlpha: [[[Float]]], selfSteps: Range<Int>,
+         selfMaximumQueries: Int, store: AttentionStore, localBlend: LocalBlend? = nil, spatialReplaceUntil: Int? = nil) {
         self.spatialReplaceUntil = spatialReplaceUntil
         self.prompts = prompts
         self.edit = edit
@@ -33,9 +33,9 @@ public final class PromptToPromptController: SamplingController {
         self.localBlend = localBlend
     }
 
-    public func beginPass(_ pass: UNetPass) { self.pass = pass }
+    func beginPass(_ pass: UNetPass) { self.pass = pass }
 
-    public func endStep(_ step: Int, latents: inout Tensor) {
+    func endStep(_ step: Int, latents: inout Tensor) {
         store.endStep()
         if let path = sourceTrajectory {
             let anchor = path[path.count - 2 - step]
@@ -51,13 +51,13 @@ public final class PromptToPromptController: SamplingController {
         edit != nil && !site.isCross && selfSteps.contains(step) && site.queries <= selfMaximumQueries
     }
 
-    public func observes(_ site: AttentionSite) -> Bool {
+    func observes(_ site: AttentionSite) -> Bool {
         guard let pass, !pass.conditionalRows.isEmpty else { return false }
         if site.isCross && edit != nil { return true }
         return injectsSelfAttention(site, step: pass.step) || store.keeps(site)
     }
 
-    public func process(_ p: AttentionProbabilities, at site: AttentionSite) {
+    func process(_ p: AttentionProbabilities, at site: AttentionSite) {
         guard let pass else { return }
         let rows = pass.conditionalRows
         precondition(rows.count == prompts && rows.upperBound <= p.batch, "controller built for \(prompts) prompts sees rows \(rows) of \(p.batch)")
@@ -92,35 +92,35 @@ public final class PromptToPromptController: SamplingController {
 
 /// Stores attention maps without changing anything: the no-control baseline that still
 /// yields attention pictures.
-public final class AttentionStoringController: SamplingController {
-    public let store: AttentionStore
+final class AttentionStoringController: SamplingController {
+    let store: AttentionStore
     private var pass: UNetPass?
 
-    public init(store: AttentionStore) { self.store = store }
+    init(store: AttentionStore) { self.store = store }
 
-    public func beginPass(_ pass: UNetPass) { self.pass = pass }
-    public func endStep(_ step: Int, latents: inout Tensor) { store.endStep() }
-    public func observes(_ site: AttentionSite) -> Bool {
+    func beginPass(_ pass: UNetPass) { self.pass = pass }
+    func endStep(_ step: Int, latents: inout Tensor) { store.endStep() }
+    func observes(_ site: AttentionSite) -> Bool {
         guard let pass, !pass.conditionalRows.isEmpty else { return false }
         return store.keeps(site)
     }
-    public func process(_ p: AttentionProbabilities, at site: AttentionSite) {
+    func process(_ p: AttentionProbabilities, at site: AttentionSite) {
         guard let pass else { return }
         store.accumulate(p, site: site, rows: pass.conditionalRows)
     }
 }
 
 /// Replaces every edited latent by the source's for the first (1 - stop) of the steps.
-public final class SpatialReplaceController: SamplingController {
+final class SpatialReplaceController: SamplingController {
     /// Latents are replaced after step s while s + 1 < this (int((1 - stop) * T)).
-    public let replaceUntil: Int
+    let replaceUntil: Int
 
-    public init(stop: Double, steps: Int) { replaceUntil = Int((1 - stop) * Double(steps)) }
+    init(stop: Double, steps: Int) { replaceUntil = Int((1 - stop) * Double(steps)) }
 
-    public func beginPass(_ pass: UNetPass) {}
-    public func observes(_ site: AttentionSite) -> Bool { false }
-    public func process(_ p: AttentionProbabilities, at site: AttentionSite) {}
-    public func endStep(_ step: Int, latents: inout Tensor) {
+    func beginPass(_ pass: UNetPass) {}
+    func observes(_ site: AttentionSite) -> Bool { false }
+    func process(_ p: AttentionProbabilities, at site: AttentionSite) {}
+    func endStep(_ step: Int, latents: inout Tensor) {
         Self.replace(&latents, after: step, until: replaceUntil)
     }
 

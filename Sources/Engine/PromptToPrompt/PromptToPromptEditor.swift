@@ -4,13 +4,13 @@ import Imaging
 
 /// The outcome of one edit.
 public struct EditResult: Sendable {
-    public let spec: EditSpec
+    let spec: EditSpec
     /// Source first, then the edited prompts.
-    public let prompts: [String]
+    let prompts: [String]
     /// Final images, one per prompt (after super-resolution when run).
     public let images: [RGBImage]
     /// The first stage's output [prompts, C, h, w] (latents, or pixels for pixel models).
-    public let stageOne: Tensor
+    let stageOne: Tensor
     /// Per prompt, the average cross-attention map of each token at the visualisation
     /// resolution (when requested).
     public let attention: [TokenAttention]?
@@ -21,36 +21,36 @@ public struct EditResult: Sendable {
 
 /// Per-token average cross-attention of one prompt.
 public struct TokenAttention: Sendable {
-    public let prompt: String
+    let prompt: String
     /// Token texts, BOS and EOS included.
-    public let tokens: [String]
+    let tokens: [String]
     /// One [height * width] map per token.
-    public let maps: [[Float]]
-    public let grid: AttentionGrid
+    let maps: [[Float]]
+    let grid: AttentionGrid
 }
 
 /// Runs Prompt-to-Prompt edits: the source and edited prompts in one batch from one noise
 /// draw, under attention control. Single-machine `ptp edit` and cluster workers both call this.
 public struct PromptToPromptEditor: Sendable {
-    public let model: DiffusionModel
+    let model: DiffusionModel
 
     public init(model: DiffusionModel) { self.model = model }
 
     /// The sampling settings of `spec`, the model's recommendations filling the gaps.
-    public func settings(for spec: EditSpec, lowMemory: Bool = false) -> SamplingSettings {
+    func settings(for spec: EditSpec, lowMemory: Bool = false) -> SamplingSettings {
         let d = model.defaults
         // A real image is inverted with DDIM, and edited with it, whatever the model's scheduler.
         let scheduler = spec.image != nil && spec.scheduler == nil ? SchedulerChoice(className: "DDIMScheduler") : spec.scheduler
         return SamplingSettings(steps: spec.steps ?? d.steps, guidance: Float(spec.guidance ?? Double(d.guidance)), seed: spec.seed,
                                 height: spec.height ?? d.height, width: spec.width ?? d.width, lowMemory: lowMemory, precision: spec.precision,
                                 scheduler: scheduler, negativePrompt: spec.negativePrompt,
-                                sizeConditioning: SizeConditioning(originalSize: spec.originalSize, cropTopLeft: spec.cropsCoordsTopLeft ?? [0, 0]))
+                                originalSize: spec.originalSize, cropsCoordsTopLeft: spec.cropsCoordsTopLeft)
     }
 
-    /// Everything about `spec` that needs the model: prompt lengths, and that every blend,
-    /// reweight and per-word word is in its prompt. The spec's own checks (`EditSpec.validate`)
-    /// are its maker's: decoding one from JSON runs them.
-    public func validate(_ spec: EditSpec) throws {
+    /// Everything about `spec` that needs the model: prompt lengths, that every blend, reweight
+    /// and per-word word is in its prompt, and its settings (`Sampler.validate`). The spec's own
+    /// checks (`EditSpec.validate`) are its maker's: decoding one from JSON runs them.
+    func validate(_ spec: EditSpec) throws {
         let tokenizer = model.tokenizer
         let fields = ["source"] + spec.targets.indices.map { "targets[\($0)]" } + (spec.negativePrompt != nil ? ["negative_prompt"] : [])
         for (field, prompt) in zip(fields, spec.prompts + [spec.negativePrompt].compactMap { $0 }) {
@@ -60,19 +60,7 @@ public struct PromptToPromptEditor: Sendable {
                 throw EditError(field: field,
                                 problem: "is \(count) tokens, over the model's limit of \(tokenizer.maximumLength)", fix: "shorten the prompt")
             }
-            // SDXL: the two encoders' states sit side by side per token, and word indices count
-            // the first tokenizer's tokens, so both must split the prompt the same way (SDXL's
-            // two CLIP tokenizers share one vocabulary and merges; only their padding differs).
-            if let second = model.secondText?.tokenizer, second.encode(prompt) != tokens {
-                throw EditError(field: field, problem: "is split into different tokens by the model's two tokenizers (tokenizer and tokenizer_2)",
-                                fix: "use a model whose tokenizer and tokenizer_2 share a vocabulary, as SDXL's do")
-            }
-        }
-        if model.unet.configuration.textTimeEmbedding == nil {
-            for (key, value) in [(EditSpec.Key.originalSize, spec.originalSize), (.cropsCoordsTopLeft, spec.cropsCoordsTopLeft)] where value != nil {
-                throw EditError(field: key.rawValue, problem: "has no effect on this model: only SDXL's UNet takes size conditioning",
-                                fix: "remove it, or use an SDXL model")
-            }
+            try model.sdxl?.checkSplitsAlike(prompt, as: tokens, field: field)
         }
         let words = spec.prompts.map { PromptWords($0, tokenizer: tokenizer) }
         for (field, lists) in [("blend", spec.blend), ("blend_subtract", spec.blendSubtract)] {
@@ -104,7 +92,7 @@ public struct PromptToPromptEditor: Sendable {
     /// first level with cross-attention at a quarter of the latent's size or smaller, as
     /// Prompt-to-Prompt reads SD's 16x16 layers of a 64x64 latent (16x24 for a 64x96 one), else
     /// the deepest level this UNet has cross-attention at.
-    public func attentionGrid(latentHeight: Int, latentWidth: Int) throws -> AttentionGrid {
+    func attentionGrid(latentHeight: Int, latentWidth: Int) throws -> AttentionGrid {
         let types = model.unet.configuration.downBlockTypes
         let levels = types.indices.filter { types[$0] == UNetConfiguration.crossDown }
         guard let deepest = levels.max() else {
@@ -119,7 +107,7 @@ public struct PromptToPromptEditor: Sendable {
     }
 
     /// The attention controller for `spec` (nil for the baseline without attention pictures).
-    public func controller(for spec: EditSpec, settings: SamplingSettings, storeAttention: Bool) throws -> SamplingController? {
+    func controller(for spec: EditSpec, settings: SamplingSettings, storeAttention: Bool) throws -> SamplingController? {
         let tokenizer = model.tokenizer
         let words = spec.prompts.map { PromptWords($0, tokenizer: tokenizer) }
         let (latentHeight, latentWidth) = (settings.height / model.latentScale, settings.width / model.latentScale)
@@ -179,7 +167,7 @@ public struct PromptToPromptEditor: Sendable {
         /// [prompts, C, h, w]: latents, or pixels for pixel-space models.
         public let output: Tensor
         public let settings: SamplingSettings
-        public let attention: [TokenAttention]?
+        let attention: [TokenAttention]?
         public let seconds: Double
         /// The scheduler that ran, as `SchedulerChoice` writes it (class and overrides).
         public let scheduler: String

@@ -7,19 +7,19 @@ import EditContract
 /// spaces, so a doubled space shifts every later word), and a word given by text matches
 /// case-insensitively and ignoring trailing punctuation: "Burger" selects the token of
 /// "burger." but not the token of its full stop.
-public struct PromptWords: Sendable {
-    public let prompt: String
+struct PromptWords: Sendable {
+    let prompt: String
     /// The prompt's words.
-    public let words: [String]
+    let words: [String]
     /// Token positions (1-based, after BOS) of each word, all of its tokens.
-    public let tokenPositions: [[Int]]
+    let tokenPositions: [[Int]]
     /// Per word, how many of its last tokens are punctuation alone ("." of "burger.").
     private let trailingPunctuationTokens: [Int]
 
     /// The words of a prompt: split on spaces, empty words dropped (the edit contract's rule).
-    public static func split(_ prompt: String) -> [String] { EditSpec.words(of: prompt) }
+    static func split(_ prompt: String) -> [String] { EditSpec.words(of: prompt) }
 
-    public init(_ prompt: String, tokenizer: CLIPTokenizer) {
+    init(_ prompt: String, tokenizer: CLIPTokenizer) {
         self.prompt = prompt
         words = Self.split(prompt)
         let decoded = tokenizer.encode(prompt).map { tokenizer.decode(token: $0) }
@@ -42,21 +42,21 @@ public struct PromptWords: Sendable {
     }
 
     /// Lower case without trailing punctuation: the form words are compared in.
-    public static func key(_ word: String) -> String {
+    static func key(_ word: String) -> String {
         var scalars = Array(word.lowercased().unicodeScalars)
         while let last = scalars.last, last.properties.generalCategory.isPunctuation { scalars.removeLast() }
         return String(String.UnicodeScalarView(scalars))
     }
 
     /// Indices of the words equal to `word` (see `key`).
-    public func wordIndices(of word: String) -> [Int] {
+    func wordIndices(of word: String) -> [Int] {
         let wanted = Self.key(word)
         return words.indices.filter { Self.key(words[$0]) == wanted }
     }
 
     /// Token positions of every occurrence of `word` (empty when absent), without tokens of
     /// trailing punctuation alone (unless the word is nothing else).
-    public func tokens(of word: String) -> [Int] {
+    func tokens(of word: String) -> [Int] {
         wordIndices(of: word).flatMap { index -> [Int] in
             let all = tokenPositions[index]
             let kept = all.count - trailingPunctuationTokens[index]
@@ -65,7 +65,7 @@ public struct PromptWords: Sendable {
     }
 
     /// Token positions of the word at `index`.
-    public func tokens(atWord index: Int) -> [Int] {
+    func tokens(atWord index: Int) -> [Int] {
         index >= 0 && index < tokenPositions.count ? tokenPositions[index] : []
     }
 }

@@ -1,10 +1,10 @@
 import EditContract
 /// The 77x77 token mapping of a word swap: row = source token, column = target token.
-public struct ReplacementMatrix: Sendable, Equatable {
-    public let values: [Float]  // length * length, row-major
-    public let length: Int
+struct ReplacementMatrix: Sendable, Equatable {
+    let values: [Float]  // length * length, row-major
+    let length: Int
 
-    public subscript(source: Int, target: Int) -> Float { values[source * length + target] }
+    subscript(source: Int, target: Int) -> Float { values[source * length + target] }
 
     /// Prompts must have the same number of space-separated words (token counts may differ).
     /// Each differing word maps its source tokens to its target tokens: pairwise when their
@@ -12,7 +12,7 @@ public struct ReplacementMatrix: Sendable, Equatable {
     /// count. All other tokens map diagonally, in order. After the last differing word the
     /// reference implementation writes M[j][j] (shifting the trailing tokens when counts
     /// differ); this writes M[i][j].
-    public init(source: PromptWords, target: PromptWords, length: Int = 77) throws {
+    init(source: PromptWords, target: PromptWords, length: Int = 77) throws {
         guard source.words.count == target.words.count else {
             throw EditError(field: "mode", problem: "replace needs prompts with the same number of words; the source has \(source.words.count), the target \(target.words.count) (\"\(target.prompt)\")",
                             fix: "use mode refine (or auto) for prompts that add or remove words")

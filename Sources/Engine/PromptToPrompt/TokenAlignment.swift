@@ -1,15 +1,15 @@
 /// Which source token each token of an edited prompt takes its attention from, for
 /// Prompt-to-Prompt's refinement (added words): a global alignment of the two token sequences.
-public struct TokenAlignment: Sendable, Equatable {
+struct TokenAlignment: Sendable, Equatable {
     /// For each of the 77 target positions, the source position it maps to, or -1 for a new token.
-    public let mapping: [Int]
+    let mapping: [Int]
     /// 1 where the target token has a source match, 0 where it is new.
-    public let weights: [Float]
+    let weights: [Float]
 
     /// Needleman-Wunsch on the token ids with BOS and EOS: gap 0, match +1, mismatch -1; on
     /// ties the traceback prefers left (a target token inserted), then up (a source token
     /// dropped), then the diagonal. Positions past the target's tokens map to themselves.
-    public init(source: [Int], target: [Int], length: Int = 77) {
+    init(source: [Int], target: [Int], length: Int = 77) {
         let (n, m) = (source.count, target.count)
         // score[i][j]: best alignment of source[..<i] with target[..<j]; gaps cost nothing.
         var score = [[Int]](repeating: [Int](repeating: 0, count: m + 1), count: n + 1)

@@ -2,20 +2,20 @@ import Foundation
 
 /// diffusers' DDIMScheduler (deterministic, eta = 0), from scheduler_config.json, including the
 /// inversion step x_t -> x_{t+1} that real-image editing starts from.
-public struct DDIMScheduler: Sendable {
-    public let schedule: TrainingSchedule
-    public let predictionType: PredictionType
+struct DDIMScheduler: Sendable {
+    let schedule: TrainingSchedule
+    let predictionType: PredictionType
     /// Used for the step past t = 0.
-    public let finalAlphaCumulative: Float
-    public let timestepSpacing: TimestepSpacing
-    public let stepsOffset: Int
-    public let clipSample: Float?
+    let finalAlphaCumulative: Float
+    let timestepSpacing: TimestepSpacing
+    let stepsOffset: Int
+    let clipSample: Float?
 
-    public var trainTimesteps: Int { schedule.trainTimesteps }
+    var trainTimesteps: Int { schedule.trainTimesteps }
     /// Cumulative products of (1 - beta), as diffusers stores them.
-    public var alphasCumulative: [Float] { schedule.alphasCumulative }
+    var alphasCumulative: [Float] { schedule.alphasCumulative }
 
-    public init(_ config: ModelConfig) throws {
+    init(_ config: ModelConfig) throws {
         schedule = try TrainingSchedule(config)
         finalAlphaCumulative = try config.bool("set_alpha_to_one", default: true) ? 1 : schedule.alphasCumulative[0]
         predictionType = try TrainingSchedule.predictionType(config)
@@ -25,7 +25,7 @@ public struct DDIMScheduler: Sendable {
     }
 
     /// The descending timesteps of a `steps`-step run.
-    public func timesteps(steps: Int) -> [Int] {
+    func timesteps(steps: Int) -> [Int] {
         precondition(steps >= 1 && steps <= trainTimesteps, "steps must be in 1...\(trainTimesteps)")
         switch timestepSpacing {
         case .linspace:
@@ -46,13 +46,13 @@ public struct DDIMScheduler: Sendable {
 
     /// Whether a `steps`-step run stays on trained timesteps: leading spacing with a
     /// `steps_offset` leaves them when the steps come close to `num_train_timesteps`.
-    public func supports(steps: Int) -> Bool {
+    func supports(steps: Int) -> Bool {
         guard steps >= 1, steps <= trainTimesteps else { return false }
         return timesteps(steps: steps).allSatisfy { (0..<trainTimesteps).contains($0) }
     }
 
     /// The largest step count `supports` accepts.
-    public var maximumSteps: Int {
+    var maximumSteps: Int {
         (1...trainTimesteps).last(where: supports) ?? 1
     }
 
@@ -79,7 +79,7 @@ public struct DDIMScheduler: Sendable {
     func start(steps: Int) -> DDIMRun { DDIMRun(scheduler: self, steps: steps, integerTimesteps: timesteps(steps: steps)) }
 
     /// One denoising step from `timestep` to the previous one of a `steps`-step run (eta = 0).
-    public func step(_ output: Tensor, timestep: Int, sample: Tensor, steps: Int) -> Tensor {
+    func step(_ output: Tensor, timestep: Int, sample: Tensor, steps: Int) -> Tensor {
         let previous = timestep - trainTimesteps / steps
         let alpha = alphasCumulative[timestep]
         let alphaPrevious = previous >= 0 ? alphasCumulative[previous] : finalAlphaCumulative
@@ -91,7 +91,7 @@ public struct DDIMScheduler: Sendable {
     /// One inversion step (x_t -> x_{t+1}) as in Prompt-to-Prompt's null-text notebook: the
     /// output is evaluated at `timestep` (the next, noisier one), the current sample sits one
     /// step before it.
-    public func inversionStep(_ output: Tensor, timestep: Int, sample: Tensor, steps: Int) -> Tensor {
+    func inversionStep(_ output: Tensor, timestep: Int, sample: Tensor, steps: Int) -> Tensor {
         let current = min(timestep - trainTimesteps / steps, trainTimesteps - 1)
         let alpha = current >= 0 ? alphasCumulative[current] : finalAlphaCumulative
         let alphaNext = alphasCumulative[timestep]
@@ -101,7 +101,7 @@ public struct DDIMScheduler: Sendable {
     }
 
     /// x_t = sqrt(a_t) x_0 + sqrt(1 - a_t) noise, the forward process (noise augmentation).
-    public func addNoise(_ original: Tensor, noise: Tensor, timestep: Int) -> Tensor {
+    func addNoise(_ original: Tensor, noise: Tensor, timestep: Int) -> Tensor {
         let alpha = alphasCumulative[timestep]
         let a = alpha.squareRoot(), b = (1 - alpha).squareRoot()
         return original.zipElements(noise) { a * $0 + b * $1 }
@@ -114,12 +114,12 @@ struct DDIMRun: SchedulerRun {
     let steps: Int
     let integerTimesteps: [Int]
 
-    public var timesteps: [Float] { integerTimesteps.map(Float.init) }
-    public var initialNoiseSigma: Float { 1 }
+    var timesteps: [Float] { integerTimesteps.map(Float.init) }
+    var initialNoiseSigma: Float { 1 }
 
-    public func scaleInput(_ sample: Tensor, step: Int) -> Tensor { sample }
+    func scaleInput(_ sample: Tensor, step: Int) -> Tensor { sample }
 
-    public mutating func step(_ output: Tensor, step: Int, sample: Tensor) -> Tensor {
+    mutating func step(_ output: Tensor, step: Int, sample: Tensor) -> Tensor {
         scheduler.step(output, timestep: integerTimesteps[step], sample: sample, steps: steps)
     }
 }

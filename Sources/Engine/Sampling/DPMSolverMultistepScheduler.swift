@@ -5,25 +5,25 @@ import Foundation
 /// updates, plain or Karras sigmas, every timestep spacing, and the final step at sigma zero
 /// or sigma_min. Plans are computed as diffusers computes them (numpy doubles for timesteps
 /// and Karras sigmas, float32 for sigmas and every update), so runs follow diffusers' closely.
-public struct DPMSolverMultistepScheduler: Sendable {
-    public enum SolverType: String, Sendable { case midpoint, heun }
-    public enum FinalSigma: String, Sendable { case zero, sigmaMinimum = "sigma_min" }
+struct DPMSolverMultistepScheduler: Sendable {
+    enum SolverType: String, Sendable { case midpoint, heun }
+    enum FinalSigma: String, Sendable { case zero, sigmaMinimum = "sigma_min" }
 
-    public let schedule: TrainingSchedule
-    public let predictionType: PredictionType
-    public let solverOrder: Int
-    public let solverType: SolverType
-    public let lowerOrderFinal: Bool
-    public let eulerAtFinal: Bool
-    public let karrasSigmas: Bool
-    public let finalSigma: FinalSigma
+    let schedule: TrainingSchedule
+    let predictionType: PredictionType
+    let solverOrder: Int
+    let solverType: SolverType
+    let lowerOrderFinal: Bool
+    let eulerAtFinal: Bool
+    let karrasSigmas: Bool
+    let finalSigma: FinalSigma
     /// The smallest log-SNR a plan may reach (diffusers writes -Infinity for none).
-    public let lambdaMinClipped: Double
-    public let timestepSpacing: TimestepSpacing
-    public let stepsOffset: Int
+    let lambdaMinClipped: Double
+    let timestepSpacing: TimestepSpacing
+    let stepsOffset: Int
     private let cosineSchedule: Bool
 
-    public init(_ config: ModelConfig) throws {
+    init(_ config: ModelConfig) throws {
         let file = config.file.path
         schedule = try TrainingSchedule(config)
         predictionType = try TrainingSchedule.predictionType(config)
@@ -118,7 +118,7 @@ public struct DPMSolverMultistepScheduler: Sendable {
     }
 
     /// Whether a `steps`-step run stays on trained timesteps with exactly `steps` UNet calls.
-    public func supports(steps: Int) -> Bool {
+    func supports(steps: Int) -> Bool {
         guard steps >= 1, steps <= schedule.trainTimesteps else { return false }
         // Karras timesteps are interpolated within the training range, whatever the spacing.
         if karrasSigmas { return true }
@@ -136,7 +136,7 @@ public struct DPMSolverMultistepScheduler: Sendable {
 struct DPMSolverRun: SchedulerRun {
     let scheduler: DPMSolverMultistepScheduler
     let integerTimesteps: [Int]
-    public let sigmas: [Float]
+    let sigmas: [Float]
     /// The data predictions (x0) of the last `solverOrder` steps, latest last.
     private var history: [Tensor] = []
     /// How many lower-order steps have been taken (diffusers' `lower_order_nums`).
@@ -148,10 +148,10 @@ struct DPMSolverRun: SchedulerRun {
         self.sigmas = sigmas
     }
 
-    public var timesteps: [Float] { integerTimesteps.map(Float.init) }
-    public var initialNoiseSigma: Float { 1 }
+    var timesteps: [Float] { integerTimesteps.map(Float.init) }
+    var initialNoiseSigma: Float { 1 }
 
-    public func scaleInput(_ sample: Tensor, step: Int) -> Tensor { sample }
+    func scaleInput(_ sample: Tensor, step: Int) -> Tensor { sample }
 
     /// (alpha_t, sigma_t) of a sigma, and its log-SNR, in float32 as diffusers.
     private static func coefficients(_ sigma: Float) -> (alpha: Float, sigma: Float, lambda: Float) {
@@ -170,7 +170,7 @@ struct DPMSolverRun: SchedulerRun {
         }
     }
 
-    public mutating func step(_ output: Tensor, step i: Int, sample: Tensor) -> Tensor {
+    mutating func step(_ output: Tensor, step i: Int, sample: Tensor) -> Tensor {
         let count = integerTimesteps.count, order = scheduler.solverOrder
         let final = i == count - 1 && (scheduler.eulerAtFinal || (scheduler.lowerOrderFinal && count < 15) || scheduler.finalSigma == .zero)
         let secondToLast = i == count - 2 && scheduler.lowerOrderFinal && count < 15

@@ -4,17 +4,17 @@ import Foundation
 /// steps in sigma, the input scaled by 1 / sqrt(sigma^2 + 1), plain (linearly interpolated) or
 /// Karras sigmas, every timestep spacing, the final sigma zero or sigma_min. Timesteps may be
 /// fractional, as diffusers passes them to the UNet.
-public struct EulerDiscreteScheduler: Sendable {
-    public let schedule: TrainingSchedule
-    public let predictionType: PredictionType
-    public let karrasSigmas: Bool
-    public let sigmaMinimum: Double?
-    public let sigmaMaximum: Double?
-    public let timestepSpacing: TimestepSpacing
-    public let stepsOffset: Int
-    public let finalSigmaIsZero: Bool
+struct EulerDiscreteScheduler: Sendable {
+    let schedule: TrainingSchedule
+    let predictionType: PredictionType
+    let karrasSigmas: Bool
+    let sigmaMinimum: Double?
+    let sigmaMaximum: Double?
+    let timestepSpacing: TimestepSpacing
+    let stepsOffset: Int
+    let finalSigmaIsZero: Bool
 
-    public init(_ config: ModelConfig) throws {
+    init(_ config: ModelConfig) throws {
         let file = config.file.path
         schedule = try TrainingSchedule(config)
         predictionType = try TrainingSchedule.predictionType(config)
@@ -74,7 +74,7 @@ public struct EulerDiscreteScheduler: Sendable {
     }
 
     /// Whether a `steps`-step run visits `steps` timesteps within the trained range.
-    public func supports(steps: Int) -> Bool {
+    func supports(steps: Int) -> Bool {
         guard steps >= 1, steps <= schedule.trainTimesteps, let timesteps = spacedTimesteps(steps: steps) else { return false }
         // Karras timesteps are interpolated within the training range.
         return karrasSigmas || timesteps.allSatisfy { $0 >= 0 && $0 <= Float(schedule.trainTimesteps - 1) }
@@ -92,17 +92,17 @@ public struct EulerDiscreteScheduler: Sendable {
 /// One Euler run: x_{i+1} = x_i + (x_i - x0_i) / sigma_i * (sigma_{i+1} - sigma_i).
 struct EulerRun: SchedulerRun {
     let predictionType: PredictionType
-    public let timesteps: [Float]
-    public let sigmas: [Float]
-    public let initialNoiseSigma: Float
+    let timesteps: [Float]
+    let sigmas: [Float]
+    let initialNoiseSigma: Float
 
-    public func scaleInput(_ sample: Tensor, step: Int) -> Tensor {
+    func scaleInput(_ sample: Tensor, step: Int) -> Tensor {
         let sigma = sigmas[step]
         let scale = (sigma * sigma + 1).squareRoot()
         return sample.mapElements { $0 / scale }
     }
 
-    public mutating func step(_ output: Tensor, step i: Int, sample: Tensor) -> Tensor {
+    mutating func step(_ output: Tensor, step i: Int, sample: Tensor) -> Tensor {
         // No churn: sigma-hat is sigma.
         let sigma = sigmas[i]
         let original: Tensor

@@ -4,7 +4,7 @@ import Foundation
 /// One run of a scheduler: the timesteps the UNet is called at (one call per step, so
 /// Prompt-to-Prompt's step fractions mean the same under every scheduler), how its input is
 /// scaled, and the update from one sample to the next, which may remember earlier outputs.
-public protocol SchedulerRun {
+protocol SchedulerRun {
     /// The UNet's timestep at each step (fractional for some Euler plans).
     var timesteps: [Float] { get }
     /// The standard deviation the starting noise is scaled to.
@@ -17,18 +17,18 @@ public protocol SchedulerRun {
 
 /// The schedulers a sampling run can use, each configured from scheduler_config.json as
 /// diffusers configures it.
-public enum NoiseScheduler: Sendable {
+enum NoiseScheduler: Sendable {
     case ddim(DDIMScheduler)
     case dpmSolverMultistep(DPMSolverMultistepScheduler)
     case eulerDiscrete(EulerDiscreteScheduler)
 
     /// diffusers' class names of the schedulers implemented here.
-    public static let classNames = SchedulerChoice.classNames
+    static let classNames = SchedulerChoice.classNames
 
     /// The scheduler of class `className` configured from `config` (the model's own values:
     /// betas, spacing, prediction type, with any overrides already merged), as diffusers'
     /// `from_config` does: keys the class does not take are ignored.
-    public init(className: String, config: ModelConfig) throws {
+    init(className: String, config: ModelConfig) throws {
         switch className {
         case "DDIMScheduler": self = .ddim(try DDIMScheduler(config))
         case "DPMSolverMultistepScheduler": self = .dpmSolverMultistep(try DPMSolverMultistepScheduler(config))
@@ -39,7 +39,7 @@ public enum NoiseScheduler: Sendable {
         }
     }
 
-    public var className: String {
+    var className: String {
         switch self {
         case .ddim: return "DDIMScheduler"
         case .dpmSolverMultistep: return "DPMSolverMultistepScheduler"
@@ -47,7 +47,7 @@ public enum NoiseScheduler: Sendable {
         }
     }
 
-    public var schedule: TrainingSchedule {
+    var schedule: TrainingSchedule {
         switch self {
         case .ddim(let s): return s.schedule
         case .dpmSolverMultistep(let s): return s.schedule
@@ -56,7 +56,7 @@ public enum NoiseScheduler: Sendable {
     }
 
     /// Whether a `steps`-step run visits exactly `steps` trained timesteps.
-    public func supports(steps: Int) -> Bool {
+    func supports(steps: Int) -> Bool {
         switch self {
         case .ddim(let s): return s.supports(steps: steps)
         case .dpmSolverMultistep(let s): return s.supports(steps: steps)
@@ -65,15 +65,15 @@ public enum NoiseScheduler: Sendable {
     }
 
     /// The largest step count `supports` accepts.
-    public var maximumSteps: Int {
+    var maximumSteps: Int {
         (1...schedule.trainTimesteps).last(where: supports) ?? 1
     }
 
     /// The UNet timesteps of a `steps`-step run.
-    public func timesteps(steps: Int) -> [Float] { start(steps: steps).timesteps }
+    func timesteps(steps: Int) -> [Float] { start(steps: steps).timesteps }
 
     /// A `steps`-step run (check `supports(steps:)` first).
-    public func start(steps: Int) -> any SchedulerRun {
+    func start(steps: Int) -> any SchedulerRun {
         switch self {
         case .ddim(let s): return s.start(steps: steps)
         case .dpmSolverMultistep(let s): return s.start(steps: steps)
@@ -84,7 +84,7 @@ public enum NoiseScheduler: Sendable {
 
 extension SchedulerChoice {
     /// The scheduler this choice makes from a model's scheduler configuration.
-    public func scheduler(from config: ModelConfig) throws -> NoiseScheduler {
+    func scheduler(from config: ModelConfig) throws -> NoiseScheduler {
         let merged = ModelConfig(values: config.values.merging(overrides) { _, override in override }, file: config.file)
         do {
             return try NoiseScheduler(className: className, config: merged)

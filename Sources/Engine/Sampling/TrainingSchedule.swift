@@ -1,7 +1,7 @@
 import Foundation
 
 /// What the denoiser predicts.
-public enum PredictionType: String, Sendable {
+enum PredictionType: String, Sendable {
     case epsilon
     case velocity = "v_prediction"
     case sample
@@ -10,12 +10,12 @@ public enum PredictionType: String, Sendable {
 /// The noise schedule a model was trained with (`num_train_timesteps` and the betas), shared by
 /// every scheduler, computed as diffusers computes it: betas in float32, their cumulative
 /// product accumulated in double and stored in float32 (torch.cumprod on the CPU).
-public struct TrainingSchedule: Sendable {
-    public let trainTimesteps: Int
+struct TrainingSchedule: Sendable {
+    let trainTimesteps: Int
     /// alpha-bar_t, t = 0 ..< trainTimesteps.
-    public let alphasCumulative: [Float]
+    let alphasCumulative: [Float]
 
-    public init(_ config: ModelConfig) throws {
+    init(_ config: ModelConfig) throws {
         let file = config.file.path
         trainTimesteps = try config.size("num_train_timesteps", default: 1000)
         guard trainTimesteps >= 2 else {
@@ -67,7 +67,7 @@ public struct TrainingSchedule: Sendable {
 
     /// sigma_t = sqrt((1 - alpha-bar_t) / alpha-bar_t) in float32, t = 0 ..< trainTimesteps: the
     /// noise-to-signal ratio the sigma-based schedulers work in.
-    public var sigmas: [Float] {
+    var sigmas: [Float] {
         alphasCumulative.map { ((1 - $0) / $0).squareRoot() }
     }
 
@@ -92,7 +92,7 @@ public struct TrainingSchedule: Sendable {
 }
 
 /// How inference timesteps are spread over the training ones (Lin et al. 2023, table 2).
-public enum TimestepSpacing: String, Sendable {
+enum TimestepSpacing: String, Sendable {
     case leading, trailing, linspace
 }
 

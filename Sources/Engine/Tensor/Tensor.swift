@@ -11,12 +11,12 @@ public struct Tensor: Sendable {
     var storage: TensorStorage
 
     /// Number of elements.
-    public var count: Int { storage.count }
+    var count: Int { storage.count }
     /// Number of dimensions.
-    public var rank: Int { shape.count }
+    var rank: Int { shape.count }
     /// Whether the values are borrowed from memory owned elsewhere (a mapped float32 weight
     /// file) rather than copied into this tensor's own buffer.
-    public var isBorrowed: Bool { !storage.isWritable }
+    var isBorrowed: Bool { !storage.isWritable }
 
     /// A tensor of the given shape with unspecified contents, to be filled by a kernel.
     public init(uninitializedShape shape: [Int]) {
@@ -26,7 +26,7 @@ public struct Tensor: Sendable {
     }
 
     /// A tensor of the given shape filled with `value`.
-    public init(shape: [Int], repeating value: Float) {
+    init(shape: [Int], repeating value: Float) {
         self.init(uninitializedShape: shape)
         storage.base.initialize(repeating: value, count: count)
     }
@@ -56,7 +56,7 @@ public struct Tensor: Sendable {
     }
 
     /// Size of dimension `axis`; negative axes count from the end.
-    public func dim(_ axis: Int) -> Int { shape[axis < 0 ? rank + axis : axis] }
+    func dim(_ axis: Int) -> Int { shape[axis < 0 ? rank + axis : axis] }
 
     public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         try body(UnsafeBufferPointer(start: storage.base, count: storage.count))
@@ -86,7 +86,7 @@ public struct Tensor: Sendable {
     }
 
     /// Element at a multi-dimensional index (slow; for tests and small tables).
-    public subscript(_ index: Int...) -> Float {
+    subscript(_ index: Int...) -> Float {
         get { storage.base[flatIndex(index)] }
         set {
             let i = flatIndex(index)

@@ -7,7 +7,7 @@ import Foundation
 /// Owned buffers come from the malloc heap, which the CHeap target tunes when the program
 /// loads so that freed activations are reused warm: glibc would otherwise hand every block
 /// over 32 MiB back to the kernel and fault in fresh zeroed pages for the next step's.
-public final class TensorStorage: @unchecked Sendable {
+final class TensorStorage: @unchecked Sendable {
     /// Byte alignment of owned buffers: one AVX-512 register, one cache line.
     static let alignment = 64
 

@@ -3,17 +3,17 @@ import Foundation
 
 /// CLIP's byte-level BPE tokenizer, read from a model's `vocab.json` + `merges.txt` (or
 /// `tokenizer.json`), producing the ids transformers' CLIPTokenizer produces.
-public struct CLIPTokenizer: Sendable {
-    public let vocabulary: [String: Int]
+struct CLIPTokenizer: Sendable {
+    let vocabulary: [String: Int]
     private let tokenText: [Int: String]
     private let mergeRanks: [String: Int]  // "left right" -> rank
-    public let startToken: Int
-    public let endToken: Int
-    public let padToken: Int
+    let startToken: Int
+    let endToken: Int
+    let padToken: Int
     /// Tokens per sequence, start and end included (77 for CLIP).
-    public let maximumLength: Int
+    let maximumLength: Int
 
-    public init(vocabulary: [String: Int], merges: [(String, String)], padToken: String = "<|endoftext|>", maximumLength: Int = 77) throws {
+    init(vocabulary: [String: Int], merges: [(String, String)], padToken: String = "<|endoftext|>", maximumLength: Int = 77) throws {
         self.vocabulary = vocabulary
         var text: [Int: String] = [:]
         for (token, id) in vocabulary { text[id] = token }
@@ -36,7 +36,7 @@ public struct CLIPTokenizer: Sendable {
     }
 
     /// Loads the tokenizer files of a model directory.
-    public init(files: TokenizerFiles) throws {
+    init(files: TokenizerFiles) throws {
         let vocabulary: [String: Int]
         let merges: [(String, String)]
         switch files.source {
@@ -126,7 +126,7 @@ public struct CLIPTokenizer: Sendable {
     }
 
     /// Token ids of `text`, without start, end or padding.
-    public func encode(_ text: String) -> [Int] {
+    func encode(_ text: String) -> [Int] {
         var ids: [Int] = []
         // Special tokens written in the prompt are matched before any clean-up, as added tokens are.
         var remaining = Substring(text)
@@ -151,7 +151,7 @@ public struct CLIPTokenizer: Sendable {
     /// The model input for a prompt: start, tokens, end, then padding to `maximumLength`.
     /// A prompt that does not fit is an error unless `truncate` (which keeps the first
     /// `maximumLength - 2` tokens, as transformers' truncation does).
-    public func tokenize(_ prompt: String, truncate: Bool = false) throws -> [Int] {
+    func tokenize(_ prompt: String, truncate: Bool = false) throws -> [Int] {
         var ids = encode(prompt)
         let room = maximumLength - 2
         if ids.count > room {
@@ -167,7 +167,7 @@ public struct CLIPTokenizer: Sendable {
 
     /// The text of one token alone, as `tokenizer.decode([id])` gives it: bytes decoded as UTF-8
     /// (invalid sequences replaced), the end-of-word marker removed, surrounding space trimmed.
-    public func decode(token id: Int) -> String {
+    func decode(token id: Int) -> String {
         guard let text = tokenText[id] else { return "" }
         var bytes: [UInt8] = []
         for character in text {
