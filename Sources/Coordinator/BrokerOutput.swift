@@ -5,8 +5,8 @@ import Wire
 /// What the broker asks of the world, collected as it decides and taken by its shell
 /// (`BrokerShell` on the coordinator's event loop; a test drives it directly).
 public enum BrokerOutput: Sendable {
-    /// Stage-1 work for a worker, by session (a finish task's work goes out once its input is
-    /// read: `StorageRequest.readInput`).
+    /// Work for a worker, by session (a finish task's once its input is read:
+    /// `StorageRequest.readInput`).
     case assign(session: String, taskID: String, work: TaskWork)
     /// A job's progress changed: its watchers want a new report.
     case jobChanged(String)
@@ -31,8 +31,9 @@ public enum StorageRequest: Sendable {
     case writeOutputs(job: String, edit: String, count: Int, folder: URL, change: JournalChange)
     /// A change nothing waits for (attempts, failures); a failure is logged.
     case record(JournalChange)
-    /// A folder's manifest rewritten; only the latest of several waiting is written. A failure
-    /// comes back as `manifestNotWritten`.
+    /// A folder's manifest rewritten, listing the ended edits of `jobs` (every job writing
+    /// there); only the latest of several waiting is written: `manifestWritten` or
+    /// `manifestNotWritten`.
     case writeManifest(folder: URL, lines: [ManifestLine], jobs: [String])
     /// A finish task's input read, then its work sent: `inputRead` or `inputNotRead`.
     case readInput(session: String, taskID: String, job: String, edit: String, index: Int, spec: FinishSpec)
@@ -47,6 +48,8 @@ public enum StorageOutcome: Sendable {
     case notCommitted(taskID: String, reason: String, transient: Bool)
     case outputsWritten(job: String, edit: String)
     case outputsNotWritten(job: String, edit: String, reason: String, transient: Bool)
+    /// The manifest lists every ended edit of these jobs.
+    case manifestWritten(jobs: [String])
     case manifestNotWritten(jobs: [String], reason: String)
     case inputRead(session: String, taskID: String, work: TaskWork)
     case inputNotRead(session: String, taskID: String, reason: String)

@@ -103,10 +103,6 @@ final class BrokerShell {
 
     private func take(_ outcome: StorageOutcome) {
         switch outcome {
-        case .inputRead(let session, let taskID, let work):
-            // Sent only if the task is still this worker's (its lease may have expired meanwhile).
-            guard let task = broker.task(taskID), task.state == .leased, task.worker == session else { return }
-            channels[session]?.writeAndFlush(WireMessage.assign(taskID: taskID, work: work), promise: nil)
         case .jobStored(let jobID):
             broker.stored(outcome)
             if let (channel, count) = submitters.removeValue(forKey: jobID) {

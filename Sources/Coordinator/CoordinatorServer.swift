@@ -43,6 +43,8 @@ public final class CoordinatorServer: @unchecked Sendable {
     private var channels: [Channel] = []
     private let stopped: EventLoopPromise<Void>
     private var connections: [ObjectIdentifier: Channel] = [:]
+    /// Set on the event loop once `shutdown` began.
+    private var stopping = false
 
     public init(configuration: CoordinatorConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -142,10 +144,14 @@ public final class CoordinatorServer: @unchecked Sendable {
     }
 
     /// Stops accepting, says goodbye to every peer, writes the manifests, and stops once the
-    /// storage queue has carried out everything asked of it.
-    public func shutdown() {
+    /// storage queue has carried out everything asked of it, or after `storageDeadline` if the
+    /// disk hangs (the journal is consistent either way; what was not written is written after
+    /// a restart).
+    public func shutdown(storageDeadline: TimeAmount = .seconds(30)) {
         let loop = group.next()
         loop.execute {
+            guard !self.stopping else { return }
+            self.stopping = true
             self.logger.info("shutting down")
             for channel in self.channels { channel.close(promise: nil) }
             for channel in self.connections.values {
@@ -153,7 +159,17 @@ public final class CoordinatorServer: @unchecked Sendable {
             }
             guard let shell = self.shell?.value else { return self.stopped.succeed(()) }
             shell.run { $0.flushManifests() }
+            let done = NIOLoopBoundBox(false, eventLoop: loop)
+            let deadline = loop.scheduleTask(in: storageDeadline) {
+                guard !done.value else { return }
+                done.value = true
+                self.logger.warning("stopping with storage work outstanding: the disk did not finish in time")
+                self.stopped.succeed(())
+            }
             shell.whenStorageIdle {
+                guard !done.value else { return }
+                done.value = true
+                deadline.cancel()
                 loop.scheduleTask(in: .milliseconds(200)) { self.stopped.succeed(()) }
             }
         }

@@ -114,8 +114,20 @@ public final class TaskRecord {
     }
 }
 
-/// A refused submission, or a state the coordinator cannot go on from.
+/// A submission the coordinator refuses, with why and (where there is one) the fix.
 public struct SubmissionError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A worker's result that does not fit its task (its task runs again).
+struct ResultRefusal: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A journal or stored result this coordinator cannot read.
+public struct StorageError: Error, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = description }
 }

@@ -4,7 +4,8 @@ import Imaging
 
 /// One line of an output folder's manifest.jsonl: an edit that ended, with the spec it ran,
 /// where its images are, and which workers made them in how long. The spec is the client's
-/// canonical JSON, written as it came.
+/// canonical JSON, written as it came (`CompactJSONObject` keeps anything else from breaking
+/// the line).
 public struct ManifestLine: Sendable, Equatable {
     static let fileName = "manifest.jsonl"
 
@@ -57,7 +58,8 @@ public struct ManifestLine: Sendable, Equatable {
         try add("id", id)
         try add("job", job)
         try add("status", status)
-        fields["spec"] = spec
+        // As the client sealed it, unless it is not one compact JSON object (then as a string).
+        fields["spec"] = CompactJSONObject.matches(spec) ? spec : String(decoding: try encoder.encode(spec), as: UTF8.self)
         try add("error", error)
         try add("images", images)
         try add("grid", grid)

@@ -24,7 +24,7 @@ extension ResultStore {
     /// Image `index` of a saved stage-1 output [prompts, C, h, w], as [1, C, h, w].
     func stageOneSlice(job: String, edit: String, index: Int) throws -> TensorPayload {
         let all = try load(job: job, edit: edit, name: "stage1")
-        guard all.shape.count == 4, index < all.shape[0] else { throw SubmissionError("stage-1 output of \(edit) has shape \(all.shape)") }
+        guard all.shape.count == 4, index < all.shape[0] else { throw StorageError("stage-1 output of \(edit) has shape \(all.shape)") }
         let per = all.bytes.count / all.shape[0]
         return TensorPayload(name: "input", elementType: all.elementType, shape: [1] + all.shape.dropFirst(),
                              bytes: Array(all.bytes[(index * per)..<((index + 1) * per)]))
@@ -36,12 +36,12 @@ extension ResultStore {
         let images = try (0..<count).map { index -> RGBImage in
             let payload = try load(job: job, edit: edit, name: "image-\(index)")
             guard payload.elementType == .uint8, payload.shape.count == 3, payload.shape[2] == 3 else {
-                throw SubmissionError("image \(index) of \(edit) has shape \(payload.shape)")
+                throw StorageError("image \(index) of \(edit) has shape \(payload.shape)")
             }
             return RGBImage(width: payload.shape[1], height: payload.shape[0], pixels: payload.bytes)
         }
         if let first = images.first, let other = images.first(where: { $0.width != first.width || $0.height != first.height }) {
-            throw SubmissionError("the images of \(edit) differ in size (\(first.width)x\(first.height) and \(other.width)x\(other.height))")
+            throw StorageError("the images of \(edit) differ in size (\(first.width)x\(first.height) and \(other.width)x\(other.height))")
         }
         return images
     }
@@ -88,66 +88,4 @@ public struct FileResultStore: ResultStore {
     public func removeTensors(job: String, edit: String) {
         try? FileManager.default.removeItem(at: folder(job: job, edit: edit))
     }
-}
-
-/// Results in memory, for tests of the coordinator's core: the same checks, no disk.
-public final class MemoryResultStore: ResultStore, @unchecked Sendable {
-    private let lock = NSLock()
-    private var tensors: [String: TensorPayload] = [:]
-    private var folders: Set<String> = []
-    /// Pictures written, by output folder path then edit folder name.
-    public private(set) var writtenPictures: [String: [RGBImage]] = [:]
-    /// Manifests written, by output folder path.
-    public private(set) var writtenManifests: [String: [String]] = [:]
-    /// Writes of pictures and manifests fail with this while set (a full or broken disk).
-    public var outputFailure: Error? {
-        get { lock.withLock { storedFailure } }
-        set { lock.withLock { storedFailure = newValue } }
-    }
-    private var storedFailure: Error?
-
-    public init() {}
-
-    private func key(_ job: String, _ edit: String, _ name: String) -> String { [job, edit, name].joined(separator: "\u{0}") }
-
-    public func prepareOutput(_ folder: URL) throws -> Bool {
-        lock.withLock {
-            folders.insert(folder.path)
-            return writtenManifests[folder.path] != nil
-        }
-    }
-
-    public func save(_ tensor: TensorPayload, job: String, edit: String, name: String) throws {
-        lock.withLock { tensors[key(job, edit, name)] = tensor }
-    }
-
-    public func load(job: String, edit: String, name: String) throws -> TensorPayload {
-        guard let tensor = lock.withLock({ tensors[key(job, edit, name)] }) else {
-            throw SubmissionError("no \(name) of \(edit) of \(job) is stored")
-        }
-        return tensor
-    }
-
-    public func writePictures(job: String, edit: String, count: Int, to folder: URL) throws {
-        let images = try pictures(job: job, edit: edit, count: count)
-        try lock.withLock {
-            if let storedFailure { throw storedFailure }
-            writtenPictures[folder.path] = images
-        }
-    }
-
-    public func writeManifest(_ lines: [ManifestLine], to folder: URL) throws {
-        let texts = try lines.map { try $0.text() }
-        try lock.withLock {
-            if let storedFailure { throw storedFailure }
-            writtenManifests[folder.path] = texts
-        }
-    }
-
-    public func removeTensors(job: String, edit: String) {
-        lock.withLock { tensors = tensors.filter { !$0.key.hasPrefix([job, edit, ""].joined(separator: "\u{0}")) } }
-    }
-
-    /// How many tensors are kept (none once every edit is written).
-    public var tensorCount: Int { lock.withLock { tensors.count } }
 }

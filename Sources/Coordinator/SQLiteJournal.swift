@@ -12,7 +12,7 @@ public final class SQLiteJournal: JobJournal {
     public init(directory: URL) throws {
         var isFolder: ObjCBool = false
         if FileManager.default.fileExists(atPath: directory.path, isDirectory: &isFolder), !isFolder.boolValue {
-            throw SubmissionError("--state: \(directory.path) is a file, not a folder; give a folder for the journal and intermediate results")
+            throw StorageError("--state: \(directory.path) is a file, not a folder; give a folder for the journal and intermediate results")
         }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var configuration = Configuration()
@@ -51,7 +51,7 @@ public final class SQLiteJournal: JobJournal {
                 let (job, id): (String, String) = (row["job"], row["id"])
                 let envelope: EditEnvelope
                 do { envelope = try EditEnvelope(try EditSpec(json: try StrictJSON.parse(row["spec"]))) } catch {
-                    throw SubmissionError("the journal holds edit \(id) of \(job) as \(error), which this ptp cannot read: run the version that wrote it")
+                    throw StorageError("the journal holds edit \(id) of \(job) as \(error), which this ptp cannot read: run the version that wrote it")
                 }
                 try Self.writeEnvelope(envelope, job: job, db)
             }
@@ -93,7 +93,7 @@ public final class SQLiteJournal: JobJournal {
     }
 
     static func write(_ task: JournalTask, _ db: Database) throws {
-        precondition(task.state != .committing, "a committing task is journaled as what it commits to")
+        guard task.state != .committing else { throw StorageError("task \(task.id) was journaled while committing, not as what it commits to") }
         try db.execute(sql: """
             INSERT INTO tasks (id, job, kind, edits, image, model, state, attempts, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts, error = excluded.error
@@ -125,7 +125,7 @@ public final class SQLiteJournal: JobJournal {
             let tasks = try Row.fetchAll(db, sql: "SELECT * FROM tasks ORDER BY rowid").map { row -> JournalTask in
                 let kindName: String = row["kind"]
                 guard let kind = TaskKind(rawValue: kindName) else {
-                    throw SubmissionError("the journal holds a task of kind '\(kindName)', which this ptp does not know: run the version that wrote it")
+                    throw StorageError("the journal holds a task of kind '\(kindName)', which this ptp does not know: run the version that wrote it")
                 }
                 return JournalTask(id: row["id"], job: row["job"], kind: kind, edits: (row["edits"] as String).split(separator: "\n").map(String.init),
                                    image: row["image"], model: row["model"], state: TaskRecord.State(rawValue: row["state"]) ?? .queued,
@@ -139,7 +139,7 @@ public final class SQLiteJournal: JobJournal {
         let id: String = row["id"]
         guard let precision = Precision(rawValue: row["precision"] ?? ""),
               let prompts = try? JSONDecoder().decode([String].self, from: Data((row["prompt_texts"] as String? ?? "").utf8)) else {
-            throw SubmissionError("the journal's record of edit \(id) of \(job) is incomplete: run the version that wrote it")
+            throw StorageError("the journal's record of edit \(id) of \(job) is incomplete: run the version that wrote it")
         }
         let envelope = EditEnvelope(id: id, prompts: prompts, model: row["model_key"], precision: precision,
                                     seed: UInt64(bitPattern: row["seed"] as Int64), superResolution: row["super_resolution"],

@@ -19,7 +19,7 @@ public struct Storage: Sendable {
         case .storeJob(let job, let tasks, let foreignManifestCheck):
             do {
                 let hasManifest: Bool
-                do { hasManifest = try store.prepareOutput(job.output) } catch let error as OutputFileError {
+                do { hasManifest = try store.prepareOutput(job.output) } catch {
                     return .jobNotStored(job.id, reason: "output folder: \(error)")
                 }
                 if foreignManifestCheck && hasManifest {
@@ -66,7 +66,7 @@ public struct Storage: Sendable {
             do { try store.writeManifest(lines, to: folder) } catch {
                 return .manifestNotWritten(jobs: jobs, reason: "\(error)")
             }
-            return nil
+            return .manifestWritten(jobs: jobs)
         case .readInput(let session, let taskID, let job, let edit, let index, let spec):
             do {
                 let input = try store.stageOneSlice(job: job, edit: edit, index: index)

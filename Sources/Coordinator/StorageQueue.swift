@@ -2,13 +2,19 @@ import Dispatch
 import Foundation
 import Wire
 
-/// Storage on a thread of its own, in order: a slow or full disk holds up no connection, and
-/// the broker hears each outcome on its event loop. Manifest rewrites waiting for the same
-/// folder collapse into the latest (each holds every line), so a disk slower than the job
-/// does not grow a backlog of them.
+/// Storage on threads of its own, so a slow or full disk holds up no connection; the broker
+/// hears each outcome on its event loop. Two lanes, each in order: the state lane (jobs, result
+/// commits, journal changes, finish tasks' inputs, all in the state folder) and the output lane
+/// (pictures and manifests, in the output folders, often on other and slower storage), so that
+/// a slow output disk delays neither a job's acceptance nor a result's commit. Nothing needs
+/// the lanes' order against each other: a request that depends on another is only made once
+/// that one's outcome is in (pictures after their images' commits, a finish task's input after
+/// its stage-1 commit). Manifest rewrites waiting for one folder collapse into the latest (each
+/// holds every line), so a disk slower than the job grows no backlog of them.
 final class StorageQueue: StorageExecutor, @unchecked Sendable {
     private let storage: Storage
-    private let queue = DispatchQueue(label: "ptp.coordinator.storage")
+    private let state = DispatchQueue(label: "ptp.coordinator.storage.state")
+    private let outputs = DispatchQueue(label: "ptp.coordinator.storage.outputs")
     private let lock = NSLock()
     /// The latest manifest waiting for each folder, and what to tell of it.
     private var manifests: [String: (request: StorageRequest, outcome: @Sendable (StorageOutcome) -> Void)] = [:]
@@ -16,25 +22,31 @@ final class StorageQueue: StorageExecutor, @unchecked Sendable {
     init(_ storage: Storage) { self.storage = storage }
 
     func submit(_ request: StorageRequest, outcome: @escaping @Sendable (StorageOutcome) -> Void) {
-        if case .writeManifest(let folder, _, _) = request {
+        switch request {
+        case .writeManifest(let folder, _, _):
             let path = folder.path
             let queued = lock.withLock {
                 defer { manifests[path] = (request, outcome) }
                 return manifests[path] != nil
             }
             if queued { return }
-            queue.async {
+            outputs.async {
                 guard let latest = self.lock.withLock({ self.manifests.removeValue(forKey: path) }) else { return }
                 if let result = self.storage.perform(latest.request) { latest.outcome(result) }
             }
-            return
-        }
-        queue.async {
-            if let result = self.storage.perform(request) { outcome(result) }
+        case .writeOutputs:
+            outputs.async { if let result = self.storage.perform(request) { outcome(result) } }
+        case .storeJob, .commitStageOne, .commitImage, .record, .readInput:
+            state.async { if let result = self.storage.perform(request) { outcome(result) } }
         }
     }
 
     func whenIdle(_ done: @escaping @Sendable () -> Void) {
-        queue.async(execute: done)
+        let group = DispatchGroup()
+        for lane in [state, outputs] {
+            group.enter()
+            lane.async { group.leave() }
+        }
+        group.notify(queue: .global(), execute: done)
     }
 }

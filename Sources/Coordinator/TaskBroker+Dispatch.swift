@@ -36,9 +36,11 @@ extension TaskBroker {
         offer(session)
     }
 
-    /// Gives the worker tasks while it has credit, else parks it as idle.
+    /// Gives the worker tasks while it has credit, else parks it as idle. No task goes out while
+    /// `maximumCommitsInFlight` results wait for storage: results hold their tensors until
+    /// stored, so a slow disk slows the cluster instead of filling the coordinator's memory.
     func offer(_ session: WorkerSession) {
-        while session.credits > 0, !session.draining, let task = nextTask(for: session.models) {
+        while session.credits > 0, !session.draining, !storageIsBehind, let task = nextTask(for: session.models) {
             assign(task, to: session)
         }
         if session.credits > 0 && !session.draining {
@@ -63,7 +65,8 @@ extension TaskBroker {
         task.leaseExpiry = nil
         task.queuedAt = now()
         // An idle worker that can run it takes it at once.
-        if let index = idle.firstIndex(where: { workers[$0]?.models.contains(task.model) ?? false }), let session = workers[idle[index]] {
+        if !storageIsBehind, let index = idle.firstIndex(where: { workers[$0]?.models.contains(task.model) ?? false }),
+           let session = workers[idle[index]] {
             idle.remove(at: index)
             assign(task, to: session)
             offer(session)
@@ -72,6 +75,9 @@ extension TaskBroker {
         }
     }
 
+    /// Leases the task to the worker. A stage-1 task goes out at once; a finish task once its
+    /// input is read off the event loop, and its lease starts only then (`inputRead`), so a
+    /// busy disk cannot expire leases of work no worker has seen.
     func assign(_ task: TaskRecord, to session: WorkerSession) {
         let decision: BrokerOutput
         switch (task.kind, jobs[task.job]) {
@@ -89,7 +95,7 @@ extension TaskBroker {
         task.state = .leased
         task.worker = session.sessionID
         task.assignedAt = now
-        task.leaseExpiry = now.addingTimeInterval(settings.leaseDuration)
+        task.leaseExpiry = task.kind == .stageOne ? now.addingTimeInterval(settings.leaseDuration) : nil
         task.attempts += 1
         task.progress = nil
         session.credits -= 1
@@ -97,5 +103,15 @@ extension TaskBroker {
         output.append(decision)
         output.append(.event(.taskAssigned(job: task.job, at: now)))
         metrics.tasksAssigned.increment()
+    }
+
+    /// Results waiting for storage are at the limit: no more work goes out until some are stored.
+    var storageIsBehind: Bool { commits.count >= settings.maximumCommitsInFlight }
+
+    /// Offers work to every idle worker (after storage caught up).
+    func offerIdle() {
+        for id in Array(idle) {
+            if let session = workers[id] { offer(session) }
+        }
     }
 }

@@ -5,9 +5,11 @@ import Wire
 /// What the broker reports: `ptp status`, a job's progress, and the queries the status board
 /// builds its page from.
 extension TaskBroker {
+    /// A job is complete once every edit ended and its manifest lists them all.
     func jobStatus(_ job: JobRecord) -> JobStatus {
         let running = job.edits.values.filter { $0.state == .pending || $0.state == .finishing }.count
-        let state = !job.isComplete ? "running" : job.failedCount == 0 ? "completed" : "completed-with-failures"
+        let complete = job.isComplete && manifestsWritten.contains(job.id)
+        let state = !complete ? "running" : job.failedCount == 0 ? "completed" : "completed-with-failures"
         return JobStatus(id: job.id, output: job.output.path, edits: job.edits.count, finished: job.finishedCount,
                          failed: job.failedCount, running: running, state: state)
     }

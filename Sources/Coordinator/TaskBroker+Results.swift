@@ -40,7 +40,7 @@ extension TaskBroker {
             switch (task.kind, result) {
             case (.stageOne, .stageOne(let edits)): try commitStageOne(task, of: job, edits, session: sessionID, node: node)
             case (.finish, .finish(let image)): try commitImage(task, of: job, image, session: sessionID, node: node)
-            default: throw SubmissionError("a \(result.kind.rawValue) result for a \(task.kind.rawValue) task")
+            default: throw ResultRefusal("a \(result.kind.rawValue) result for a \(task.kind.rawValue) task")
             }
         } catch {
             logger.warning("result refused", metadata: ["task": "\(taskID)", "error": "\(error)"])
@@ -56,13 +56,13 @@ extension TaskBroker {
         var outputs: [String: TensorPayload] = [:]
         for id in task.edits {
             guard let edit = job.edits[id], edit.state == .pending else { continue }
-            guard let result = results.first(where: { $0.id == id }) else { throw SubmissionError("stage-1 result lacks edit \(id)") }
+            guard let result = results.first(where: { $0.id == id }) else { throw ResultRefusal("stage-1 result lacks edit \(id)") }
             switch result.outcome {
             case .failed(let reason):
                 failed.append((edit, reason))
             case .ran(let run, let seconds, let output):
                 guard output.shape.count == 4, output.shape[0] == edit.prompts else {
-                    throw SubmissionError("stage-1 output of \(id) has shape \(output.shape) for \(edit.prompts) prompts")
+                    throw ResultRefusal("stage-1 output of \(id) has shape \(output.shape) for \(edit.prompts) prompts")
                 }
                 ran.append((edit, StageOneRecord(worker: node, seconds: seconds, run: run)))
                 outputs[id] = output
@@ -88,7 +88,7 @@ extension TaskBroker {
         }
         let image = finished.image
         guard image.elementType == .uint8, image.shape.count == 3, image.shape[2] == 3 else {
-            throw SubmissionError("image \(task.image) of \(edit.id) has shape \(image.shape)")
+            throw ResultRefusal("image \(task.image) of \(edit.id) has shape \(image.shape)")
         }
         let record = ImageRecord(worker: node, seconds: finished.seconds)
         let row = with(edit.row) { $0.images = [task.image: record] }
@@ -100,6 +100,8 @@ extension TaskBroker {
 
     /// The result is durable: it counts.
     func committed(_ taskID: String) {
+        let wasBehind = storageIsBehind
+        defer { if wasBehind && !storageIsBehind { offerIdle() } }
         guard let commit = commits.removeValue(forKey: taskID), let task = tasks[taskID], let job = jobs[task.job] else { return }
         task.state = .done
         switch commit.change {
@@ -129,6 +131,8 @@ extension TaskBroker {
     /// The result could not be made durable: the task runs again. A full disk is the
     /// coordinator's trouble, not the task's: that attempt is not counted.
     func notCommitted(_ taskID: String, reason: String, transient: Bool) {
+        let wasBehind = storageIsBehind
+        defer { if wasBehind && !storageIsBehind { offerIdle() } }
         guard commits.removeValue(forKey: taskID) != nil, let task = tasks[taskID] else { return }
         logger.error("cannot commit a result", metadata: ["task": "\(taskID)", "error": "\(reason)"])
         if transient { task.attempts = max(0, task.attempts - 1) }
@@ -248,7 +252,7 @@ extension TaskBroker {
 }
 
 /// A copy of `value` changed by `change`.
-func with<Value>(_ value: Value, _ change: (inout Value) -> Void) -> Value {
+private func with<Value>(_ value: Value, _ change: (inout Value) -> Void) -> Value {
     var copy = value
     change(&copy)
     return copy

@@ -15,6 +15,8 @@ public struct BrokerSettings: Sendable {
     /// Tasks needing a model (at a precision) that no connected worker serves fail after
     /// waiting this long.
     public var unservedTimeout: TimeInterval = 300
+    /// Results waiting for storage beyond which no more work goes out (each holds its tensors).
+    public var maximumCommitsInFlight = 64
 
     public init() {}
 }
@@ -52,6 +54,9 @@ public final class TaskBroker {
     var outputsDue: [String: Set<String>] = [:]
     /// What each committing task will change once durable.
     var commits: [String: PendingCommit] = [:]
+    /// Complete jobs whose manifest lists every edit: only these are reported complete, so a
+    /// client that sees its job end finds the manifest whole.
+    var manifestsWritten: Set<String> = []
     var nextJobNumber: Int
     /// Decisions not yet taken by the shell.
     var output: [BrokerOutput] = []
@@ -146,7 +151,9 @@ public final class TaskBroker {
         let planned = plan(job)
         unstoredJobs[jobID] = (job, planned)
         let row = JournalJob(id: jobID, number: number, output: folder, created: job.created, edits: job.editOrder.compactMap { job.edits[$0]?.row })
-        output.append(.store(.storeJob(row, tasks: planned.map { $0.row() }, foreignManifestCheck: earlier.isEmpty)))
+        // A manifest there is a foreign one unless a job this coordinator has journaled writes
+        // there too (one still being journaled may yet be refused).
+        output.append(.store(.storeJob(row, tasks: planned.map { $0.row() }, foreignManifestCheck: jobs(writingTo: folder).isEmpty)))
         return jobID
     }
 
@@ -182,7 +189,7 @@ public final class TaskBroker {
         }
         for id in job.editOrder {
             guard let edit = job.edits[id] else { continue }
-            if let first = group.first, first.envelope.packKey != edit.envelope.packKey
+            if let first = group.first, first.model != edit.model || first.envelope.packKey != edit.envelope.packKey
                 || group.reduce(0, { $0 + $1.prompts }) + edit.prompts > settings.packPrompts {
                 flush()
             }
@@ -210,11 +217,15 @@ public final class TaskBroker {
             outputsWritten(job: jobID, edit: editID)
         case .outputsNotWritten(let jobID, let editID, let reason, let transient):
             outputsNotWritten(job: jobID, edit: editID, reason: reason, transient: transient)
+        case .manifestWritten(let jobIDs):
+            for id in jobIDs where jobs[id]?.isComplete == true && manifestsWritten.insert(id).inserted {
+                output.append(.jobChanged(id))
+            }
         case .manifestNotWritten(let jobIDs, let reason):
             logger.error("cannot write a manifest; trying again", metadata: ["jobs": "\(jobIDs)", "error": "\(reason)"])
             manifestsDue.formUnion(jobIDs)
-        case .inputRead:
-            break
+        case .inputRead(let session, let taskID, let work):
+            inputRead(session: session, taskID: taskID, work: work)
         case .inputNotRead(let session, let taskID, let reason):
             if let task = tasks[taskID], task.state == .leased, task.worker == session {
                 retry(task, reason: "cannot read its input: \(reason)")
@@ -224,6 +235,20 @@ public final class TaskBroker {
                 worker.credits += 1
                 offer(worker)
             }
+        }
+    }
+
+    /// A finish task's input is read: its work goes out, its lease starting now, if the task is
+    /// still this worker's; otherwise (a late result from elsewhere committed it) the worker's
+    /// slot is free again. Either way the credit its assignment took is accounted for once.
+    func inputRead(session sessionID: String, taskID: String, work: TaskWork) {
+        guard let session = workers[sessionID] else { return }
+        if let task = tasks[taskID], task.state == .leased, task.worker == sessionID {
+            task.leaseExpiry = now().addingTimeInterval(settings.leaseDuration)
+            output.append(.assign(session: sessionID, taskID: taskID, work: work))
+        } else if session.tasks.remove(taskID) != nil {
+            session.credits += 1
+            offer(session)
         }
     }
 }

@@ -65,6 +65,11 @@ public struct EditEnvelope: Sendable, Equatable {
             throw EditError(field: "spec", problem: "edit '\(id)' is \(spec.utf8.count) bytes of JSON, over \(Self.maximumSpecLength)",
                             fix: "shorten its prompts")
         }
+        // Canonical JSON escapes every control character: a raw one (a line break above all,
+        // which would split a manifest line) is not a spec ptp submit wrote.
+        guard spec.utf8.allSatisfy({ $0 >= 0x20 }) else {
+            throw EditError(field: "spec", problem: "edit '\(id)' holds raw control characters", fix: "send edits made by ptp submit")
+        }
     }
 
     /// The spec inside, parsed and checked, after checking that the outside says the same.

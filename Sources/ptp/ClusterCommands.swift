@@ -220,16 +220,7 @@ struct Submit: ParsableCommand {
         let client = try CoordinatorClient(address: coordinator, secret: secret, role: .client)
         try client.connect()
         try client.send(.submit(outputDirectory: output, edits: edits))
-        var jobID = ""
-        switch try client.next(timeout: 60) {
-        case .accepted(let id, let count)?:
-            jobID = id
-            note("job \(id) accepted: \(count) edits; results in \(output)")
-        case .error(_, let reason)?:
-            throw CommandError("the coordinator refused the job: \(reason)")
-        default:
-            throw CommandError("no answer from the coordinator")
-        }
+        let jobID = try acceptance(from: client, output: output)
         if detach {
             print(jobID)
             return
@@ -239,6 +230,24 @@ struct Submit: ParsableCommand {
         note("job \(jobID): \(report.job.finished) finished, \(report.job.failed) failed, manifest \(output)/manifest.jsonl")
         print(jobID)
         if report.job.failed > 0 { throw ExitCode(1) }
+    }
+
+    /// The job's id once the coordinator has journaled it (which waits behind its disk).
+    func acceptance(from client: CoordinatorClient, output: String) throws -> String {
+        let asked = Date()
+        while true {
+            switch try client.next(timeout: 30) {
+            case .accepted(let id, let count)?:
+                note("job \(id) accepted: \(count) edits; results in \(output)")
+                return id
+            case .error(_, let reason)?:
+                throw CommandError("the coordinator refused the job: \(reason)")
+            case nil where Date().timeIntervalSince(asked) < reconnectTimeout:
+                note("waiting for the coordinator to journal the job (\(Int(Date().timeIntervalSince(asked))) s so far; its disk is busy)")
+            default:
+                throw CommandError("no answer from the coordinator within \(Int(reconnectTimeout)) s; see ptp status before submitting again")
+            }
+        }
     }
 
     /// Follows the job to its end, reconnecting if the coordinator restarts.

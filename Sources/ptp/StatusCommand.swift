@@ -73,9 +73,11 @@ struct Status: ParsableCommand {
     }
 
     private func report(from client: CoordinatorClient) throws -> ClusterStatus {
-        try client.send(.statusRequest)
-        guard case .statusReport(let status)? = try client.next(timeout: 10) else { throw ConnectionError.timedOut("status report") }
-        return status
+        switch try client.request(.statusRequest, timeout: 10) {
+        case .statusReport(let status): return status
+        case .error(let code, let reason): throw ConnectionError.refused(WireError(WireError.Code(rawValue: code) ?? .rejected, reason))
+        case let other: throw ConnectionError.untrusted("the coordinator answered a status request with '\(other.name)'")
+        }
     }
 
     private func render(_ status: ClusterStatus) throws -> String {

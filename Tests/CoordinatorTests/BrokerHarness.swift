@@ -1,4 +1,4 @@
-import Coordinator
+@testable import Coordinator
 import EditContract
 import Foundation
 import Logging
@@ -30,8 +30,10 @@ final class BrokerHarness {
     let memoryStore: MemoryResultStore?
     private(set) var broker: TaskBroker
     private(set) var board = StatusBoard()
-    /// While set, storage requests wait in `held` instead of being carried out.
+    /// While set, storage requests wait in `held` instead of being carried out (with
+    /// `holdingManifests`, only manifest writes do).
     var holding = false
+    var holdingManifests = false
     private(set) var held: [StorageRequest] = []
     /// Every storage request made, in order.
     private(set) var requests: [StorageRequest] = []
@@ -43,9 +45,11 @@ final class BrokerHarness {
     private var unread: [(Assignment, TaskWork)] = []
 
     /// `packPrompts`: the most prompts one stage-1 task holds (the default's 4).
-    init(packPrompts: Int = 4, unservedTimeout: TimeInterval = 300, maximumAttempts: Int = 3, durable: Bool = false) throws {
+    init(packPrompts: Int = 4, unservedTimeout: TimeInterval = 300, maximumAttempts: Int = 3, commitsInFlight: Int = 64,
+         durable: Bool = false) throws {
         var settings = BrokerSettings()
         settings.packPrompts = packPrompts
+        settings.maximumCommitsInFlight = commitsInFlight
         settings.unservedTimeout = unservedTimeout
         settings.maximumAttempts = maximumAttempts
         self.settings = settings
@@ -103,7 +107,8 @@ final class BrokerHarness {
                     board.note(event, broker: broker)
                 case .store(let request):
                     requests.append(request)
-                    if holding { held.append(request) } else { perform(request) }
+                    let isManifest = if case .writeManifest = request { true } else { false }
+                    if holding || (holdingManifests && isManifest) { held.append(request) } else { perform(request) }
                 }
             }
         }
@@ -112,17 +117,12 @@ final class BrokerHarness {
     private func perform(_ request: StorageRequest) {
         guard let outcome = storage.perform(request) else { return }
         if case .jobNotStored(let job, let reason) = outcome { refusals[job] = reason }
-        if case .inputRead(let session, let taskID, let work) = outcome {
-            guard let task = broker.task(taskID), task.state == .leased, task.worker == session else { return }
-            unread.append((Assignment(session: session, taskID: taskID, kind: work.kind), work))
-        } else {
-            broker.stored(outcome)
-        }
+        broker.stored(outcome)
     }
 
     /// Carries out the held storage requests, in order.
     func release() {
-        holding = false
+        (holding, holdingManifests) = (false, false)
         let requests = held
         held.removeAll()
         for request in requests { perform(request) }

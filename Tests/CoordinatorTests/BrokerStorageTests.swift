@@ -46,7 +46,7 @@ struct BrokerStorageTests {
         h.memoryJournal?.failure = OutputFileError(path: "/state/journal.sqlite", problem: "cannot write: no space left on the device", fix: "free some space")
         h.finishStageOne("job-1.s1", by: "w1")
         #expect(h.broker.task("job-1.s1")?.attempts == 0 && h.broker.task("job-1.s1")?.lastError?.contains("result not committed") == true)
-        h.memoryJournal?.failure = SubmissionError("the journal is corrupt")
+        h.memoryJournal?.failure = StorageError("the journal is corrupt")
         h.credit("w1")
         #expect(h.assignments().map(\.taskID) == ["job-1.s1"])
         h.finishStageOne("job-1.s1", by: "w1")
@@ -67,7 +67,7 @@ struct BrokerStorageTests {
         h.release()
         #expect(h.broker.jobs[job] != nil)
 
-        h.memoryJournal?.failure = SubmissionError("disk I/O error")
+        h.memoryJournal?.failure = StorageError("disk I/O error")
         let refused = try h.submit([H.edit("b")])
         #expect(h.broker.jobs[refused] == nil && h.refusals[refused]?.contains("disk I/O error") == true, "\(h.refusals)")
         h.memoryJournal?.failure = nil
@@ -116,6 +116,7 @@ struct BrokerStorageTests {
         bad.append(with(H.edit("many")) { $0.prompts = Array(repeating: "p", count: EditSpec.maximumTargets + 2) })
         bad.append(with(H.edit("nomodel")) { $0.model = "" })
         bad.append(with(H.edit("longkey")) { $0.packKey = String(repeating: "k", count: EditEnvelope.maximumKeyLength + 1) })
+        bad.append(with(H.edit("newline")) { $0.spec = "{\"id\":\"newline\"}\n{\"id\":\"forged\"}" })
         for edit in bad {
             #expect(throws: SubmissionError.self, "\(edit.id.prefix(20)) \(edit.prompts.count)") { try h.broker.submit([edit], output: h.output.path) }
         }
@@ -166,5 +167,130 @@ struct BrokerStorageTests {
         #expect(try EditSpec(json: sealed) == spec)
         #expect(line.contains(#""spec":{"#) && line.contains(#""model":"/models/sd-1.5""#) && !line.contains(#"\/"#), "\(line)")
         #expect(object["settings"]?["scheduler"]?.stringValue == "DDIMScheduler" && object["workers"]?["finish"]?.arrayValue?.count == 2)
+    }
+
+    @Test("a job is reported complete only once its manifest lists every edit")
+    func completeOnceTheManifestIsWritten() throws {
+        let h = try H()
+        let job = try h.submit([H.edit("a")])
+        h.holdingManifests = true
+        h.join("w1", credit: 3)
+        h.work("w1")
+        #expect(h.broker.jobs[job]?.isComplete == true && h.broker.progressReport(job)?.job.state == "running" && h.manifest().isEmpty)
+        let told = h.changed.count
+        h.release()
+        #expect(h.broker.progressReport(job)?.job.state == "completed" && h.manifest().count == 1)
+        #expect(h.changed.count == told + 1 && h.changed.last == job, "its watchers hear of it once the manifest is written")
+    }
+
+    @Test("a finish task's lease starts when its work goes out, so a busy disk expires nothing a worker has not seen")
+    func leasesStartWhenSent() throws {
+        let h = try H()
+        try h.submit([H.edit("a")])
+        h.join("w1")
+        h.finishStageOne(try #require(h.nextAssignment(for: "w1")).taskID, by: "w1")
+        h.holding = true
+        h.credit("w1")
+        #expect(h.assignments().isEmpty && h.broker.task("job-1.a.f0")?.state == .leased, "assigned, its input being read")
+        h.tick(300)
+        #expect(h.broker.task("job-1.a.f0")?.attempts == 1 && h.broker.task("job-1.a.f0")?.worker == "w1", "no lease ran out")
+        h.release()
+        #expect(h.assignments().map(\.taskID) == ["job-1.a.f0"])
+        h.tick(61)
+        #expect(h.broker.task("job-1.a.f0")?.state == .queued, "the lease runs from when the work went out")
+    }
+
+    @Test("a finish task committed elsewhere while its input was read frees the worker's slot, which takes the next task")
+    func inputReadForATaskDoneElsewhere() throws {
+        let h = try H()
+        try h.submit([H.edit("a")])
+        h.join("w1")
+        h.finishStageOne(try #require(h.nextAssignment(for: "w1")).taskID, by: "w1")
+        h.credit("w1")
+        #expect(h.assignments().map(\.taskID) == ["job-1.a.f0"])
+        // w1 goes silent past its lease; w2 takes both images, but before f0's input is read,
+        // w1's result for it arrives after all and is committed.
+        h.tick(61)
+        h.holding = true
+        h.join("w2", credit: 2)
+        h.finishImage("job-1.a.f0", by: "w1")
+        h.release()
+        #expect(h.broker.task("job-1.a.f0")?.state == .done)
+        #expect(h.assignments() == [Assignment(session: "w2", taskID: "job-1.a.f1", kind: .finish)])
+        // The slot f0's assignment took is free again: w2 takes new work at once.
+        try h.submit([H.edit("b")])
+        #expect(h.assignments() == [Assignment(session: "w2", taskID: "job-2.s1", kind: .stageOne)])
+    }
+
+    @Test("no work goes out while storage is behind by the limit of results in flight; it resumes as they are stored")
+    func backpressure() throws {
+        let h = try H(packPrompts: 2, commitsInFlight: 1)
+        try h.submit([H.edit("a"), H.edit("b")])
+        h.join("w1")
+        h.join("w2", credit: 0)
+        #expect(h.assignments().map(\.taskID) == ["job-1.s1"])
+        h.holding = true
+        h.finishStageOne("job-1.s1", by: "w1")
+        h.credit("w2")
+        h.credit("w1")
+        #expect(h.assignments().isEmpty, "a result waits for storage: nothing more goes out")
+        h.release()
+        let next = h.assignments()
+        #expect(next.count == 2 && Set(next.map(\.session)) == ["w1", "w2"], "\(next)")
+    }
+
+    @Test("edits of different models are never packed together, whatever key a client gives them")
+    func packingByCapability() throws {
+        let h = try H(packPrompts: 8)
+        let forged = with(H.edit("b", precision: .bf16)) { $0.packKey = H.edit("a").packKey }
+        try h.submit([H.edit("a"), forged])
+        #expect(h.broker.task("job-1.s1")?.edits == ["a"] && h.broker.task("job-1.s2")?.edits == ["b"])
+    }
+
+    @Test("a manifest line holds a spec as sealed when it is one compact JSON object, else as a string that cannot break the line")
+    func hostileSpecsInTheManifest() throws {
+        let h = try H()
+        let forged = with(H.edit("f")) { $0.spec = #"{"id":"f"},"status":"ok","x":{"#  + "}" }
+        let spaced = with(H.edit("g")) { $0.spec = #"{"id": "g"}"# }
+        try h.submit([forged, spaced, H.edit("ok")])
+        h.join("w1", credit: 1)
+        // The worker refuses the two it cannot open; the third runs.
+        while let next = h.nextAssignment(for: "w1") {
+            if next.kind == .stageOne {
+                h.finishStageOne(next.taskID, by: "w1", failing: ["f", "g"])
+            } else {
+                h.finishImage(next.taskID, by: "w1")
+            }
+            h.credit("w1")
+        }
+        h.tick()
+        let lines = h.manifest()
+        #expect(lines.count == 3)
+        for line in lines {
+            let object = try #require(try JSONValue.parse(Data(line.utf8)).objectValue, "\(line)")
+            #expect(object["status"]?.stringValue == (object["id"]?.stringValue == "ok" ? "ok" : "failed"), "\(line)")
+        }
+        #expect(lines[0].contains(#""spec":"{\"id\":\"f\"},\"status\":\"ok\",\"x\":{}""#), "\(lines[0])")
+        #expect(lines[2].contains(#""spec":{"cross_replace""#), "\(lines[2])")
+    }
+}
+
+@Suite("compact JSON objects")
+struct CompactJSONObjectTests {
+    @Test("canonical JSON passes; whitespace, control characters, trailing text, bad tokens and deep nesting do not")
+    func recognizer() throws {
+        var spec = EditSpec(id: "x", source: "a \"quoted\" cat\\/é😀", targets: ["a dog\t"])
+        spec.reweight = ["dog": -2.5e-7]
+        spec.crossReplace = CrossReplaceSchedule(StepRange(start: 0, end: 1), words: ["dog": StepRange(end: 0.5)])
+        #expect(CompactJSONObject.matches(try EditEnvelope(spec).spec))
+        for good in [#"{}"#, #"{"a":[]}"#, #"{"a":[1,-0.5,2e10,true,false,null,"\u00e9"],"b":{"c":{}}}"#] {
+            #expect(CompactJSONObject.matches(good), "\(good)")
+        }
+        let deep = String(repeating: #"{"a":"#, count: 100) + "1" + String(repeating: "}", count: 100)
+        for bad in [#"{"a": 1}"#, "{\"a\":\"\n\"}", #"{"a":1},"status":"ok","x":{}"#, #"{"a":1}x"#, #"[1]"#, #"{"a":01}"#,
+                    #"{"a":1,}"#, #"{"a"}"#, #"{"a":tru}"#, #"{"a":"\x"}"#, #"{"a":"\u12"}"#, #"{"a":-}"#, #"{"a":1.}"#, #"{"a":1e}"#,
+                    #"{"a":"#, "", deep] {
+            #expect(!CompactJSONObject.matches(bad), "\(bad.prefix(40))")
+        }
     }
 }

@@ -122,7 +122,7 @@ final class GatedStore: ResultStore, @unchecked Sendable {
 
     func prepareOutput(_ folder: URL) throws -> Bool { false }
     func save(_ tensor: TensorPayload, job: String, edit: String, name: String) throws {}
-    func load(job: String, edit: String, name: String) throws -> TensorPayload { throw SubmissionError("nothing stored") }
+    func load(job: String, edit: String, name: String) throws -> TensorPayload { throw StorageError("nothing stored") }
     func writePictures(job: String, edit: String, count: Int, to folder: URL) throws {}
     func removeTensors(job: String, edit: String) {}
 
