@@ -10,8 +10,8 @@ import Wire
 
 /// A slow output disk does not stall the coordinator: `ptp status` answers promptly while every
 /// file the coordinator writes under the output folder takes a fifth of a second per operation.
-@Suite("a slow output disk", .serialized)
-struct SlowDiskTests {
+/// In the serialized cluster suite, so that no other cluster test loads the cores meanwhile.
+extension ClusterTests {
     @Test("status answers within 100 ms (p99 of 100) while results are written to a slow disk", .timeLimit(.minutes(5)))
     func statusWhileWritingSlowly() throws {
         guard let disk = try SlowMount(delayMilliseconds: 200) else { return }
