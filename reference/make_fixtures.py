@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, StableDiffusionPipeline,
+from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler, EulerDiscreteScheduler,
+                       StableDiffusionPipeline,
                        StableDiffusionXLPipeline,
                        UNet2DConditionModel)
 from safetensors.torch import save_file
@@ -506,6 +507,55 @@ def make_sampler_pipeline_fixture() -> None:
     print("sampler pipelines:", ", ".join(SAMPLER_PIPELINE_RUNS))
 
 
+# Euler ancestral: plans and trajectories (the fresh noise of each step from a seeded torch
+# generator, as diffusers' pipelines pass theirs to step), and whole pipelines.
+ANCESTRAL_CASES = {
+    "euler-a-linspace": ("sd15", {"timestep_spacing": "linspace"}, 20),
+    "euler-a-leading": ("sd15", {}, 15),
+    "euler-a-trailing-v": ("sd2-v", {"timestep_spacing": "trailing"}, 12),
+}
+ANCESTRAL_PIPELINE_RUNS = {
+    "tiny-sd-euler-a": ("tiny-sd", "a red circle on a blue background", 7, 12, 7.5),
+    "tiny-sd2-euler-a": ("tiny-sd2", "a photo of a cat, sitting on a red sofa", 3, 10, 5.0),
+}
+
+
+def make_ancestral_fixture() -> None:
+    directory = OUT / "samplers-ancestral"
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    tensors, meta = {}, {}
+    start = seeded(13, 1, 4, 8, 8)
+    direction = seeded(14, 1, 4, 8, 8)
+    for name, (base, overrides, steps) in ANCESTRAL_CASES.items():
+        config = dict(DDIMScheduler(num_train_timesteps=1000, **SCHEDULER_CASES[base]).config)
+        scheduler = EulerAncestralDiscreteScheduler.from_config(config, **overrides)
+        scheduler.save_config(directory / name)
+        scheduler.set_timesteps(steps)
+        generator = torch.Generator().manual_seed(21)
+        x = start * scheduler.init_noise_sigma
+        for t in scheduler.timesteps:
+            x = scheduler.step(fixed_model(scheduler.scale_model_input(x, t), float(t), direction), t, x, generator=generator).prev_sample
+        tensors[f"{name}.final"] = x
+        meta[name] = {"steps": steps, "timesteps": [float(t) for t in scheduler.timesteps],
+                      "init_noise_sigma": float(scheduler.init_noise_sigma), "noise_seed": 21}
+    tensors["start"], tensors["direction"] = start, direction
+    for name, (weights, prompt, seed, steps, guidance) in ANCESTRAL_PIPELINE_RUNS.items():
+        pipe = StableDiffusionPipeline.from_pretrained(OUT / weights, torch_dtype=torch.float32, safety_checker=None,
+                                                       requires_safety_checker=False)
+        pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
+        pipe.set_progress_bar_config(disable=True)
+        with torch.no_grad():
+            image = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, height=64, width=64,
+                         generator=torch.Generator().manual_seed(seed), output_type="pt").images
+        tensors[f"{name}.image"] = image * 2 - 1
+        meta[name] = {"weights": weights, "prompt": prompt, "seed": seed, "steps": steps, "guidance": guidance}
+    save_tensors(directory / "ancestral.safetensors", tensors)
+    (directory / "cases.json").write_text(json.dumps(meta, indent=1))
+    print("ancestral:", ", ".join(list(ANCESTRAL_CASES) + list(ANCESTRAL_PIPELINE_RUNS)))
+
+
 # Negative prompts: diffusers' `negative_prompt` takes the place of the empty prompt in the
 # unconditional half of classifier-free guidance.
 NEGATIVE_PROMPT_RUNS = {
@@ -665,6 +715,7 @@ PARTS = {
     "sdxl-components": lambda: (make_sdxl_unet_fixture(), make_text_encoder_with_projection_fixture()),
     "samplers": lambda: (make_sampler_fixture(), make_sampler_pipeline_fixture()),
     "negative-prompt": make_negative_prompt_fixture,
+    "ancestral": make_ancestral_fixture,
 }
 
 
@@ -687,6 +738,7 @@ def main() -> None:
     make_sampler_fixture()
     make_sampler_pipeline_fixture()
     make_negative_prompt_fixture()
+    make_ancestral_fixture()
 
 
 if __name__ == "__main__":

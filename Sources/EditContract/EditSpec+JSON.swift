@@ -53,6 +53,20 @@ extension EditSpec {
         }
         spatialReplace = try fields.number(.spatialReplace)
         selfReplaceSide = try fields.integer(.selfReplaceSide)
+        if let name = try fields.string(.selfReplaceVariant) {
+            guard let variant = SelfReplaceVariant(rawValue: name) else {
+                throw EditError(field: "self_replace_variant", problem: "'\(name)' is not a variant",
+                                fix: "use one of \(SelfReplaceVariant.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            selfReplaceVariant = variant
+        }
+        if let name = try fields.string(.ancestralNoise) {
+            guard let noise = AncestralNoise(rawValue: name) else {
+                throw EditError(field: "ancestral_noise", problem: "'\(name)' is not a way to draw it",
+                                fix: "use one of \(AncestralNoise.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            ancestralNoise = noise
+        }
         if let value = fields[.seed] {
             guard let seed = value.intValue, seed >= 0 else { throw EditError(field: "seed", problem: "should be a whole number >= 0, found \(value)", fix: "give a seed such as 8888") }
             self.seed = UInt64(seed)
@@ -109,6 +123,9 @@ extension EditSpec {
         if !reweight.isEmpty { object[.reweight] = .object(reweight.mapValues { .double($0) }) }
         if let spatialReplace { object[.spatialReplace] = .double(spatialReplace) }
         if let selfReplaceSide { object[.selfReplaceSide] = .int(selfReplaceSide) }
+        // Options added later are written only when set, so that older specs read the same.
+        if selfReplaceVariant != .promptToPrompt && mode != .none { object[.selfReplaceVariant] = .string(selfReplaceVariant.rawValue) }
+        if ancestralNoise != .shared { object[.ancestralNoise] = .string(ancestralNoise.rawValue) }
         if let steps { object[.steps] = .int(steps) }
         if let guidance { object[.guidance] = .double(guidance) }
         if let height { object[.height] = .int(height) }

@@ -48,7 +48,7 @@ extension EditSpec {
     private func validateStructure(given: Set<Key>) throws {
         if mode == .none {
             let uncontrolled: [Key] = [.crossReplace, .selfReplace, .blend, .blendSubtract, .reweight, .startBlend, .blendThreshold,
-                                       .blendSubtractThreshold, .spatialReplace, .selfReplaceSide]
+                                       .blendSubtractThreshold, .spatialReplace, .selfReplaceSide, .selfReplaceVariant]
             for key in uncontrolled where given.contains(key) {
                 throw EditError(field: key.rawValue, problem: "has no effect in mode none (the no-control baseline)", fix: "remove it, or choose a mode that uses it")
             }
@@ -61,6 +61,14 @@ extension EditSpec {
                 throw EditError(field: "targets[\(index)]", problem: "differs from the source in mode reweight (which reweights the source's own attention)",
                                 fix: "repeat the source prompt, or use mode replace/refine/auto with reweight")
             }
+        }
+        if selfReplaceVariant == .instructPix2Pix && given.contains(.selfReplaceSide) {
+            throw EditError(field: "self_replace_side", problem: "has no effect with self_replace_variant instruct-pix2pix, which injects in every layer",
+                            fix: "remove it, or use self_replace_variant prompt-to-prompt")
+        }
+        if given.contains(.ancestralNoise), let scheduler, !SchedulerChoice.ancestralClassNames.contains(scheduler.className) {
+            throw EditError(field: "ancestral_noise", problem: "has no effect with \(scheduler.className), which draws no noise after the start",
+                            fix: "remove it, or use an ancestral scheduler (euler-a)")
         }
         if image != nil, let scheduler, scheduler.className != "DDIMScheduler" {
             throw EditError(field: "scheduler", problem: "is \(scheduler.className), but a real image is inverted and edited with DDIM",

@@ -32,6 +32,10 @@ public struct EditSpec: Sendable, Equatable {
     /// The largest query grid side that self-attention is injected at; nil for the default
     /// (16 at SD's 64x64 latent, scaled with the latent).
     public var selfReplaceSide: Int?
+    /// Whose self-attention injection: Prompt-to-Prompt's, or the InstructPix2Pix recipe's.
+    public var selfReplaceVariant: SelfReplaceVariant = .promptToPrompt
+    /// How an ancestral scheduler's per-step noise is drawn for the prompts.
+    public var ancestralNoise: AncestralNoise = .shared
     public var seed: UInt64 = 0
     public var steps: Int?
     public var guidance: Double?
@@ -65,6 +69,7 @@ public struct EditSpec: Sendable, Equatable {
     public enum Key: String, CaseIterable, CodingKey, Sendable {
         case id, source, targets, mode, negativePrompt = "negative_prompt"
         case crossReplace = "cross_replace", selfReplace = "self_replace", selfReplaceSide = "self_replace_side"
+        case selfReplaceVariant = "self_replace_variant", ancestralNoise = "ancestral_noise"
         case blend, blendSubtract = "blend_subtract", blendThreshold = "blend_threshold"
         case blendSubtractThreshold = "blend_subtract_threshold", startBlend = "start_blend"
         case reweight, spatialReplace = "spatial_replace"

@@ -6,7 +6,9 @@ import Foundation
 /// `dpm++-karras`, `euler`, or `DPMSolverMultistepScheduler,solver_order=3`.
 public struct SchedulerChoice: Sendable, Equatable, CustomStringConvertible {
     /// diffusers' class names of the schedulers the Engine implements.
-    public static let classNames = ["DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler"]
+    public static let classNames = ["DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler"]
+    /// The classes among them that add fresh noise at every step.
+    public static let ancestralClassNames: Set<String> = ["EulerAncestralDiscreteScheduler"]
 
     public var className: String
     public var overrides: [String: JSONValue]
@@ -17,13 +19,14 @@ public struct SchedulerChoice: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Short names: DPM-Solver++ (2M unless solver_order says otherwise), Euler, DDIM, with
-    /// `-karras` for Karras sigmas.
+    /// `-karras` for Karras sigmas, and Euler ancestral (`euler-a`).
     static let shortNames: [String: SchedulerChoice] = [
         "ddim": .init(className: "DDIMScheduler"),
         "dpm++": .init(className: "DPMSolverMultistepScheduler"),
         "dpm++-karras": .init(className: "DPMSolverMultistepScheduler", overrides: ["use_karras_sigmas": .bool(true)]),
         "euler": .init(className: "EulerDiscreteScheduler"),
         "euler-karras": .init(className: "EulerDiscreteScheduler", overrides: ["use_karras_sigmas": .bool(true)]),
+        "euler-a": .init(className: "EulerAncestralDiscreteScheduler"),
     ]
 
     /// Parses `NAME[,key=value...]`; values are JSON (true, 3, 0.5, "trailing") or bare words.

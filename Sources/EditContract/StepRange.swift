@@ -23,6 +23,17 @@ public struct StepRange: Sendable, Equatable {
         let first = Int(start * Double(total)), last = Int(end * Double(total))
         return first..<max(first, last)
     }
+
+    /// The steps the InstructPix2Pix recipe's rule covers: i with start <= i / (T - 1) < end, the
+    /// fraction computed as its sampler computes it (a single step counts as 0).
+    public func sharingSteps(of total: Int) -> Range<Int> {
+        let covered = (0..<max(total, 0)).filter { i in
+            let fraction = total > 1 ? Double(i) / Double(total - 1) : 0
+            return start <= fraction && fraction < end
+        }
+        guard let first = covered.first, let last = covered.last else { return 0..<0 }
+        return first..<(last + 1)
+    }
 }
 
 extension StepRange {

@@ -1,8 +1,9 @@
 import ArgumentParser
 import EditContract
-import Engine
 
 extension Precision: ExpressibleByArgument {}
+extension SelfReplaceVariant: ExpressibleByArgument {}
+extension AncestralNoise: ExpressibleByArgument {}
 
 /// Two whole numbers given as `A,B` (or `AxB`): SDXL's sizes as HEIGHT,WIDTH and its crop corner
 /// as TOP,LEFT.

@@ -49,6 +49,12 @@ struct Edit: ParsableCommand {
     @Option(help: "Inject self-attention only at query grids up to this side (default: 16 at SD's 64x64 latent, scaled with the latent).")
     var selfReplaceSide: Int?
 
+    @Option(help: "Self-attention injection as prompt-to-prompt does it (conditional half, small grids) or as the instruct-pix2pix dataset recipe does (both guidance halves, every layer, steps i with i/(T-1) < p).")
+    var selfReplaceVariant: SelfReplaceVariant?
+
+    @Option(help: "With an ancestral scheduler (euler-a): one fresh noise per step shared by every prompt (shared, the default), or one per prompt (independent).")
+    var ancestralNoise: AncestralNoise?
+
     @Option(help: "LocalBlend words of one prompt, comma-separated; repeat once per prompt, source first.")
     var blend: [String] = []
 
@@ -94,7 +100,7 @@ struct Edit: ParsableCommand {
     @Option(help: "fp32 (exact, the default) or bf16 (bfloat16 products with float32 accumulation; needs AVX512-BF16 or AMX).")
     var precision: Precision?
 
-    @Option(help: ArgumentHelp("The scheduler: ddim, dpm++, dpm++-karras, euler, euler-karras or a diffusers class name, with config overrides (e.g. dpm++,solver_order=3); default: the model's (DDIM for --image).",
+    @Option(help: ArgumentHelp("The scheduler: ddim, dpm++, dpm++-karras, euler, euler-karras, euler-a or a diffusers class name, with config overrides (e.g. dpm++,solver_order=3); default: the model's (DDIM for --image).",
                                valueName: "name[,key=value...]"))
     var scheduler: String?
 
@@ -137,6 +143,8 @@ struct Edit: ParsableCommand {
         if let crossReplace { spec.crossReplace = try Self.parseCrossReplace(crossReplace) }
         if let selfReplace { spec.selfReplace = try Self.parseRange(selfReplace, option: "--self-replace") }
         if let selfReplaceSide { spec.selfReplaceSide = selfReplaceSide }
+        if let selfReplaceVariant { spec.selfReplaceVariant = selfReplaceVariant }
+        if let ancestralNoise { spec.ancestralNoise = ancestralNoise }
         if !blend.isEmpty {
             spec.blend = blend.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
         }
@@ -175,6 +183,8 @@ struct Edit: ParsableCommand {
         if crossReplace != nil { given.insert(.crossReplace) }
         if selfReplace != nil { given.insert(.selfReplace) }
         if selfReplaceSide != nil { given.insert(.selfReplaceSide) }
+        if selfReplaceVariant != nil { given.insert(.selfReplaceVariant) }
+        if ancestralNoise != nil { given.insert(.ancestralNoise) }
         if !blend.isEmpty { given.insert(.blend) }
         if !reweight.isEmpty { given.insert(.reweight) }
         if inversion != nil { given.insert(.inversion) }

@@ -9,7 +9,7 @@ struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Text to image: one prompt, one seed, one PNG.",
         discussion: """
-            Runs as diffusers' StableDiffusionPipeline with the model's scheduler (DDIM, DPM-Solver++ or Euler, from \
+            Runs as diffusers' StableDiffusionPipeline with the model's scheduler (DDIM, DPM-Solver++, Euler or Euler ancestral, from \
             scheduler/scheduler_config.json) or the one --scheduler names. Settings not given come from the model's recommendations.
             """)
 
@@ -61,7 +61,7 @@ struct Generate: ParsableCommand {
     @Option(help: "fp32 (exact, the default) or bf16 (bfloat16 products with float32 accumulation; needs AVX512-BF16 or AMX).")
     var precision: Precision = .fp32
 
-    @Option(help: ArgumentHelp("The scheduler: ddim, dpm++, dpm++-karras, euler, euler-karras or a diffusers class name, with config overrides (e.g. dpm++,solver_order=3); default: the model's.",
+    @Option(help: ArgumentHelp("The scheduler: ddim, dpm++, dpm++-karras, euler, euler-karras, euler-a or a diffusers class name, with config overrides (e.g. dpm++,solver_order=3); default: the model's.",
                                valueName: "name[,key=value...]"))
     var scheduler: String?
 

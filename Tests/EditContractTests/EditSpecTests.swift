@@ -83,6 +83,12 @@ struct EditSpecTests {
         (#"{"id": "a", "source": "x", "targets": ["y"], "crops_coords_top_left": [0, 1e12]}"#, "crops_coords_top_left"),
         // A real image is inverted and edited with DDIM.
         (#"{"id": "a", "source": "x", "targets": ["y"], "image": "p.png", "scheduler": "euler"}"#, "scheduler"),
+        // The recipe's options, where they do nothing or do not exist.
+        (#"{"id": "a", "source": "x", "targets": ["y"], "self_replace_variant": "ip2p"}"#, "self_replace_variant"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "mode": "none", "self_replace_variant": "instruct-pix2pix"}"#, "self_replace_variant"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "self_replace_variant": "instruct-pix2pix", "self_replace_side": 16}"#, "self_replace_side"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "ancestral_noise": "per-prompt"}"#, "ancestral_noise"),
+        (#"{"id": "a", "source": "x", "targets": ["y"], "scheduler": "ddim", "ancestral_noise": "independent"}"#, "ancestral_noise"),
     ])
     func refused(_ text: String, field: String) {
         let found = error(text)
@@ -147,6 +153,22 @@ struct EditSpecTests {
             #expect((error as? EditError)?.field == field, "\(text): \(error)")
         }
     }
+
+    @Test("the InstructPix2Pix recipe's options: Euler ancestral, its self-attention variant, shared or independent noise")
+    func recipeOptions() throws {
+        let spec = try parse(#"""
+            {"id": "r", "source": "a cat", "targets": ["a cat wearing a hat"], "scheduler": "euler-a", "self_replace": 0.45,
+             "self_replace_variant": "instruct-pix2pix", "ancestral_noise": "independent", "cross_replace": 0}
+            """#)
+        #expect(spec.scheduler == SchedulerChoice(className: "EulerAncestralDiscreteScheduler") && spec.selfReplaceVariant == .instructPix2Pix)
+        #expect(spec.ancestralNoise == .independent && spec.selfReplace == StepRange(end: 0.45))
+        #expect(try EditSpec(json: spec.json) == spec)
+        // At their defaults they are not written, so older specs read the same.
+        let plain = try parse(#"{"id": "p", "source": "a cat", "targets": ["a dog"]}"#)
+        #expect(plain.json["self_replace_variant"] == nil && plain.json["ancestral_noise"] == nil)
+        #expect(SchedulerChoice.ancestralClassNames == ["EulerAncestralDiscreteScheduler"])
+    }
+
 }
 
 @Suite("strict JSON for hand-written specs: duplicates refused, errors placed")

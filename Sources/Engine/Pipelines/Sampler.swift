@@ -9,6 +9,9 @@ struct UNetPass: Sendable {
     /// Batch rows holding the prompts' conditional halves, prompt 0 first (empty in the
     /// unconditional pass of low-memory mode).
     let conditionalRows: Range<Int>
+    /// Batch rows holding the prompts' unconditional halves, prompt 0 first (empty without
+    /// guidance, and in the conditional pass of low-memory mode).
+    var unconditionalRows: Range<Int> = 0..<0
 }
 
 /// What Prompt-to-Prompt needs from the sampling loop besides attention: where each UNet pass
@@ -39,6 +42,8 @@ public struct SamplingSettings: Sendable, Equatable {
     var negativePrompt: String?
     /// SDXL's size and crop conditioning (refused by other models when given).
     var sizeConditioning = SizeConditioning()
+    /// How an ancestral scheduler's per-step noise is drawn for several prompts.
+    var ancestralNoise: AncestralNoise = .shared
 
     /// `originalSize` ([height, width]) and `cropsCoordsTopLeft` ([top, left]) are SDXL's size
     /// conditioning, as an edit spec's `original_size` and `crops_coords_top_left`.
@@ -115,10 +120,15 @@ public struct Sampler: Sendable {
         return try conditioning([settings.negativePrompt ?? ""], settings: settings).repeated(conditional.count)
     }
 
+    /// The shape of one prompt's latents [1, C, h, w].
+    func latentShape(_ settings: SamplingSettings) -> [Int] {
+        [1, model.sampleChannels, settings.height / model.latentScale, settings.width / model.latentScale]
+    }
+
     /// The seed's starting noise for one prompt: [1, C, h, w], as torch.randn with a generator.
     func initialNoise(_ settings: SamplingSettings) -> Tensor {
         var generator = TorchGenerator(seed: settings.seed)
-        return generator.normal([1, model.sampleChannels, settings.height / model.latentScale, settings.width / model.latentScale])
+        return generator.normal(latentShape(settings))
     }
 
     /// Denoises `prompts` together from `start` (default: the seed's noise, shared by all) and
@@ -136,7 +146,10 @@ public struct Sampler: Sendable {
         let guided = settings.guidance > 1
         let unconditional = guided ? try self.unconditional(like: conditional, settings: settings) : conditional
         var run = try scheduler(settings).start(steps: settings.steps)
-        var latents = (start ?? initialNoise(settings)).repeated(count / (start?.shape[0] ?? 1))
+        // One generator for the start and, for an ancestral scheduler, each step's fresh noise,
+        // as diffusers' pipelines pass theirs to both.
+        var generator = TorchGenerator(seed: settings.seed)
+        var latents = (start ?? generator.normal(latentShape(settings))).repeated(count / (start?.shape[0] ?? 1))
         if start == nil && run.initialNoiseSigma != 1 {
             let sigma = run.initialNoiseSigma
             latents = latents.mapElements { $0 * sigma }
@@ -150,7 +163,7 @@ public struct Sampler: Sendable {
                 prediction = model.unet(input, timesteps: Array(repeating: time, count: count), context: conditional.context,
                                         added: conditional.added, precision: precision, controller: controller)
             } else if settings.lowMemory {
-                controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: 0..<0))
+                controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: 0..<0, unconditionalRows: 0..<count))
                 let uncond = model.unet(input, timesteps: Array(repeating: time, count: count), context: unconditional.context,
                                         added: unconditional.added, precision: precision, controller: controller)
                 controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: 0..<count))
@@ -158,14 +171,22 @@ public struct Sampler: Sendable {
                                       added: conditional.added, precision: precision, controller: controller)
                 prediction = Self.guide(unconditional: uncond, conditional: cond, scale: settings.guidance)
             } else {
-                controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: count..<(2 * count)))
+                controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: count..<(2 * count),
+                                               unconditionalRows: 0..<count))
                 let halves = TextConditioning.concatenate([unconditional, conditional])
                 let pair = model.unet(Tensor.concatenate([input, input], axis: 0), timesteps: Array(repeating: time, count: 2 * count),
                                              context: halves.context, added: halves.added, precision: precision, controller: controller)
                 prediction = Self.guide(unconditional: pair.slice(0..<count), conditional: pair.slice(count..<(2 * count)),
                                         scale: settings.guidance)
             }
-            latents = run.step(prediction, step: step, sample: latents)
+            if run.drawsNoise {
+                var shape = latentShape(settings)
+                if settings.ancestralNoise == .independent { shape[0] = count }
+                let noise = generator.normal(shape)
+                latents = run.step(prediction, step: step, sample: latents, noise: shape[0] == count ? noise : noise.repeated(count))
+            } else {
+                latents = run.step(prediction, step: step, sample: latents)
+            }
             controller?.endStep(step, latents: &latents)
             progress?(step + 1, timesteps.count)
         }

@@ -1,8 +1,10 @@
 /// Prompt-to-Prompt's attention control for one edit: the source prompt (batch row 0 of the
 /// conditional half) is never changed; each edited prompt's cross-attention is mapped from the
 /// source's by the edit and blended in by the step's alpha per token; its self-attention is the
-/// source's during the self-replace steps at small resolutions; the maps are stored after
-/// editing; and LocalBlend, when set, resets the latents outside the edited region.
+/// source's during the self-replace steps, at small resolutions in the conditional half
+/// (Prompt-to-Prompt's variant) or in every layer of both halves (the InstructPix2Pix recipe's);
+/// the maps are stored after editing; and LocalBlend, when set, resets the latents outside the
+/// edited region.
 final class PromptToPromptController: SamplingController {
     let prompts: Int
     let edit: CrossAttentionEdit?
@@ -11,6 +13,8 @@ final class PromptToPromptController: SamplingController {
     let selfSteps: Range<Int>
     /// Self-attention is injected only in layers with at most this many queries.
     let selfMaximumQueries: Int
+    /// Self-attention is injected in guidance's unconditional half too.
+    let selfInBothHalves: Bool
     let store: AttentionStore
     let localBlend: LocalBlend?
     /// Spatial replacement: after step s, edited latents become the source's while s + 1 < this.
@@ -22,7 +26,9 @@ final class PromptToPromptController: SamplingController {
     private var pass: UNetPass?
 
     init(prompts: Int, edit: CrossAttentionEdit?, crossAlpha: [[[Float]]], selfSteps: Range<Int>,
-         selfMaximumQueries: Int, store: AttentionStore, localBlend: LocalBlend? = nil, spatialReplaceUntil: Int? = nil) {
+         selfMaximumQueries: Int, selfInBothHalves: Bool = false, store: AttentionStore, localBlend: LocalBlend? = nil,
+         spatialReplaceUntil: Int? = nil) {
+        self.selfInBothHalves = selfInBothHalves
         self.spatialReplaceUntil = spatialReplaceUntil
         self.prompts = prompts
         self.edit = edit
@@ -48,21 +54,38 @@ final class PromptToPromptController: SamplingController {
     }
 
     private func injectsSelfAttention(_ site: AttentionSite, step: Int) -> Bool {
-        edit != nil && !site.isCross && selfSteps.contains(step) && site.queries <= selfMaximumQueries
+        !site.isCross && selfSteps.contains(step) && site.queries <= selfMaximumQueries
+    }
+
+    /// The batch rows whose self-attention this pass's injection covers.
+    private func injectedRows(_ pass: UNetPass) -> [Range<Int>] {
+        [pass.conditionalRows] + (selfInBothHalves ? [pass.unconditionalRows] : [])
     }
 
     func observes(_ site: AttentionSite) -> Bool {
-        guard let pass, !pass.conditionalRows.isEmpty else { return false }
-        if site.isCross && edit != nil { return true }
-        return injectsSelfAttention(site, step: pass.step) || store.keeps(site)
+        guard let pass else { return false }
+        if injectsSelfAttention(site, step: pass.step) && injectedRows(pass).contains(where: { !$0.isEmpty }) { return true }
+        guard !pass.conditionalRows.isEmpty else { return false }
+        return (site.isCross && edit != nil) || store.keeps(site)
     }
 
     func process(_ p: AttentionProbabilities, at site: AttentionSite) {
         guard let pass else { return }
+        let count = p.queries * p.keys
+        if injectsSelfAttention(site, step: pass.step) {
+            for rows in injectedRows(pass) where !rows.isEmpty {
+                precondition(rows.count == prompts && rows.upperBound <= p.batch, "controller built for \(prompts) prompts sees rows \(rows) of \(p.batch)")
+                for target in 1..<prompts {
+                    for h in 0..<p.heads {
+                        p.matrix(batch: rows.lowerBound + target, head: h).update(from: p.matrix(batch: rows.lowerBound, head: h), count: count)
+                    }
+                }
+            }
+        }
         let rows = pass.conditionalRows
+        guard !rows.isEmpty else { return }
         precondition(rows.count == prompts && rows.upperBound <= p.batch, "controller built for \(prompts) prompts sees rows \(rows) of \(p.batch)")
         let source = rows.lowerBound
-        let count = p.queries * p.keys
         if site.isCross, let edit {
             let alphas = crossAlpha[min(pass.step, crossAlpha.count - 1)]
             let mapped = UnsafeMutablePointer<Float>.allocate(capacity: count)
@@ -77,12 +100,6 @@ final class PromptToPromptController: SamplingController {
                         let row = own + q * p.keys, new = mapped + q * p.keys
                         for n in 0..<p.keys { row[n] = alpha[n] * new[n] + (1 - alpha[n]) * row[n] }
                     }
-                }
-            }
-        } else if injectsSelfAttention(site, step: pass.step) {
-            for target in 1..<prompts {
-                for h in 0..<p.heads {
-                    p.matrix(batch: source + target, head: h).update(from: p.matrix(batch: source, head: h), count: count)
                 }
             }
         }

@@ -41,10 +41,12 @@ public struct PromptToPromptEditor: Sendable {
         let d = model.defaults
         // A real image is inverted with DDIM, and edited with it, whatever the model's scheduler.
         let scheduler = spec.image != nil && spec.scheduler == nil ? SchedulerChoice(className: "DDIMScheduler") : spec.scheduler
-        return SamplingSettings(steps: spec.steps ?? d.steps, guidance: Float(spec.guidance ?? Double(d.guidance)), seed: spec.seed,
-                                height: spec.height ?? d.height, width: spec.width ?? d.width, lowMemory: lowMemory, precision: spec.precision,
-                                scheduler: scheduler, negativePrompt: spec.negativePrompt,
-                                originalSize: spec.originalSize, cropsCoordsTopLeft: spec.cropsCoordsTopLeft)
+        var settings = SamplingSettings(steps: spec.steps ?? d.steps, guidance: Float(spec.guidance ?? Double(d.guidance)), seed: spec.seed,
+                                        height: spec.height ?? d.height, width: spec.width ?? d.width, lowMemory: lowMemory, precision: spec.precision,
+                                        scheduler: scheduler, negativePrompt: spec.negativePrompt,
+                                        originalSize: spec.originalSize, cropsCoordsTopLeft: spec.cropsCoordsTopLeft)
+        settings.ancestralNoise = spec.ancestralNoise
+        return settings
     }
 
     /// Everything about `spec` that needs the model: prompt lengths, that every blend, reweight
@@ -145,6 +147,9 @@ public struct PromptToPromptEditor: Sendable {
         }
         let alpha = spec.crossReplace
             .table(steps: settings.steps, targets: Array(words.dropFirst()), length: tokenizer.maximumLength)
+        // No step takes any of the source's cross-attention and nothing is reweighted: the maps
+        // need not be read at all (the InstructPix2Pix recipe shares self-attention only).
+        if spec.reweight.isEmpty && alpha.allSatisfy({ $0.allSatisfy { $0.allSatisfy { $0 == 0 } } }) { edit = nil }
         // Each token once, however many times its word is listed.
         func tokens(_ lists: [[String]]) -> [[Int]] {
             lists.enumerated().map { index, list in Array(Set(list.flatMap { words[index].tokens(of: $0) })).sorted() }
@@ -154,11 +159,13 @@ public struct PromptToPromptEditor: Sendable {
                        threshold: Float(spec.blendThreshold), subtractThreshold: Float(spec.blendSubtractThreshold),
                        startStep: Int(spec.startBlend * Double(settings.steps)), grid: blendGrid)
         }
-        let injectLimit = spec.selfReplaceSide.map { $0 * $0 }
+        let recipe = spec.selfReplaceVariant == .instructPix2Pix
+        // Prompt-to-Prompt injects at small resolutions only; the recipe in every layer.
+        let injectLimit = recipe ? Int.max : spec.selfReplaceSide.map { $0 * $0 }
             ?? AttentionGrid(latentHeight: latentHeight, latentWidth: latentWidth, level: 2).queries
         return PromptToPromptController(prompts: spec.prompts.count, edit: edit, crossAlpha: alpha,
-                                        selfSteps: spec.selfReplace.steps(of: settings.steps),
-                                        selfMaximumQueries: injectLimit, store: store, localBlend: blend,
+                                        selfSteps: recipe ? spec.selfReplace.sharingSteps(of: settings.steps) : spec.selfReplace.steps(of: settings.steps),
+                                        selfMaximumQueries: injectLimit, selfInBothHalves: recipe, store: store, localBlend: blend,
                                         spatialReplaceUntil: spec.spatialReplace.map { Int((1 - $0) * Double(settings.steps)) })
     }
 

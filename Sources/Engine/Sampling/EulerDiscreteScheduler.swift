@@ -44,9 +44,14 @@ struct EulerDiscreteScheduler: Sendable {
     /// The spaced timesteps of a `steps`-step plan, as diffusers computes them (float32), or nil
     /// when the spacing gives another count.
     func spacedTimesteps(steps: Int) -> [Float]? {
-        let trainTimesteps = schedule.trainTimesteps
+        Self.spacedTimesteps(steps: steps, trainTimesteps: schedule.trainTimesteps, spacing: timestepSpacing, offset: stepsOffset)
+    }
+
+    /// diffusers' Euler schedulers' timesteps (float32) for a spacing, or nil when it gives
+    /// another count.
+    static func spacedTimesteps(steps: Int, trainTimesteps: Int, spacing: TimestepSpacing, offset stepsOffset: Int) -> [Float]? {
         let timesteps: [Float]
-        switch timestepSpacing {
+        switch spacing {
         case .linspace:
             timesteps = NumPy.linspace(0, Double(trainTimesteps - 1), steps).map(Float.init).reversed()
         case .leading:

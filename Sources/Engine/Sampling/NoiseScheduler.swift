@@ -13,6 +13,19 @@ protocol SchedulerRun {
     func scaleInput(_ sample: Tensor, step: Int) -> Tensor
     /// The sample after step `step`, given the (guided) model output for `sample`.
     mutating func step(_ output: Tensor, step: Int, sample: Tensor) -> Tensor
+    /// Whether each step adds fresh noise (ancestral sampling).
+    var drawsNoise: Bool { get }
+    /// The sample after step `step`, with `noise` (the sample's shape, standard normal) for a
+    /// scheduler that draws it.
+    mutating func step(_ output: Tensor, step: Int, sample: Tensor, noise: Tensor?) -> Tensor
+}
+
+extension SchedulerRun {
+    var drawsNoise: Bool { false }
+
+    mutating func step(_ output: Tensor, step: Int, sample: Tensor, noise: Tensor?) -> Tensor {
+        self.step(output, step: step, sample: sample)
+    }
 }
 
 /// The schedulers a sampling run can use, each configured from scheduler_config.json as
@@ -21,6 +34,7 @@ enum NoiseScheduler: Sendable {
     case ddim(DDIMScheduler)
     case dpmSolverMultistep(DPMSolverMultistepScheduler)
     case eulerDiscrete(EulerDiscreteScheduler)
+    case eulerAncestral(EulerAncestralDiscreteScheduler)
 
     /// diffusers' class names of the schedulers implemented here.
     static let classNames = SchedulerChoice.classNames
@@ -33,6 +47,7 @@ enum NoiseScheduler: Sendable {
         case "DDIMScheduler": self = .ddim(try DDIMScheduler(config))
         case "DPMSolverMultistepScheduler": self = .dpmSolverMultistep(try DPMSolverMultistepScheduler(config))
         case "EulerDiscreteScheduler": self = .eulerDiscrete(try EulerDiscreteScheduler(config))
+        case "EulerAncestralDiscreteScheduler": self = .eulerAncestral(try EulerAncestralDiscreteScheduler(config))
         default:
             throw ModelDirectoryError(path: config.file.path, problem: "names scheduler class \(className)",
                                       fix: "use one of \(Self.classNames.joined(separator: ", "))")
@@ -44,6 +59,7 @@ enum NoiseScheduler: Sendable {
         case .ddim: return "DDIMScheduler"
         case .dpmSolverMultistep: return "DPMSolverMultistepScheduler"
         case .eulerDiscrete: return "EulerDiscreteScheduler"
+        case .eulerAncestral: return "EulerAncestralDiscreteScheduler"
         }
     }
 
@@ -52,6 +68,7 @@ enum NoiseScheduler: Sendable {
         case .ddim(let s): return s.schedule
         case .dpmSolverMultistep(let s): return s.schedule
         case .eulerDiscrete(let s): return s.schedule
+        case .eulerAncestral(let s): return s.schedule
         }
     }
 
@@ -61,6 +78,7 @@ enum NoiseScheduler: Sendable {
         case .ddim(let s): return s.supports(steps: steps)
         case .dpmSolverMultistep(let s): return s.supports(steps: steps)
         case .eulerDiscrete(let s): return s.supports(steps: steps)
+        case .eulerAncestral(let s): return s.supports(steps: steps)
         }
     }
 
@@ -78,6 +96,7 @@ enum NoiseScheduler: Sendable {
         case .ddim(let s): return s.start(steps: steps)
         case .dpmSolverMultistep(let s): return s.start(steps: steps)
         case .eulerDiscrete(let s): return s.start(steps: steps)
+        case .eulerAncestral(let s): return s.start(steps: steps)
         }
     }
 }
