@@ -28,7 +28,7 @@ from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler
                        StableDiffusionXLPipeline,
                        UNet2DConditionModel)
 from safetensors.torch import save_file
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "Tests" / "Fixtures" / "reference"
@@ -556,6 +556,64 @@ def make_ancestral_fixture() -> None:
     print("ancestral:", ", ".join(list(ANCESTRAL_CASES) + list(ANCESTRAL_PIPELINE_RUNS)))
 
 
+# CLIP, as the InstructPix2Pix recipe scores pairs with it (its metrics/clip_similarity.py): a
+# tiny random transformers CLIPModel with the tiny-sd tokenizer, two pictures resized as the
+# recipe resizes them (bicubic to the model's size, no antialiasing, CLIP's mean and std), their
+# features and the four similarities.
+CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+
+
+def clip_pixels(image: np.ndarray, size: int) -> torch.Tensor:
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    x = torch.nn.functional.interpolate(x, size=size, mode="bicubic", align_corners=False)
+    return (x - torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+
+
+def make_clip_fixture(seed: int = 50) -> None:
+    directory = OUT / "tiny-clip"
+    if directory.exists():
+        shutil.rmtree(directory)
+    tokenizer = CLIPTokenizer.from_pretrained(OUT / "tiny-sd" / "tokenizer")
+    config = CLIPConfig(
+        text_config=dict(vocab_size=tokenizer.vocab_size + 2, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=77, hidden_act="quick_gelu",
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id),
+        vision_config=dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=3, image_size=40,
+                           patch_size=8, num_channels=3, hidden_act="quick_gelu"),
+        projection_dim=24)
+    model = CLIPModel(config).eval()
+    for part in (model.text_model, model.vision_model, model.text_projection, model.visual_projection):
+        randomize(part, seed)
+        seed += 1
+    save_model(model, directory)
+    tokenizer.save_pretrained(directory)
+    # Two pictures, one not square (the recipe squashes to the model's square size).
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:72, 0:56]
+    first = np.stack([(xx * 4) % 256, (yy * 3) % 256, ((xx + yy) * 2) % 256], axis=-1).astype(np.uint8)
+    second = rng.integers(0, 256, size=(72, 56, 3), dtype=np.uint8)
+    from PIL import Image
+    for name, image in (("image-0", first), ("image-1", second)):
+        Image.fromarray(image).save(directory / f"{name}.png")
+    texts = ["a red circle on a blue background", "a red circle on a striped blue background"]
+    size = config.vision_config.image_size
+    with torch.no_grad():
+        pixels = torch.cat([clip_pixels(first, size), clip_pixels(second, size)])
+        images = model.get_image_features(pixel_values=pixels).pooler_output
+        ids = tokenizer(texts, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+        words = model.get_text_features(input_ids=ids).pooler_output
+    images = images / images.norm(dim=1, keepdim=True)
+    words = words / words.norm(dim=1, keepdim=True)
+    cos = torch.nn.functional.cosine_similarity
+    similarities = torch.stack([cos(images[:1], words[:1])[0], cos(images[1:], words[1:])[0],
+                                cos(images[1:] - images[:1], words[1:] - words[:1])[0], cos(images[:1], images[1:])[0]])
+    save_tensors(directory / "io.safetensors", {"pixel_values": pixels, "image_features": images, "text_features": words,
+                                                 "similarities": similarities})
+    (directory / "io.json").write_text(json.dumps({"texts": texts, "images": ["image-0.png", "image-1.png"],
+                                                   "similarities": ["text_0", "text_1", "direction", "image"]}, indent=2))
+    print("tiny clip: similarities", [round(float(s), 4) for s in similarities])
+
+
 # Negative prompts: diffusers' `negative_prompt` takes the place of the empty prompt in the
 # unconditional half of classifier-free guidance.
 NEGATIVE_PROMPT_RUNS = {
@@ -716,6 +774,7 @@ PARTS = {
     "samplers": lambda: (make_sampler_fixture(), make_sampler_pipeline_fixture()),
     "negative-prompt": make_negative_prompt_fixture,
     "ancestral": make_ancestral_fixture,
+    "clip": make_clip_fixture,
 }
 
 
@@ -739,6 +798,7 @@ def main() -> None:
     make_sampler_pipeline_fixture()
     make_negative_prompt_fixture()
     make_ancestral_fixture()
+    make_clip_fixture()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ struct CLIPTextConfiguration: Sendable {
     let layers: Int
     let heads: Int
     let positions: Int
-    let activation: Activation
+    let activation: CLIPEncoder.Activation
     let layerNormEpsilon: Float
     /// The end-of-text token, where the pooled output is taken (`eos_token_id`; 2 in old
     /// configs, where transformers takes the highest id instead, as the original CLIP did).
@@ -17,11 +17,9 @@ struct CLIPTextConfiguration: Sendable {
     /// The width of `text_projection` (CLIPTextModelWithProjection), when the weights have one.
     let projectionWidth: Int
 
-    enum Activation: String, Sendable {
-        case quickGELU = "quick_gelu", gelu
-    }
-
-    init(_ config: ModelConfig) throws {
+    /// `projectionWidth`: the projection's width when the model's config gives it elsewhere
+    /// (CLIPModel's top-level `projection_dim`).
+    init(_ config: ModelConfig, projectionWidth: Int? = nil) throws {
         vocabularySize = try config.int("vocab_size")
         width = try config.size("hidden_size")
         intermediateWidth = try config.size("intermediate_size")
@@ -29,13 +27,13 @@ struct CLIPTextConfiguration: Sendable {
         heads = try config.size("num_attention_heads")
         positions = try config.size("max_position_embeddings", default: 77)
         let name = try config.string("hidden_act", default: "quick_gelu")
-        guard let activation = Activation(rawValue: name) else {
+        guard let activation = CLIPEncoder.Activation(rawValue: name) else {
             throw ModelDirectoryError(path: config.file.path, problem: "has hidden_act '\(name)'", fix: "use quick_gelu or gelu")
         }
         self.activation = activation
         layerNormEpsilon = Float(try config.double("layer_norm_eps", default: 1e-5))
         endOfTextID = try config.int("eos_token_id", default: 2)
-        projectionWidth = try config.size("projection_dim", default: 512)
+        self.projectionWidth = try projectionWidth ?? config.size("projection_dim", default: 512)
         guard width % heads == 0 else {
             throw ModelDirectoryError(path: config.file.path, problem: "has hidden_size \(width) not divisible by \(heads) heads", fix: "correct the configuration")
         }
@@ -51,16 +49,10 @@ struct CLIPTextModel: Sendable {
     let configuration: CLIPTextConfiguration
     let tokenEmbedding: Embedding
     let positionEmbedding: Tensor  // [positions, width]
-    let layers: [EncoderLayer]
+    let encoder: CLIPEncoder
     let finalNorm: LayerNorm
     /// CLIPTextModelWithProjection's projection of the pooled output (no bias).
     let textProjection: Linear?
-
-    struct EncoderLayer: Sendable {
-        let norm1, norm2: LayerNorm
-        let query, key, value, output: Linear
-        let fc1, fc2: Linear
-    }
 
     /// Loads weights named as transformers saves them (`text_model.` prefix, which some
     /// conversions drop); `position_ids` is not used.
@@ -69,18 +61,8 @@ struct CLIPTextModel: Sendable {
         let root = file.entries["text_model.embeddings.token_embedding.weight"] != nil ? Weights(file, prefix: "text_model.") : Weights(file)
         tokenEmbedding = try Embedding(root.scoped("embeddings"), "token_embedding", count: c.vocabularySize, width: c.width)
         positionEmbedding = try root("embeddings.position_embedding.weight", shape: [c.positions, c.width])
-        layers = try (0..<c.layers).map { i in
-            let w = root.scoped("encoder.layers.\(i)")
-            return EncoderLayer(
-                norm1: try LayerNorm(w, "layer_norm1", width: c.width, epsilon: c.layerNormEpsilon),
-                norm2: try LayerNorm(w, "layer_norm2", width: c.width, epsilon: c.layerNormEpsilon),
-                query: try Linear(w, "self_attn.q_proj", input: c.width, output: c.width),
-                key: try Linear(w, "self_attn.k_proj", input: c.width, output: c.width),
-                value: try Linear(w, "self_attn.v_proj", input: c.width, output: c.width),
-                output: try Linear(w, "self_attn.out_proj", input: c.width, output: c.width),
-                fc1: try Linear(w, "mlp.fc1", input: c.width, output: c.intermediateWidth),
-                fc2: try Linear(w, "mlp.fc2", input: c.intermediateWidth, output: c.width))
-        }
+        encoder = try CLIPEncoder(root, layers: c.layers, width: c.width, intermediateWidth: c.intermediateWidth, heads: c.heads,
+                                  activation: c.activation, epsilon: c.layerNormEpsilon)
         finalNorm = try LayerNorm(root, "final_layer_norm", width: c.width, epsilon: c.layerNormEpsilon)
         textProjection = file.entries["text_projection.weight"] == nil ? nil
             : try Linear(Weights(file), "text_projection", input: c.width, output: c.projectionWidth, bias: false)
@@ -112,17 +94,8 @@ struct CLIPTextModel: Sendable {
         let positions = positionEmbedding.slice(0..<n).repeated(batch).reshaped([batch, n, width])
         x = x + positions
         let causal = Tensor(shape: [n, n], values: (0..<(n * n)).map { ($0 % n) > ($0 / n) ? -Float.infinity : 0 })
-        var penultimate = x
-        for (index, layer) in layers.enumerated() {
-            if index == layers.count - 1 { penultimate = x }
-            let h = layer.norm1(x)
-            let attended = Attention.scaledDotProduct(query: layer.query(h, precision: precision), key: layer.key(h, precision: precision),
-                                                      value: layer.value(h, precision: precision), heads: configuration.heads, mask: causal)
-            x = layer.output.adding(attended, to: x, precision: precision)
-            let inner = layer.fc1(layer.norm2(x), precision: precision)
-            x = layer.fc2.adding(configuration.activation == .quickGELU ? inner.quickGELU() : inner.gelu(), to: x, precision: precision)
-        }
-        let last = finalNorm(x)
+        let (output, penultimate) = encoder(x, mask: causal, precision: precision)
+        let last = finalNorm(output)
         var textEmbeds: Tensor?
         if let textProjection {
             // [B, width]: each row's final-normed vector at its end-of-text token.
