@@ -40,6 +40,9 @@ let package = Package(
         .systemLibrary(
             name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(
+            name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev"])]),
         // oneDNN ships no pkg-config file; its headers and library are on the default paths.
         .systemLibrary(
             name: "CDNNL", path: "Sources/CDNNL",
@@ -49,8 +52,8 @@ let package = Package(
         // The edit contract: the spec of one edit, its JSON form and its checks. What the CLI,
         // the coordinator, the workers and the Engine agree on; no model or network code.
         .target(name: "EditContract"),
-        // RGB images, PNG files, atomic writes: shared by the Engine and the Coordinator.
-        .target(name: "Imaging", dependencies: ["CPNG"]),
+        // RGB images, PNG and JPEG files, atomic writes: shared by the Engine and the Coordinator.
+        .target(name: "Imaging", dependencies: ["CPNG", "CTurboJPEG"]),
 
         // Tensors, kernels, model I/O, models and pipelines. No networking.
         .target(name: "Engine", dependencies: [

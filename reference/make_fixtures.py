@@ -614,6 +614,32 @@ def make_clip_fixture(seed: int = 50) -> None:
     print("tiny clip: similarities", [round(float(s), 4) for s in similarities])
 
 
+# JPEG as phones and cameras write it: one picture stored in each EXIF orientation (1-8), and
+# how Pillow's exif_transpose shows it upright.
+def make_jpeg_fixture() -> None:
+    from PIL import Image, ImageOps
+    directory = OUT / "jpeg"
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    yy, xx = np.mgrid[0:24, 0:40]
+    upright = np.stack([xx * 6, yy * 10, np.where((xx < 20) ^ (yy < 12), 220, 30)], axis=-1).astype(np.uint8)
+    # What a camera stores for each orientation: the upright picture turned the other way.
+    undo = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}
+    for orientation, transform in undo.items():
+        stored = Image.fromarray(upright)
+        if transform is not None:
+            stored = stored.transpose(transform)
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        path = directory / f"orientation-{orientation}.jpg"
+        stored.save(path, quality=95, subsampling=0, exif=exif.tobytes())
+        shown = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+        shown.save(directory / f"orientation-{orientation}-upright.png")
+    print("jpeg: orientations 1-8")
+
+
 # Negative prompts: diffusers' `negative_prompt` takes the place of the empty prompt in the
 # unconditional half of classifier-free guidance.
 NEGATIVE_PROMPT_RUNS = {
@@ -775,6 +801,7 @@ PARTS = {
     "negative-prompt": make_negative_prompt_fixture,
     "ancestral": make_ancestral_fixture,
     "clip": make_clip_fixture,
+    "jpeg": make_jpeg_fixture,
 }
 
 
@@ -799,6 +826,7 @@ def main() -> None:
     make_negative_prompt_fixture()
     make_ancestral_fixture()
     make_clip_fixture()
+    make_jpeg_fixture()
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case safetensors
     /// A PNG file.
     case png
+    /// A JPEG file, its EXIF orientation included.
+    case jpeg
 
     /// The limit on decompressed tensor bytes while fuzzing (the wire's default is 1 GiB).
     static let tensorLimit = 16 << 20
@@ -47,6 +49,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             for name in file.tensorNames { _ = try? file.tensor(name) }
         case .png:
             _ = try? PNGCodec.decode(Data(input))
+        case .jpeg:
+            _ = try? JPEGCodec.decode(Data(input))
         }
     }
 
