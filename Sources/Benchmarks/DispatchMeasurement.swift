@@ -51,7 +51,7 @@ public struct DispatchMeasurement {
                 try EditEnvelope(EditSpec(id: "e\(index)", source: "a red circle", targets: ["a blue circle"]))
             }
             let start = Date()
-            guard case .accepted(let job, _) = try client.request(.submit(outputDirectory: folder.appendingPathComponent("out").path, edits: batch)) else {
+            guard case .accepted(let job, _) = try client.request(.submit(outputDirectory: folder.appendingPathComponent("out").path, layout: .ptp, edits: batch)) else {
                 throw BenchmarkError("the coordinator refused the benchmark's job")
             }
             var last: JobProgressReport?

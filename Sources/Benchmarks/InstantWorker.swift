@@ -75,8 +75,20 @@ public final class InstantWorker: ChannelInboundHandler, @unchecked Sendable {
                 return StageOneEdit(id: edit.id, outcome: .ran(run, seconds: 0, output: latents))
             })
         case .finish:
-            return .finish(FinishedImage(seconds: 0, image: TensorPayload(name: "image", elementType: .uint8, shape: [8, 8, 3],
-                                                                          bytes: [UInt8](repeating: 120, count: 192))))
+            return .finish(FinishedImage(seconds: 0, image: picture))
+        case .variant(let work):
+            // Scores spread by the variant's seed: some pass the recipe's filter, most do not.
+            guard let plan = work.line.sampling else { return .variant(.failed(reason: "no samples")) }
+            let draw = VariantDraw(lineSeed: work.line.seed, index: work.index, vary: VariedValues())
+            let spread = Double(draw.seed % 1000) / 1000
+            let scores = plan.scorer == nil ? nil : PairScores(text0: 0.25, text1: 0.2 + spread / 10, direction: spread - 0.5, image: 0.6 + spread / 5)
+            let run = EditRun(model: "instant", mode: .replace,
+                              settings: .init(steps: 1, guidance: 1, height: 8, width: 8, scheduler: nil, precision: work.line.precision))
+            let wanted = plan.keepRejected || plan.passes(scores)
+            return .variant(.ran(ScoredVariant(draw: draw, run: run, seconds: 0, scores: scores,
+                                               pictures: wanted ? [picture, picture] : [])))
         }
     }
+
+    private static let picture = TensorPayload(name: "image", elementType: .uint8, shape: [8, 8, 3], bytes: [UInt8](repeating: 120, count: 192))
 }

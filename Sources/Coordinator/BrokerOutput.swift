@@ -37,6 +37,36 @@ public enum StorageRequest: Sendable {
     case writeManifest(folder: URL, lines: [ManifestLine], jobs: [String])
     /// A finish task's input read, then its work sent: `inputRead` or `inputNotRead`.
     case readInput(session: String, taskID: String, job: String, edit: String, index: Int, spec: FinishSpec)
+    /// A variant's result: its pictures (when they may be kept) staged, then the change
+    /// journaled: `committed` or `notCommitted`.
+    case commitVariant(taskID: String, job: String, line: String, index: Int, pictures: [TensorPayload], change: JournalChange)
+    /// A sampled line's pictures written, its manifest lines appended, then `change` (it
+    /// ended) journaled, then its staged pictures forgotten: `lineWritten` or `lineNotWritten`.
+    case writeLine(LineOutputs)
+    /// A finished job's dataset files that span its folder (seeds.json, Parquet shards), made
+    /// from what the folder holds: `datasetWritten` or `datasetNotWritten`.
+    case finishDataset(job: String, folder: URL, layout: OutputLayout)
+}
+
+/// What ending a sampled line writes.
+public struct LineOutputs: Sendable {
+    /// One variant whose pictures are written.
+    public struct Pictures: Sendable, Equatable {
+        public var record: VariantRecord
+        public var kept: Bool
+    }
+
+    public var job: String
+    public var line: String
+    public var folder: URL
+    public var layout: OutputLayout
+    public var prompts: [String]
+    public var instruction: String?
+    /// Kept ones best first, then the rejected ones written too.
+    public var pictures: [Pictures]
+    /// The line's manifest lines, as text.
+    public var manifest: [String]
+    public var change: JournalChange
 }
 
 /// What came of a storage request.
@@ -53,6 +83,10 @@ public enum StorageOutcome: Sendable {
     case manifestNotWritten(jobs: [String], reason: String)
     case inputRead(session: String, taskID: String, work: TaskWork)
     case inputNotRead(session: String, taskID: String, reason: String)
+    case lineWritten(job: String, line: String)
+    case lineNotWritten(job: String, line: String, reason: String, transient: Bool)
+    case datasetWritten(job: String)
+    case datasetNotWritten(job: String, reason: String)
 }
 
 /// What the status board follows, with when it happened.
@@ -64,4 +98,6 @@ public enum BrokerEvent: Sendable, Equatable {
     case imageFinished(node: String, at: Date)
     /// An edit's outputs are written.
     case editFinished(job: String, edit: String, at: Date)
+    /// A sampled line's outputs are written.
+    case lineFinished(job: String, line: String, at: Date)
 }

@@ -44,8 +44,8 @@ final class BrokerShell {
 
     /// A job from a client on `channel`: refused at once when its edits or folder are wrong,
     /// else accepted once it is journaled.
-    func submit(_ edits: [EditEnvelope], output: String, from channel: Channel) throws {
-        let jobID = try broker.submit(edits, output: output)
+    func submit(_ edits: [EditEnvelope], output: String, layout: OutputLayout = .ptp, from channel: Channel) throws {
+        let jobID = try broker.submit(edits, output: output, layout: layout)
         // Known before the storage request goes out: its outcome may come back at once.
         submitters[jobID] = (channel, edits.count)
         deliver()

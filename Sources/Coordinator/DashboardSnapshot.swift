@@ -58,6 +58,8 @@ public struct DashboardSnapshot: Codable, Sendable, Equatable {
         /// How many edits wait for a model no connected worker serves (the page's nodes section
         /// names the models).
         public var waiting: Int
+        /// A job of sampled lines: its variants in, kept and rejected (by reason).
+        public var variants: VariantProgress?
     }
 
     public struct Failure: Codable, Sendable, Equatable {

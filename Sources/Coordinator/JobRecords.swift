@@ -2,26 +2,40 @@ import EditContract
 import Foundation
 import Wire
 
-/// A batch of edits with an output folder.
+/// A batch of edits, or of sampled lines, with an output folder.
 public final class JobRecord {
     public let id: String
     public let output: URL
     public let created: Date
+    public let layout: OutputLayout
     /// Edit ids in submission order (the manifest's order).
     public let editOrder: [String]
     public internal(set) var edits: [String: EditRecord]
+    /// Sampled line ids in submission order (a job holds edits or sampled lines, not both).
+    public let lineOrder: [String]
+    public internal(set) var lines: [String: SampledLine]
+    /// Every line's tally, kept as they change (status reports read it often).
+    public internal(set) var tally = VariantTally()
 
-    init(id: String, output: URL, created: Date, edits: [EditRecord]) {
-        self.id = id
-        self.output = output
-        self.created = created
+    init(id: String, output: URL, created: Date, layout: OutputLayout = .ptp, edits: [EditRecord], lines: [SampledLine] = []) {
+        (self.id, self.output, self.created, self.layout) = (id, output, created, layout)
         editOrder = edits.map(\.id)
         self.edits = Dictionary(uniqueKeysWithValues: edits.map { ($0.id, $0) })
+        lineOrder = lines.map(\.id)
+        self.lines = Dictionary(uniqueKeysWithValues: lines.map { ($0.id, $0) })
     }
 
-    public var finishedCount: Int { edits.values.filter { $0.state == .finished }.count }
-    public var failedCount: Int { edits.values.filter { $0.state == .failed }.count }
-    public var isComplete: Bool { edits.values.allSatisfy { $0.state == .finished || $0.state == .failed } }
+    /// Whether it is made of sampled lines.
+    public var isSampled: Bool { !lines.isEmpty }
+    /// Its edits, or lines, in each state.
+    public var finishedCount: Int { edits.values.filter { $0.state == .finished }.count + lines.values.filter { $0.state == .finished }.count }
+    public var failedCount: Int { edits.values.filter { $0.state == .failed }.count + lines.values.filter { $0.state == .failed }.count }
+    public var itemCount: Int { edits.count + lines.count }
+    public var isComplete: Bool {
+        edits.values.allSatisfy { $0.state == .finished || $0.state == .failed } && lines.values.allSatisfy { $0.state == .finished || $0.state == .failed }
+    }
+    /// Variants the job's lines make.
+    public var variantCount: Int { lines.values.reduce(0) { $0 + $1.plan.samples } }
 }
 
 /// One edit of a job and how far it has come.
@@ -84,9 +98,9 @@ public final class TaskRecord {
     public let id: String
     public let job: String
     public let kind: TaskKind
-    /// Stage 1: the edits it runs; finish: the one edit.
+    /// Stage 1: the edits it runs; finish: the one edit; variants: the line.
     public let edits: [String]
-    /// Finish: which image.
+    /// Finish: which image; variants: which variant.
     public let image: Int
     /// The capability key it needs.
     public let model: String

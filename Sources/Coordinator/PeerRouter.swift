@@ -55,8 +55,8 @@ final class PeerRouter: ChannelInboundHandler, @unchecked Sendable {
             if peer.role == .worker { shell.run { $0.draining(session) } }
             logger.info("peer said goodbye", metadata: ["reason": "\(reason)"])
             context.close(promise: nil)
-        case (.client, .submit(let output, let edits)):
-            do { try shell.submit(edits, output: output, from: context.channel) } catch {
+        case (.client, .submit(let output, let layout, let edits)):
+            do { try shell.submit(edits, output: output, layout: layout, from: context.channel) } catch {
                 logger.warning("submission refused", metadata: ["reason": "\(error)"])
                 context.writeAndFlush(wrapOutboundOut(.error(code: WireError.Code.rejected.rawValue, reason: "\(error)")), promise: nil)
             }

@@ -1,3 +1,4 @@
+import EditContract
 import Foundation
 import Imaging
 import NIOCore
@@ -16,8 +17,16 @@ public protocol ResultStore: Sendable {
     func writePictures(job: String, edit: String, count: Int, to folder: URL) throws
     /// Replaces `folder`'s manifest.jsonl with these lines.
     func writeManifest(_ lines: [ManifestLine], to folder: URL) throws
-    /// Forgets an edit's intermediate tensors (its outputs are written).
+    /// Forgets an edit's (or a sampled line's) intermediate tensors (its outputs are written).
     func removeTensors(job: String, edit: String)
+    /// Writes a sampled line's pictures from its staged tensors (`LineOutputs.stagedName`), and
+    /// the files its layout keeps per line.
+    func writeLine(_ outputs: LineOutputs) throws
+    /// Appends lines to `folder`'s manifest.jsonl after cutting it back to `length` (what the
+    /// journal last recorded); returns its new length.
+    func appendManifest(_ lines: [String], to folder: URL, after length: Int) throws -> Int
+    /// The files of a dataset that span its folder, made from what the folder holds.
+    func writeDatasetFiles(in folder: URL, layout: OutputLayout) throws
 }
 
 extension ResultStore {

@@ -56,6 +56,19 @@ public final class SQLiteJournal: JobJournal {
                 try Self.writeEnvelope(envelope, job: job, db)
             }
         }
+        // Sampled lines (kept as edits with a plan), their variants' results, and the lengths of
+        // append-only manifests.
+        migrator.registerMigration("v3-sampling") { db in
+            try db.execute(sql: """
+                ALTER TABLE jobs ADD COLUMN layout TEXT NOT NULL DEFAULT 'ptp';
+                ALTER TABLE edits ADD COLUMN sampling TEXT;
+                ALTER TABLE edits ADD COLUMN tally TEXT;
+                CREATE TABLE variants (job TEXT NOT NULL, line TEXT NOT NULL, variant INTEGER NOT NULL, seed INTEGER NOT NULL,
+                    draw TEXT NOT NULL, run TEXT, worker TEXT NOT NULL, seconds REAL NOT NULL, scores TEXT, error TEXT,
+                    staged INTEGER NOT NULL, PRIMARY KEY (job, line, variant));
+                CREATE TABLE manifests (folder TEXT PRIMARY KEY, length INTEGER NOT NULL);
+                """)
+        }
         return migrator
     }
 
@@ -65,12 +78,13 @@ public final class SQLiteJournal: JobJournal {
 
     public func insert(_ job: JournalJob, tasks: [JournalTask]) throws {
         try database.write { db in
-            try db.execute(sql: "INSERT INTO jobs (id, output, created, number) VALUES (?, ?, ?, ?)",
-                           arguments: [job.id, job.output.path, job.created.timeIntervalSince1970, job.number])
-            for (position, edit) in job.edits.enumerated() {
+            try db.execute(sql: "INSERT INTO jobs (id, output, created, number, layout) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [job.id, job.output.path, job.created.timeIntervalSince1970, job.number, job.layout.rawValue])
+            let items = job.edits.map { ($0.envelope, $0.state) } + job.lines.map { ($0.envelope, $0.state) }
+            for (position, (envelope, state)) in items.enumerated() {
                 try db.execute(sql: "INSERT INTO edits (job, id, position, spec, prompts, model, pack_key, state) VALUES (?, ?, ?, '', 0, '', '', ?)",
-                               arguments: [job.id, edit.id, position, edit.state.rawValue])
-                try Self.writeEnvelope(edit.envelope, job: job.id, db)
+                               arguments: [job.id, envelope.id, position, state.rawValue])
+                try Self.writeEnvelope(envelope, job: job.id, db)
             }
             for task in tasks { try Self.write(task, db) }
         }
@@ -80,16 +94,38 @@ public final class SQLiteJournal: JobJournal {
         try database.write { db in
             for task in change.tasks { try Self.write(task, db) }
             for edit in change.edits { try Self.write(edit, db) }
+            for variant in change.variants { try Self.write(variant, db) }
+            for line in change.lines {
+                try db.execute(sql: "UPDATE edits SET state = ?, error = ?, finished = ?, tally = ? WHERE job = ? AND id = ?",
+                               arguments: [line.state.rawValue, line.error, line.finishedAt?.timeIntervalSince1970, try line.tally.map(Self.text),
+                                           line.job, line.id])
+            }
+            if let (folder, length) = change.manifest {
+                try db.execute(sql: "INSERT OR REPLACE INTO manifests (folder, length) VALUES (?, ?)", arguments: [folder.path, length])
+            }
         }
+    }
+
+    public func manifestLength(of folder: URL) throws -> Int {
+        try database.read { db in try Int.fetchOne(db, sql: "SELECT length FROM manifests WHERE folder = ?", arguments: [folder.path]) ?? 0 }
+    }
+
+    static func write(_ variant: JournalVariant, _ db: Database) throws {
+        let record = variant.record
+        try db.execute(sql: """
+            INSERT OR IGNORE INTO variants (job, line, variant, seed, draw, run, worker, seconds, scores, error, staged)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [variant.job, variant.line, record.index, Int64(bitPattern: record.seed), try text(record.values),
+                             try record.run.map(text), record.worker, record.seconds, try record.scores.map(text), record.error, record.staged])
     }
 
     static func writeEnvelope(_ envelope: EditEnvelope, job: String, _ db: Database) throws {
         try db.execute(sql: """
             UPDATE edits SET spec = ?, prompts = ?, prompt_texts = ?, model = ?, model_key = ?, precision = ?, seed = ?, super_resolution = ?,
-                pack_key = ? WHERE job = ? AND id = ?
+                pack_key = ?, sampling = ? WHERE job = ? AND id = ?
             """, arguments: [envelope.spec, envelope.prompts.count, try text(envelope.prompts), envelope.capabilityKey, envelope.model,
                              envelope.precision.rawValue, Int64(bitPattern: envelope.seed), envelope.superResolution, envelope.packKey,
-                             job, envelope.id])
+                             try envelope.sampling.map(text), job, envelope.id])
     }
 
     static func write(_ task: JournalTask, _ db: Database) throws {
@@ -116,11 +152,18 @@ public final class SQLiteJournal: JobJournal {
             var jobs: [JournalJob] = []
             for row in try Row.fetchAll(db, sql: "SELECT * FROM jobs ORDER BY number") {
                 let jobID: String = row["id"]
-                let edits = try Row.fetchAll(db, sql: "SELECT * FROM edits WHERE job = ? ORDER BY position", arguments: [jobID]).map { e in
-                    try Self.edit(e, job: jobID, db)
+                var edits: [JournalEdit] = []
+                var lines: [JournalLine] = []
+                for item in try Row.fetchAll(db, sql: "SELECT * FROM edits WHERE job = ? ORDER BY position", arguments: [jobID]) {
+                    let edit = try Self.edit(item, job: jobID, db)
+                    if edit.envelope.sampling != nil { lines.append(try Self.line(edit, item, db)) } else { edits.append(edit) }
+                }
+                let layoutName: String = row["layout"]
+                guard let layout = OutputLayout(rawValue: layoutName) else {
+                    throw StorageError("the journal's job \(jobID) has layout '\(layoutName)', which this ptp does not know: run the version that wrote it")
                 }
                 jobs.append(JournalJob(id: jobID, number: row["number"], output: URL(fileURLWithPath: row["output"]),
-                                       created: Date(timeIntervalSince1970: row["created"]), edits: edits))
+                                       created: Date(timeIntervalSince1970: row["created"]), layout: layout, edits: edits, lines: lines))
             }
             let tasks = try Row.fetchAll(db, sql: "SELECT * FROM tasks ORDER BY rowid").map { row -> JournalTask in
                 let kindName: String = row["kind"]
@@ -141,9 +184,16 @@ public final class SQLiteJournal: JobJournal {
               let prompts = try? JSONDecoder().decode([String].self, from: Data((row["prompt_texts"] as String? ?? "").utf8)) else {
             throw StorageError("the journal's record of edit \(id) of \(job) is incomplete: run the version that wrote it")
         }
+        var sampling: SamplingPlan?
+        if let text = row["sampling"] as String? {
+            guard let plan = try? JSONDecoder().decode(SamplingPlan.self, from: Data(text.utf8)) else {
+                throw StorageError("the journal's sampling plan of line \(id) of \(job) is unreadable: run the version that wrote it")
+            }
+            sampling = plan
+        }
         let envelope = EditEnvelope(id: id, prompts: prompts, model: row["model_key"], precision: precision,
                                     seed: UInt64(bitPattern: row["seed"] as Int64), superResolution: row["super_resolution"],
-                                    packKey: row["pack_key"], spec: row["spec"])
+                                    packKey: row["pack_key"], sampling: sampling, spec: row["spec"])
         var images: [Int: ImageRecord] = [:]
         for image in try Row.fetchAll(db, sql: "SELECT * FROM images WHERE job = ? AND edit = ?", arguments: [job, id]) {
             images[image["image"]] = ImageRecord(worker: image["worker"], seconds: image["seconds"])
@@ -151,6 +201,24 @@ public final class SQLiteJournal: JobJournal {
         let stageOne = (row["stage_one"] as String?).flatMap { try? JSONDecoder().decode(StageOneRecord.self, from: Data($0.utf8)) }
         return JournalEdit(job: job, envelope: envelope, state: EditRecord.State(rawValue: row["state"]) ?? .pending, error: row["error"],
                            stageOne: stageOne, images: images, finishedAt: (row["finished"] as Double?).map(Date.init(timeIntervalSince1970:)))
+    }
+
+    /// A sampled line: an ended one with its tally, a running one with its variants' results.
+    private static func line(_ edit: JournalEdit, _ row: Row, _ db: Database) throws -> JournalLine {
+        let decoder = JSONDecoder()
+        var line = JournalLine(job: edit.job, envelope: edit.envelope, state: edit.state, error: edit.error, finishedAt: edit.finishedAt,
+                               tally: (row["tally"] as String?).flatMap { try? decoder.decode(VariantTally.self, from: Data($0.utf8)) })
+        guard line.state != .finished && line.state != .failed else { return line }
+        line.variants = try Row.fetchAll(db, sql: "SELECT * FROM variants WHERE job = ? AND line = ? ORDER BY variant",
+                                         arguments: [edit.job, edit.id]).map { v in
+            VariantRecord(index: v["variant"], seed: UInt64(bitPattern: v["seed"] as Int64),
+                          values: (try? decoder.decode([String: Double].self, from: Data((v["draw"] as String).utf8))) ?? [:],
+                          run: (v["run"] as String?).flatMap { try? decoder.decode(EditRun.self, from: Data($0.utf8)) },
+                          worker: v["worker"], seconds: v["seconds"],
+                          scores: (v["scores"] as String?).flatMap { try? decoder.decode(PairScores.self, from: Data($0.utf8)) },
+                          error: v["error"], staged: v["staged"])
+        }
+        return line
     }
 
     private static func text<Value: Encodable>(_ value: Value) throws -> String {

@@ -44,6 +44,9 @@ public final class StatusBoard {
         case .editFinished(let job, let edit, let at):
             results.append((job, edit, at))
             if results.count > Self.resultCount { results.removeFirst(results.count - Self.resultCount) }
+        case .lineFinished:
+            // A line's pictures are its kept pairs, not one grid: the job's row tells its counts.
+            break
         }
     }
 
@@ -67,6 +70,10 @@ public final class StatusBoard {
                 guard let edit = job.edits[id], edit.state == .failed, failures.count < Self.failureCount else { continue }
                 failures.append(DashboardSnapshot.Failure(job: job.id, edit: id, reason: edit.error ?? "failed"))
             }
+            for id in job.lineOrder.reversed() {
+                guard let line = job.lines[id], line.state == .failed, failures.count < Self.failureCount else { continue }
+                failures.append(DashboardSnapshot.Failure(job: job.id, edit: id, reason: line.error ?? "failed"))
+            }
         }
         let latest = results.reversed().map { result in
             let base = "results/\(Self.pathComponent(result.job))/\(Self.pathComponent(result.edit))"
@@ -87,12 +94,12 @@ public final class StatusBoard {
         if !job.isComplete, let pace = paces[job.id], done > pace.imagesAtStart {
             eta = now.timeIntervalSince(pace.started) * Double(total - done) / Double(done - pace.imagesAtStart)
         }
-        let lastOutput = job.edits.values.compactMap(\.finishedAt).max()
+        let lastOutput = (job.edits.values.compactMap(\.finishedAt) + job.lines.values.compactMap(\.finishedAt)).max()
         return DashboardSnapshot.Job(id: job.id, state: status.state, output: job.output.path, edits: status.edits,
                                      finished: status.finished, failed: status.failed, imagesDone: done, imagesTotal: total,
                                      age: now.timeIntervalSince(job.created), eta: eta,
                                      duration: job.isComplete ? lastOutput.map { $0.timeIntervalSince(job.created) } : nil,
-                                     waiting: broker.editsWaitingForAModel(job))
+                                     waiting: broker.editsWaitingForAModel(job), variants: status.variants)
     }
 
     /// A job or edit id as one path segment of the page's links.

@@ -67,6 +67,23 @@ public struct Storage: Sendable {
                 return .manifestNotWritten(jobs: jobs, reason: "\(error)")
             }
             return .manifestWritten(jobs: jobs)
+        case .commitVariant(let taskID, let job, let line, let index, let pictures, let change):
+            do {
+                for (number, picture) in pictures.enumerated() {
+                    try store.save(picture, job: job, edit: line, name: LineOutputs.stagedName(variant: index, picture: number))
+                }
+                try journal.apply(change)
+                return .committed(taskID: taskID)
+            } catch {
+                return .notCommitted(taskID: taskID, reason: "\(error)", transient: Self.isTransient(error))
+            }
+        case .writeLine(let outputs):
+            return writeLine(outputs)
+        case .finishDataset(let job, let folder, let layout):
+            do { try store.writeDatasetFiles(in: folder, layout: layout) } catch {
+                return .datasetNotWritten(job: job, reason: "\(error)")
+            }
+            return .datasetWritten(job: job)
         case .readInput(let session, let taskID, let job, let edit, let index, let spec):
             do {
                 let input = try store.stageOneSlice(job: job, edit: edit, index: index)
@@ -75,6 +92,26 @@ public struct Storage: Sendable {
                 return .inputNotRead(session: session, taskID: taskID, reason: "\(error)")
             }
         }
+    }
+
+    /// A line's pictures, then its manifest lines (appended after what the journal last recorded
+    /// of that manifest, so an append a crash cut short is replaced), then the journal.
+    private func writeLine(_ outputs: LineOutputs) -> StorageOutcome {
+        do { try store.writeLine(outputs) } catch {
+            return .lineNotWritten(job: outputs.job, line: outputs.line, reason: "\(error)", transient: Self.isTransient(error))
+        }
+        var change = outputs.change
+        do {
+            let length = try journal.manifestLength(of: outputs.folder)
+            change.manifest = (outputs.folder, try store.appendManifest(outputs.manifest, to: outputs.folder, after: length))
+        } catch {
+            return .lineNotWritten(job: outputs.job, line: outputs.line, reason: "\(error)", transient: Self.isTransient(error))
+        }
+        do { try journal.apply(change) } catch {
+            return .lineNotWritten(job: outputs.job, line: outputs.line, reason: "\(error)", transient: true)
+        }
+        store.removeTensors(job: outputs.job, edit: outputs.line)
+        return .lineWritten(job: outputs.job, line: outputs.line)
     }
 
     /// A full disk: space may come back, and it is not the task's fault.

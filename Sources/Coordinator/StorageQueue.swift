@@ -34,9 +34,9 @@ final class StorageQueue: StorageExecutor, @unchecked Sendable {
                 guard let latest = self.lock.withLock({ self.manifests.removeValue(forKey: path) }) else { return }
                 if let result = self.storage.perform(latest.request) { latest.outcome(result) }
             }
-        case .writeOutputs:
+        case .writeOutputs, .writeLine, .finishDataset:
             outputs.async { if let result = self.storage.perform(request) { outcome(result) } }
-        case .storeJob, .commitStageOne, .commitImage, .record, .readInput:
+        case .storeJob, .commitStageOne, .commitImage, .commitVariant, .record, .readInput:
             state.async { if let result = self.storage.perform(request) { outcome(result) } }
         }
     }

@@ -56,6 +56,9 @@ extension TaskBroker {
                 if let task = tasks[id], task.state == .queued { return task }
             }
         }
+        for model in models.sorted() {
+            if let task = nextVariantTask(model: model) { return task }
+        }
         return nil
     }
 
@@ -87,6 +90,9 @@ extension TaskBroker {
             guard let edit = job.edits[task.edits[0]] else { return fail(task, reason: "edit \(task.edits[0]) is gone") }
             decision = .store(.readInput(session: session.sessionID, taskID: task.id, job: job.id, edit: edit.id, index: task.image,
                                          spec: edit.envelope.finish(index: task.image)))
+        case (.variants, let job?):
+            guard let line = job.lines[task.edits[0]] else { return fail(task, reason: "line \(task.edits[0]) is gone") }
+            decision = .assign(session: session.sessionID, taskID: task.id, work: .variant(VariantWork(line: line.envelope, index: task.image)))
         case (_, nil):
             return fail(task, reason: "its job \(task.job) is gone")
         }
@@ -95,7 +101,7 @@ extension TaskBroker {
         task.state = .leased
         task.worker = session.sessionID
         task.assignedAt = now
-        task.leaseExpiry = task.kind == .stageOne ? now.addingTimeInterval(settings.leaseDuration) : nil
+        task.leaseExpiry = task.kind == .finish ? nil : now.addingTimeInterval(settings.leaseDuration)
         task.attempts += 1
         task.progress = nil
         session.credits -= 1

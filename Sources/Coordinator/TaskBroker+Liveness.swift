@@ -1,3 +1,4 @@
+import EditContract
 import Foundation
 
 /// Heartbeats, progress and leases, models no worker serves, and manifests rewritten as jobs
@@ -50,23 +51,35 @@ extension TaskBroker {
         for task in tasks.values where task.state == .queued && !served.contains(task.model) {
             waiting[task.model, default: []].append(task)
         }
-        for model in unservedSince.keys where waiting[model] == nil { unservedSince[model] = nil }
+        var waitingLines: [String: [LineReference]] = [:]
+        for (model, ready) in queues where !served.contains(model) {
+            let lines = ready.waitingLines.filter { jobs[$0.job]?.lines[$0.line]?.state == .pending }
+            if !lines.isEmpty { waitingLines[model] = Array(lines) }
+        }
+        for model in unservedSince.keys where waiting[model] == nil && waitingLines[model] == nil { unservedSince[model] = nil }
+        for model in waitingLines.keys where waiting[model] == nil { waiting[model] = [] }
         for (model, queued) in waiting.sorted(by: { $0.key < $1.key }) {
             guard let since = unservedSince[model] else {
                 unservedSince[model] = now
                 logger.warning("no connected worker serves a model that queued tasks need", metadata: ["model": "\(model)", "tasks": "\(queued.count)"])
-                for job in Set(queued.map(\.job)).sorted() { output.append(.jobChanged(job)) }
+                let affected = Set(queued.map(\.job)).union((waitingLines[model] ?? []).map(\.job))
+                for job in affected.sorted() { output.append(.jobChanged(job)) }
                 continue
             }
             guard now.timeIntervalSince(since) >= settings.unservedTimeout else { continue }
             unservedSince[model] = nil
             let reason = Self.unservedReason(model) + " (waited \(Int(settings.unservedTimeout)) s); start a worker serving it, then submit these edits again"
             for task in queued.sorted(by: { $0.id < $1.id }) { fail(task, reason: reason) }
+            for reference in waitingLines[model] ?? [] {
+                if let job = jobs[reference.job], let line = job.lines[reference.line] { fail(line, in: job, reason: reason) }
+            }
         }
     }
 
-    /// "no connected worker serves model 'X'" (at bf16, when the key says so).
+    /// "no connected worker serves model 'X'" (at bf16, when the key says so; with scorer 'Y'
+    /// for a sampled line's).
     static func unservedReason(_ key: String) -> String {
+        if let (base, scorer) = CapabilityKey.scorer(of: key) { return unservedReason(base) + " with scorer '\(scorer)'" }
         let parts = key.split(separator: "@", omittingEmptySubsequences: false)
         if parts.count > 1, let precision = parts.last {
             return "no connected worker serves model '\(parts.dropLast().joined(separator: "@"))' at \(precision)"
@@ -77,6 +90,10 @@ extension TaskBroker {
     /// Rewrites the manifests of jobs that changed (called every second by the shell).
     public func flushManifests() {
         for id in manifestsDue.sorted() where manifestsDue.contains(id) { writeManifest(id) }
+        for id in datasetsDue.sorted() {
+            datasetsDue.remove(id)
+            if let job = jobs[id] { output.append(.store(.finishDataset(job: id, folder: job.output, layout: job.layout))) }
+        }
     }
 
     /// Rewrites the manifest of the job's folder, which lists every job writing there.

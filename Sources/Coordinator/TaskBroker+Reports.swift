@@ -8,10 +8,13 @@ extension TaskBroker {
     /// A job is complete once every edit ended and its manifest lists them all.
     func jobStatus(_ job: JobRecord) -> JobStatus {
         let running = job.edits.values.filter { $0.state == .pending || $0.state == .finishing }.count
+            + job.lines.values.filter { $0.state == .pending }.count
         let complete = job.isComplete && manifestsWritten.contains(job.id)
         let state = !complete ? "running" : job.failedCount == 0 ? "completed" : "completed-with-failures"
-        return JobStatus(id: job.id, output: job.output.path, edits: job.edits.count, finished: job.finishedCount,
-                         failed: job.failedCount, running: running, state: state)
+        let variants = job.isSampled ? VariantProgress(total: job.variantCount, done: job.tally.done, failed: job.tally.failed,
+                                                       kept: job.tally.kept, rejected: job.tally.rejected) : nil
+        return JobStatus(id: job.id, output: job.output.path, edits: job.itemCount, finished: job.finishedCount,
+                         failed: job.failedCount, running: running, state: state, variants: variants)
     }
 
     /// A job's progress, with the reasons of its failed edits; nil for an unknown job.
@@ -19,7 +22,12 @@ extension TaskBroker {
         guard let job = jobs[jobID] else { return nil }
         var failures: [String: String] = [:]
         for edit in job.edits.values where edit.state == .failed { failures[edit.id] = edit.error ?? "failed" }
+        for line in job.lines.values where line.state == .failed { failures[line.id] = line.error ?? "failed" }
         var waiting: [String: String] = [:]
+        for line in job.lines.values where line.state == .pending {
+            guard let since = unservedSince[line.capability] else { continue }
+            waiting[line.id] = Self.unservedReason(line.capability) + " (waiting since \(Int(now().timeIntervalSince(since))) s; fails after \(Int(settings.unservedTimeout)) s)"
+        }
         for edit in job.edits.values where edit.state != .failed && edit.state != .finished {
             guard let since = unservedSince[edit.model] else { continue }
             waiting[edit.id] = Self.unservedReason(edit.model) + " (waiting since \(Int(now().timeIntervalSince(since))) s; fails after \(Int(settings.unservedTimeout)) s)"
@@ -44,14 +52,19 @@ extension TaskBroker {
     }
 
     /// Tasks queued, and leased (being committed counts as leased: a worker's result is in hand).
+    /// Variants not yet handed out count as queued tasks.
     var taskCounts: (queued: Int, leased: Int) {
-        tasks.values.reduce(into: (0, 0)) { counts, task in
+        var counts = tasks.values.reduce(into: (0, 0)) { counts, task in
             switch task.state {
             case .queued: counts.0 += 1
             case .leased, .committing: counts.1 += 1
             case .done, .failed: break
             }
         }
+        for job in jobs.values where job.isSampled && !job.isComplete {
+            for line in job.lines.values where line.state == .pending { counts.0 += line.undispatched }
+        }
+        return counts
     }
 
     /// `ptp status`'s view: nodes, the latest jobs, the queue.
@@ -75,7 +88,13 @@ extension TaskBroker {
     /// Images made of a job's total (a source and its targets per edit; a failed edit makes no
     /// more, so it counts as done for the pace and the bar).
     func imageCounts(_ job: JobRecord) -> (done: Int, total: Int) {
-        job.edits.values.reduce(into: (0, 0)) { counts, edit in
+        if job.isSampled {
+            // A variant's pictures come together: count variants, as pictures.
+            let failedLines = job.lines.values.filter { $0.state == .failed }
+            let skipped = failedLines.reduce(0) { $0 + $1.plan.samples - $1.tally.done }
+            return ((job.tally.done + skipped) * 2, job.variantCount * 2)
+        }
+        return job.edits.values.reduce(into: (0, 0)) { counts, edit in
             counts.1 += edit.prompts
             counts.0 += edit.state == .finished || edit.state == .failed ? edit.prompts : edit.imagesDone
         }
@@ -84,6 +103,7 @@ extension TaskBroker {
     /// How many of a job's edits wait for a model no connected worker serves.
     func editsWaitingForAModel(_ job: JobRecord) -> Int {
         job.edits.values.filter { $0.state == .pending && unservedSince[$0.model] != nil }.count
+            + job.lines.values.filter { $0.state == .pending && unservedSince[$0.capability] != nil }.count
     }
 
     /// The grid file of a finished edit, for the page's links; nil for anything else. The page

@@ -9,6 +9,7 @@ struct PendingCommit {
         /// those that ran.
         case stageOne(ran: [(edit: EditRecord, record: StageOneRecord)], failed: [(edit: EditRecord, reason: String)], finishTasks: [TaskRecord])
         case image(edit: EditRecord, index: Int, record: ImageRecord)
+        case variant(line: SampledLine, record: VariantRecord)
     }
 
     let session: String
@@ -40,6 +41,7 @@ extension TaskBroker {
             switch (task.kind, result) {
             case (.stageOne, .stageOne(let edits)): try commitStageOne(task, of: job, edits, session: sessionID, node: node)
             case (.finish, .finish(let image)): try commitImage(task, of: job, image, session: sessionID, node: node)
+            case (.variants, .variant(let outcome)): try commitVariant(task, of: job, outcome, session: sessionID, node: node)
             default: throw ResultRefusal("a \(result.kind.rawValue) result for a \(task.kind.rawValue) task")
             }
         } catch {
@@ -122,6 +124,12 @@ extension TaskBroker {
             output.append(.event(.imageFinished(node: commit.node, at: now())))
             metrics.imagesCompleted(node: commit.node).increment()
             if edit.state == .finishing && edit.images.count == edit.prompts { complete(edit, in: job) }
+        case .variant(let line, let record):
+            // Done variants are known by their lines: the record goes.
+            tasks[taskID] = nil
+            committedVariant(record, of: line, in: job, session: commit.session, node: commit.node)
+            // A failure the coordinator recorded (out of attempts) is no worker's work.
+            if commit.session.isEmpty { return }
         }
         workers[commit.session]?.done += 1
         metrics.tasksCompleted(node: commit.node).increment()
@@ -158,7 +166,7 @@ extension TaskBroker {
         edit.writing = nil
         edit.state = .finished
         edit.finishedAt = finishedAt
-        settle(edit, in: job)
+        settle(edit.id, in: job)
         output.append(.event(.editFinished(job: jobID, edit: editID, at: finishedAt)))
         metrics.editLatency.recordSeconds(finishedAt.timeIntervalSince(job.created))
         editEnded(edit, in: job)
@@ -178,13 +186,13 @@ extension TaskBroker {
         edit.state = .failed
         edit.error = "cannot write the outputs: \(reason)"
         output.append(.store(.record(JournalChange(edits: [edit.row]))))
-        settle(edit, in: job)
+        settle(edit.id, in: job)
         editEnded(edit, in: job)
     }
 
-    /// The edit no longer waits to be written.
-    private func settle(_ edit: EditRecord, in job: JobRecord) {
-        outputsDue[job.id]?.remove(edit.id)
+    /// The edit (or line) no longer waits to be written.
+    func settle(_ id: String, in job: JobRecord) {
+        outputsDue[job.id]?.remove(id)
         if outputsDue[job.id]?.isEmpty == true { outputsDue[job.id] = nil }
     }
 
@@ -193,6 +201,10 @@ extension TaskBroker {
     public func retryOutputs() {
         for (jobID, editIDs) in outputsDue.sorted(by: { $0.key < $1.key }) {
             for id in editIDs.sorted() {
+                if let job = jobs[jobID], let line = job.lines[id], line.state == .pending, line.allIn {
+                    complete(line, in: job)
+                    continue
+                }
                 guard let job = jobs[jobID], let edit = job.edits[id], edit.state == .finishing else {
                     outputsDue[jobID]?.remove(id)
                     if outputsDue[jobID]?.isEmpty == true { outputsDue[jobID] = nil }
@@ -240,6 +252,20 @@ extension TaskBroker {
         task.state = .failed
         task.lastError = reason
         guard let job = jobs[task.job] else { return }
+        if task.kind == .variants {
+            // The variant fails, not its line: it is in, as a failure, once journaled.
+            guard let line = job.lines[task.edits[0]], line.state == .pending, !line.done.contains(task.image) else {
+                tasks[task.id] = nil
+                return
+            }
+            let record = VariantRecord(index: task.image, seed: 0, values: [:], run: nil, worker: "", seconds: 0, scores: nil, error: reason, staged: false)
+            commits[task.id] = PendingCommit(session: "", node: "", change: .variant(line: line, record: record))
+            task.state = .committing
+            output.append(.store(.commitVariant(taskID: task.id, job: job.id, line: line.id, index: task.image, pictures: [],
+                                                change: JournalChange(variants: [JournalVariant(job: job.id, line: line.id, record: record)]))))
+            logger.warning("variant failed", metadata: ["task": "\(task.id)", "reason": "\(reason)"])
+            return
+        }
         let edits = task.edits.compactMap { job.edits[$0] }.filter { $0.state == .pending || $0.state == .finishing }
         for edit in edits {
             edit.state = .failed

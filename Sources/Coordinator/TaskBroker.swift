@@ -57,6 +57,8 @@ public final class TaskBroker {
     /// Complete jobs whose manifest lists every edit: only these are reported complete, so a
     /// client that sees its job end finds the manifest whole.
     var manifestsWritten: Set<String> = []
+    /// Complete sampled jobs whose dataset files could not be written yet.
+    var datasetsDue: Set<String> = []
     var nextJobNumber: Int
     /// Decisions not yet taken by the shell.
     var output: [BrokerOutput] = []
@@ -87,7 +89,9 @@ public final class TaskBroker {
                 (edit.state, edit.error, edit.stageOne, edit.images, edit.finishedAt) = (row.state, row.error, row.stageOne, row.images, row.finishedAt)
                 return edit
             }
-            let job = JobRecord(id: saved.id, output: saved.output, created: saved.created, edits: edits)
+            let job = JobRecord(id: saved.id, output: saved.output, created: saved.created, layout: saved.layout, edits: edits,
+                                lines: restoreLines(saved.lines, job: saved.id))
+            for line in job.lines.values { job.tally.add(line.tally) }
             jobs[job.id] = job
             jobOrder.append(job.id)
             nextJobNumber = max(nextJobNumber, saved.number + 1)
@@ -110,7 +114,19 @@ public final class TaskBroker {
             for edit in job.edits.values where edit.state == .finishing && edit.images.count == edit.prompts {
                 complete(edit, in: job)
             }
-            manifestsDue.insert(id)
+            guard job.isSampled else {
+                manifestsDue.insert(id)
+                continue
+            }
+            for lineID in job.lineOrder {
+                guard let line = job.lines[lineID], line.state == .pending else { continue }
+                if line.allIn { complete(line, in: job) } else { enqueue(line) }
+            }
+            // Its manifest is appended to as lines end; a complete job's dataset files are made
+            // again (they may not have been).
+            if job.isComplete {
+                if job.layout == .ptp { manifestsWritten.insert(id) } else { output.append(.store(.finishDataset(job: id, folder: job.output, layout: job.layout))) }
+            }
         }
         let finished = jobs.values.flatMap { $0.edits.values.filter { $0.state == .finished && $0.finishedAt != nil } }
         for edit in finished.sorted(by: { ($0.finishedAt ?? .distantPast, $0.id) < ($1.finishedAt ?? .distantPast, $1.id) }).suffix(StatusBoard.resultCount) {
@@ -124,11 +140,22 @@ public final class TaskBroker {
 
     // MARK: - Jobs
 
-    /// Takes a job: its edits, as envelopes (their outsides checked here), and the folder their
-    /// results go to. Returns the job's id; the job starts once `stored` hears it is journaled
-    /// (`jobStored`), or is dropped with the reason (`jobNotStored`).
-    public func submit(_ edits: [EditEnvelope], output folderPath: String) throws -> String {
+    /// Takes a job: its edits or sampled lines, as envelopes (their outsides checked here), the
+    /// folder their results go to and its layout. Returns the job's id; the job starts once
+    /// `stored` hears it is journaled (`jobStored`), or is dropped with the reason
+    /// (`jobNotStored`).
+    public func submit(_ edits: [EditEnvelope], output folderPath: String, layout: OutputLayout = .ptp) throws -> String {
         guard !edits.isEmpty else { throw SubmissionError("the job has no edits") }
+        let sampled = edits.filter { $0.sampling != nil }.count
+        guard sampled == 0 || sampled == edits.count else {
+            throw SubmissionError("\(sampled) of the job's \(edits.count) lines have samples: give every line samples, or submit the single edits as a job of their own")
+        }
+        if layout != .ptp {
+            guard sampled > 0 else { throw SubmissionError("--dataset \(layout.rawValue) writes sampled lines; give the lines samples (or --samples N)") }
+            if let edit = edits.first(where: { $0.prompts.count != 2 }) {
+                throw SubmissionError("--dataset \(layout.rawValue) holds pairs, but line '\(edit.id)' has \(edit.prompts.count) prompts; give each line one target")
+            }
+        }
         guard folderPath.hasPrefix("/") else { throw SubmissionError("the output folder must be an absolute path, got '\(folderPath)'") }
         var seen = Set<String>()
         for (index, edit) in edits.enumerated() {
@@ -139,18 +166,30 @@ public final class TaskBroker {
         }
         let folder = URL(fileURLWithPath: folderPath).standardizedFileURL
         let earlier = jobs(writingTo: folder, includingUnstored: true)
+        if let other = earlier.first(where: { $0.isSampled != (sampled > 0) || ($0.isSampled && $0.layout != layout) }) {
+            throw SubmissionError("\(folder.path) holds the results of \(other.id), \(other.isSampled ? "sampled lines in the \(other.layout.rawValue) layout" : "single edits"); "
+                                  + "choose another folder for this job")
+        }
         for job in earlier {
-            for edit in edits where job.edits[edit.id] != nil {
+            for edit in edits where job.edits[edit.id] != nil || job.lines[edit.id] != nil {
                 throw SubmissionError("edit id '\(edit.id)' already has results in \(folder.path) (from \(job.id)); give it another id or choose another folder")
             }
         }
         let number = nextJobNumber
         nextJobNumber += 1
         let jobID = "job-\(number)"
-        let job = JobRecord(id: jobID, output: folder, created: now(), edits: edits.map { EditRecord(job: jobID, envelope: $0) })
+        let job: JobRecord
+        if sampled > 0 {
+            job = JobRecord(id: jobID, output: folder, created: now(), layout: layout, edits: [],
+                            lines: edits.compactMap { envelope in envelope.sampling.map { SampledLine(job: jobID, envelope: envelope, plan: $0) } })
+        } else {
+            job = JobRecord(id: jobID, output: folder, created: now(), edits: edits.map { EditRecord(job: jobID, envelope: $0) })
+        }
         let planned = plan(job)
         unstoredJobs[jobID] = (job, planned)
-        let row = JournalJob(id: jobID, number: number, output: folder, created: job.created, edits: job.editOrder.compactMap { job.edits[$0]?.row })
+        let lines = job.lineOrder.compactMap { id in job.lines[id].map { JournalLine(job: jobID, envelope: $0.envelope, state: .pending) } }
+        let row = JournalJob(id: jobID, number: number, output: folder, created: job.created, layout: layout,
+                             edits: job.editOrder.compactMap { job.edits[$0]?.row }, lines: lines)
         // A manifest there is a foreign one unless a job this coordinator has journaled writes
         // there too (one still being journaled may yet be refused).
         output.append(.store(.storeJob(row, tasks: planned.map { $0.row() }, foreignManifestCheck: jobs(writingTo: folder).isEmpty)))
@@ -163,9 +202,12 @@ public final class TaskBroker {
         jobs[jobID] = job
         jobOrder.append(jobID)
         for task in planned { tasks[task.id] = task; enqueue(task) }
+        for id in job.lineOrder { if let line = job.lines[id] { enqueue(line) } }
+        if job.isSampled { offerIdle() }
         checkUnserved()
         metrics.jobsSubmitted.increment()
-        logger.info("job accepted", metadata: ["job": "\(jobID)", "edits": "\(job.edits.count)", "tasks": "\(planned.count)", "output": "\(job.output.path)"])
+        logger.info("job accepted", metadata: ["job": "\(jobID)", "edits": "\(job.edits.count)", "lines": "\(job.lines.count)",
+                                               "variants": "\(job.variantCount)", "tasks": "\(planned.count)", "output": "\(job.output.path)"])
     }
 
     /// The jobs whose results go to `folder`, in submission order (they share its manifest).
@@ -224,6 +266,15 @@ public final class TaskBroker {
         case .manifestNotWritten(let jobIDs, let reason):
             logger.error("cannot write a manifest; trying again", metadata: ["jobs": "\(jobIDs)", "error": "\(reason)"])
             manifestsDue.formUnion(jobIDs)
+        case .lineWritten(let jobID, let lineID):
+            lineWritten(job: jobID, line: lineID)
+        case .lineNotWritten(let jobID, let lineID, let reason, let transient):
+            lineNotWritten(job: jobID, line: lineID, reason: reason, transient: transient)
+        case .datasetWritten(let jobID):
+            if jobs[jobID]?.isComplete == true && manifestsWritten.insert(jobID).inserted { output.append(.jobChanged(jobID)) }
+        case .datasetNotWritten(let jobID, let reason):
+            logger.error("cannot write a job's dataset files; trying again", metadata: ["job": "\(jobID)", "error": "\(reason)"])
+            datasetsDue.insert(jobID)
         case .inputRead(let session, let taskID, let work):
             inputRead(session: session, taskID: taskID, work: work)
         case .inputNotRead(let session, let taskID, let reason):

@@ -22,14 +22,17 @@ public struct EditEnvelope: Sendable, Equatable {
     /// Edits with equal keys may share a stage-1 task: the same model, precision and sampling
     /// settings, so a task's edits take about as long as each other.
     public var packKey: String
+    /// A sampled line's plan (how many variants, how they are scored and chosen); nil for a
+    /// single edit.
+    public var sampling: SamplingPlan?
     /// The spec as canonical JSON (keys sorted, slashes unescaped): what workers run, and what a
     /// manifest line records as `spec`.
     public var spec: String
 
     public init(id: String, prompts: [String], model: String, precision: Precision, seed: UInt64, superResolution: Bool,
-                packKey: String, spec: String) {
+                packKey: String, sampling: SamplingPlan? = nil, spec: String) {
         (self.id, self.prompts, self.model, self.precision) = (id, prompts, model, precision)
-        (self.seed, self.superResolution, self.packKey, self.spec) = (seed, superResolution, packKey, spec)
+        (self.seed, self.superResolution, self.packKey, self.sampling, self.spec) = (seed, superResolution, packKey, sampling, spec)
     }
 
     /// Seals a spec (checked by whoever made it).
@@ -37,12 +40,12 @@ public struct EditEnvelope: Sendable, Equatable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         self.init(id: spec.id, prompts: spec.prompts, model: spec.model ?? "default", precision: spec.precision, seed: spec.seed,
-                  superResolution: spec.superResolution, packKey: spec.packKey,
+                  superResolution: spec.superResolution, packKey: spec.packKey, sampling: spec.sampling,
                   spec: String(decoding: try encoder.encode(spec.json), as: UTF8.self))
     }
 
     /// The capability a worker needs (`CapabilityKey`).
-    public var capabilityKey: String { CapabilityKey.key(model: model, precision: precision) }
+    public var capabilityKey: String { CapabilityKey.key(model: model, precision: precision, scorer: sampling?.scorer) }
 
     /// The longest model key, pack key and sealed spec accepted (a spec is a few kilobytes;
     /// prompts are bounded by their tokenizers long before this).
@@ -65,6 +68,9 @@ public struct EditEnvelope: Sendable, Equatable {
             throw EditError(field: "spec", problem: "edit '\(id)' is \(spec.utf8.count) bytes of JSON, over \(Self.maximumSpecLength)",
                             fix: "shorten its prompts")
         }
+        do { try sampling?.validate() } catch let error as EditError {
+            throw EditError(field: error.field, problem: "of edit '\(id)': \(error.problem)", fix: error.fix)
+        }
         // Canonical JSON escapes every control character: a raw one (a line break above all,
         // which would split a manifest line) is not a spec ptp submit wrote.
         guard spec.utf8.allSatisfy({ $0 >= 0x20 }) else {
@@ -81,7 +87,8 @@ public struct EditEnvelope: Sendable, Equatable {
         let opened = try EditSpec(json: parsed)
         let agreement = [("id", opened.id == id), ("prompts", opened.prompts == prompts), ("model", (opened.model ?? "default") == model),
                          ("precision", opened.precision == precision), ("seed", opened.seed == seed),
-                         ("super_resolution", opened.superResolution == superResolution), ("pack key", opened.packKey == packKey)]
+                         ("super_resolution", opened.superResolution == superResolution), ("pack key", opened.packKey == packKey),
+                         ("samples", opened.sampling == sampling)]
         for (field, agrees) in agreement where !agrees {
             throw EditError(field: field, problem: "of edit '\(id)' differs between the spec and the fields sent beside it",
                             fix: "send edits made by ptp submit")

@@ -28,3 +28,6 @@ public struct EditRun: Sendable, Equatable {
         (self.model, self.mode, self.settings) = (model, mode, settings)
     }
 }
+
+/// Records keep a run as {"model", "mode", "settings"}.
+extension EditRun: Codable {}

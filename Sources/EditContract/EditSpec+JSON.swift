@@ -96,7 +96,51 @@ extension EditSpec {
             guard let flag = value.boolValue else { throw EditError(field: "super_resolution", problem: "should be true or false", fix: "write true or false") }
             superResolution = flag
         }
+        try readSampling(fields, given: given)
         try validate(given: given)
+    }
+
+    /// A sampled line's options; a recipe fills what they leave out.
+    private mutating func readSampling(_ fields: Fields, given: Set<Key>) throws {
+        if let name = try fields.string(.recipe) {
+            guard let parsed = EditRecipe(rawValue: name) else {
+                throw EditError(field: "recipe", problem: "'\(name)' is not a recipe", fix: "use one of \(EditRecipe.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            recipe = parsed
+        }
+        guard given.contains(.samples) || recipe != nil else {
+            if let key = Self.samplingKeys.sorted(by: { $0.rawValue < $1.rawValue }).first(where: given.contains) {
+                throw EditError(field: key.rawValue, problem: "is given without samples", fix: "add \"samples\": N to make N variants of the line, or remove it")
+            }
+            return
+        }
+        var plan = SamplingPlan(samples: try fields.integer(.samples) ?? 100)
+        if let value = fields[.filter] {
+            guard let object = value.objectValue else {
+                throw EditError(field: "filter", problem: "should map scores to thresholds", fix: "write e.g. {\"clip_text\": 0.2, \"clip_direction\": 0.2, \"clip_image\": 0.7}")
+            }
+            for (name, item) in object.sorted(by: { $0.key < $1.key }) {
+                guard let key = ScoreFilter.Key(rawValue: name) else {
+                    throw EditError(field: "filter.\(name)", problem: "is not a score", fix: "use \(ScoreFilter.Key.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                guard let threshold = item.doubleValue else { throw EditError(field: "filter.\(name)", problem: "should be a number, found \(item)", fix: "give a cosine similarity in [-1, 1]") }
+                switch key {
+                case .text: plan.filter.text = threshold
+                case .direction: plan.filter.direction = threshold
+                case .image: plan.filter.image = threshold
+                }
+            }
+        }
+        plan.keep = try fields.integer(.keep)
+        if let value = fields[.keepRejected] {
+            guard let flag = value.boolValue else { throw EditError(field: "keep_rejected", problem: "should be true or false", fix: "write true or false") }
+            plan.keepRejected = flag
+        }
+        if let name = try fields.string(.scorer) { plan.scorer = name == SamplingPlan.noScorer ? nil : name }
+        plan.instruction = try fields.string(.instruction)
+        sampling = plan
+        if let value = fields[.vary] { vary = try VariedValues(json: value) }
+        try recipe?.apply(to: &self, given: given)
     }
 
     /// The spec as JSON: every field it runs with, defaults included, options that do not
@@ -139,6 +183,16 @@ extension EditSpec {
         if let scheduler { object[.scheduler] = scheduler.json }
         if let originalSize { object[.originalSize] = .array(originalSize.map { .int($0) }) }
         if let cropsCoordsTopLeft { object[.cropsCoordsTopLeft] = .array(cropsCoordsTopLeft.map { .int($0) }) }
+        if let sampling {
+            object[.samples] = .int(sampling.samples)
+            if let keep = sampling.keep { object[.keep] = .int(keep) }
+            if !sampling.filter.isEmpty { object[.filter] = sampling.filter.json }
+            if sampling.keepRejected { object[.keepRejected] = .bool(true) }
+            object[.scorer] = .string(sampling.scorer ?? SamplingPlan.noScorer)
+            if let instruction = sampling.instruction { object[.instruction] = .string(instruction) }
+            if !vary.isEmpty { object[.vary] = vary.json }
+            if let recipe { object[.recipe] = .string(recipe.rawValue) }
+        }
         return .object(Dictionary(uniqueKeysWithValues: object.map { ($0.key.rawValue, $0.value) }))
     }
 }

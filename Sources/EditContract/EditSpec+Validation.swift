@@ -42,6 +42,33 @@ extension EditSpec {
             throw EditError(field: "inversion", problem: "is given without an image", fix: "add \"image\": \"photo.png\", or remove it")
         }
         try validateStructure(given: given)
+        try validateSampling(given: given)
+    }
+
+    /// A sampled line's options, and how they fit the rest.
+    private func validateSampling(given: Set<Key>) throws {
+        guard let sampling else {
+            if !vary.isEmpty { throw EditError(field: "vary", problem: "is given without samples", fix: "add \"samples\": N, or remove it") }
+            return
+        }
+        try sampling.validate()
+        if sampling.scorer != nil && targets.count != 1 {
+            throw EditError(field: "targets", problem: "has \(targets.count) prompts, but CLIP scores a pair (the source and one target)",
+                            fix: "give one target per sampled line, or \"scorer\": \"none\"")
+        }
+        if sampling.scorer == SamplingPlan.defaultScorer, model != nil, !given.contains(.scorer) {
+            throw EditError(field: "scorer", problem: "defaults to the embedded model's CLIP, which knows only the shapes world, but the line runs \(model ?? "")",
+                            fix: "name the CLIP model your workers load with --scorer (e.g. a clip-vit-large-patch14 folder), or \"scorer\": \"none\"")
+        }
+        if image != nil {
+            throw EditError(field: "samples", problem: "makes variants of a generated pair, but the line edits a real image",
+                            fix: "remove samples, or remove image")
+        }
+        if mode == .none {
+            for key in [VariedValues.Key.selfReplace, .crossReplace] where vary[key] != nil {
+                throw EditError(field: "vary.\(key.rawValue)", problem: "has no effect in mode none (the no-control baseline)", fix: "remove it, or choose a mode that uses it")
+            }
+        }
     }
 
     /// How the options fit together.

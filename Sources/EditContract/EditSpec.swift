@@ -58,6 +58,12 @@ public struct EditSpec: Sendable, Equatable {
     public var originalSize: [Int]?
     /// SDXL's crop conditioning (diffusers' `crops_coords_top_left`, [top, left]); nil for [0, 0].
     public var cropsCoordsTopLeft: [Int]?
+    /// A sampled line (`samples` and the options that go with it): nil for a single edit.
+    public var sampling: SamplingPlan?
+    /// What each variant of a sampled line draws from ranges.
+    public var vary = VariedValues()
+    /// The named defaults the line asked for (already applied; kept for its records).
+    public var recipe: EditRecipe?
 
     public init(id: String, source: String, targets: [String]) {
         self.id = id
@@ -76,7 +82,11 @@ public struct EditSpec: Sendable, Equatable {
         case seed, steps, guidance, height, width, model
         case superResolution = "super_resolution", image, inversion, precision, scheduler
         case originalSize = "original_size", cropsCoordsTopLeft = "crops_coords_top_left"
+        case samples, vary, filter, keep, keepRejected = "keep_rejected", scorer, recipe, instruction
     }
+
+    /// The keys that only a sampled line takes.
+    public static let samplingKeys: Set<Key> = [.samples, .vary, .filter, .keep, .keepRejected, .scorer, .recipe, .instruction]
 
     /// The largest image side (pixels) an edit may ask for: a bound on what one line of a batch
     /// can make a worker allocate (SDXL's native side is 1024).

@@ -125,3 +125,41 @@ public func writeAtomically(_ data: Data, to url: URL) throws {
         close(folder)
     }
 }
+
+/// Appends `data` to the file at `url` (made if missing) after cutting it to `length` bytes
+/// (what its writer last recorded as complete: an append a crash cut short is dropped, not
+/// doubled), durably; returns the new length. For append-only records too large to rewrite.
+public func appendDurably(_ data: Data, to url: URL, after length: Int) throws -> Int {
+    try prepareOutputFolder(url.deletingLastPathComponent())
+    if let kind = fileKind(url.path), kind != S_IFREG {
+        throw OutputFileError(path: url.path, problem: "is \(kindName(kind)), which ptp does not replace", fix: "move it away")
+    }
+    let descriptor = open(url.path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+    guard descriptor >= 0 else { throw OutputFileError.system("cannot open", url.path) }
+    defer { close(descriptor) }
+    var status = stat()
+    guard fstat(descriptor, &status) == 0 else { throw OutputFileError.system("cannot read the size of", url.path) }
+    // Shorter than recorded: someone cut it; carry on from its end.
+    let start = min(Int(status.st_size), length)
+    guard ftruncate(descriptor, off_t(start)) == 0, lseek(descriptor, off_t(start), SEEK_SET) >= 0 else {
+        throw OutputFileError.system("cannot cut back", url.path)
+    }
+    var written = 0
+    var failure: Int32 = 0
+    let complete = data.withUnsafeBytes { buffer -> Bool in
+        guard let base = buffer.baseAddress else { return true }
+        while written < buffer.count {
+            let result = write(descriptor, base + written, buffer.count - written)
+            if result < 0 {
+                if errno == EINTR { continue }
+                failure = errno
+                return false
+            }
+            written += result
+        }
+        return true
+    }
+    guard complete else { throw OutputFileError.system("cannot append to", url.path, code: failure) }
+    guard fsync(descriptor) == 0 else { throw OutputFileError.system("cannot write", url.path) }
+    return start + written
+}

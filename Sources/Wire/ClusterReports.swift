@@ -32,9 +32,40 @@ public struct JobStatus: Codable, Sendable, Equatable {
     public var running: Int
     /// running, completed (every edit succeeded) or completed-with-failures.
     public var state: String
+    /// A job of sampled lines (its edits are its lines): how its variants stand.
+    public var variants: VariantProgress?
 
-    public init(id: String, output: String, edits: Int, finished: Int, failed: Int, running: Int, state: String) {
+    public init(id: String, output: String, edits: Int, finished: Int, failed: Int, running: Int, state: String, variants: VariantProgress? = nil) {
         (self.id, self.output, self.edits, self.finished, self.failed, self.running, self.state) = (id, output, edits, finished, failed, running, state)
+        self.variants = variants
+    }
+}
+
+/// The variants of a job's sampled lines: how many there are, are in, failed, were kept, and
+/// were rejected by reason (a filter's score key, or "ranked": passed but not among the best).
+public struct VariantProgress: Codable, Sendable, Equatable {
+    public var total: Int
+    public var done: Int
+    public var failed: Int
+    public var kept: Int
+    public var rejected: [String: Int]
+
+    public init(total: Int, done: Int, failed: Int, kept: Int, rejected: [String: Int]) {
+        (self.total, self.done, self.failed, self.kept, self.rejected) = (total, done, failed, kept, rejected)
+    }
+
+    /// Variants rejected in all.
+    public var rejectedCount: Int { rejected.values.reduce(0, +) }
+
+    /// "412/1000 variants in, 38 kept, 350 rejected (clip_direction 200, clip_image 90, ranked 60), 2 failed".
+    public var summary: String {
+        var text = "\(done)/\(total) variants in, \(kept) kept, \(rejectedCount) rejected"
+        if !rejected.isEmpty {
+            let reasons = rejected.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            text += " (" + reasons.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")"
+        }
+        if failed > 0 { text += ", \(failed) failed" }
+        return text
     }
 }
 

@@ -4,7 +4,7 @@ import NIOCore
 /// An edit envelope's fields, in order; the spec stays the client's JSON text, unread here.
 extension EditEnvelope {
     /// The fewest bytes an encoded envelope takes (its fixed-size fields and empty strings).
-    static let smallestEncoding = 4 + 4 + 4 + 1 + 8 + 1 + 4 + 4
+    static let smallestEncoding = 4 + 4 + 4 + 1 + 8 + 1 + 4 + 1 + 4
 
     func encode(into buffer: inout ByteBuffer) {
         buffer.writeField(id)
@@ -14,6 +14,8 @@ extension EditEnvelope {
         buffer.writeInteger(seed)
         buffer.writeField(superResolution)
         buffer.writeField(packKey)
+        buffer.writeField(sampling != nil)
+        if let sampling { sampling.encode(into: &buffer) }
         buffer.writeField(spec)
     }
 
@@ -22,10 +24,38 @@ extension EditEnvelope {
         let prompts = try buffer.readStrings(field: "prompts of \(id.prefix(64))", limit: EditSpec.maximumTargets + 1, each: 1 << 20)
         let model = try buffer.readString(field: "model", limit: EditEnvelope.maximumKeyLength)
         let precision = try Precision(wireCode: try buffer.readInteger(field: "precision", as: UInt8.self))
-        return EditEnvelope(id: id, prompts: prompts, model: model, precision: precision, seed: try buffer.readInteger(field: "seed", as: UInt64.self),
-                            superResolution: try buffer.readBool(field: "super_resolution"),
-                            packKey: try buffer.readString(field: "pack key", limit: EditEnvelope.maximumKeyLength),
-                            spec: try buffer.readString(field: "spec", limit: EditEnvelope.maximumSpecLength))
+        let seed = try buffer.readInteger(field: "seed", as: UInt64.self)
+        let superResolution = try buffer.readBool(field: "super_resolution")
+        let packKey = try buffer.readString(field: "pack key", limit: EditEnvelope.maximumKeyLength)
+        let sampling = try buffer.readBool(field: "samples") ? try SamplingPlan.decode(from: &buffer) : nil
+        return EditEnvelope(id: id, prompts: prompts, model: model, precision: precision, seed: seed, superResolution: superResolution,
+                            packKey: packKey, sampling: sampling, spec: try buffer.readString(field: "spec", limit: EditEnvelope.maximumSpecLength))
+    }
+}
+
+extension SamplingPlan {
+    func encode(into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt32(clamping: samples))
+        buffer.writeField(keep != nil)
+        buffer.writeInteger(UInt32(clamping: keep ?? 0))
+        buffer.writeField(filter.text)
+        buffer.writeField(filter.direction)
+        buffer.writeField(filter.image)
+        buffer.writeField(keepRejected)
+        buffer.writeField(scorer)
+        buffer.writeField(instruction)
+    }
+
+    static func decode(from buffer: inout ByteBuffer) throws -> SamplingPlan {
+        let samples = Int(try buffer.readInteger(field: "samples", as: UInt32.self))
+        let hasKeep = try buffer.readBool(field: "keep")
+        let keep = Int(try buffer.readInteger(field: "keep", as: UInt32.self))
+        let filter = ScoreFilter(text: try buffer.readOptionalDouble(field: "filter.clip_text"),
+                                 direction: try buffer.readOptionalDouble(field: "filter.clip_direction"),
+                                 image: try buffer.readOptionalDouble(field: "filter.clip_image"))
+        return SamplingPlan(samples: samples, keep: hasKeep ? keep : nil, filter: filter, keepRejected: try buffer.readBool(field: "keep_rejected"),
+                            scorer: try buffer.readOptionalString(field: "scorer", limit: 4096),
+                            instruction: try buffer.readOptionalString(field: "instruction", limit: 1 << 16))
     }
 }
 

@@ -59,6 +59,15 @@ extension ByteBuffer {
         if let value { writeField(value) }
     }
 
+    mutating func writeField(_ value: Double?) {
+        writeField(value != nil)
+        if let value { writeField(value) }
+    }
+
+    mutating func readOptionalDouble(field: String) throws -> Double? {
+        try readBool(field: field) ? try readDouble(field: field) : nil
+    }
+
     mutating func readBool(field: String) throws -> Bool {
         switch try readInteger(field: field, as: UInt8.self) {
         case 0: return false

@@ -31,11 +31,13 @@ public enum TaskResult: Sendable, Equatable {
     /// One entry per edit of the task, in its order.
     case stageOne([StageOneEdit])
     case finish(FinishedImage)
+    case variant(VariantOutcome)
 
     public var kind: TaskKind {
         switch self {
         case .stageOne: return .stageOne
         case .finish: return .finish
+        case .variant: return .variants
         }
     }
 
@@ -61,6 +63,9 @@ public enum TaskResult: Sendable, Equatable {
             buffer.writeInteger(UInt8(2))
             buffer.writeField(finished.seconds)
             try codec.encode(finished.image, into: &buffer)
+        case .variant(let outcome):
+            buffer.writeInteger(UInt8(3))
+            try outcome.encode(into: &buffer, codec: codec)
         }
     }
 
@@ -84,6 +89,8 @@ public enum TaskResult: Sendable, Equatable {
         case 2:
             let seconds = try buffer.readDouble(field: "seconds")
             return .finish(FinishedImage(seconds: seconds, image: try tensors.read(from: &buffer, in: "result")))
+        case 3:
+            return .variant(try VariantOutcome.decode(from: &buffer, tensors: &tensors))
         case let other:
             throw WireError(.malformed, "result: unknown kind \(other)")
         }

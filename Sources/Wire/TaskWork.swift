@@ -7,6 +7,8 @@ public enum TaskKind: String, Sendable, CaseIterable {
     case stageOne = "stage1"
     /// One image of one edit to its final picture: decode or super-resolution.
     case finish
+    /// One variant of a sampled line, whole: sampled, finished and scored.
+    case variants
 }
 
 /// A finish task's work: image `index` of an edit (0 the source) from its stage-1 output.
@@ -28,11 +30,13 @@ public enum TaskWork: Sendable, Equatable {
     /// The edits, run in this order.
     case stageOne([EditEnvelope])
     case finish(FinishWork)
+    case variant(VariantWork)
 
     public var kind: TaskKind {
         switch self {
         case .stageOne: return .stageOne
         case .finish: return .finish
+        case .variant: return .variants
         }
     }
 
@@ -55,6 +59,9 @@ public enum TaskWork: Sendable, Equatable {
             buffer.writeField(work.spec.superResolution)
             buffer.writeField(work.spec.prompt)
             try codec.encode(work.input, into: &buffer)
+        case .variant(let work):
+            buffer.writeInteger(UInt8(3))
+            work.encode(into: &buffer)
         }
     }
 
@@ -72,6 +79,8 @@ public enum TaskWork: Sendable, Equatable {
                                   superResolution: try buffer.readBool(field: "super_resolution"),
                                   prompt: try buffer.readString(field: "prompt", limit: 1 << 20))
             return .finish(FinishWork(edit: edit, index: index, spec: spec, input: try tensors.read(from: &buffer, in: "assign")))
+        case 3:
+            return .variant(try VariantWork.decode(from: &buffer))
         case let other:
             throw WireError(.malformed, "assign: unknown task kind \(other)")
         }

@@ -42,8 +42,9 @@ extension WireMessage {
             buffer.writeField(taskID)
             buffer.writeField(retryable)
             buffer.writeField(reason)
-        case .submit(let outputDirectory, let edits):
+        case .submit(let outputDirectory, let layout, let edits):
             buffer.writeField(outputDirectory)
+            buffer.writeField(layout.rawValue)
             buffer.writeInteger(UInt32(edits.count))
             for edit in edits { edit.encode(into: &buffer) }
         case .accepted(let jobID, let edits):
@@ -114,8 +115,10 @@ extension WireMessage {
                               reason: try body.readString(field: "reason", limit: 16 << 10))
         case 20:
             let output = try body.readString(field: "output directory", limit: 4096)
+            let layoutName = try body.readString(field: "layout", limit: 64)
+            guard let layout = OutputLayout(rawValue: layoutName) else { throw WireError(.malformed, "submit: unknown layout '\(layoutName.prefix(64))'") }
             let count = try body.readCount(field: "edits", limit: maximumEditsPerSubmission, smallest: EditEnvelope.smallestEncoding)
-            message = .submit(outputDirectory: output, edits: try (0..<count).map { _ in try EditEnvelope.decode(from: &body) })
+            message = .submit(outputDirectory: output, layout: layout, edits: try (0..<count).map { _ in try EditEnvelope.decode(from: &body) })
         case 21:
             message = .accepted(jobID: try body.readString(field: "job id", limit: 256), edits: try body.readInteger(field: "edits", as: UInt32.self))
         case 22:

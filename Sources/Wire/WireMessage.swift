@@ -41,7 +41,7 @@ public enum WireMessage: Sendable, Equatable {
     case result(taskID: String, result: TaskResult)
     case failed(taskID: String, retryable: Bool, reason: String)
     // Clients
-    case submit(outputDirectory: String, edits: [EditEnvelope])
+    case submit(outputDirectory: String, layout: OutputLayout, edits: [EditEnvelope])
     case accepted(jobID: String, edits: UInt32)
     case watch(jobID: String)
     case jobProgress(jobID: String, report: JobProgressReport)

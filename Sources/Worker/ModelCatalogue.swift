@@ -13,9 +13,12 @@ struct ModelCatalogue: Sendable {
     let models: [String: DiffusionModel]
     /// The names, each once, in order.
     let names: [String]
+    /// Every name of every scorer (its key, its path as given and standardised), and the names.
+    let scorers: [String: CLIPScorer]
+    let scorerNames: [String]
 
     /// Loads every directory (large models take a while), keys in sorted order.
-    init(directories: [String: URL], logger: Logger) throws {
+    init(directories: [String: URL], scorers scorerDirectories: [String: URL] = [:], logger: Logger) throws {
         var models: [String: DiffusionModel] = [:]
         var names: [String] = []
         for (key, url) in directories.sorted(by: { $0.key < $1.key }) {
@@ -27,11 +30,27 @@ struct ModelCatalogue: Sendable {
             }
         }
         (self.models, self.names) = (models, names)
+        var scorers: [String: CLIPScorer] = [:]
+        var scorerNames: [String] = []
+        for (key, url) in scorerDirectories.sorted(by: { $0.key < $1.key }) {
+            let scorer = try CLIPScorer(directory: url)
+            logger.info("loaded scorer", metadata: ["key": "\(key)", "folder": "\(url.path)"])
+            for alias in [key, url.path, url.standardizedFileURL.path] where scorers[alias] == nil {
+                scorers[alias] = scorer
+                scorerNames.append(alias)
+            }
+        }
+        (self.scorers, self.scorerNames) = (scorers, scorerNames)
     }
 
     /// What the worker tells the coordinator it serves: each name once per precision
     /// (`CapabilityKey`), so that bf16 edits go only to workers that run bf16.
+    /// With each scorer too, for sampled lines.
     func capabilityKeys(precisions: [Precision]) -> [String] {
-        precisions.flatMap { precision in names.map { CapabilityKey.key(model: $0, precision: precision) } }
+        precisions.flatMap { precision in
+            names.flatMap { name in
+                [CapabilityKey.key(model: name, precision: precision)] + scorerNames.map { CapabilityKey.key(model: name, precision: precision, scorer: $0) }
+            }
+        }
     }
 }

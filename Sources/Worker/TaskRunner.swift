@@ -14,6 +14,8 @@ struct TaskFailure: Error {
 struct TaskRunner: Sendable {
     /// Loaded models by every key a spec may name them with.
     let models: [String: DiffusionModel]
+    /// Loaded CLIP scorers by every key a sampled line may name them with.
+    var scorers: [String: CLIPScorer] = [:]
     let lowMemory: Bool
 
     /// Runs one task; `progress` gets (step, total) during denoising.
@@ -21,6 +23,7 @@ struct TaskRunner: Sendable {
         switch work {
         case .stageOne(let edits): return .stageOne(try stageOne(edits, progress: progress))
         case .finish(let work): return .finish(try finish(work))
+        case .variant(let work): return .variant(try variant(work, progress: progress))
         }
     }
 
@@ -47,6 +50,33 @@ struct TaskRunner: Sendable {
             } catch let error as EditError {
                 return StageOneEdit(id: envelope.id, outcome: .failed(reason: "\(error)"))
             }
+        }
+    }
+
+    /// One variant of a sampled line, whole: its spec drawn from the line's (opened here), its
+    /// stage 1, every picture finished, the pair scored. Its pictures go back only when they may
+    /// be kept (the filter passes them) or the line keeps rejected pictures too.
+    func variant(_ work: VariantWork, progress: @escaping (Int, Int) -> Void) throws -> VariantOutcome {
+        let model = try model(work.line.model)
+        guard let plan = work.line.sampling else { throw TaskFailure(reason: "variant task for a line with no samples", retryable: false) }
+        let scorer = try plan.scorer.map { key -> CLIPScorer in
+            guard let scorer = scorers[key] else { throw TaskFailure(reason: "scorer '\(key)' is not loaded on this worker", retryable: true) }
+            return scorer
+        }
+        do {
+            let (spec, draw) = try work.line.open().variant(work.index)
+            let start = Date()
+            let result = try PromptToPromptEditor(model: model).run(spec, lowMemory: lowMemory, progress: progress)
+            let scores = try scorer.map { try $0.scores(source: result.images[0], edited: result.images[1], sourcePrompt: spec.source, editedPrompt: spec.targets[0]) }
+            let s = result.settings
+            let run = EditRun(model: model.identifier, mode: spec.resolvedMode,
+                              settings: .init(steps: s.steps, guidance: Double(s.guidance), height: s.height, width: s.width,
+                                              scheduler: result.scheduler, precision: s.precision))
+            let wanted = plan.keepRejected || plan.passes(scores)
+            return .ran(ScoredVariant(draw: draw, run: run, seconds: Date().timeIntervalSince(start), scores: scores,
+                                      pictures: wanted ? result.images.map { TensorPayload(name: "image", image: $0) } : []))
+        } catch let error as EditError {
+            return .failed(reason: "\(error)")
         }
     }
 

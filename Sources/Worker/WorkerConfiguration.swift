@@ -13,6 +13,9 @@ public struct WorkerConfiguration: Sendable {
     public var threads: Int
     /// Model directories by the key specs name them with ("default" for the embedded model).
     public var models: [String: URL]
+    /// CLIP model directories (transformers' CLIPModel folders) by the key sampled lines name
+    /// them with as `scorer` ("default" for the embedded model's).
+    public var scorers: [String: URL]
     /// The precisions this worker runs edits at.
     public var precisions: [Precision]
     public var lowMemory: Bool
@@ -25,12 +28,12 @@ public struct WorkerConfiguration: Sendable {
     /// again when its lease expires).
     public var drainDeliveryTimeout: TimeAmount
 
-    public init(host: String, port: Int, secret: SharedSecret, nodeID: String, threads: Int, models: [String: URL],
+    public init(host: String, port: Int, secret: SharedSecret, nodeID: String, threads: Int, models: [String: URL], scorers: [String: URL] = [:],
                 precisions: [Precision] = Precision.allCases.filter(\.isSupported),
                 lowMemory: Bool = false, codec: TensorCodec = TensorCodec(), heartbeatInterval: TimeAmount = .seconds(5),
                 maximumBackoff: TimeAmount = .seconds(30), drainDeliveryTimeout: TimeAmount = .seconds(60)) {
         (self.host, self.port, self.secret, self.nodeID, self.threads, self.models) = (host, port, secret, nodeID, threads, models)
-        self.precisions = precisions
+        (self.scorers, self.precisions) = (scorers, precisions)
         (self.lowMemory, self.codec, self.heartbeatInterval, self.maximumBackoff) = (lowMemory, codec, heartbeatInterval, maximumBackoff)
         self.drainDeliveryTimeout = drainDeliveryTimeout
     }

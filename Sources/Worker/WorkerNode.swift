@@ -36,8 +36,8 @@ public final class WorkerNode: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         ComputeThreads.setThreadCount(configuration.threads)
-        let catalogue = try ModelCatalogue(directories: configuration.models, logger: logger)
-        runner = TaskRunner(models: catalogue.models, lowMemory: configuration.lowMemory)
+        let catalogue = try ModelCatalogue(directories: configuration.models, scorers: configuration.scorers, logger: logger)
+        runner = TaskRunner(models: catalogue.models, scorers: catalogue.scorers, lowMemory: configuration.lowMemory)
         let capabilities = NodeCapabilities(models: catalogue.capabilityKeys(precisions: configuration.precisions), threads: configuration.threads,
                                             host: ProcessInfo.processInfo.hostName, version: "ptp-\(WireProtocol.version)")
         let running = Running()

@@ -3,6 +3,8 @@ import EditContract
 
 extension Precision: ExpressibleByArgument {}
 extension SelfReplaceVariant: ExpressibleByArgument {}
+extension EditRecipe: ExpressibleByArgument {}
+extension OutputLayout: ExpressibleByArgument {}
 extension AncestralNoise: ExpressibleByArgument {}
 
 /// Two whole numbers given as `A,B` (or `AxB`): SDXL's sizes as HEIGHT,WIDTH and its crop corner

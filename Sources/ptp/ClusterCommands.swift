@@ -114,6 +114,9 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("model"), help: "A model directory to serve, named in edit specs by this path (repeatable). The embedded model is always served as \"default\" when found.")
     var models: [String] = []
 
+    @Option(name: .customLong("scorer"), help: "A CLIP model folder (as transformers' CLIPModel saves it) that scores sampled lines naming it by this path (repeatable). The embedded model's scorer is always served as \"default\" when found.")
+    var scorers: [String] = []
+
     @Option(help: "This node's name (default: host name and process id).")
     var nodeID: String?
 
@@ -139,6 +142,12 @@ struct WorkerCommand: ParsableCommand {
         var directories: [String: URL] = [:]
         if let embedded = ModelLocation.defaultModel() { directories["default"] = embedded }
         for path in models { directories[path] = URL(fileURLWithPath: path) }
+        var scorerDirectories: [String: URL] = [:]
+        if let embedded = ModelLocation.defaultModel()?.appendingPathComponent("scorer"),
+           FileManager.default.fileExists(atPath: embedded.appendingPathComponent("config.json").path) {
+            scorerDirectories[SamplingPlan.defaultScorer] = embedded
+        }
+        for path in scorers { scorerDirectories[path] = URL(fileURLWithPath: path) }
         guard !directories.isEmpty else {
             throw CommandError("--model: no model to serve (the embedded model, models/shapes-world, was not found); pass --model DIR or set PTP_MODEL")
         }
@@ -147,151 +156,8 @@ struct WorkerCommand: ParsableCommand {
                                           "precisions": "\(precisions.map(\.rawValue).joined(separator: ","))"])
         let node = try WorkerNode(configuration: WorkerConfiguration(
             host: host, port: port, secret: try secret.load(), nodeID: nodeID ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())",
-            threads: threads, models: directories, precisions: precisions, lowMemory: lowMemory, codec: try codec.codec(),
+            threads: threads, models: directories, scorers: scorerDirectories, precisions: precisions, lowMemory: lowMemory, codec: try codec.codec(),
             heartbeatInterval: .milliseconds(Int64(heartbeat * 1000))), logger: logger)
         try node.run()
-    }
-}
-
-struct Submit: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Submit a batch of edits (JSON Lines, one edit per line) and wait until every result is written.",
-        discussion: """
-            Results land in OUTPUT/<edit id>/source.png, target-1.png..., grid.png, with OUTPUT/manifest.jsonl \
-            holding one line per edit. OUTPUT is written by the coordinator: give a path it can reach (its own \
-            disk, or storage shared with it). Exits 0 only if every edit succeeded.
-            """)
-
-    @Argument(help: "The batch: one JSON edit spec per line.")
-    var file: String
-
-    @Option(help: "The coordinator, HOST:PORT.")
-    var coordinator: String
-
-    @Option(help: "Output folder (made absolute; must be reachable by the coordinator).")
-    var output: String
-
-    @Flag(help: "Return as soon as the job is accepted.")
-    var detach = false
-
-    @Option(help: "Seconds to keep trying to reach a coordinator that went away before giving up (the job goes on in its journal).")
-    var reconnectTimeout: Double = 600
-
-    @OptionGroup var secret: SecretOptions
-
-    /// The batch, each line checked as an edit spec (errors name the line and the field), and
-    /// sealed for the cluster.
-    func edits() throws -> [EditEnvelope] {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw CommandError("cannot read \(file)") }
-        var edits: [EditEnvelope] = []
-        var ids = Set<String>()
-        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            guard !trimmed.isEmpty, !trimmed.hasPrefix("#") else { continue }
-            do {
-                var spec = try EditSpec(json: try StrictJSON.parse(trimmed))
-                guard ids.insert(spec.id).inserted else { throw EditError(field: "id", problem: "'\(spec.id)' is used twice", fix: "give every edit its own id") }
-                if let image = spec.image {
-                    // Workers read the image themselves: a relative path means the batch file's folder.
-                    let folder = URL(fileURLWithPath: file).deletingLastPathComponent()
-                    let url = image.hasPrefix("/") ? URL(fileURLWithPath: image) : folder.appendingPathComponent(image)
-                    guard FileManager.default.isReadableFile(atPath: url.path) else {
-                        throw EditError(field: "image", problem: "'\(url.path)' cannot be read",
-                                        fix: "give a PNG path relative to the batch file or absolute, on storage the workers share")
-                    }
-                    spec.image = url.standardizedFileURL.path
-                }
-                edits.append(try EditEnvelope(spec))
-            } catch let error as EditError {
-                throw CommandError("\(file):\(number + 1): \(error)")
-            } catch let error as StrictJSON.SyntaxError {
-                let column = error.column + line.prefix { $0 == " " || $0 == "\t" }.count
-                throw CommandError("\(file):\(number + 1):\(column): not JSON: \(error.problem)")
-            }
-        }
-        guard !edits.isEmpty else { throw CommandError("\(file) holds no edits") }
-        return edits
-    }
-
-    func run() throws {
-        let edits = try edits()
-        let output = URL(fileURLWithPath: output).standardizedFileURL.path
-        let secret = try secret.load()
-        let client = try CoordinatorClient(address: coordinator, secret: secret, role: .client)
-        try client.connect()
-        try client.send(.submit(outputDirectory: output, edits: edits))
-        let jobID = try acceptance(from: client, output: output)
-        if detach {
-            print(jobID)
-            return
-        }
-        let report = try watch(jobID, client: client, secret: secret)
-        for (id, reason) in report.failures.sorted(by: { $0.key < $1.key }) { note("edit \(id) failed: \(reason)") }
-        note("job \(jobID): \(report.job.finished) finished, \(report.job.failed) failed, manifest \(output)/manifest.jsonl")
-        print(jobID)
-        if report.job.failed > 0 { throw ExitCode(1) }
-    }
-
-    /// The job's id once the coordinator has journaled it (which waits behind its disk).
-    func acceptance(from client: CoordinatorClient, output: String) throws -> String {
-        let asked = Date()
-        while true {
-            switch try client.next(timeout: 30) {
-            case .accepted(let id, let count)?:
-                note("job \(id) accepted: \(count) edits; results in \(output)")
-                return id
-            case .error(_, let reason)?:
-                throw CommandError("the coordinator refused the job: \(reason)")
-            case nil where Date().timeIntervalSince(asked) < reconnectTimeout:
-                note("waiting for the coordinator to journal the job (\(Int(Date().timeIntervalSince(asked))) s so far; its disk is busy)")
-            default:
-                throw CommandError("no answer from the coordinator within \(Int(reconnectTimeout)) s; see ptp status before submitting again")
-            }
-        }
-    }
-
-    /// Follows the job to its end, reconnecting if the coordinator restarts.
-    func watch(_ jobID: String, client: CoordinatorClient, secret: SharedSecret) throws -> JobProgressReport {
-        let bar = ProgressBar("job \(jobID)")
-        var client = client
-        var delay = 0.5
-        var lostSince: Date?
-        var told = Set<String>()
-        while true {
-            do {
-                try client.send(.watch(jobID: jobID))
-                while true {
-                    guard let message = try client.next(timeout: 30) else { continue }
-                    lostSince = nil
-                    switch message {
-                    case .jobProgress(_, let report):
-                        // Why edits cannot start, once per reason.
-                        for reason in Set(report.waiting.values.map { $0.components(separatedBy: " (waiting").first ?? $0 }).sorted()
-                        where told.insert(reason).inserted {
-                            let edits = report.waiting.filter { $0.value.hasPrefix(reason) }.keys.sorted()
-                            note("waiting: \(reason), needed by \(edits.count) edit(s) (\(edits.prefix(5).joined(separator: ", "))\(edits.count > 5 ? ", ..." : ""))")
-                        }
-                        bar.update(report.job.finished + report.job.failed, of: report.job.edits)
-                        if report.job.state != "running" { return report }
-                    case .error(_, let reason):
-                        throw CommandError("the coordinator: \(reason)")
-                    default:
-                        continue
-                    }
-                }
-            } catch ConnectionError.closed {
-                let since = lostSince ?? Date()
-                lostSince = since
-                guard Date().timeIntervalSince(since) < reconnectTimeout else {
-                    throw CommandError("the coordinator at \(coordinator) stayed unreachable for \(Int(reconnectTimeout)) s; job \(jobID) is in its journal "
-                                       + "and goes on when it returns (see ptp status)")
-                }
-                note("lost the coordinator; reconnecting in \(delay) s")
-                Thread.sleep(forTimeInterval: delay)
-                delay = min(delay * 2, 10)
-                client = try CoordinatorClient(address: coordinator, secret: secret, role: .client)
-                do { try client.connect() } catch { note("reconnect failed: \(error)") }
-            }
-        }
     }
 }

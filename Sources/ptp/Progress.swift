@@ -10,14 +10,17 @@ final class ProgressBar {
 
     init(_ label: String) { self.label = label }
 
-    func update(_ done: Int, of total: Int) {
+    func update(_ done: Int, of total: Int) { update(done, of: total, detail: "") }
+
+    /// With `detail` after the rate.
+    func update(_ done: Int, of total: Int, detail: String) {
         let fraction = total > 0 ? Double(done) / Double(total) : 1
         let elapsed = Date().timeIntervalSince(start)
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
         let width = 30
         let filled = Int(fraction * Double(width))
         let line = String(format: "%@ [%@%@] %d/%d  %.2f it/s", label, String(repeating: "#", count: filled),
-                          String(repeating: ".", count: width - filled), done, total, rate)
+                          String(repeating: ".", count: width - filled), done, total, rate) + detail
         if interactive {
             FileHandle.standardError.write(Data(("\r" + line + (done == total ? "\n" : "")).utf8))
         } else {

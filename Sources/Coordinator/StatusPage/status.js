@@ -126,11 +126,12 @@ function renderNodes(status, colourOf) {
 function renderJobs(status) {
   const rows = status.jobs.map((job) => {
     const waiting = job.waiting > 0 ? ` · ${job.waiting} waiting for a worker` : "";
+    const progress = job.variants ? variantsText(job.variants) : `${job.imagesDone}/${job.imagesTotal} images`;
     return element("tr", { "data-job": job.id },
       element("td", {}, job.id),
       element("td", {}, badge(job.state)),
       element("td", {}, element("progress", { max: Math.max(1, job.imagesTotal), value: job.imagesDone }),
-        element("span", { class: "progress-text" }, `${job.imagesDone}/${job.imagesTotal} images${waiting}`)),
+        element("span", { class: "progress-text" }, `${progress}${waiting}`)),
       element("td", { class: "number" }, `${job.finished}/${job.edits}`),
       element("td", { class: "number" }, job.failed),
       element("td", { class: "number" }, job.state === "running" ? duration(job.eta)
@@ -139,6 +140,17 @@ function renderJobs(status) {
   });
   if (rows.length === 0) rows.push(element("tr", {}, element("td", { colspan: 7, class: "empty" }, "no jobs yet")));
   document.querySelector("#jobs tbody").replaceChildren(...rows);
+}
+
+// "412/1000 variants · 38 kept · 350 rejected (clip_direction 57%, ranked 17%) · 2 failed".
+function variantsText(variants) {
+  const rejected = Object.values(variants.rejected).reduce((sum, count) => sum + count, 0);
+  const reasons = Object.entries(variants.rejected).sort((a, b) => b[1] - a[1])
+    .map(([reason, count]) => `${reason} ${Math.round(100 * count / Math.max(1, variants.done))}%`).join(", ");
+  let text = `${variants.done}/${variants.total} variants · ${variants.kept} kept · ${rejected} rejected`;
+  if (reasons) text += ` (${reasons})`;
+  if (variants.failed > 0) text += ` · ${variants.failed} failed`;
+  return text;
 }
 
 function renderFailures(status) {

@@ -16,6 +16,8 @@ public struct EditResult: Sendable {
     public let attention: [TokenAttention]?
     public let settings: SamplingSettings
     public let mode: EditMode
+    /// The scheduler that ran, as `SchedulerChoice` writes it (class and overrides).
+    public let scheduler: String
     public let seconds: Double
 }
 
@@ -242,7 +244,7 @@ public struct PromptToPromptEditor: Sendable {
         let stageOne = try runStageOne(spec, lowMemory: lowMemory, attentionMaps: attentionMaps, progress: progress)
         let images = try spec.prompts.indices.map { try finishImage(stageOne.output.slice($0..<($0 + 1)), as: spec.finish(index: $0)) }
         return EditResult(spec: spec, prompts: spec.prompts, images: images, stageOne: stageOne.output, attention: stageOne.attention,
-                          settings: stageOne.settings, mode: spec.resolvedMode, seconds: Date().timeIntervalSince(start))
+                          settings: stageOne.settings, mode: spec.resolvedMode, scheduler: stageOne.scheduler, seconds: Date().timeIntervalSince(start))
     }
 
     /// Average cross-attention per token on `grid`, for every prompt.
