@@ -53,7 +53,7 @@ public final class SQLiteJournal: JobJournal {
                 do { envelope = try EditEnvelope(try EditSpec(json: try StrictJSON.parse(row["spec"]))) } catch {
                     throw StorageError("the journal holds edit \(id) of \(job) as \(error), which this ptp cannot read: run the version that wrote it")
                 }
-                try Self.writeEnvelope(envelope, job: job, db)
+                try Self.writeEnvelope(envelope, job: job, db, withSampling: false)
             }
         }
         // Sampled lines (kept as edits with a plan), their variants' results, and the lengths of
@@ -119,13 +119,16 @@ public final class SQLiteJournal: JobJournal {
                              try record.run.map(text), record.worker, record.seconds, try record.scores.map(text), record.error, record.staged])
     }
 
-    static func writeEnvelope(_ envelope: EditEnvelope, job: String, _ db: Database) throws {
+    /// `withSampling`: the journal has the sampling column (every version since v3).
+    static func writeEnvelope(_ envelope: EditEnvelope, job: String, _ db: Database, withSampling: Bool = true) throws {
+        var arguments: StatementArguments = [envelope.spec, envelope.prompts.count, try text(envelope.prompts), envelope.capabilityKey, envelope.model,
+                                             envelope.precision.rawValue, Int64(bitPattern: envelope.seed), envelope.superResolution, envelope.packKey]
+        if withSampling { arguments += [try envelope.sampling.map(text)] }
+        arguments += [job, envelope.id]
         try db.execute(sql: """
             UPDATE edits SET spec = ?, prompts = ?, prompt_texts = ?, model = ?, model_key = ?, precision = ?, seed = ?, super_resolution = ?,
-                pack_key = ?, sampling = ? WHERE job = ? AND id = ?
-            """, arguments: [envelope.spec, envelope.prompts.count, try text(envelope.prompts), envelope.capabilityKey, envelope.model,
-                             envelope.precision.rawValue, Int64(bitPattern: envelope.seed), envelope.superResolution, envelope.packKey,
-                             try envelope.sampling.map(text), job, envelope.id])
+                pack_key = ?\(withSampling ? ", sampling = ?" : "") WHERE job = ? AND id = ?
+            """, arguments: arguments)
     }
 
     static func write(_ task: JournalTask, _ db: Database) throws {

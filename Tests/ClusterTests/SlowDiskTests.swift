@@ -36,7 +36,7 @@ extension ClusterTests {
         try client.connect()
         defer { client.close() }
         let output = disk.mountPoint.appendingPathComponent("results")
-        let accepted = try client.request(.submit(outputDirectory: output.path, edits: edits))
+        let accepted = try client.request(.submit(outputDirectory: output.path, layout: .ptp, edits: edits))
         guard case .accepted = accepted else { Issue.record("job refused: \(accepted)"); return }
 
         let probe = CoordinatorClient(host: "127.0.0.1", port: port, secret: secret, role: .monitor)

@@ -130,11 +130,41 @@ final class BrokerHarness {
     }
 
     @discardableResult
-    func submit(_ edits: [EditEnvelope], output: URL? = nil) throws -> String {
-        let job = try broker.submit(edits, output: (output ?? self.output).path)
+    func submit(_ edits: [EditEnvelope], output: URL? = nil, layout: OutputLayout = .ptp) throws -> String {
+        let job = try broker.submit(edits, output: (output ?? self.output).path, layout: layout)
         drive()
         return job
     }
+
+    /// A sampled line of `samples` variants, scored by "default", kept by `keep`.
+    static func line(_ id: String, samples: Int, keep: Int? = nil, filter: ScoreFilter = ScoreFilter(), keepRejected: Bool = false,
+                     scorer: String? = SamplingPlan.defaultScorer, seed: UInt64 = 1) -> EditEnvelope {
+        var spec = EditSpec(id: id, source: "a red circle", targets: ["a red square"])
+        spec.seed = seed
+        spec.sampling = SamplingPlan(samples: samples, keep: keep, filter: filter, keepRejected: keepRejected, scorer: scorer)
+        return try! EditEnvelope(spec)
+    }
+
+    /// The capability key sampled lines made by `line` need.
+    static let lineCapability = CapabilityKey.key(model: "default", precision: .fp32, scorer: SamplingPlan.defaultScorer)
+
+    /// A worker's result for a variant task, as `TaskRunner` makes it: the draw from the line,
+    /// `direction` (else one from the seed) as its directional score, pictures when the filter
+    /// passes it or the line keeps rejected ones.
+    func finishVariant(_ assignment: (Assignment, TaskWork), direction: Double? = nil, text: Double = 0.3, image: Double = 0.8) {
+        guard case .variant(let work) = assignment.1, let plan = work.line.sampling else { return }
+        let draw = VariantDraw(lineSeed: work.line.seed, index: work.index, vary: VariedValues())
+        let scores = plan.scorer == nil ? nil : PairScores(text0: text, text1: text, direction: direction ?? Self.direction(of: draw.seed), image: image)
+        let run = EditRun(model: "m", mode: .replace, settings: .init(steps: 2, guidance: 7.5, height: 8, width: 8, scheduler: nil, precision: .fp32))
+        let wanted = plan.keepRejected || plan.passes(scores)
+        let picture = TensorPayload(name: "image", elementType: .uint8, shape: [8, 8, 3], bytes: [UInt8](repeating: UInt8(work.index % 256), count: 192))
+        broker.result(assignment.0.session, taskID: assignment.0.taskID,
+                      result: .variant(.ran(ScoredVariant(draw: draw, run: run, seconds: 0.5, scores: scores, pictures: wanted ? [picture, picture] : []))))
+        drive()
+    }
+
+    /// A directional score in [-0.5, 0.5) spread by the seed.
+    static func direction(of seed: UInt64) -> Double { Double(seed % 1000) / 1000 - 0.5 }
 
     func join(_ session: String, models: Set<String> = ["default"], credit: Int = 1) {
         broker.workerJoined(sessionID: session, nodeID: session, host: "test", models: models)
@@ -203,10 +233,11 @@ final class BrokerHarness {
 
     /// Runs every task handed to `session` to its end, asking for more each time, until none is left.
     func work(_ session: String) {
-        while let next = nextAssignment(for: session) {
-            switch next.kind {
-            case .stageOne: finishStageOne(next.taskID, by: session)
-            case .finish: finishImage(next.taskID, by: session)
+        while let next = nextWork(for: session) {
+            switch next.0.kind {
+            case .stageOne: finishStageOne(next.0.taskID, by: session)
+            case .finish: finishImage(next.0.taskID, by: session)
+            case .variants: finishVariant(next)
             }
             credit(session)
         }

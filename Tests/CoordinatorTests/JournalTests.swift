@@ -82,6 +82,38 @@ struct JournalTests {
         #expect(broker.task("job-7.a.f1")?.state == .queued && broker.status().queuedTasks == 1)
     }
 
+    @Test("sampled lines: their plans, variants (the first result of one kept), tallies and manifest lengths survive in SQLite")
+    func sampledLines() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-journal-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let journal = try SQLiteJournal(directory: folder)
+        let plan = SamplingPlan(samples: 3, keep: 1, filter: ScoreFilter(direction: 0.2), keepRejected: true, scorer: "clip", instruction: "make it a square")
+        let lines = ["a", "b"].map { id in
+            var spec = EditSpec(id: id, source: "a red circle", targets: ["a red square"])
+            spec.sampling = plan
+            return JournalLine(job: "job-1", envelope: try! EditEnvelope(spec), state: .pending)
+        }
+        try journal.insert(JournalJob(id: "job-1", number: 1, output: URL(fileURLWithPath: "/out"), created: Date(timeIntervalSince1970: 1_800_000_000),
+                                      layout: .hf, edits: [], lines: lines), tasks: [])
+        let run = EditRun(model: "m", mode: .replace, settings: .init(steps: 2, guidance: 7.5, height: 8, width: 8, scheduler: nil, precision: .fp32))
+        let record = VariantRecord(index: 1, seed: 1 << 52, values: ["guidance": 9.5], run: run, worker: "w1", seconds: 2,
+                                   scores: PairScores(text0: 0.3, text1: 0.25, direction: 0.4, image: 0.8), error: nil, staged: true)
+        try journal.apply(JournalChange(variants: [JournalVariant(job: "job-1", line: "a", record: record)]))
+        // A second result of the same variant (a lease that expired) changes nothing.
+        try journal.apply(JournalChange(variants: [JournalVariant(job: "job-1", line: "a", record: with(record) { $0.seconds = 9 })]))
+        var tally = VariantTally()
+        (tally.done, tally.kept, tally.rejected) = (3, 1, ["ranked": 2])
+        try journal.apply(JournalChange(lines: [with(lines[1]) { $0.state = .finished; $0.tally = tally; $0.finishedAt = Date(timeIntervalSince1970: 1_800_000_100) }],
+                                        manifest: (URL(fileURLWithPath: "/out"), 1234)))
+        let job = try #require(try journal.load().jobs.first)
+        #expect(job.layout == .hf && job.edits.isEmpty && job.lines.map(\.id) == ["a", "b"])
+        #expect(job.lines[0].envelope.sampling == plan && job.lines[0].envelope.capabilityKey == "default+scorer:clip")
+        #expect(job.lines[0].variants == [record], "\(job.lines[0].variants)")
+        #expect(job.lines[1].state == .finished && job.lines[1].tally == tally && job.lines[1].variants.isEmpty)
+        #expect(try journal.manifestLength(of: URL(fileURLWithPath: "/out")) == 1234)
+        #expect(try journal.manifestLength(of: URL(fileURLWithPath: "/elsewhere")) == 0)
+    }
+
     @Test("the journal's stage-1 record keeps its flat JSON layout")
     func stageOneLayout() throws {
         let record = StageOneRecord(worker: "w1", seconds: 2, run: EditRun(model: "m", mode: .refine, settings: .init(
@@ -125,6 +157,9 @@ final class GatedStore: ResultStore, @unchecked Sendable {
     func load(job: String, edit: String, name: String) throws -> TensorPayload { throw StorageError("nothing stored") }
     func writePictures(job: String, edit: String, count: Int, to folder: URL) throws {}
     func removeTensors(job: String, edit: String) {}
+    func writeLine(_ outputs: LineOutputs) throws {}
+    func appendManifest(_ lines: [String], to folder: URL, after length: Int) throws -> Int { length }
+    func writeDatasetFiles(in folder: URL, layout: OutputLayout) throws {}
 
     func writeManifest(_ lines: [ManifestLine], to folder: URL) throws {
         let first = lock.withLock { written.isEmpty }

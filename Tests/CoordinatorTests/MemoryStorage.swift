@@ -1,4 +1,5 @@
 @testable import Coordinator
+import EditContract
 import Foundation
 import Imaging
 import Wire
@@ -9,6 +10,9 @@ final class MemoryJournal: JobJournal, @unchecked Sendable {
     private let lock = NSLock()
     private var jobs: [JournalJob] = []
     private var tasks: [JournalTask] = []
+    /// Variant results by job, line and index (the first one kept, as in SQLite).
+    private var variants: [String: [Int: VariantRecord]] = [:]
+    private var manifestLengths: [String: Int] = [:]
     private var storedFailure: Error?
 
     /// Calls fail with this while set (a broken disk).
@@ -46,11 +50,40 @@ final class MemoryJournal: JobJournal, @unchecked Sendable {
                 jobs[job].edits[index] = edit
                 jobs[job].edits[index].images = images
             }
+            for variant in change.variants where variants[variant.job + "\u{0}" + variant.line, default: [:]][variant.record.index] == nil {
+                variants[variant.job + "\u{0}" + variant.line, default: [:]][variant.record.index] = variant.record
+            }
+            for line in change.lines {
+                guard let job = jobs.firstIndex(where: { $0.id == line.job }),
+                      let index = jobs[job].lines.firstIndex(where: { $0.id == line.id }) else { continue }
+                (jobs[job].lines[index].state, jobs[job].lines[index].error) = (line.state, line.error)
+                (jobs[job].lines[index].finishedAt, jobs[job].lines[index].tally) = (line.finishedAt, line.tally)
+            }
+            if let (folder, length) = change.manifest { manifestLengths[folder.path] = length }
         }
     }
 
     func load() throws -> JournalContents {
-        lock.withLock { JournalContents(jobs: jobs, tasks: tasks) }
+        lock.withLock {
+            let loaded = jobs.map { job in
+                with(job) { job in
+                    for index in job.lines.indices where job.lines[index].state != .finished && job.lines[index].state != .failed {
+                        let records = variants[job.id + "\u{0}" + job.lines[index].id] ?? [:]
+                        job.lines[index].variants = records.keys.sorted().compactMap { records[$0] }
+                    }
+                }
+            }
+            return JournalContents(jobs: loaded, tasks: tasks)
+        }
+    }
+
+    func manifestLength(of folder: URL) throws -> Int {
+        lock.withLock { manifestLengths[folder.path] ?? 0 }
+    }
+
+    /// The variant results journaled for a line.
+    func variants(job: String, line: String) -> [Int: VariantRecord] {
+        lock.withLock { variants[job + "\u{0}" + line] ?? [:] }
     }
 }
 
@@ -110,6 +143,42 @@ final class MemoryResultStore: ResultStore, @unchecked Sendable {
         let prefix = [job, edit, ""].joined(separator: "\u{0}")
         lock.withLock { tensors = tensors.filter { !$0.key.hasPrefix(prefix) } }
     }
+
+    func writeLine(_ outputs: LineOutputs) throws {
+        var written: [String: [RGBImage]] = [:]
+        for item in outputs.pictures {
+            let pictures = try outputs.prompts.indices.map { index -> RGBImage in
+                let payload = try load(job: outputs.job, edit: outputs.line, name: LineOutputs.stagedName(variant: item.record.index, picture: index))
+                return RGBImage(width: payload.shape[1], height: payload.shape[0], pixels: payload.bytes)
+            }
+            written[outputs.folder.appendingPathComponent(outputs.line).appendingPathComponent("\(item.record.seed)\(item.kept ? "" : "-rejected")").path] = pictures
+        }
+        try lock.withLock {
+            if let storedFailure { throw storedFailure }
+            pictureFolders.merge(written) { _, new in new }
+        }
+    }
+
+    /// Appends after cutting back to `length` lines' worth (lines stand for bytes here).
+    func appendManifest(_ lines: [String], to folder: URL, after length: Int) throws -> Int {
+        try lock.withLock {
+            if let storedFailure { throw storedFailure }
+            let kept = Array((manifestLines[folder.path] ?? []).prefix(length))
+            manifestLines[folder.path] = kept + lines
+            return kept.count + lines.count
+        }
+    }
+
+    func writeDatasetFiles(in folder: URL, layout: OutputLayout) throws {
+        try lock.withLock {
+            if let storedFailure { throw storedFailure }
+            datasets.insert(folder.path)
+        }
+    }
+
+    private var datasets: Set<String> = []
+    /// Folders whose dataset files were written.
+    var datasetFolders: Set<String> { lock.withLock { datasets } }
 }
 
 /// A copy of `value` changed by `change`.

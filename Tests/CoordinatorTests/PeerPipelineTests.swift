@@ -178,7 +178,7 @@ struct PeerPipelineTests {
 
         let worker = try p.connection()
         try p.signIn(worker, role: .worker, node: "w1")
-        try p.send(.submit(outputDirectory: "/results", edits: [PeerPipeline.edit("a")]), to: worker)
+        try p.send(.submit(outputDirectory: "/results", layout: .ptp, edits: [PeerPipeline.edit("a")]), to: worker)
         #expect(try p.received(worker) == [.error(code: WireError.Code.unexpectedMessage.rawValue, reason: "'submit' is not a message a worker sends")])
         #expect(p.broker.jobs.isEmpty && p.broker.status().nodes.isEmpty, "the refused worker left")
     }
@@ -188,10 +188,10 @@ struct PeerPipelineTests {
         let p = try PeerPipeline()
         let client = try p.connection()
         try p.signIn(client, role: .client, node: "c")
-        try p.send(.submit(outputDirectory: "relative", edits: [PeerPipeline.edit("a")]), to: client)
+        try p.send(.submit(outputDirectory: "relative", layout: .ptp, edits: [PeerPipeline.edit("a")]), to: client)
         guard case .error(let code, let reason)? = try p.received(client).first else { Issue.record("not refused"); return }
         #expect(code == WireError.Code.rejected.rawValue && reason.contains("absolute path"))
-        try p.send(.submit(outputDirectory: "/results", edits: [PeerPipeline.edit("a")]), to: client)
+        try p.send(.submit(outputDirectory: "/results", layout: .ptp, edits: [PeerPipeline.edit("a")]), to: client)
         #expect(try p.received(client) == [.accepted(jobID: "job-1", edits: 1)])
         try p.send(.watch(jobID: "job-1"), to: client)
         guard case .jobProgress(_, let first)? = try p.received(client).first else { Issue.record("no progress"); return }
@@ -222,6 +222,8 @@ struct PeerPipelineTests {
         case .finish:
             return .finish(FinishedImage(seconds: 0, image: TensorPayload(name: "image", elementType: .uint8, shape: [8, 8, 3],
                                                                           bytes: [UInt8](repeating: 9, count: 192))))
+        case .variant:
+            return .variant(.failed(reason: "no variants in this pipeline"))
         }
     }
 }

@@ -33,6 +33,11 @@ struct FrameDecodingTests {
     }
 
     static let envelope = try! EditEnvelope(EditSpec(id: "e1", source: "a cat on a bike", targets: ["a dog on a bike"]))
+    static let line: EditEnvelope = {
+        var spec = EditSpec(id: "l1", source: "a red circle", targets: ["a blue circle"])
+        spec.sampling = SamplingPlan(samples: 100, keep: 4, filter: .instructPix2Pix, keepRejected: true, scorer: "clip", instruction: "make it blue")
+        return try! EditEnvelope(spec)
+    }()
     static let run = EditRun(model: "m@1234", mode: .replace, settings: .init(steps: 20, guidance: 7.5, height: 512, width: 512,
                                                                               scheduler: "DPMSolverMultistepScheduler,use_karras_sigmas=true", precision: .bf16))
 
@@ -59,11 +64,22 @@ struct FrameDecodingTests {
         ])),
         .result(taskID: "t2", result: .finish(FinishedImage(seconds: 0.5, image: TensorPayload(name: "image", elementType: .uint8, shape: [3], bytes: [1, 2, 3])))),
         .failed(taskID: "t1", retryable: true, reason: "oom"),
-        .submit(outputDirectory: "/out", edits: [envelope]),
+        .submit(outputDirectory: "/out", layout: .ptp, edits: [envelope]),
+        .submit(outputDirectory: "/data", layout: .hf, edits: [line]),
+        .assign(taskID: "t3", work: .variant(VariantWork(line: line, index: 99))),
+        .result(taskID: "t3", result: .variant(.ran(ScoredVariant(
+            draw: VariantDraw(index: 99, seed: 1 << 52, selfReplace: 0.25, crossReplace: nil, guidance: 11.5), run: run, seconds: 3,
+            scores: PairScores(text0: 0.3, text1: 0.21, direction: -0.05, image: 0.91),
+            pictures: [TensorPayload(name: "image", elementType: .uint8, shape: [1, 1, 3], bytes: [1, 2, 3]),
+                       TensorPayload(name: "image", elementType: .uint8, shape: [1, 1, 3], bytes: [4, 5, 6])])))),
+        .result(taskID: "t4", result: .variant(.ran(ScoredVariant(draw: VariantDraw(index: 0, seed: 5), run: run, seconds: 1, scores: nil, pictures: [])))),
+        .result(taskID: "t5", result: .variant(.failed(reason: "prompt too long"))),
         .accepted(jobID: "j1", edits: 20),
         .watch(jobID: "j1"),
         .jobProgress(jobID: "j1", report: JobProgressReport(job: JobStatus(id: "j1", output: "/out", edits: 2, finished: 1, failed: 1, running: 0,
-                                                                          state: "completed-with-failures"),
+                                                                          state: "completed-with-failures",
+                                                                          variants: VariantProgress(total: 200, done: 150, failed: 1, kept: 6,
+                                                                                                    rejected: ["clip_direction": 100, "ranked": 20])),
                                                             failures: ["e2": "no"], waiting: [:])),
         .statusRequest,
         .statusReport(ClusterStatus(nodes: [NodeStatus(id: "w", host: "h", state: "busy", task: "t1 3/50", stepsPerSecond: 1.25, imagesPerMinute: 3,
