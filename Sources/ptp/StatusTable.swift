@@ -21,6 +21,7 @@ enum StatusTable {
         for job in status.jobs {
             lines.append(pad(job.id, 11) + pad(job.state, 25) + pad(String(job.finished), 10) + pad(String(job.failed), 8)
                 + pad(String(job.running), 9) + pad(String(job.edits), 7) + job.output)
+            if let variants = job.variants { lines.append("           " + variants.summary) }
         }
         return lines.joined(separator: "\n")
     }
