@@ -68,8 +68,7 @@ public final class SampledLine {
     }
 
     static func better(_ a: VariantRecord, _ b: VariantRecord) -> Bool {
-        let (x, y) = (a.scores?.direction ?? 0, b.scores?.direction ?? 0)
-        return x != y ? x > y : a.seed > b.seed
+        SamplingPlan.ranksAbove((a.scores, a.seed), (b.scores, b.seed))
     }
 }
 

@@ -56,6 +56,13 @@ public struct SamplingPlan: Sendable, Equatable {
         }
     }
 
+    /// The order `keep` takes the best in: higher directional similarity first (no scores
+    /// count as 0), ties to the larger seed, so the kept set depends on nothing but results.
+    public static func ranksAbove(_ a: (scores: PairScores?, seed: UInt64), _ b: (scores: PairScores?, seed: UInt64)) -> Bool {
+        let (x, y) = (a.scores?.direction ?? 0, b.scores?.direction ?? 0)
+        return x != y ? x > y : a.seed > b.seed
+    }
+
     /// Whether a variant with these scores passes the filter (every variant does when nothing is
     /// scored).
     public func passes(_ scores: PairScores?) -> Bool {

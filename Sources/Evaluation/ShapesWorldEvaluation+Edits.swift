@@ -29,7 +29,7 @@ extension ShapesWorldEvaluation {
     }
 
     /// One edit of each sample: a single-object scene and its edited caption.
-    func editCase(_ kind: EditKind, generator: inout SplitMix64) -> (EditSpec, target: Scene, baselinePrompt: String) {
+    func editCase(_ kind: EditKind, generator: inout SplitMix64) -> (EditSpec, source: Scene, target: Scene, baselinePrompt: String) {
         let v = ShapesVocabulary.self
         var scene = SceneSampler().sample(using: &generator, objects: 1)
         scene.positionWords = nil
@@ -63,7 +63,7 @@ extension ShapesWorldEvaluation {
             spec.mode = .reweight
             spec.reweight = [scene.pattern!: -1]
         }
-        return (spec, target, target.caption)
+        return (spec, scene, target, target.caption)
     }
 
     public func edits(_ kind: EditKind, progress: ((Int, Int) -> Void)? = nil) throws -> EditRow {
@@ -74,7 +74,7 @@ extension ShapesWorldEvaluation {
         let seed = self.seed
         // Per sample: (success, IoU, shift, background difference) for P2P, then the baseline.
         let scores = try eachSample(samples, progress: progress) { index -> [(Bool, Double, Double, Double)] in
-            var (spec, target, baselinePrompt) = cases[index]
+            var (spec, _, target, baselinePrompt) = cases[index]
             spec.seed = seed &+ UInt64(index)
             try spec.validate()
             // The edit as `ptp edit` and the workers run it; the baseline from the same settings.

@@ -7,7 +7,7 @@ import Foundation
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Score the embedded shapes-world model with its exact detectors: generation, super-resolution, and Prompt-to-Prompt against the baseline.")
+        abstract: "Score the embedded shapes-world model with its exact detectors: generation, super-resolution, Prompt-to-Prompt against the baseline, real images, and how well CLIP scores pick faithful edits for datasets.")
 
     @Option(help: "Model directory (default: the embedded model).")
     var model: String?
@@ -24,8 +24,22 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Classifier-free guidance of stage 1 (default: the model's).")
     var guidance: Double?
 
-    @Option(parsing: .upToNextOption, help: "Tables: generation, superres, edits, real (default: all).")
-    var tables: [String] = ["generation", "superres", "edits", "real"]
+    @Option(parsing: .upToNextOption, help: "Tables: generation, superres, edits, real, datasets (default: all).")
+    var tables: [String] = Self.tableNames
+
+    static let tableNames = ["generation", "superres", "edits", "real", "datasets"]
+
+    @Option(help: "Caption pairs per kind of edit in the datasets table.")
+    var datasetPairs: Int = 20
+
+    @Option(help: "Variants of each caption pair in the datasets table.")
+    var datasetVariants: Int = 16
+
+    @Option(help: "Variants kept of each caption pair in the datasets table (the best by CLIP direction among those the filter passes).")
+    var datasetKeep: Int = 2
+
+    @Option(help: "The CLIP model folder of the datasets table (default: the embedded model's scorer).")
+    var scorer: String?
 
     @Option(parsing: .upToNextOption, help: "Edit kinds of the edits table: colour, shape, background, pattern, reweight, attenuate (default: all).")
     var edits: [String] = ShapesWorldEvaluation.EditKind.allCases.map(\.option)
@@ -46,8 +60,11 @@ struct Evaluate: ParsableCommand {
     }
 
     func run() throws {
-        for table in tables where !["generation", "superres", "edits", "real"].contains(table) {
-            throw ValidationError("--tables: '\(table)' is not generation, superres, edits or real")
+        for table in tables where !Self.tableNames.contains(table) {
+            throw ValidationError("--tables: '\(table)' is not one of \(Self.tableNames.joined(separator: ", "))")
+        }
+        guard datasetPairs >= 1, datasetVariants >= 1, (1...datasetVariants).contains(datasetKeep) else {
+            throw ValidationError("--dataset-pairs and --dataset-variants must be at least 1, --dataset-keep from 1 to --dataset-variants")
         }
         let kinds = ShapesWorldEvaluation.EditKind.allCases.map(\.option)
         for kind in edits where !kinds.contains(kind) {
@@ -107,5 +124,42 @@ struct Evaluate: ParsableCommand {
                                row.insidePSNR, row.outsidePSNR))
             }
         }
+        if tables.contains("datasets") {
+            try datasetsTable(evaluation)
+        }
+    }
+
+    /// The InstructPix2Pix recipe's filter and keep on shapes-world caption pairs: how often the
+    /// kept variants are faithful edits, against all variants.
+    private func datasetsTable(_ evaluation: ShapesWorldEvaluation) throws {
+        guard let folder = scorer.map({ URL(fileURLWithPath: $0) }) ?? ModelLocation.defaultModel()?.appendingPathComponent("scorer"),
+              FileManager.default.fileExists(atPath: folder.appendingPathComponent("config.json").path) else {
+            throw ValidationError("--scorer: no CLIP model folder given and the embedded model has no scorer/; name one (a folder transformers' CLIPModel saved)")
+        }
+        let clip = try CLIPScorer(directory: folder)
+        var evaluation = evaluation
+        evaluation.samples = datasetPairs
+        // The recipe as users run it (euler-a, the shared self-attention variant, its p and guidance
+        // ranges and CLIP thresholds), with this table's variants and keep; --steps, when given,
+        // in place of its 100.
+        let recipe: [String: JSONValue] = ["recipe": .string("instruct-pix2pix"), "keep": .int(datasetKeep)]
+        line("\nEdit datasets: the instruct-pix2pix recipe, \(datasetVariants) variants of each caption pair, the best \(datasetKeep) kept by CLIP direction")
+        line("among those that pass the CLIP filter (text >= 0.2, direction >= 0.2, image >= 0.7), scorer \(folder.path), \(steps ?? 100) steps")
+        line("(faithful: the detector finds the source caption in the source picture and the edited caption in the edit)")
+        line("edit              pairs  variants  passed  kept   faithful: all   passed    kept")
+        var total: [Int] = [0, 0, 0, 0, 0, 0, 0]
+        for kind in [ShapesWorldEvaluation.EditKind.colour, .shape, .background] where edits.contains(kind.option) {
+            let row = try evaluation.dataset(kind, scorer: clip, variants: datasetVariants, recipe: recipe, progress: ProgressBar("dataset, " + kind.rawValue).update)
+            datasetLine(row.name, [row.pairs, row.variants, row.passed, row.kept, row.faithfulAll, row.faithfulPassed, row.faithfulKept])
+            total = zip(total, [row.pairs, row.variants, row.passed, row.kept, row.faithfulAll, row.faithfulPassed, row.faithfulKept]).map(+)
+        }
+        datasetLine("all", total)
+    }
+
+    /// pairs, variants, passed, kept, faithful (all, passed, kept).
+    private func datasetLine(_ name: String, _ n: [Int]) {
+        func share(_ count: Int, _ total: Int) -> Double { 100 * Double(count) / Double(max(total, 1)) }
+        line(name.padding(toLength: 16, withPad: " ", startingAt: 0)
+              + String(format: "%7d  %8d  %6d  %4d   %13.1f%%  %6.1f%%  %6.1f%%", n[0], n[1], n[2], n[3], share(n[4], n[1]), share(n[5], n[2]), share(n[6], n[3])))
     }
 }
