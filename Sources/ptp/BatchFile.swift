@@ -8,13 +8,16 @@ struct LineDefaults {
     var recipe: String?
     var scorer: String?
     var model: String?
+    var steps: Int?
+    var superResolution: Bool?
 
     /// The line's JSON object with each default added where its key is absent.
     func apply(to object: [String: JSONValue]) -> [String: JSONValue] {
         var object = object
         let values: [(EditSpec.Key, JSONValue?)] = [(.samples, samples.map { .int($0) }), (.keep, keep.map { .int($0) }),
                                                     (.recipe, recipe.map { .string($0) }), (.scorer, scorer.map { .string($0) }),
-                                                    (.model, model.map { .string($0) })]
+                                                    (.model, model.map { .string($0) }), (.steps, steps.map { .int($0) }),
+                                                    (.superResolution, superResolution.map { .bool($0) })]
         for (key, value) in values where object[key.rawValue] == nil { object[key.rawValue] = value }
         return object
     }

@@ -38,6 +38,12 @@ struct Submit: ParsableCommand {
     @Option(help: "The model of caption-file lines (a --model key of the workers; default: the embedded model).")
     var model: String?
 
+    @Option(help: "Denoising steps, for lines that do not say (default: the recipe's or the model's).")
+    var steps: Int?
+
+    @Flag(inversion: .prefixedNo, help: "Run the embedded model's super-resolution stage, for lines that do not say (default: on).")
+    var superResolution: Bool?
+
     @Option(help: "Seed of the first caption-file line (the next ones count up).")
     var seed: UInt64 = 0
 
@@ -68,7 +74,8 @@ struct Submit: ParsableCommand {
     /// The batch, each line checked as an edit spec (errors name the line and the field), and
     /// sealed for the cluster.
     func edits() throws -> [EditEnvelope] {
-        var defaults = LineDefaults(samples: samples, keep: keep, recipe: recipe?.rawValue, scorer: scorer, model: model)
+        var defaults = LineDefaults(samples: samples, keep: keep, recipe: recipe?.rawValue, scorer: scorer, model: model,
+                                    steps: steps, superResolution: superResolution)
         if let prompts {
             if defaults.samples == nil && defaults.recipe == nil { defaults.samples = 100 }
             return try BatchFile.captions(file: prompts, defaults: defaults, seed: seed)
