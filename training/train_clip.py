@@ -17,7 +17,8 @@ Prompt-to-Prompt's edits change it, both rendered at 32x32 (the cascade's base s
 Gaussian blur and noise, rounded to 8 bits) for the generated pictures the scorer will see.
 Every caption also brings `--negatives` captions of its own scene with one attribute wrong
 (colour, shape, size, background, pattern, the opposite position, or a pair's colours or shapes
-swapped between its objects). A pair's caption names its objects in either order (as `ptp eval`
+swapped between its objects; each of a kind drawn uniformly, so that the seven wrong colours
+and backgrounds do not outnumber the rest). A pair's caption names its objects in either order (as `ptp eval`
 scores pairs), and so do its negatives. The loss is CLIP's symmetric InfoNCE with a learnable
 temperature over the batch's pictures and all its captions (hard negatives included); which
 captions are true of which pictures is decided by the grammar's meaning (a caption without a
@@ -50,6 +51,7 @@ from typing import Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, IterableDataset
 from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -81,6 +83,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--augment", type=float, default=0.8, help="share of pictures augmented")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--workers", type=int, default=0, help="processes drawing batches ahead (0: in the training process)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the towers")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--eval-every", type=int, default=250)
@@ -255,7 +258,7 @@ def placed(obj: SceneObject, pair_index: Optional[int]) -> SceneObject:
 def edit_scene(scene: Scene, rng: random.Random) -> tuple[Scene, Scene, str]:
     """(scene, edited scene, kind): one attribute changed as a Prompt-to-Prompt edit changes it.
     A size edit states the size in both captions (so that they differ)."""
-    kind = rng.choices(["colour", "shape", "background", "pattern", "size"], weights=[3, 2, 2, 1.5, 1.5])[0]
+    kind = rng.choices(["colour", "shape", "background", "pattern", "size"], weights=[2, 3, 1.5, 1.5, 2])[0]
     objects = list(scene.objects)
     i = rng.randrange(len(objects))
     pair_index = i if len(objects) == 2 else None
@@ -362,6 +365,23 @@ class Batch:
     own_negatives: torch.Tensor  # [B, K + 1]: columns of each picture's negatives (its pair's caption last)
 
 
+def hard_negatives(said: Said, scene: Scene, count: int, rng: random.Random) -> list[Said]:
+    """`count` captions with one attribute wrong, each of a kind drawn uniformly from the kinds
+    the caption has (so that shapes, sizes, positions and swapped pairs are not outnumbered by
+    the seven wrong colours and backgrounds), without repeats."""
+    by_kind: dict[str, list[Said]] = {}
+    for kind, variant in variants(said, scene):
+        by_kind.setdefault(kind, []).append(variant)
+    chosen = []
+    while len(chosen) < count and by_kind:
+        kind = rng.choice(sorted(by_kind))
+        options = by_kind[kind]
+        chosen.append(options.pop(rng.randrange(len(options))))
+        if not options:
+            del by_kind[kind]
+    return chosen
+
+
 def make_batch(args, step: int) -> Batch:
     """Pair k of step s comes from seed (seed * 1e9 + 7) + s * batch + 2k; the augmentation
     from a generator seeded with the step."""
@@ -373,11 +393,10 @@ def make_batch(args, step: int) -> Batch:
         size = 128 if rng.random() < args.large else 32
         for scene in (first, second):
             shown = said_of(scene, reverse=len(scene.objects) == 2 and rng.random() < 0.5)
-            wrong = [v for _, v in variants(shown, scene)]
             scenes.append(scene)
             sizes.append(size)
             said.append(shown)
-            negatives.append(rng.sample(wrong, min(args.negatives, len(wrong))))
+            negatives.append(hard_negatives(shown, scene, args.negatives, rng))
     generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
     pixels = torch.empty(len(scenes), 3, IMAGE_SIZE, IMAGE_SIZE)
     for size in (32, 128):
@@ -404,6 +423,18 @@ def assemble(pixels, scenes, said, negatives) -> Batch:
     own = torch.tensor([[columns[n] for n in negatives[i]] + [columns[said[partner[i]]]] for i in range(len(scenes))])
     assert truth[torch.arange(len(scenes)), shown].all(), "a shown caption is not true of its picture"
     return Batch(pixels, scenes, [s.caption() for s in columns], truth, shown, own)
+
+
+class Batches(IterableDataset):
+    """The batches of steps start..args.steps, for a DataLoader (in order; one worker at most)."""
+
+    def __init__(self, args, start: int):
+        self.args, self.start = args, start
+
+    def __iter__(self):
+        torch.set_num_threads(1)
+        for step in range(self.start, self.args.steps):
+            yield step, make_batch(self.args, step)
 
 
 def contrastive_loss(model, tokenizer, batch: Batch, bf16: bool):
@@ -549,11 +580,12 @@ def train(args, model, tokenizer) -> None:
     model.train()
     t0 = time.time()
     window: list[dict] = []
-    for step in range(start, args.steps):
+    batches = iter(DataLoader(Batches(args, start), batch_size=None, num_workers=min(args.workers, 1),
+                              prefetch_factor=4 if args.workers else None))
+    t_data = time.time()
+    for step, batch in batches:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args)
-        t_data = time.time()
-        batch = make_batch(args, step)
         t_model = time.time()
         loss, metrics = contrastive_loss(model, tokenizer, batch, args.bf16)
         optimizer.zero_grad(set_to_none=True)
@@ -586,6 +618,7 @@ def train(args, model, tokenizer) -> None:
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
                         "elapsed": elapsed + time.time() - t0}, args.run / "checkpoint.tmp")
             (args.run / "checkpoint.tmp").replace(checkpoint_path)
+        t_data = time.time()
 
 
 def export(args, model, tokenizer) -> None:
@@ -678,8 +711,12 @@ edited caption) and picture-picture.
 True caption preferred over a distractor of each kind (128x128):
 {', '.join(f'{k} {100 * v:.1f} %' for k, v in kinds.items())}.
 
-The similarities are this model's own scale (not OpenAI CLIP's): thresholds for filtering pairs
-(the recipe's 0.2 / 0.2 / 0.75 for ViT-L/14) should be chosen from these numbers.
+The similarities are this model's own scale (not OpenAI CLIP's), so the recipe's thresholds
+(0.2 / 0.2 / 0.7 for ViT-L/14) do not carry over: a colour swap changes a 32x32 picture so much
+that its picture-picture similarity is about 0.45, and `clip_image >= 0.7` rejects nearly all
+of them. With this scorer use `{"clip_text": 0.7, "clip_direction": 0.2, "clip_image": 0.3}`
+(chosen with `ptp eval --tables datasets --dataset-scores FILE`, which writes every variant's
+scores and whether the detector calls it faithful; `ptp eval` and the demo use them).
 """
     (args.out / "README.md").write_text(text_md)
 

@@ -16,6 +16,17 @@ extension ShapesWorldEvaluation {
         public let faithfulAll: Int
         public let faithfulPassed: Int
         public let faithfulKept: Int
+        /// Every variant: its pair, scores, and whether it is faithful, passed and was kept.
+        public let verdicts: [Verdict]
+    }
+
+    public struct Verdict: Sendable {
+        public let pair: Int
+        public let seed: UInt64
+        public let scores: PairScores
+        public let faithful: Bool
+        public let passed: Bool
+        public let kept: Bool
     }
 
     /// The dataset recipe on shapes-world caption pairs, as a sampled line runs on a worker and
@@ -56,6 +67,7 @@ extension ShapesWorldEvaluation {
             return (scores, draw.seed, faithful)
         }
         var passed = 0, kept = 0, faithfulAll = 0, faithfulPassed = 0, faithfulKept = 0
+        var verdicts: [Verdict] = []
         for (pair, line) in lines.enumerated() {
             let plan = line.spec.sampling ?? SamplingPlan(samples: variants)
             let mine = results[(pair * variants)..<((pair + 1) * variants)]
@@ -66,8 +78,11 @@ extension ShapesWorldEvaluation {
             faithfulPassed += passing.filter(\.faithful).count
             kept += best.count
             faithfulKept += best.filter(\.faithful).count
+            let keptSeeds = Set(best.map(\.seed))
+            verdicts += mine.map { Verdict(pair: pair, seed: $0.seed, scores: $0.scores, faithful: $0.faithful, passed: plan.passes($0.scores),
+                                           kept: keptSeeds.contains($0.seed)) }
         }
         return DatasetRow(name: kind.rawValue, pairs: samples, variants: samples * variants, passed: passed, kept: kept,
-                          faithfulAll: faithfulAll, faithfulPassed: faithfulPassed, faithfulKept: faithfulKept)
+                          faithfulAll: faithfulAll, faithfulPassed: faithfulPassed, faithfulKept: faithfulKept, verdicts: verdicts)
     }
 }

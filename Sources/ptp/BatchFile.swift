@@ -10,6 +10,8 @@ struct LineDefaults {
     var model: String?
     var steps: Int?
     var superResolution: Bool?
+    /// A `filter` object, as a line writes it.
+    var filter: JSONValue?
 
     /// The line's JSON object with each default added where its key is absent.
     func apply(to object: [String: JSONValue]) -> [String: JSONValue] {
@@ -17,7 +19,7 @@ struct LineDefaults {
         let values: [(EditSpec.Key, JSONValue?)] = [(.samples, samples.map { .int($0) }), (.keep, keep.map { .int($0) }),
                                                     (.recipe, recipe.map { .string($0) }), (.scorer, scorer.map { .string($0) }),
                                                     (.model, model.map { .string($0) }), (.steps, steps.map { .int($0) }),
-                                                    (.superResolution, superResolution.map { .bool($0) })]
+                                                    (.superResolution, superResolution.map { .bool($0) }), (.filter, filter)]
         for (key, value) in values where object[key.rawValue] == nil { object[key.rawValue] = value }
         return object
     }

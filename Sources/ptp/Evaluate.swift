@@ -38,8 +38,14 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Variants kept of each caption pair in the datasets table (the best by CLIP direction among those the filter passes).")
     var datasetKeep: Int = 2
 
+    @Option(help: "CLIP thresholds of the datasets table, TEXT,DIRECTION,IMAGE (default: the embedded scorer's; the recipe's 0.2,0.2,0.7 are CLIP ViT-L/14's).")
+    var datasetFilter: String = "0.7,0.2,0.3"
+
     @Option(help: "The CLIP model folder of the datasets table (default: the embedded model's scorer).")
     var scorer: String?
+
+    @Option(help: "Write every variant of the datasets table (kind, pair, seed, CLIP scores, faithful, passed, kept) to this JSON Lines file, to choose a scorer's thresholds from.")
+    var datasetScores: String?
 
     @Option(parsing: .upToNextOption, help: "Edit kinds of the edits table: colour, shape, background, pattern, reweight, attenuate (default: all).")
     var edits: [String] = ShapesWorldEvaluation.EditKind.allCases.map(\.option)
@@ -142,18 +148,33 @@ struct Evaluate: ParsableCommand {
         // The recipe as users run it (euler-a, the shared self-attention variant, its p and guidance
         // ranges and CLIP thresholds), with this table's variants and keep; --steps, when given,
         // in place of its 100.
-        let recipe: [String: JSONValue] = ["recipe": .string("instruct-pix2pix"), "keep": .int(datasetKeep)]
+        let thresholds = datasetFilter.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard thresholds.count == 3 else { throw ValidationError("--dataset-filter: '\(datasetFilter)' is not TEXT,DIRECTION,IMAGE (three numbers)") }
+        let recipe: [String: JSONValue] = ["recipe": .string("instruct-pix2pix"), "keep": .int(datasetKeep), "filter": .object([
+            "clip_text": .double(thresholds[0]), "clip_direction": .double(thresholds[1]), "clip_image": .double(thresholds[2])])]
         line("\nEdit datasets: the instruct-pix2pix recipe, \(datasetVariants) variants of each caption pair, the best \(datasetKeep) kept by CLIP direction")
-        line("among those that pass the CLIP filter (text >= 0.2, direction >= 0.2, image >= 0.7), scorer \(folder.path), \(steps ?? 100) steps")
+        line("among those that pass the CLIP filter (text >= \(thresholds[0]), direction >= \(thresholds[1]), image >= \(thresholds[2])), scorer \(folder.path), \(steps ?? 100) steps")
         line("(faithful: the detector finds the source caption in the source picture and the edited caption in the edit)")
         line("edit              pairs  variants  passed  kept   faithful: all   passed    kept")
         var total: [Int] = [0, 0, 0, 0, 0, 0, 0]
+        var records = ""
         for kind in [ShapesWorldEvaluation.EditKind.colour, .shape, .background] where edits.contains(kind.option) {
             let row = try evaluation.dataset(kind, scorer: clip, variants: datasetVariants, recipe: recipe, progress: ProgressBar("dataset, " + kind.rawValue).update)
             datasetLine(row.name, [row.pairs, row.variants, row.passed, row.kept, row.faithfulAll, row.faithfulPassed, row.faithfulKept])
             total = zip(total, [row.pairs, row.variants, row.passed, row.kept, row.faithfulAll, row.faithfulPassed, row.faithfulKept]).map(+)
+            for verdict in row.verdicts {
+                let s = verdict.scores
+                records += String(format: "{\"kind\": \"%@\", \"pair\": %d, \"seed\": %llu, \"clip_text_0\": %.6f, \"clip_text_1\": %.6f, "
+                                  + "\"clip_direction\": %.6f, \"clip_image\": %.6f, \"faithful\": %@, \"passed\": %@, \"kept\": %@}\n",
+                                  kind.option, verdict.pair, verdict.seed, s.text0, s.text1, s.direction, s.image,
+                                  "\(verdict.faithful)", "\(verdict.passed)", "\(verdict.kept)")
+            }
         }
         datasetLine("all", total)
+        if let datasetScores {
+            try Data(records.utf8).write(to: URL(fileURLWithPath: datasetScores))
+            line("every variant's scores and verdicts: \(datasetScores)")
+        }
     }
 
     /// pairs, variants, passed, kept, faithful (all, passed, kept).

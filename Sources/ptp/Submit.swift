@@ -32,6 +32,9 @@ struct Submit: ParsableCommand {
     @Option(help: "A recipe for lines that name none: instruct-pix2pix (its sampler, attention sharing, ranges, filter and keep).")
     var recipe: EditRecipe?
 
+    @Option(help: "CLIP thresholds for sampled lines that do not say, as a line's \"filter\", e.g. '{\"clip_text\": 0.7, \"clip_direction\": 0.2, \"clip_image\": 0.3}' (the embedded scorer's scale; the recipe's 0.2, 0.2, 0.7 are CLIP ViT-L/14's).")
+    var filter: String?
+
     @Option(help: "The CLIP model that scores sampled lines, for lines that do not say: a key workers load with --scorer (default: the embedded model's), or none.")
     var scorer: String?
 
@@ -71,11 +74,19 @@ struct Submit: ParsableCommand {
         if file != nil && (model != nil || seed != 0) { throw ValidationError("--model and --seed apply to --prompts files; a batch's lines say their own") }
     }
 
+    /// --filter's JSON object (its keys and values are checked with each line's).
+    static func filterObject(_ text: String) throws -> JSONValue {
+        guard let value = try? StrictJSON.parse(text), value.objectValue != nil else {
+            throw ValidationError("--filter: '\(text)' is not a JSON object; write e.g. '{\"clip_text\": 0.7, \"clip_direction\": 0.2, \"clip_image\": 0.3}'")
+        }
+        return value
+    }
+
     /// The batch, each line checked as an edit spec (errors name the line and the field), and
     /// sealed for the cluster.
     func edits() throws -> [EditEnvelope] {
         var defaults = LineDefaults(samples: samples, keep: keep, recipe: recipe?.rawValue, scorer: scorer, model: model,
-                                    steps: steps, superResolution: superResolution)
+                                    steps: steps, superResolution: superResolution, filter: try filter.map(Self.filterObject))
         if let prompts {
             if defaults.samples == nil && defaults.recipe == nil { defaults.samples = 100 }
             return try BatchFile.captions(file: prompts, defaults: defaults, seed: seed)
