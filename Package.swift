@@ -118,7 +118,7 @@ let package = Package(
 
         .testTarget(name: "EditContractTests", dependencies: ["EditContract"]),
         .testTarget(name: "EngineTests", dependencies: ["EditContract", "Engine", "Imaging", "FuzzTargets"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Engine", "Imaging"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Engine", "EditContract", "Imaging"]),
         .testTarget(name: "ClusterTests", dependencies: [
             "ptp", "Benchmarks", "Coordinator", "EditContract", "Wire", "Engine", "Imaging",
             .product(name: "NIOCore", package: "swift-nio"),
