@@ -51,9 +51,8 @@ extension ShapesWorldEvaluation {
             line["super_resolution"] = .bool(false)
             if let steps { line["steps"] = .int(steps) }
             if precision != .fp32 { line["precision"] = .string(precision.rawValue) }
-            let sampled = try EditSpec(json: .object(line))
-            try sampled.validate()
-            return (sampled, source, target)
+            // Parsed as a batch line is, which checks it.
+            return (try EditSpec(json: .object(line)), source, target)
         }
         let editor = PromptToPromptEditor(model: model)
         // Per variant: its scores, seed and whether it is faithful.

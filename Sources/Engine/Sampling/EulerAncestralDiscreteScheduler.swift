@@ -61,16 +61,7 @@ struct EulerAncestralRun: SchedulerRun {
 
     func step(_ output: Tensor, step i: Int, sample: Tensor, noise: Tensor?) -> Tensor {
         let sigma = sigmas[i]
-        let original: Tensor
-        switch predictionType {
-        case .epsilon:
-            original = sample.zipElements(output) { $0 - sigma * $1 }
-        case .velocity:
-            let (a, b) = (-sigma / (sigma * sigma + 1).squareRoot(), sigma * sigma + 1)
-            original = output.zipElements(sample) { $0 * a + $1 / b }
-        case .sample:
-            original = output
-        }
+        let original = predictionType.originalSample(output, sample: sample, sigma: sigma)
         let (from, to) = (sigma, sigmas[i + 1])
         let up = (to * to * (from * from - to * to) / (from * from)).squareRoot()
         let down = (to * to - up * up).squareRoot()

@@ -110,16 +110,7 @@ struct EulerRun: SchedulerRun {
     mutating func step(_ output: Tensor, step i: Int, sample: Tensor) -> Tensor {
         // No churn: sigma-hat is sigma.
         let sigma = sigmas[i]
-        let original: Tensor
-        switch predictionType {
-        case .epsilon:
-            original = sample.zipElements(output) { $0 - sigma * $1 }
-        case .velocity:
-            let (a, b) = (-sigma / (sigma * sigma + 1).squareRoot(), sigma * sigma + 1)
-            original = output.zipElements(sample) { $0 * a + $1 / b }
-        case .sample:
-            original = output
-        }
+        let original = predictionType.originalSample(output, sample: sample, sigma: sigma)
         let dt = sigmas[i + 1] - sigma
         let derivative = sample.zipElements(original) { ($0 - $1) / sigma }
         return sample.zipElements(derivative) { $0 + $1 * dt }

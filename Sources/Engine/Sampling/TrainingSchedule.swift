@@ -7,6 +7,22 @@ enum PredictionType: String, Sendable {
     case sample
 }
 
+extension PredictionType {
+    /// The clean sample the model's output predicts at noise level `sigma`, for the schedulers
+    /// that step in sigma space (Euler, Euler ancestral), as diffusers' `pred_original_sample`.
+    func originalSample(_ output: Tensor, sample: Tensor, sigma: Float) -> Tensor {
+        switch self {
+        case .epsilon:
+            return sample.zipElements(output) { $0 - sigma * $1 }
+        case .velocity:
+            let (a, b) = (-sigma / (sigma * sigma + 1).squareRoot(), sigma * sigma + 1)
+            return output.zipElements(sample) { $0 * a + $1 / b }
+        case .sample:
+            return output
+        }
+    }
+}
+
 /// The noise schedule a model was trained with (`num_train_timesteps` and the betas), shared by
 /// every scheduler, computed as diffusers computes it: betas in float32, their cumulative
 /// product accumulated in double and stored in float32 (torch.cumprod on the CPU).
