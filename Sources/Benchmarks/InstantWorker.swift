@@ -66,7 +66,7 @@ public final class InstantWorker: ChannelInboundHandler, @unchecked Sendable {
     /// Outputs of the right shapes for `work`.
     public static func answer(_ work: TaskWork) -> TaskResult {
         switch work {
-        case .stageOne(let edits):
+        case .stageOne(let edits, _):
             return .stageOne(edits.map { edit in
                 let run = EditRun(model: "instant", mode: .replace,
                                   settings: .init(steps: 1, guidance: 1, height: 8, width: 8, scheduler: nil, precision: edit.precision))

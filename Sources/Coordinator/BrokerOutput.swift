@@ -37,6 +37,11 @@ public enum StorageRequest: Sendable {
     case writeManifest(folder: URL, lines: [ManifestLine], jobs: [String])
     /// A finish task's input read, then its work sent: `inputRead` or `inputNotRead`.
     case readInput(session: String, taskID: String, job: String, edit: String, index: Int, spec: FinishSpec)
+    /// A stage-1 task's picture read, then its work (the edits and the picture) sent:
+    /// `inputRead` or `inputNotRead`.
+    case readPicture(session: String, taskID: String, edits: [EditEnvelope], digest: String)
+    /// A client's picture kept (written once, by digest): `pictureKept` or `pictureNotKept`.
+    case keepPicture(CarriedPicture)
     /// A variant's result: its pictures (when they may be kept) staged, then the change
     /// journaled: `committed` or `notCommitted`.
     case commitVariant(taskID: String, job: String, line: String, index: Int, pictures: [TensorPayload], change: JournalChange)
@@ -81,6 +86,8 @@ public enum StorageOutcome: Sendable {
     /// The manifest lists every ended edit of these jobs.
     case manifestWritten(jobs: [String])
     case manifestNotWritten(jobs: [String], reason: String)
+    case pictureKept(digest: String, bytes: Int)
+    case pictureNotKept(digest: String, reason: String)
     case inputRead(session: String, taskID: String, work: TaskWork)
     case inputNotRead(session: String, taskID: String, reason: String)
     case lineWritten(job: String, line: String)

@@ -18,6 +18,8 @@ final class BrokerShell {
     private var watchers: [String: [Channel]] = [:]
     /// Clients waiting to hear whether their job is journaled, by job id.
     private var submitters: [String: (channel: Channel, edits: Int)] = [:]
+    /// Clients waiting to hear that their picture is kept, by digest.
+    private var pictureSenders: [String: [Channel]] = [:]
     /// Storage outcomes not yet given to the broker, and whether they are being given.
     private var outcomes: [StorageOutcome] = []
     private var delivering = false
@@ -48,6 +50,14 @@ final class BrokerShell {
         let jobID = try broker.submit(edits, output: output, layout: layout)
         // Known before the storage request goes out: its outcome may come back at once.
         submitters[jobID] = (channel, edits.count)
+        deliver()
+    }
+
+    /// A picture from a client on `channel`: refused at once when it is wrong, else answered
+    /// once it is kept.
+    func keepPicture(_ picture: CarriedPicture, from channel: Channel) throws {
+        try broker.pictureArrived(picture)
+        pictureSenders[picture.digest, default: []].append(channel)
         deliver()
     }
 
@@ -112,6 +122,16 @@ final class BrokerShell {
             broker.stored(outcome)
             if let (channel, _) = submitters.removeValue(forKey: jobID) {
                 channel.writeAndFlush(WireMessage.error(code: WireError.Code.rejected.rawValue, reason: reason), promise: nil)
+            }
+        case .pictureKept(let digest, _):
+            broker.stored(outcome)
+            for channel in pictureSenders.removeValue(forKey: digest) ?? [] {
+                channel.writeAndFlush(WireMessage.pictureKept(digest: digest), promise: nil)
+            }
+        case .pictureNotKept(let digest, let reason):
+            broker.stored(outcome)
+            for channel in pictureSenders.removeValue(forKey: digest) ?? [] {
+                channel.writeAndFlush(WireMessage.error(code: WireError.Code.rejected.rawValue, reason: "cannot keep picture \(digest.prefix(12)): \(reason)"), promise: nil)
             }
         default:
             broker.stored(outcome)

@@ -61,10 +61,14 @@ public final class CoordinatorServer: @unchecked Sendable {
         let journal = try SQLiteJournal(directory: configuration.stateDirectory)
         let storage = Storage(journal: journal, store: FileResultStore(state: configuration.stateDirectory), logger: logger)
         let (contents, nextJobNumber) = (try journal.load(), try journal.nextJobNumber())
+        let pictures = try storage.store.carriedPictures()
         let shell = try loop.submit { [configuration, metrics, logger] in
             let broker = TaskBroker(nextJobNumber: nextJobNumber, metrics: metrics, logger: logger, settings: configuration.broker)
             let shell = BrokerShell(broker: broker, board: StatusBoard(), storage: StorageQueue(storage), loop: loop)
-            shell.run { $0.restore(contents) }
+            shell.run { broker in
+                broker.restorePictures(pictures)
+                broker.restore(contents)
+            }
             return NIOLoopBound(shell, eventLoop: loop)
         }.wait()
         self.shell = shell

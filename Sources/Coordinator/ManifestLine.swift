@@ -67,6 +67,10 @@ public struct ManifestLine: Sendable, Equatable {
             try add("model", run.model)
             try add("mode", run.mode)
             try add("settings", run.settings)
+            if let inversion = run.inversion {
+                try add("inversion_cached", inversion.cached)
+                try add("inversion_seconds", inversion.seconds)
+            }
         }
         try add("workers", workers)
         try add("seconds", seconds)

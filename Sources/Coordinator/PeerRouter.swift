@@ -60,6 +60,13 @@ final class PeerRouter: ChannelInboundHandler, @unchecked Sendable {
                 logger.warning("submission refused", metadata: ["reason": "\(error)"])
                 context.writeAndFlush(wrapOutboundOut(.error(code: WireError.Code.rejected.rawValue, reason: "\(error)")), promise: nil)
             }
+        case (.client, .pictureQuery(let digests)):
+            context.writeAndFlush(wrapOutboundOut(.picturesMissing(digests: shell.broker.missingPictures(digests))), promise: nil)
+        case (.client, .picture(let picture)):
+            do { try shell.keepPicture(picture, from: context.channel) } catch {
+                logger.warning("picture refused", metadata: ["reason": "\(error)"])
+                context.writeAndFlush(wrapOutboundOut(.error(code: WireError.Code.rejected.rawValue, reason: "\(error)")), promise: nil)
+            }
         case (.client, .watch(let jobID)), (.monitor, .watch(let jobID)):
             if !shell.watch(jobID, channel: context.channel) {
                 context.writeAndFlush(wrapOutboundOut(.error(code: WireError.Code.rejected.rawValue, reason: "no job '\(jobID)'")), promise: nil)

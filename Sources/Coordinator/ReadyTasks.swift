@@ -20,6 +20,13 @@ struct ReadyTasks {
 
     mutating func popFirst() -> String? { finishing.popFirst() ?? starting.popFirst() }
 
+    /// The first of the next `window` stage-1 tasks that `wanted` picks, taken out of the queue;
+    /// nil (nothing taken) if none is, or finishing work is waiting (it goes first).
+    mutating func popFirst(within window: Int, where wanted: (String) -> Bool) -> String? {
+        guard finishing.isEmpty, let index = starting.prefix(window).firstIndex(where: wanted) else { return nil }
+        return starting.remove(at: index)
+    }
+
     /// The first line with variants to hand out (it stays until it has none).
     var firstLine: LineReference? { lines.first }
 

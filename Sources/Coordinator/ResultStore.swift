@@ -27,6 +27,11 @@ public protocol ResultStore: Sendable {
     func appendManifest(_ lines: [String], to folder: URL, after length: Int) throws -> Int
     /// The files of a dataset that span its folder, made from what the folder holds.
     func writeDatasetFiles(in folder: URL, layout: OutputLayout) throws
+    /// Keeps a picture a client sent, by its digest (kept already: nothing to do).
+    func keepCarriedPicture(_ picture: CarriedPicture) throws
+    func carriedPicture(_ digest: String) throws -> CarriedPicture
+    /// The pictures kept, by digest, with their sizes (read when the coordinator starts).
+    func carriedPictures() throws -> [String: Int]
 }
 
 extension ResultStore {
@@ -96,5 +101,32 @@ public struct FileResultStore: ResultStore {
 
     public func removeTensors(job: String, edit: String) {
         try? FileManager.default.removeItem(at: folder(job: job, edit: edit))
+    }
+
+    /// STATE/pictures/DIGEST: content-addressed, so a picture is written once and a file there
+    /// is whole (written atomically) and what its name says (checked on arrival and on reading).
+    var pictureFolder: URL { state.appendingPathComponent("pictures") }
+
+    public func keepCarriedPicture(_ picture: CarriedPicture) throws {
+        let url = pictureFolder.appendingPathComponent(picture.digest)
+        if FileManager.default.fileExists(atPath: url.path) { return }
+        try writeAtomically(Data(picture.bytes), to: url)
+    }
+
+    public func carriedPicture(_ digest: String) throws -> CarriedPicture {
+        guard PictureDigest.isWellFormed(digest) else { throw StorageError("'\(digest.prefix(64))' is not a picture digest") }
+        let picture = CarriedPicture(digest: digest, bytes: [UInt8](try Data(contentsOf: pictureFolder.appendingPathComponent(digest))))
+        guard picture.isIntact else { throw StorageError("the kept picture \(digest.prefix(12)) is damaged (its bytes no longer match its digest)") }
+        return picture
+    }
+
+    public func carriedPictures() throws -> [String: Int] {
+        guard FileManager.default.fileExists(atPath: pictureFolder.path) else { return [:] }
+        var kept: [String: Int] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: pictureFolder.path) where PictureDigest.isWellFormed(name) {
+            let size = (try? FileManager.default.attributesOfItem(atPath: pictureFolder.appendingPathComponent(name).path)[.size] as? NSNumber)??.intValue
+            if let size { kept[name] = size }
+        }
+        return kept
     }
 }

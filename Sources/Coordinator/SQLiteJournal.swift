@@ -69,6 +69,10 @@ public final class SQLiteJournal: JobJournal {
                 CREATE TABLE manifests (folder TEXT PRIMARY KEY, length INTEGER NOT NULL);
                 """)
         }
+        // Real-image edits carry their picture's digest beside the spec.
+        migrator.registerMigration("v4-pictures") { db in
+            try db.execute(sql: "ALTER TABLE edits ADD COLUMN picture TEXT")
+        }
         return migrator
     }
 
@@ -119,15 +123,16 @@ public final class SQLiteJournal: JobJournal {
                              try record.run.map(text), record.worker, record.seconds, try record.scores.map(text), record.error, record.staged])
     }
 
-    /// `withSampling`: the journal has the sampling column (every version since v3).
+    /// `withSampling`: the journal has the columns added since v3 (sampling, picture), as every
+    /// journal has once migrated.
     static func writeEnvelope(_ envelope: EditEnvelope, job: String, _ db: Database, withSampling: Bool = true) throws {
         var arguments: StatementArguments = [envelope.spec, envelope.prompts.count, try text(envelope.prompts), envelope.capabilityKey, envelope.model,
                                              envelope.precision.rawValue, Int64(bitPattern: envelope.seed), envelope.superResolution, envelope.packKey]
-        if withSampling { arguments += [try envelope.sampling.map(text)] }
+        if withSampling { arguments += [try envelope.sampling.map(text), envelope.picture] }
         arguments += [job, envelope.id]
         try db.execute(sql: """
             UPDATE edits SET spec = ?, prompts = ?, prompt_texts = ?, model = ?, model_key = ?, precision = ?, seed = ?, super_resolution = ?,
-                pack_key = ?\(withSampling ? ", sampling = ?" : "") WHERE job = ? AND id = ?
+                pack_key = ?\(withSampling ? ", sampling = ?, picture = ?" : "") WHERE job = ? AND id = ?
             """, arguments: arguments)
     }
 
@@ -196,7 +201,7 @@ public final class SQLiteJournal: JobJournal {
         }
         let envelope = EditEnvelope(id: id, prompts: prompts, model: row["model_key"], precision: precision,
                                     seed: UInt64(bitPattern: row["seed"] as Int64), superResolution: row["super_resolution"],
-                                    packKey: row["pack_key"], sampling: sampling, spec: row["spec"])
+                                    packKey: row["pack_key"], sampling: sampling, picture: row["picture"], spec: row["spec"])
         var images: [Int: ImageRecord] = [:]
         for image in try Row.fetchAll(db, sql: "SELECT * FROM images WHERE job = ? AND edit = ?", arguments: [job, id]) {
             images[image["image"]] = ImageRecord(worker: image["worker"], seconds: image["seconds"])
@@ -232,13 +237,14 @@ public final class SQLiteJournal: JobJournal {
 /// Kept in the journal as one flat JSON object: the worker and seconds beside the run's own
 /// keys (the layout journals have always had).
 extension StageOneRecord: Codable {
-    private enum Keys: String, CodingKey { case worker, seconds, model, mode }
+    private enum Keys: String, CodingKey { case worker, seconds, model, mode, inversion }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Keys.self)
         (worker, seconds) = (try container.decode(String.self, forKey: .worker), try container.decode(Double.self, forKey: .seconds))
         run = EditRun(model: try container.decode(String.self, forKey: .model), mode: try container.decode(EditMode.self, forKey: .mode),
-                      settings: try EditRun.Settings(from: decoder))
+                      settings: try EditRun.Settings(from: decoder),
+                      inversion: try container.decodeIfPresent(EditRun.Inversion.self, forKey: .inversion))
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -248,5 +254,6 @@ extension StageOneRecord: Codable {
         try container.encode(seconds, forKey: .seconds)
         try container.encode(run.model, forKey: .model)
         try container.encode(run.mode, forKey: .mode)
+        try container.encodeIfPresent(run.inversion, forKey: .inversion)
     }
 }

@@ -84,6 +84,18 @@ public struct Storage: Sendable {
                 return .datasetNotWritten(job: job, reason: "\(error)")
             }
             return .datasetWritten(job: job)
+        case .readPicture(let session, let taskID, let edits, let digest):
+            do {
+                let picture = try store.carriedPicture(digest)
+                return .inputRead(session: session, taskID: taskID, work: .stageOne(edits, pictures: [picture]))
+            } catch {
+                return .inputNotRead(session: session, taskID: taskID, reason: "picture \(digest.prefix(12)): \(error)")
+            }
+        case .keepPicture(let picture):
+            do { try store.keepCarriedPicture(picture) } catch {
+                return .pictureNotKept(digest: picture.digest, reason: "\(error)")
+            }
+            return .pictureKept(digest: picture.digest, bytes: picture.bytes.count)
         case .readInput(let session, let taskID, let job, let edit, let index, let spec):
             do {
                 let input = try store.stageOneSlice(job: job, edit: edit, index: index)

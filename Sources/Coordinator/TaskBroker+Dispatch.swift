@@ -40,7 +40,7 @@ extension TaskBroker {
     /// `maximumCommitsInFlight` results wait for storage: results hold their tensors until
     /// stored, so a slow disk slows the cluster instead of filling the coordinator's memory.
     func offer(_ session: WorkerSession) {
-        while session.credits > 0, !session.draining, !storageIsBehind, let task = nextTask(for: session.models) {
+        while session.credits > 0, !session.draining, !storageIsBehind, let task = nextPreferredTask(for: session) {
             assign(task, to: session)
         }
         if session.credits > 0 && !session.draining {
@@ -68,8 +68,7 @@ extension TaskBroker {
         task.leaseExpiry = nil
         task.queuedAt = now()
         // An idle worker that can run it takes it at once.
-        if !storageIsBehind, let index = idle.firstIndex(where: { workers[$0]?.models.contains(task.model) ?? false }),
-           let session = workers[idle[index]] {
+        if !storageIsBehind, let index = idleWorker(for: task), let session = workers[idle[index]] {
             idle.remove(at: index)
             assign(task, to: session)
             offer(session)
@@ -85,7 +84,13 @@ extension TaskBroker {
         let decision: BrokerOutput
         switch (task.kind, jobs[task.job]) {
         case (.stageOne, let job?):
-            decision = .assign(session: session.sessionID, taskID: task.id, work: .stageOne(task.edits.compactMap { job.edits[$0]?.envelope }))
+            let edits = task.edits.compactMap { job.edits[$0]?.envelope }
+            if let digest = picture(of: task) {
+                pictureHolders[digest] = session.nodeID
+                decision = .store(.readPicture(session: session.sessionID, taskID: task.id, edits: edits, digest: digest))
+            } else {
+                decision = .assign(session: session.sessionID, taskID: task.id, work: .stageOne(edits, pictures: []))
+            }
         case (.finish, let job?):
             guard let edit = job.edits[task.edits[0]] else { return fail(task, reason: "edit \(task.edits[0]) is gone") }
             decision = .store(.readInput(session: session.sessionID, taskID: task.id, job: job.id, edit: edit.id, index: task.image,
@@ -101,7 +106,8 @@ extension TaskBroker {
         task.state = .leased
         task.worker = session.sessionID
         task.assignedAt = now
-        task.leaseExpiry = task.kind == .finish ? nil : now.addingTimeInterval(settings.leaseDuration)
+        // Work that waits for its input to be read starts its lease once it goes out (`inputRead`).
+        if case .store = decision { task.leaseExpiry = nil } else { task.leaseExpiry = now.addingTimeInterval(settings.leaseDuration) }
         task.attempts += 1
         task.progress = nil
         session.credits -= 1

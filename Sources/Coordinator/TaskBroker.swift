@@ -17,6 +17,9 @@ public struct BrokerSettings: Sendable {
     public var unservedTimeout: TimeInterval = 300
     /// Results waiting for storage beyond which no more work goes out (each holds its tensors).
     public var maximumCommitsInFlight = 64
+    /// The largest picture a client may send, and the most bytes of pictures one job may name.
+    public var maximumPictureBytes = CarriedPicture.maximumBytes
+    public var maximumPictureBytesPerJob = 4 << 30
 
     public init() {}
 }
@@ -60,6 +63,10 @@ public final class TaskBroker {
     /// Complete sampled jobs whose dataset files could not be written yet.
     var datasetsDue: Set<String> = []
     var nextJobNumber: Int
+    /// Pictures kept for jobs (`STATE/pictures`), by digest, with their sizes in bytes.
+    var carriedPictures: [String: Int] = [:]
+    /// The node that last ran a stage-1 task of each picture (its inversion cache may hold it).
+    var pictureHolders: [String: String] = [:]
     /// Decisions not yet taken by the shell.
     var output: [BrokerOutput] = []
 
@@ -164,6 +171,7 @@ public final class TaskBroker {
             }
             guard seen.insert(edit.id).inserted else { throw SubmissionError("edit id '\(edit.id)' appears twice") }
         }
+        try checkPictures(of: edits)
         let folder = URL(fileURLWithPath: folderPath).standardizedFileURL
         let earlier = jobs(writingTo: folder, includingUnstored: true)
         if let other = earlier.first(where: { $0.isSampled != (sampled > 0) || ($0.isSampled && $0.layout != layout) }) {
@@ -275,6 +283,10 @@ public final class TaskBroker {
         case .datasetNotWritten(let jobID, let reason):
             logger.error("cannot write a job's dataset files; trying again", metadata: ["job": "\(jobID)", "error": "\(reason)"])
             datasetsDue.insert(jobID)
+        case .pictureKept(let digest, let bytes):
+            carriedPictures[digest] = bytes
+        case .pictureNotKept(let digest, let reason):
+            logger.error("cannot keep a picture", metadata: ["picture": "\(digest.prefix(12))", "error": "\(reason)"])
         case .inputRead(let session, let taskID, let work):
             inputRead(session: session, taskID: taskID, work: work)
         case .inputNotRead(let session, let taskID, let reason):
@@ -289,7 +301,7 @@ public final class TaskBroker {
         }
     }
 
-    /// A finish task's input is read: its work goes out, its lease starting now, if the task is
+    /// A finish task's input (or a stage-1 task's picture) is read: its work goes out, its lease starting now, if the task is
     /// still this worker's; otherwise (a late result from elsewhere committed it) the worker's
     /// slot is free again. Either way the credit its assignment took is accounted for once.
     func inputRead(session sessionID: String, taskID: String, work: TaskWork) {

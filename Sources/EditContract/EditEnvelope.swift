@@ -25,13 +25,16 @@ public struct EditEnvelope: Sendable, Equatable {
     /// A sampled line's plan (how many variants, how they are scored and chosen); nil for a
     /// single edit.
     public var sampling: SamplingPlan?
+    /// The SHA-256 of the picture a real-image edit carries (the spec's `image_sha256`): the
+    /// coordinator keeps the bytes by it and sends them with the edit's stage-1 task.
+    public var picture: String?
     /// The spec as canonical JSON (keys sorted, slashes unescaped): what workers run, and what a
     /// manifest line records as `spec`.
     public var spec: String
 
     public init(id: String, prompts: [String], model: String, precision: Precision, seed: UInt64, superResolution: Bool,
-                packKey: String, sampling: SamplingPlan? = nil, spec: String) {
-        (self.id, self.prompts, self.model, self.precision) = (id, prompts, model, precision)
+                packKey: String, sampling: SamplingPlan? = nil, picture: String? = nil, spec: String) {
+        (self.id, self.prompts, self.model, self.precision, self.picture) = (id, prompts, model, precision, picture)
         (self.seed, self.superResolution, self.packKey, self.sampling, self.spec) = (seed, superResolution, packKey, sampling, spec)
     }
 
@@ -41,7 +44,7 @@ public struct EditEnvelope: Sendable, Equatable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         self.init(id: spec.id, prompts: spec.prompts, model: spec.model ?? "default", precision: spec.precision, seed: spec.seed,
                   superResolution: spec.superResolution, packKey: spec.packKey, sampling: spec.sampling,
-                  spec: String(decoding: try encoder.encode(spec.json), as: UTF8.self))
+                  picture: spec.imageSHA256, spec: String(decoding: try encoder.encode(spec.json), as: UTF8.self))
     }
 
     /// The capability a worker needs (`CapabilityKey`).
@@ -71,6 +74,9 @@ public struct EditEnvelope: Sendable, Equatable {
         do { try sampling?.validate() } catch let error as EditError {
             throw EditError(field: error.field, problem: "of edit '\(id)': \(error.problem)", fix: error.fix)
         }
+        if let picture, !PictureDigest.isWellFormed(picture) {
+            throw EditError(field: "image_sha256", problem: "of edit '\(id)' is not a SHA-256 in hex", fix: "send edits made by ptp submit")
+        }
         // Canonical JSON escapes every control character: a raw one (a line break above all,
         // which would split a manifest line) is not a spec ptp submit wrote.
         guard spec.utf8.allSatisfy({ $0 >= 0x20 }) else {
@@ -88,7 +94,7 @@ public struct EditEnvelope: Sendable, Equatable {
         let agreement = [("id", opened.id == id), ("prompts", opened.prompts == prompts), ("model", (opened.model ?? "default") == model),
                          ("precision", opened.precision == precision), ("seed", opened.seed == seed),
                          ("super_resolution", opened.superResolution == superResolution), ("pack key", opened.packKey == packKey),
-                         ("samples", opened.sampling == sampling)]
+                         ("samples", opened.sampling == sampling), ("image_sha256", opened.imageSHA256 == picture)]
         for (field, agrees) in agreement where !agrees {
             throw EditError(field: field, problem: "of edit '\(id)' differs between the spec and the fields sent beside it",
                             fix: "send edits made by ptp submit")

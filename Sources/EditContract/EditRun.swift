@@ -6,6 +6,19 @@ public struct EditRun: Sendable, Equatable {
     public var model: String
     public var mode: EditMode
     public var settings: Settings
+    /// How a real picture's inversion was had; nil for a generated edit.
+    public var inversion: Inversion?
+
+    /// A real-image edit's inversion: taken from the worker's cache (no inversion steps run) or
+    /// run, and the seconds it took.
+    public struct Inversion: Sendable, Equatable, Codable {
+        public var cached: Bool
+        public var seconds: Double
+
+        public init(cached: Bool, seconds: Double) {
+            (self.cached, self.seconds) = (cached, seconds)
+        }
+    }
 
     /// The sampling settings, as a manifest line's `settings` writes them.
     public struct Settings: Sendable, Equatable, Codable {
@@ -24,10 +37,10 @@ public struct EditRun: Sendable, Equatable {
         }
     }
 
-    public init(model: String, mode: EditMode, settings: Settings) {
-        (self.model, self.mode, self.settings) = (model, mode, settings)
+    public init(model: String, mode: EditMode, settings: Settings, inversion: Inversion? = nil) {
+        (self.model, self.mode, self.settings, self.inversion) = (model, mode, settings, inversion)
     }
 }
 
-/// Records keep a run as {"model", "mode", "settings"}.
+/// Records keep a run as {"model", "mode", "settings"}, and "inversion" for a real picture.
 extension EditRun: Codable {}

@@ -77,6 +77,7 @@ extension EditSpec {
         width = try fields.integer(.width)
         model = try fields.string(.model)
         image = try fields.string(.image)
+        imageSHA256 = try fields.string(.imageSHA256)
         if let method = try fields.string(.inversion) {
             guard let parsed = InversionMethod(rawValue: method) else {
                 throw EditError(field: "inversion", problem: "'\(method)' is not an inversion method", fix: "use direct or ddim")
@@ -178,6 +179,7 @@ extension EditSpec {
         if let image {
             object[.image] = .string(image)
             object[.inversion] = .string(inversion.rawValue)
+            if let imageSHA256 { object[.imageSHA256] = .string(imageSHA256) }
         }
         if precision != .fp32 { object[.precision] = .string(precision.rawValue) }
         if let scheduler { object[.scheduler] = scheduler.json }

@@ -38,6 +38,14 @@ extension EditSpec {
                                 fix: key == .originalSize ? "give [height, width] in pixels, e.g. [1024, 1024]" : "give [top, left] in pixels, e.g. [0, 0]")
             }
         }
+        if let digest = imageSHA256 {
+            guard image != nil else {
+                throw EditError(field: "image_sha256", problem: "is given without an image", fix: "remove it (ptp submit sets it from the image it reads)")
+            }
+            guard PictureDigest.isWellFormed(digest) else {
+                throw EditError(field: "image_sha256", problem: "is not 64 lowercase hexadecimal digits", fix: "remove it (ptp submit sets it from the image it reads)")
+            }
+        }
         if given.contains(.inversion) && image == nil {
             throw EditError(field: "inversion", problem: "is given without an image", fix: "add \"image\": \"photo.png\", or remove it")
         }

@@ -45,8 +45,13 @@ public struct EditSpec: Sendable, Equatable {
     public var model: String?
     /// Run the model's super-resolution stage (when it has one).
     public var superResolution = true
-    /// A real image to edit (a PNG the source prompt describes), instead of a generated one.
+    /// A real picture to edit (PNG or JPEG, one the source prompt describes), instead of a
+    /// generated one: its path as the batch names it. The picture itself travels with the edit;
+    /// no worker opens this path.
     public var image: String?
+    /// The SHA-256 (64 lowercase hex digits) of the picture's file, set by `ptp submit` when it
+    /// reads it: how the cluster finds the bytes that travel with the edit.
+    public var imageSHA256: String?
     /// How the real image is inverted.
     public var inversion: InversionMethod = .direct
     /// The arithmetic of the models' heavy layers (fp32 unless asked).
@@ -80,7 +85,7 @@ public struct EditSpec: Sendable, Equatable {
         case blendSubtractThreshold = "blend_subtract_threshold", startBlend = "start_blend"
         case reweight, spatialReplace = "spatial_replace"
         case seed, steps, guidance, height, width, model
-        case superResolution = "super_resolution", image, inversion, precision, scheduler
+        case superResolution = "super_resolution", image, imageSHA256 = "image_sha256", inversion, precision, scheduler
         case originalSize = "original_size", cropsCoordsTopLeft = "crops_coords_top_left"
         case samples, vary, filter, keep, keepRejected = "keep_rejected", scorer, recipe, instruction
     }
@@ -121,9 +126,10 @@ public struct EditSpec: Sendable, Equatable {
     public var capabilityKey: String { CapabilityKey.key(model: model ?? "default", precision: precision) }
 
     /// Edits with equal keys can share a stage-1 task: the same model, precision and sampling
-    /// settings (a task's edits then take about as long as each other).
+    /// settings (a task's edits then take about as long as each other), and the same picture
+    /// if any (a task carries at most one, and its edits share one inversion).
     public var packKey: String {
-        let settings = [steps.map(String.init), height.map(String.init), width.map(String.init), guidance.map { "\($0)" }]
+        let settings = [steps.map(String.init), height.map(String.init), width.map(String.init), guidance.map { "\($0)" }, imageSHA256]
         return ([capabilityKey] + settings.map { $0 ?? "-" }).joined(separator: "|")
     }
 }

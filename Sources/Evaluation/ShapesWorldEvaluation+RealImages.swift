@@ -46,7 +46,7 @@ extension ShapesWorldEvaluation {
             spec.superResolution = false
             spec.precision = precision
             try spec.validate()
-            let result = try PromptToPromptEditor(model: model).run(spec)
+            let result = try PromptToPromptEditor(model: model).run(spec, picture: try PictureFile.read(url))
             let (source, edited) = (result.images[0], result.images[1])
             let objectMask = SceneDetector.detect(wanted).objects.first?.mask ?? []
             let inside = Self.psnr(edited, wanted, where: objectMask, inside: true)

@@ -75,10 +75,14 @@ public enum PNGCodec {
         return try decode(data, name: url.path)
     }
 
+    /// Whether bytes start with the PNG signature.
+    public static func isPNG(_ data: Data) -> Bool {
+        data.count >= 8 && data.prefix(8).elementsEqual([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+    }
+
     /// Decodes PNG bytes; `name` labels errors.
     public static func decode(_ data: Data, name: String = "PNG data") throws -> RGBImage {
-        let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-        guard data.count >= 8, Array(data.prefix(8)) == signature else {
+        guard isPNG(data) else {
             throw PNGError(file: name, reason: "not a PNG file (its first bytes are not the PNG signature)")
         }
         var image = png_image()

@@ -4,7 +4,7 @@ import NIOCore
 /// An edit envelope's fields, in order; the spec stays the client's JSON text, unread here.
 extension EditEnvelope {
     /// The fewest bytes an encoded envelope takes (its fixed-size fields and empty strings).
-    static let smallestEncoding = 4 + 4 + 4 + 1 + 8 + 1 + 4 + 1 + 4
+    static let smallestEncoding = 4 + 4 + 4 + 1 + 8 + 1 + 4 + 1 + 1 + 4
 
     func encode(into buffer: inout ByteBuffer) {
         buffer.writeField(id)
@@ -16,6 +16,7 @@ extension EditEnvelope {
         buffer.writeField(packKey)
         buffer.writeField(sampling != nil)
         if let sampling { sampling.encode(into: &buffer) }
+        buffer.writeField(picture)
         buffer.writeField(spec)
     }
 
@@ -28,8 +29,9 @@ extension EditEnvelope {
         let superResolution = try buffer.readBool(field: "super_resolution")
         let packKey = try buffer.readString(field: "pack key", limit: EditEnvelope.maximumKeyLength)
         let sampling = try buffer.readBool(field: "samples") ? try SamplingPlan.decode(from: &buffer) : nil
+        let picture = try buffer.readOptionalString(field: "image_sha256", limit: 64)
         return EditEnvelope(id: id, prompts: prompts, model: model, precision: precision, seed: seed, superResolution: superResolution,
-                            packKey: packKey, sampling: sampling, spec: try buffer.readString(field: "spec", limit: EditEnvelope.maximumSpecLength))
+                            packKey: packKey, sampling: sampling, picture: picture, spec: try buffer.readString(field: "spec", limit: EditEnvelope.maximumSpecLength))
     }
 }
 

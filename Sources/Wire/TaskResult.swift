@@ -108,6 +108,11 @@ extension EditRun {
         buffer.writeField(settings.scheduler)
         buffer.writeField(settings.precision != nil)
         if let precision = settings.precision { buffer.writeInteger(precision.wireCode) }
+        buffer.writeField(inversion != nil)
+        if let inversion {
+            buffer.writeField(inversion.cached)
+            buffer.writeField(inversion.seconds)
+        }
     }
 
     static func decode(from buffer: inout ByteBuffer) throws -> EditRun {
@@ -120,7 +125,9 @@ extension EditRun {
         let width = Int(try buffer.readInteger(field: "width", as: UInt32.self))
         let scheduler = try buffer.readOptionalString(field: "scheduler", limit: 4096)
         let precision = try buffer.readBool(field: "precision") ? try Precision(wireCode: try buffer.readInteger(field: "precision", as: UInt8.self)) : nil
+        let inversion = try buffer.readBool(field: "inversion")
+            ? EditRun.Inversion(cached: try buffer.readBool(field: "inversion cached"), seconds: try buffer.readDouble(field: "inversion seconds")) : nil
         return EditRun(model: model, mode: mode, settings: .init(steps: steps, guidance: guidance, height: height, width: width,
-                                                                 scheduler: scheduler, precision: precision))
+                                                                 scheduler: scheduler, precision: precision), inversion: inversion)
     }
 }

@@ -27,8 +27,8 @@ public struct FinishWork: Sendable, Equatable {
 
 /// A task's work, as the coordinator assigns it and a worker runs it.
 public enum TaskWork: Sendable, Equatable {
-    /// The edits, run in this order.
-    case stageOne([EditEnvelope])
+    /// The edits, run in this order, with the pictures their real-image edits name.
+    case stageOne([EditEnvelope], pictures: [CarriedPicture])
     case finish(FinishWork)
     case variant(VariantWork)
 
@@ -45,10 +45,12 @@ public enum TaskWork: Sendable, Equatable {
 
     func encode(into buffer: inout ByteBuffer, codec: TensorCodec) throws {
         switch self {
-        case .stageOne(let edits):
+        case .stageOne(let edits, let pictures):
             buffer.writeInteger(UInt8(1))
             buffer.writeInteger(UInt32(edits.count))
             for edit in edits { edit.encode(into: &buffer) }
+            buffer.writeInteger(UInt32(pictures.count))
+            for picture in pictures { picture.encode(into: &buffer) }
         case .finish(let work):
             buffer.writeInteger(UInt8(2))
             buffer.writeField(work.edit)
@@ -69,7 +71,9 @@ public enum TaskWork: Sendable, Equatable {
         switch try buffer.readInteger(field: "task kind", as: UInt8.self) {
         case 1:
             let count = try buffer.readCount(field: "edits", limit: maximumEdits, smallest: EditEnvelope.smallestEncoding)
-            return .stageOne(try (0..<count).map { _ in try EditEnvelope.decode(from: &buffer) })
+            let edits = try (0..<count).map { _ in try EditEnvelope.decode(from: &buffer) }
+            let pictures = try buffer.readCount(field: "pictures", limit: count, smallest: 8)
+            return .stageOne(edits, pictures: try (0..<pictures).map { _ in try CarriedPicture.decode(from: &buffer) })
         case 2:
             let edit = try buffer.readString(field: "edit id", limit: 1024)
             let index = Int(try buffer.readInteger(field: "image index", as: UInt32.self))

@@ -55,6 +55,12 @@ extension WireMessage {
         case .jobProgress(let jobID, let report):
             buffer.writeField(jobID)
             buffer.writeField(try report.jsonText())
+        case .pictureQuery(let digests), .picturesMissing(let digests):
+            buffer.writeField(digests)
+        case .picture(let picture):
+            picture.encode(into: &buffer)
+        case .pictureKept(let digest):
+            buffer.writeField(digest)
         case .statusRequest:
             break
         case .statusReport(let status):
@@ -126,6 +132,14 @@ extension WireMessage {
         case 23:
             let jobID = try body.readString(field: "job id", limit: 256)
             message = .jobProgress(jobID: jobID, report: try JobProgressReport.fromJSON(try body.readString(field: "report", limit: 16 << 20), what: "job progress"))
+        case 24, 25:
+            let digests = try body.readStrings(field: "picture digests", limit: CarriedPicture.maximumDigestsPerQuery, each: 64)
+            guard digests.allSatisfy(PictureDigest.isWellFormed) else { throw WireError(.malformed, "picture digests: not SHA-256s in hex") }
+            message = type == 24 ? .pictureQuery(digests: digests) : .picturesMissing(digests: digests)
+        case 26:
+            message = .picture(try CarriedPicture.decode(from: &body))
+        case 27:
+            message = .pictureKept(digest: try body.readString(field: "picture digest", limit: 64))
         case 30:
             message = .statusRequest
         case 31:

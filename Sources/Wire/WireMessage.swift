@@ -41,6 +41,14 @@ public enum WireMessage: Sendable, Equatable {
     case result(taskID: String, result: TaskResult)
     case failed(taskID: String, retryable: Bool, reason: String)
     // Clients
+    /// Which of these pictures the coordinator lacks (answered by `picturesMissing`), so that a
+    /// client sends each picture once however many jobs edit it.
+    case pictureQuery(digests: [String])
+    case picturesMissing(digests: [String])
+    /// A picture a job will name, sent before the job; answered by `pictureKept` once it is
+    /// on the coordinator's disk (one at a time, so a catalogue never piles up in memory).
+    case picture(CarriedPicture)
+    case pictureKept(digest: String)
     case submit(outputDirectory: String, layout: OutputLayout, edits: [EditEnvelope])
     case accepted(jobID: String, edits: UInt32)
     case watch(jobID: String)
@@ -66,6 +74,10 @@ public enum WireMessage: Sendable, Equatable {
         case .accepted: return 21
         case .watch: return 22
         case .jobProgress: return 23
+        case .pictureQuery: return 24
+        case .picturesMissing: return 25
+        case .picture: return 26
+        case .pictureKept: return 27
         case .statusRequest: return 30
         case .statusReport: return 31
         }
@@ -90,6 +102,10 @@ public enum WireMessage: Sendable, Equatable {
         case .accepted: return "accepted"
         case .watch: return "watch"
         case .jobProgress: return "job progress"
+        case .pictureQuery: return "picture query"
+        case .picturesMissing: return "pictures missing"
+        case .picture: return "picture"
+        case .pictureKept: return "picture kept"
         case .statusRequest: return "status request"
         case .statusReport: return "status report"
         }

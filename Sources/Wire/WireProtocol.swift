@@ -4,8 +4,9 @@
 public enum WireProtocol {
     /// Bumped on every incompatible change to frames or messages (2: mutual authentication;
     /// 3: task payloads carry edit specs as JSON objects, not as strings of JSON; 4: typed work,
-    /// results and capabilities, edits as envelopes; 5: sampled lines, their variants and scores).
-    public static let version: UInt16 = 5
+    /// results and capabilities, edits as envelopes; 5: sampled lines, their variants and scores;
+    /// 6: pictures carried with batches, inversions reported).
+    public static let version: UInt16 = 6
     /// Largest frame accepted before the peer has authenticated (hello and proof are small).
     public static let unauthenticatedFrameLimit = 64 << 10
     /// Default largest frame once authenticated.

@@ -17,11 +17,13 @@ struct TaskRunner: Sendable {
     /// Loaded CLIP scorers by every key a sampled line may name them with.
     var scorers: [String: CLIPScorer] = [:]
     let lowMemory: Bool
+    /// Inversions of the pictures this worker edited, for the edits of them that follow.
+    var inversions: InversionCache?
 
     /// Runs one task; `progress` gets (step, total) during denoising.
     func run(_ work: TaskWork, progress: @escaping (Int, Int) -> Void) throws -> TaskResult {
         switch work {
-        case .stageOne(let edits): return .stageOne(try stageOne(edits, progress: progress))
+        case .stageOne(let edits, let pictures): return .stageOne(try stageOne(edits, pictures: pictures, progress: progress))
         case .finish(let work): return .finish(try finish(work))
         case .variant(let work): return .variant(try variant(work, progress: progress))
         }
@@ -35,17 +37,37 @@ struct TaskRunner: Sendable {
     }
 
     /// Each edit in turn, its spec opened (parsed and checked) here; an edit that cannot run
-    /// (a bad spec, or one this model refuses) fails alone.
-    func stageOne(_ edits: [EditEnvelope], progress: @escaping (Int, Int) -> Void) throws -> [StageOneEdit] {
-        try edits.map { envelope in
+    /// (a bad spec, a picture that did not come with it or does not decode, or one this model
+    /// refuses) fails alone. A real-image edit edits the picture that came with the task, never
+    /// a file this worker could open by the path the batch named.
+    func stageOne(_ edits: [EditEnvelope], pictures: [CarriedPicture], progress: @escaping (Int, Int) -> Void) throws -> [StageOneEdit] {
+        var decoded: [String: Result<RGBImage, EditError>] = [:]
+        func picture(_ digest: String) -> Result<RGBImage, EditError> {
+            if let known = decoded[digest] { return known }
+            let result: Result<RGBImage, EditError>
+            if let carried = pictures.first(where: { $0.digest == digest }), carried.isIntact {
+                do { result = .success(try PictureFile.decode(Data(carried.bytes), name: "picture \(digest.prefix(12))")) } catch {
+                    result = .failure(EditError(field: "image", problem: "\(error)", fix: "give a PNG or JPEG file that opens"))
+                }
+            } else {
+                result = .failure(EditError(field: "image", problem: "picture \(digest.prefix(12)) did not come with the task (or arrived damaged)",
+                                            fix: "submit the batch again with ptp submit, which sends its pictures"))
+            }
+            decoded[digest] = result
+            return result
+        }
+        return try edits.map { envelope in
             let model = try model(envelope.model)
             do {
                 let spec = try envelope.open()
-                let stage = try PromptToPromptEditor(model: model).runStageOne(spec, lowMemory: lowMemory, progress: progress)
+                let image = try spec.imageSHA256.map { try picture($0).get() }
+                let stage = try PromptToPromptEditor(model: model).runStageOne(spec, picture: image, inversions: inversions,
+                                                                                lowMemory: lowMemory, progress: progress)
                 let s = stage.settings
                 let run = EditRun(model: model.identifier, mode: spec.resolvedMode,
                                   settings: .init(steps: s.steps, guidance: Double(s.guidance), height: s.height, width: s.width,
-                                                  scheduler: stage.scheduler, precision: s.precision))
+                                                  scheduler: stage.scheduler, precision: s.precision),
+                                  inversion: stage.inversion.map { EditRun.Inversion(cached: $0.cached, seconds: $0.seconds) })
                 return StageOneEdit(id: envelope.id, outcome: .ran(run, seconds: stage.seconds, output: TensorPayload(name: "latents", tensor: stage.output)))
             } catch let error as EditError {
                 return StageOneEdit(id: envelope.id, outcome: .failed(reason: "\(error)"))

@@ -19,6 +19,8 @@ public struct WorkerConfiguration: Sendable {
     /// The precisions this worker runs edits at.
     public var precisions: [Precision]
     public var lowMemory: Bool
+    /// The bound on the inversions kept for later edits of the same pictures (0: none kept).
+    public var inversionCacheBytes: Int
     public var codec: TensorCodec
     public var heartbeatInterval: TimeAmount
     /// Longest wait between reconnection attempts.
@@ -30,11 +32,11 @@ public struct WorkerConfiguration: Sendable {
 
     public init(host: String, port: Int, secret: SharedSecret, nodeID: String, threads: Int, models: [String: URL], scorers: [String: URL] = [:],
                 precisions: [Precision] = Precision.allCases.filter(\.isSupported),
-                lowMemory: Bool = false, codec: TensorCodec = TensorCodec(), heartbeatInterval: TimeAmount = .seconds(5),
+                lowMemory: Bool = false, inversionCacheBytes: Int = 1 << 30, codec: TensorCodec = TensorCodec(), heartbeatInterval: TimeAmount = .seconds(5),
                 maximumBackoff: TimeAmount = .seconds(30), drainDeliveryTimeout: TimeAmount = .seconds(60)) {
         (self.host, self.port, self.secret, self.nodeID, self.threads, self.models) = (host, port, secret, nodeID, threads, models)
         (self.scorers, self.precisions) = (scorers, precisions)
         (self.lowMemory, self.codec, self.heartbeatInterval, self.maximumBackoff) = (lowMemory, codec, heartbeatInterval, maximumBackoff)
-        self.drainDeliveryTimeout = drainDeliveryTimeout
+        (self.drainDeliveryTimeout, self.inversionCacheBytes) = (drainDeliveryTimeout, inversionCacheBytes)
     }
 }

@@ -37,7 +37,8 @@ public final class WorkerNode: @unchecked Sendable {
         self.logger = logger
         ComputeThreads.setThreadCount(configuration.threads)
         let catalogue = try ModelCatalogue(directories: configuration.models, scorers: configuration.scorers, logger: logger)
-        runner = TaskRunner(models: catalogue.models, scorers: catalogue.scorers, lowMemory: configuration.lowMemory)
+        runner = TaskRunner(models: catalogue.models, scorers: catalogue.scorers, lowMemory: configuration.lowMemory,
+                            inversions: configuration.inversionCacheBytes > 0 ? InversionCache(capacityBytes: configuration.inversionCacheBytes) : nil)
         let capabilities = NodeCapabilities(models: catalogue.capabilityKeys(precisions: configuration.precisions), threads: configuration.threads,
                                             host: ProcessInfo.processInfo.hostName, version: "ptp-\(WireProtocol.version)")
         let running = Running()

@@ -1,5 +1,7 @@
 import EditContract
 import Foundation
+import Imaging
+import Wire
 
 /// What a batch's lines take from `ptp submit`'s options when they leave it out.
 struct LineDefaults {
@@ -28,26 +30,40 @@ struct LineDefaults {
 /// A batch file read for `ptp submit`: every line checked as an edit spec (errors name the file,
 /// the line and the field) and sealed for the cluster.
 enum BatchFile {
-    /// JSON Lines of edit specs (blank lines and # comments skipped).
-    static func edits(file: String, defaults: LineDefaults) throws -> [EditEnvelope] {
+    /// JSON Lines of edit specs (blank lines and # comments skipped). Each picture a line names
+    /// (relative to the batch file's folder, or absolute) is read and decoded here, so that a bad
+    /// one is refused by its line before anything is sent, and named by its SHA-256; the batch's
+    /// pictures are returned by digest, each once however many lines name it.
+    static func edits(file: String, defaults: LineDefaults) throws -> (edits: [EditEnvelope], pictures: [String: URL]) {
         var ids = Set<String>()
-        return try lines(of: file).map { number, line in
+        var pictures: [String: URL] = [:]
+        var digests: [String: String] = [:]
+        let folder = URL(fileURLWithPath: file).deletingLastPathComponent()
+        let edits = try lines(of: file).map { number, line in
             try sealed(file: file, number: number, line: line) { object in
                 var spec = try EditSpec(json: .object(defaults.apply(to: object)))
                 guard ids.insert(spec.id).inserted else { throw EditError(field: "id", problem: "'\(spec.id)' is used twice", fix: "give every edit its own id") }
                 if let image = spec.image {
-                    // Workers read the image themselves: a relative path means the batch file's folder.
-                    let folder = URL(fileURLWithPath: file).deletingLastPathComponent()
-                    let url = image.hasPrefix("/") ? URL(fileURLWithPath: image) : folder.appendingPathComponent(image)
-                    guard FileManager.default.isReadableFile(atPath: url.path) else {
-                        throw EditError(field: "image", problem: "'\(url.path)' cannot be read",
-                                        fix: "give a PNG path relative to the batch file or absolute, on storage the workers share")
+                    let url = (image.hasPrefix("/") ? URL(fileURLWithPath: image) : folder.appendingPathComponent(image)).standardizedFileURL
+                    if let digest = digests[url.path] {
+                        spec.imageSHA256 = digest
+                    } else {
+                        let bytes: Data
+                        do {
+                            bytes = try PictureFile.bytes(of: url)
+                            _ = try PictureFile.decode(bytes, name: url.path)
+                        } catch let error as PictureError {
+                            throw EditError(field: "image", problem: "\(error.file) \(error.problem)", fix: error.fix)
+                        }
+                        let digest = CarriedPicture.digest(of: bytes)
+                        (digests[url.path], pictures[digest], spec.imageSHA256) = (digest, url, digest)
                     }
-                    spec.image = url.standardizedFileURL.path
+                    spec.image = url.path
                 }
                 return spec
             }
         }
+        return (edits, pictures)
     }
 
     /// The InstructPix2Pix recipe's caption file as it is: one {"input", "edit", "output"} a

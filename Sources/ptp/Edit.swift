@@ -222,7 +222,12 @@ struct Edit: ParsableCommand {
         let model = try ModelLocation.load(spec.model)
         let editor = PromptToPromptEditor(model: model)
         let bar = ProgressBar("denoising (\(spec.prompts.count) prompts, \(spec.resolvedMode.rawValue))")
-        let result = try editor.run(spec, lowMemory: lowMemory, attentionMaps: attention, progress: bar.update)
+        // The picture is read here, where its path means something; the engine opens no path.
+        let picture: RGBImage?
+        do { picture = try spec.image.map { try PictureFile.read(URL(fileURLWithPath: $0)) } } catch let error as PictureError {
+            throw ValidationError("image: \(error)")
+        }
+        let result = try editor.run(spec, picture: picture, lowMemory: lowMemory, attentionMaps: attention, progress: bar.update)
         let directory = URL(fileURLWithPath: output)
         let written = try EditOutputs.write(result.images, to: directory)
         if let maps = result.attention {

@@ -84,12 +84,12 @@ struct Submit: ParsableCommand {
 
     /// The batch, each line checked as an edit spec (errors name the line and the field), and
     /// sealed for the cluster.
-    func edits() throws -> [EditEnvelope] {
+    func edits() throws -> (edits: [EditEnvelope], pictures: [String: URL]) {
         var defaults = LineDefaults(samples: samples, keep: keep, recipe: recipe?.rawValue, scorer: scorer, model: model,
                                     steps: steps, superResolution: superResolution, filter: try filter.map(Self.filterObject))
         if let prompts {
             if defaults.samples == nil && defaults.recipe == nil { defaults.samples = 100 }
-            return try BatchFile.captions(file: prompts, defaults: defaults, seed: seed)
+            return (try BatchFile.captions(file: prompts, defaults: defaults, seed: seed), [:])
         }
         return try BatchFile.edits(file: file ?? "", defaults: defaults)
     }
@@ -97,11 +97,12 @@ struct Submit: ParsableCommand {
 
 extension Submit {
     func run() throws {
-        let edits = try edits()
+        let (edits, pictures) = try edits()
         let output = URL(fileURLWithPath: output).standardizedFileURL.path
         let secret = try secret.load()
         let client = try CoordinatorClient(address: coordinator, secret: secret, role: .client)
         try client.connect()
+        try PictureUpload(pictures: pictures).send(through: client)
         try client.send(.submit(outputDirectory: output, layout: dataset, edits: edits))
         let jobID = try acceptance(from: client, output: output)
         if detach {

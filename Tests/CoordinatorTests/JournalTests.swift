@@ -160,6 +160,9 @@ final class GatedStore: ResultStore, @unchecked Sendable {
     func writeLine(_ outputs: LineOutputs) throws {}
     func appendManifest(_ lines: [String], to folder: URL, after length: Int) throws -> Int { length }
     func writeDatasetFiles(in folder: URL, layout: OutputLayout) throws {}
+    func keepCarriedPicture(_ picture: CarriedPicture) throws {}
+    func carriedPicture(_ digest: String) throws -> CarriedPicture { throw StorageError("no pictures kept") }
+    func carriedPictures() throws -> [String: Int] { [:] }
 
     func writeManifest(_ lines: [ManifestLine], to folder: URL) throws {
         let first = lock.withLock { written.isEmpty }

@@ -94,6 +94,7 @@ final class MemoryResultStore: ResultStore, @unchecked Sendable {
     private var pictureFolders: [String: [RGBImage]] = [:]
     private var manifestLines: [String: [String]] = [:]
     private var storedFailure: Error?
+    private var carried: [String: CarriedPicture] = [:]
 
     /// Writes of pictures and manifests fail with this while set (a full or broken disk).
     var outputFailure: Error? {
@@ -129,6 +130,19 @@ final class MemoryResultStore: ResultStore, @unchecked Sendable {
             if let storedFailure { throw storedFailure }
             pictureFolders[folder.path] = images
         }
+    }
+
+    func keepCarriedPicture(_ picture: CarriedPicture) throws {
+        lock.withLock { carried[picture.digest] = picture }
+    }
+
+    func carriedPicture(_ digest: String) throws -> CarriedPicture {
+        guard let picture = lock.withLock({ carried[digest] }) else { throw StorageError("no picture \(digest.prefix(12)) is kept") }
+        return picture
+    }
+
+    func carriedPictures() throws -> [String: Int] {
+        lock.withLock { carried.mapValues(\.bytes.count) }
     }
 
     func writeManifest(_ lines: [ManifestLine], to folder: URL) throws {

@@ -95,7 +95,7 @@ struct PeerPipelineTests {
         _ = try p.broker.submit([PeerPipeline.edit("a")], output: p.output.path)
         p.shell.run { _ in }
         try p.send(.credit(slots: 1), to: channel, byteByByte: true)
-        guard case .assign(let taskID, .stageOne(let edits))? = try p.received(channel).first else { Issue.record("no work"); return }
+        guard case .assign(let taskID, .stageOne(let edits, _))? = try p.received(channel).first else { Issue.record("no work"); return }
         #expect(taskID == "job-1.s1" && edits.map(\.id) == ["a"])
     }
 
@@ -213,7 +213,7 @@ struct PeerPipelineTests {
 
     static func answer(_ work: TaskWork) -> TaskResult {
         switch work {
-        case .stageOne(let edits):
+        case .stageOne(let edits, _):
             return .stageOne(edits.map { edit in
                 let run = EditRun(model: "m", mode: .replace, settings: .init(steps: 1, guidance: 1, height: 8, width: 8, scheduler: nil, precision: .fp32))
                 return StageOneEdit(id: edit.id, outcome: .ran(run, seconds: 0, output: TensorPayload(name: "latents", shape: [2, 4, 1, 1],

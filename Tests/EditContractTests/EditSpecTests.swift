@@ -135,6 +135,30 @@ struct EditSpecTests {
         #expect(field { $0.blendSubtract = [[], ["dog"]] } == "blend_subtract")
         #expect(field { $0.reweight = ["dog": .infinity] } == "reweight")
         #expect(field { $0.image = "p.png"; $0.scheduler = SchedulerChoice(className: "EulerDiscreteScheduler") } == "scheduler")
+        // A picture's digest: 64 lowercase hex digits, and only with an image.
+        let digest = String(repeating: "a1", count: 32)
+        #expect(field { $0.image = "p.png"; $0.imageSHA256 = digest } == nil)
+        #expect(field { $0.imageSHA256 = digest } == "image_sha256")
+        #expect(field { $0.image = "p.png"; $0.imageSHA256 = digest.uppercased() } == "image_sha256")
+        #expect(field { $0.image = "p.png"; $0.imageSHA256 = "../../etc/passwd" } == "image_sha256")
+    }
+
+    @Test("a picture's digest travels in the sealed spec and beside it, the two must agree, and it splits pack keys")
+    func pictureDigest() throws {
+        var spec = EditSpec(id: "t", source: "a cat", targets: ["a dog"])
+        spec.image = "p.png"
+        spec.imageSHA256 = String(repeating: "a1", count: 32)
+        let envelope = try EditEnvelope(spec)
+        #expect(envelope.picture == spec.imageSHA256)
+        #expect(try envelope.open().imageSHA256 == spec.imageSHA256)
+        var forged = envelope
+        forged.picture = String(repeating: "b2", count: 32)
+        #expect((#expect(throws: EditError.self) { try forged.open() })?.field == "image_sha256")
+        forged.picture = "not a digest"
+        #expect(throws: EditError.self) { try forged.validate() }
+        var other = spec
+        other.imageSHA256 = String(repeating: "c3", count: 32)
+        #expect(other.packKey != spec.packKey)
     }
 
     @Test("a batch names the edit and the field that is wrong", arguments: [

@@ -238,18 +238,79 @@ struct InversionTests {
         spec.height = 128
         spec.width = 128
         spec.image = url.path
-        let direct = try editor.runStageOne(spec)
+        let direct = try editor.runStageOne(spec, picture: try PictureFile.read(url))
         let encoded = ImageInversion(model: model).encode(ImageInversion.tensor(of: picture, height: 128, width: 128), precision: .fp32)
         // The source row ends exactly on the encoded image.
         #expect(direct.output.slice(0..<1).maxAbsDifference(encoded) == 0)
         #expect(direct.output.slice(1..<2).maxAbsDifference(encoded) > 0)
 
         spec.inversion = .ddim
-        let plain = try editor.runStageOne(spec)
+        let plain = try editor.runStageOne(spec, picture: picture)
         #expect(plain.output.slice(0..<1).maxAbsDifference(encoded) > 1e-3)
 
-        spec.image = directory.appendingPathComponent("missing.png").path
+        // The engine opens no path a spec names: an image without its picture is refused.
         let missing = #expect(throws: EditError.self) { try editor.runStageOne(spec) }
-        #expect(missing?.field == "image")
+        #expect(missing?.field == "image" && missing?.problem.contains("not given") == true)
+    }
+
+    @Test("an inversion cache gives the very trajectory: bit-identical edits, the second of a picture cached, keyed by prompt and size, bounded in bytes")
+    func inversionCache() throws {
+        let model = PromptToPromptGoldenTests.model
+        let editor = PromptToPromptEditor(model: model)
+        let settings = SamplingSettings(steps: 6, guidance: 7.5, seed: 3, height: 64, width: 64)
+        let picture = RGBImage(tensor: try Sampler(model: model).generate(prompt: "a red circle on a blue background", settings: settings))
+        var spec = EditSpec(id: "real", source: "a red circle on a blue background", targets: ["a green circle on a blue background"])
+        (spec.steps, spec.height, spec.width, spec.image) = (6, 64, 64, "picture.png")
+        spec.imageSHA256 = String(repeating: "0f", count: 32)
+        let uncached = try editor.runStageOne(spec, picture: picture)
+        #expect(uncached.inversion?.cached == false)
+
+        let cache = InversionCache(capacityBytes: 64 << 20)
+        let first = try editor.runStageOne(spec, picture: picture, inversions: cache)
+        spec.targets = ["a yellow circle on a blue background"]
+        let second = try editor.runStageOne(spec, picture: picture, inversions: cache)
+        #expect(first.inversion?.cached == false && second.inversion?.cached == true)
+        #expect(first.output.maxAbsDifference(uncached.output) == 0)
+        #expect(second.output.maxAbsDifference(try editor.runStageOne(spec, picture: picture).output) == 0)
+        #expect(cache.usage.entries == 1)
+        // Another source prompt, or another size, is another inversion.
+        spec.source = "a red square on a blue background"
+        spec.targets = ["a green square on a blue background"]
+        #expect(try editor.runStageOne(spec, picture: picture, inversions: cache).inversion?.cached == false)
+        spec.height = 128
+        #expect(try editor.runStageOne(spec, picture: picture, inversions: cache).inversion?.cached == false)
+        #expect(cache.usage.entries == 3)
+        // A bound of one trajectory keeps only the latest.
+        let small = InversionCache(capacityBytes: cache.usage.bytes / 3 + 1)
+        spec.height = 64
+        _ = try editor.runStageOne(spec, picture: picture, inversions: small)
+        spec.source = "a red circle on a blue background"
+        spec.targets = ["a green circle on a blue background"]
+        _ = try editor.runStageOne(spec, picture: picture, inversions: small)
+        #expect(small.usage.entries == 1 && small.usage.bytes <= small.capacity)
+    }
+
+    @Test("a picture is edited at its own size rounded down to the model's multiple, or scaled to the model's area when larger; height and width override")
+    func pictureSizes() throws {
+        let model = PromptToPromptGoldenTests.model
+        let editor = PromptToPromptEditor(model: model)
+        let (defaultHeight, defaultWidth) = (model.defaults.height, model.defaults.width)
+        func size(_ width: Int, _ height: Int) -> (Int, Int) {
+            editor.editSize(of: RGBImage(width: width, height: height, pixels: [UInt8](repeating: 0, count: width * height * 3)))
+        }
+        // Smaller than the model's area: its own size, rounded down to multiples of 8.
+        let small = size(defaultWidth / 2 + 5, defaultHeight / 2 + 3)
+        #expect(small.0 == defaultHeight / 2 && small.1 == defaultWidth / 2, "\(small)")
+        // A photograph 6x the model's side on one axis and 4.5x on the other: scaled to the
+        // model's area, aspect kept within a multiple.
+        let large = size(defaultWidth * 6, defaultHeight * 9 / 2)
+        #expect(large.0 % 8 == 0 && large.1 % 8 == 0 && large.0 * large.1 <= defaultHeight * defaultWidth, "\(large)")
+        #expect(abs(Double(large.1) / Double(large.0) - 6 / 4.5) < 0.15, "\(large)")
+        var spec = EditSpec(id: "real", source: "a red circle on a blue background", targets: ["a green circle on a blue background"])
+        spec.image = "p.png"
+        spec.width = 64
+        let wide = RGBImage(width: 200, height: 40, pixels: [UInt8](repeating: 0, count: 200 * 40 * 3))
+        let settings = editor.settings(for: spec, picture: wide)
+        #expect(settings.width == 64 && settings.height == 40)
     }
 }

@@ -33,6 +33,12 @@ struct FrameDecodingTests {
     }
 
     static let envelope = try! EditEnvelope(EditSpec(id: "e1", source: "a cat on a bike", targets: ["a dog on a bike"]))
+    /// A real-image edit: its picture's digest travels beside the spec.
+    static let pictured: EditEnvelope = {
+        var spec = EditSpec(id: "e2", source: "a cat on a bike", targets: ["a dog on a bike"])
+        (spec.image, spec.imageSHA256) = ("cat.jpg", String(repeating: "0f", count: 32))
+        return try! EditEnvelope(spec)
+    }()
     static let line: EditEnvelope = {
         var spec = EditSpec(id: "l1", source: "a red circle", targets: ["a blue circle"])
         spec.sampling = SamplingPlan(samples: 100, keep: 4, filter: .instructPix2Pix, keepRejected: true, scorer: "clip", instruction: "make it blue")
@@ -50,7 +56,7 @@ struct FrameDecodingTests {
         .error(code: 5, reason: "no"),
         .goodbye(reason: "draining"),
         .credit(slots: 3),
-        .assign(taskID: "t1", work: .stageOne([envelope, envelope])),
+        .assign(taskID: "t1", work: .stageOne([envelope, envelope], pictures: [CarriedPicture(bytes: [0x89, 0x50, 0x4E, 0x47])])),
         .assign(taskID: "t2", work: .finish(FinishWork(edit: "e1", index: 1, spec: envelope.finish(index: 1),
                                                        input: TensorPayload(name: "input", shape: [1, 2, 3], floats: [1, 2, 3, 4, 5, 6.5])))),
         .heartbeat(taskIDs: ["a", "b"]),
@@ -64,7 +70,7 @@ struct FrameDecodingTests {
         ])),
         .result(taskID: "t2", result: .finish(FinishedImage(seconds: 0.5, image: TensorPayload(name: "image", elementType: .uint8, shape: [3], bytes: [1, 2, 3])))),
         .failed(taskID: "t1", retryable: true, reason: "oom"),
-        .submit(outputDirectory: "/out", layout: .ptp, edits: [envelope]),
+        .submit(outputDirectory: "/out", layout: .ptp, edits: [envelope, pictured]),
         .submit(outputDirectory: "/data", layout: .hf, edits: [line]),
         .assign(taskID: "t3", work: .variant(VariantWork(line: line, index: 99))),
         .result(taskID: "t3", result: .variant(.ran(ScoredVariant(
@@ -76,6 +82,10 @@ struct FrameDecodingTests {
         .result(taskID: "t5", result: .variant(.failed(reason: "prompt too long"))),
         .accepted(jobID: "j1", edits: 20),
         .watch(jobID: "j1"),
+        .pictureQuery(digests: [String(repeating: "ab", count: 32), String(repeating: "0f", count: 32)]),
+        .picturesMissing(digests: [String(repeating: "0f", count: 32)]),
+        .picture(CarriedPicture(bytes: [0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3])),
+        .pictureKept(digest: String(repeating: "0f", count: 32)),
         .jobProgress(jobID: "j1", report: JobProgressReport(job: JobStatus(id: "j1", output: "/out", edits: 2, finished: 1, failed: 1, running: 0,
                                                                           state: "completed-with-failures",
                                                                           variants: VariantProgress(total: 200, done: 150, failed: 1, kept: 6,

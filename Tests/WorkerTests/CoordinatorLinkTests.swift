@@ -190,7 +190,7 @@ struct CoordinatorLinkTests {
         try f.welcome(try #require(f.channels.first))
         #expect(delegate.events == ["joined"] && link.isJoined)
         #expect(try f.channels[0].readOutbound(as: WireMessage.self) == .failed(taskID: "t0", retryable: true, reason: "left over"))
-        let work = TaskWork.stageOne([try EditEnvelope(EditSpec(id: "a", source: "x y", targets: ["x z"]))])
+        let work = TaskWork.stageOne([try EditEnvelope(EditSpec(id: "a", source: "x y", targets: ["x z"]))], pictures: [])
         try f.channels[0].writeInbound(WireMessage.assign(taskID: "t1", work: work))
         #expect(delegate.assigned == ["t1"])
         // Lost: a result sent meanwhile waits, and goes first on the next connection.

@@ -14,10 +14,35 @@ struct ImageInversion: Sendable {
         return autoencoder.encode(image, precision: precision).mean * autoencoder.configuration.scalingFactor
     }
 
-    /// A picture resized (bilinearly) to the edit's size, as a [1, 3, H, W] tensor.
+    /// A picture resized to the edit's size, as a [1, 3, H, W] tensor: bilinearly, after
+    /// averaging k x k blocks when it is at least k >= 2 times larger on both sides (bilinear
+    /// alone would skip pixels and alias a photograph shrunk to a model's size).
     static func tensor(of image: RGBImage, height: Int, width: Int) -> Tensor {
         let tensor = image.tensor().reshaped([1, 3, image.height, image.width])
-        return image.height == height && image.width == width ? tensor : tensor.resizedBilinear(height: height, width: width)
+        guard image.height != height || image.width != width else { return tensor }
+        let factor = min(image.height / height, image.width / width)
+        return (factor >= 2 ? boxShrunk(tensor, by: factor) : tensor).resizedBilinear(height: height, width: width)
+    }
+
+    /// [1, C, H, W] -> [1, C, H / k, W / k], each value the mean of a k x k block (a remainder
+    /// of fewer than k rows or columns is dropped).
+    static func boxShrunk(_ tensor: Tensor, by k: Int) -> Tensor {
+        let (channels, height, width) = (tensor.shape[1], tensor.shape[2], tensor.shape[3])
+        let (outHeight, outWidth) = (height / k, width / k)
+        var result = Tensor.zeros([1, channels, outHeight, outWidth])
+        let scale = 1 / Float(k * k)
+        tensor.withUnsafeBufferPointer { input in
+            result.withUnsafeMutableBufferPointer { output in
+                for c in 0..<channels {
+                    for y in 0..<(outHeight * k) {
+                        let row = (c * height + y) * width
+                        let outRow = (c * outHeight + y / k) * outWidth
+                        for x in 0..<(outWidth * k) { output[outRow + x / k] += input[row + x] * scale }
+                    }
+                }
+            }
+        }
+        return result
     }
 
     /// The DDIM inversion trajectory of `sample` with `prompt` (conditional only): element k is

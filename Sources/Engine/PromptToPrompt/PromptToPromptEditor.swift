@@ -39,12 +39,13 @@ public struct PromptToPromptEditor: Sendable {
     public init(model: DiffusionModel) { self.model = model }
 
     /// The sampling settings of `spec`, the model's recommendations filling the gaps.
-    func settings(for spec: EditSpec, lowMemory: Bool = false) -> SamplingSettings {
+    func settings(for spec: EditSpec, picture: RGBImage? = nil, lowMemory: Bool = false) -> SamplingSettings {
         let d = model.defaults
+        let size = picture.map(editSize(of:)) ?? (d.height, d.width)
         // A real image is inverted with DDIM, and edited with it, whatever the model's scheduler.
         let scheduler = spec.image != nil && spec.scheduler == nil ? SchedulerChoice(className: "DDIMScheduler") : spec.scheduler
         var settings = SamplingSettings(steps: spec.steps ?? d.steps, guidance: Float(spec.guidance ?? Double(d.guidance)), seed: spec.seed,
-                                        height: spec.height ?? d.height, width: spec.width ?? d.width, lowMemory: lowMemory, precision: spec.precision,
+                                        height: spec.height ?? size.0, width: spec.width ?? size.1, lowMemory: lowMemory, precision: spec.precision,
                                         scheduler: scheduler, negativePrompt: spec.negativePrompt,
                                         originalSize: spec.originalSize, cropsCoordsTopLeft: spec.cropsCoordsTopLeft)
         settings.ancestralNoise = spec.ancestralNoise
@@ -54,7 +55,15 @@ public struct PromptToPromptEditor: Sendable {
     /// Everything about `spec` that needs the model: prompt lengths, that every blend, reweight
     /// and per-word word is in its prompt, and its settings (`Sampler.validate`). The spec's own
     /// checks (`EditSpec.validate`) are its maker's: decoding one from JSON runs them.
-    func validate(_ spec: EditSpec) throws {
+    func validate(_ spec: EditSpec, picture: RGBImage? = nil) throws {
+        switch (spec.image, picture) {
+        case (.some, nil):
+            throw EditError(field: "image", problem: "names a picture, but its contents were not given with the edit",
+                            fix: "read the file where it is (ptp edit and ptp submit do) and pass the picture")
+        case (nil, .some):
+            throw EditError(field: "image", problem: "is not set, but a picture was given with the edit", fix: "name the picture in the spec's image")
+        default: break
+        }
         let tokenizer = model.tokenizer
         let fields = ["source"] + spec.targets.indices.map { "targets[\($0)]" } + (spec.negativePrompt != nil ? ["negative_prompt"] : [])
         for (field, prompt) in zip(fields, spec.prompts + [spec.negativePrompt].compactMap { $0 }) {
@@ -89,7 +98,7 @@ public struct PromptToPromptEditor: Sendable {
         if spec.resolvedMode == .replace {
             for target in words.dropFirst() { _ = try ReplacementMatrix(source: words[0], target: target, length: tokenizer.maximumLength) }
         }
-        try Sampler(model: model).validate(settings(for: spec))
+        try Sampler(model: model).validate(settings(for: spec, picture: picture))
     }
 
     /// The grid of the cross-attention layers LocalBlend and the attention pictures read: the
@@ -180,26 +189,25 @@ public struct PromptToPromptEditor: Sendable {
         public let seconds: Double
         /// The scheduler that ran, as `SchedulerChoice` writes it (class and overrides).
         public let scheduler: String
+        /// How a real picture's inversion was had; nil for a generated edit.
+        public let inversion: InversionReport?
     }
 
-    /// Runs stage 1 of `spec` (a checked spec; its model-dependent checks run first).
-    public func runStageOne(_ spec: EditSpec, lowMemory: Bool = false, attentionMaps: Bool = false,
-                            progress: ((Int, Int) -> Void)? = nil) throws -> StageOne {
-        try validate(spec)
+    /// Runs stage 1 of `spec` (a checked spec; its model-dependent checks run first). A real-image
+    /// edit needs its `picture` (read by whoever holds the file: the engine opens no path a spec
+    /// names); `inversions` keeps its inversion for the edits of that picture that follow.
+    public func runStageOne(_ spec: EditSpec, picture: RGBImage? = nil, inversions: InversionCache? = nil, lowMemory: Bool = false,
+                            attentionMaps: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws -> StageOne {
+        try validate(spec, picture: picture)
         let start = Date()
-        let settings = settings(for: spec, lowMemory: lowMemory)
+        let settings = settings(for: spec, picture: picture, lowMemory: lowMemory)
         var controller = try controller(for: spec, settings: settings, storeAttention: attentionMaps)
         var noise: Tensor?
-        if let path = spec.image {
+        var inversion: InversionReport?
+        if let picture {
             // A real image: invert it with the source prompt, start from the end of its path.
-            let picture: RGBImage
-            do { picture = try PNGCodec.read(URL(fileURLWithPath: path)) } catch {
-                throw EditError(field: "image", problem: "\(error)", fix: "give a readable PNG file")
-            }
-            let inversion = ImageInversion(model: model)
-            let sample = inversion.encode(ImageInversion.tensor(of: picture, height: settings.height, width: settings.width),
-                                          precision: settings.precision)
-            let trajectory = try inversion.trajectory(of: sample, prompt: spec.source, settings: settings)
+            let (trajectory, report) = try invert(picture, spec: spec, settings: settings, cache: inversions)
+            inversion = report
             noise = trajectory[trajectory.count - 1]
             if spec.inversion == .direct {
                 let anchored = (controller as? PromptToPromptController) ?? PromptToPromptController(
@@ -217,7 +225,7 @@ public struct PromptToPromptEditor: Sendable {
         }
         let scheduler = settings.scheduler ?? SchedulerChoice(className: model.scheduler.className)
         return StageOne(output: output, settings: settings, attention: attention, seconds: Date().timeIntervalSince(start),
-                        scheduler: scheduler.description)
+                        scheduler: scheduler.description, inversion: inversion)
     }
 
     /// Turns image `index` of stage 1's output ([1, C, h, w]) into the final picture: the VAE
@@ -238,10 +246,10 @@ public struct PromptToPromptEditor: Sendable {
     }
 
     /// Runs the whole edit on this machine.
-    public func run(_ spec: EditSpec, lowMemory: Bool = false, attentionMaps: Bool = false,
+    public func run(_ spec: EditSpec, picture: RGBImage? = nil, lowMemory: Bool = false, attentionMaps: Bool = false,
                     progress: ((Int, Int) -> Void)? = nil) throws -> EditResult {
         let start = Date()
-        let stageOne = try runStageOne(spec, lowMemory: lowMemory, attentionMaps: attentionMaps, progress: progress)
+        let stageOne = try runStageOne(spec, picture: picture, lowMemory: lowMemory, attentionMaps: attentionMaps, progress: progress)
         let images = try spec.prompts.indices.map { try finishImage(stageOne.output.slice($0..<($0 + 1)), as: spec.finish(index: $0)) }
         return EditResult(spec: spec, prompts: spec.prompts, images: images, stageOne: stageOne.output, attention: stageOne.attention,
                           settings: stageOne.settings, mode: spec.resolvedMode, scheduler: stageOne.scheduler, seconds: Date().timeIntervalSince(start))

@@ -1,0 +1,83 @@
+import EditContract
+import Foundation
+import Imaging
+import Wire
+
+/// Pictures carried with batches: kept once by digest before the jobs that name them are taken,
+/// read off the event loop and sent with each stage-1 task that edits them, and routed to the
+/// worker that last inverted them (whose cache may still hold the inversion).
+extension TaskBroker {
+    /// The pictures kept on disk when the coordinator starts (`ResultStore.carriedPictures`).
+    public func restorePictures(_ kept: [String: Int]) {
+        carriedPictures.merge(kept) { old, _ in old }
+    }
+
+    /// Which of `digests` are not kept (a client sends only those).
+    public func missingPictures(_ digests: [String]) -> [String] {
+        var seen = Set<String>()
+        return digests.filter { carriedPictures[$0] == nil && seen.insert($0).inserted }
+    }
+
+    /// A picture from a client: checked (its bytes are what its digest names, within the size
+    /// limit, and a PNG or JPEG), then kept: `pictureKept` or `pictureNotKept` comes back.
+    public func pictureArrived(_ picture: CarriedPicture) throws {
+        guard picture.bytes.count <= settings.maximumPictureBytes else {
+            throw SubmissionError("picture \(picture.digest.prefix(12)) is \(picture.bytes.count >> 20) MB, over the coordinator's \(settings.maximumPictureBytes >> 20) MB limit; "
+                                  + "downscale or recompress it")
+        }
+        guard picture.isIntact else { throw SubmissionError("picture \(picture.digest.prefix(12)): its bytes are not the ones its SHA-256 names; send it again") }
+        let data = Data(picture.bytes)
+        guard PNGCodec.isPNG(data) || JPEGCodec.isJPEG(data) else {
+            throw SubmissionError("picture \(picture.digest.prefix(12)) is neither PNG nor JPEG; convert it")
+        }
+        output.append(.store(.keepPicture(picture)))
+    }
+
+    /// The picture a stage-1 task edits, if any (its edits share one: their pack keys say so).
+    func picture(of task: TaskRecord) -> String? {
+        guard task.kind == .stageOne, let id = task.edits.first else { return nil }
+        return jobs[task.job]?.edits[id]?.envelope.picture
+    }
+
+    /// Checks a job's pictures: each one kept, their bytes within the job's limit.
+    func checkPictures(of edits: [EditEnvelope]) throws {
+        var total = 0
+        for digest in Set(edits.compactMap(\.picture)).sorted() {
+            guard let size = carriedPictures[digest] else {
+                let edit = edits.first { $0.picture == digest }?.id ?? ""
+                throw SubmissionError("edit '\(edit)' names picture \(digest.prefix(12)), which this coordinator was not sent; submit with ptp submit, which sends it first")
+            }
+            total += size
+        }
+        guard total <= settings.maximumPictureBytesPerJob else {
+            throw SubmissionError("the job's pictures are \(total >> 20) MB, over the \(settings.maximumPictureBytesPerJob >> 20) MB a job may carry; split the batch into several jobs")
+        }
+    }
+
+    /// A worker's next task: among the first few ready tasks, one of a picture whose inversion
+    /// that worker made last, else the first.
+    func nextPreferredTask(for session: WorkerSession) -> TaskRecord? {
+        guard !pictureHolders.isEmpty else { return nextTask(for: session.models) }
+        for model in session.models.sorted() {
+            let id = queues[model]?.popFirst(within: Self.affinityWindow) { id in
+                guard let task = tasks[id], let digest = picture(of: task) else { return false }
+                return pictureHolders[digest] == session.nodeID
+            }
+            if let id, let task = tasks[id], task.state == .queued { return task }
+        }
+        return nextTask(for: session.models)
+    }
+
+    /// The idle worker a newly ready task goes to: the one holding its picture's inversion if
+    /// idle, else the longest idle that can run it.
+    func idleWorker(for task: TaskRecord) -> Int? {
+        if let digest = picture(of: task), let holder = pictureHolders[digest],
+           let index = idle.firstIndex(where: { workers[$0]?.nodeID == holder && workers[$0]?.models.contains(task.model) == true }) {
+            return index
+        }
+        return idle.firstIndex { workers[$0]?.models.contains(task.model) ?? false }
+    }
+
+    /// How many ready tasks a worker looks through for one of its pictures.
+    static let affinityWindow = 64
+}

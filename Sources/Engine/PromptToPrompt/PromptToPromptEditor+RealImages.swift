@@ -1,0 +1,53 @@
+import EditContract
+import Foundation
+import Imaging
+
+/// How a real picture's inversion was had for an edit: run, or taken from the worker's cache.
+public struct InversionReport: Sendable, Equatable {
+    /// Whether the trajectory came from an `InversionCache` (no inversion steps were run).
+    public let cached: Bool
+    /// The time spent on it (encoding and inverting; near zero when cached).
+    public let seconds: Double
+}
+
+/// Real pictures: the size they are edited at, and their inversion.
+extension PromptToPromptEditor {
+    /// The size a picture is edited at where the spec gives none. As diffusers'
+    /// `VaeImageProcessor` sizes it: its own size, each side rounded down to a multiple the model
+    /// takes (8, or the VAE's factor if larger). One policy more: a picture of more pixels than
+    /// the model's default size is first scaled down to that many, aspect kept, since a phone's
+    /// 12-megapixel photograph would ask for attention matrices no machine holds (give `height`
+    /// and `width` to choose otherwise).
+    func editSize(of picture: RGBImage) -> (Int, Int) {
+        let multiple = max(8, model.latentScale)
+        let budget = Double(model.defaults.height * model.defaults.width)
+        let area = Double(picture.height * picture.width)
+        let scale = area > budget ? (budget / area).squareRoot() : 1
+        func side(_ value: Int) -> Int {
+            let scaled = Int((Double(value) * scale).rounded(.down))
+            return max(multiple, scaled - scaled % multiple)
+        }
+        return (side(picture.height), side(picture.width))
+    }
+
+    /// The inversion trajectory of `picture` (element 0 the encoded picture, the last the start of
+    /// editing), from `cache` when it holds one for the same picture, prompt and settings. A
+    /// cached trajectory is the very tensors an inversion made, so the edit is bit-identical.
+    func invert(_ picture: RGBImage, spec: EditSpec, settings: SamplingSettings, cache: InversionCache?) throws -> ([Tensor], InversionReport) {
+        let start = Date()
+        let key = spec.imageSHA256.map { digest in
+            InversionKey(model: model.identifier, picture: digest, prompt: spec.source, steps: settings.steps,
+                         timesteps: model.ddim.timesteps(steps: settings.steps), height: settings.height, width: settings.width,
+                         precision: settings.precision, truncatePrompts: settings.truncatePrompts)
+        }
+        if let cache, let key, let trajectory = cache.trajectory(for: key) {
+            return (trajectory, InversionReport(cached: true, seconds: Date().timeIntervalSince(start)))
+        }
+        let inversion = ImageInversion(model: model)
+        let sample = inversion.encode(ImageInversion.tensor(of: picture, height: settings.height, width: settings.width),
+                                      precision: settings.precision)
+        let trajectory = try inversion.trajectory(of: sample, prompt: spec.source, settings: settings)
+        if let cache, let key { cache.keep(trajectory, for: key) }
+        return (trajectory, InversionReport(cached: false, seconds: Date().timeIntervalSince(start)))
+    }
+}
