@@ -80,7 +80,7 @@ extension EditSpec {
         imageSHA256 = try fields.string(.imageSHA256)
         if let method = try fields.string(.inversion) {
             guard let parsed = InversionMethod(rawValue: method) else {
-                throw EditError(field: "inversion", problem: "'\(method)' is not an inversion method", fix: "use direct or ddim")
+                throw EditError(field: "inversion", problem: "'\(method)' is not an inversion method", fix: "use one of \(InversionMethod.names)")
             }
             inversion = parsed
         }

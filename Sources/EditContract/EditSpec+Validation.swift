@@ -53,6 +53,10 @@ extension EditSpec {
         try validateSampling(given: given)
     }
 
+    /// The schedulers a real image is edited with: DDIM, or DPM-Solver++ (its inversion runs at
+    /// the same timesteps).
+    public static let realImageSchedulers: Set<String> = ["DDIMScheduler", "DPMSolverMultistepScheduler"]
+
     /// A sampled line's options, and how they fit the rest.
     private func validateSampling(given: Set<Key>) throws {
         guard let sampling else {
@@ -105,9 +109,13 @@ extension EditSpec {
             throw EditError(field: "ancestral_noise", problem: "has no effect with \(scheduler.className), which draws no noise after the start",
                             fix: "remove it, or use an ancestral scheduler (euler-a)")
         }
-        if image != nil, let scheduler, scheduler.className != "DDIMScheduler" {
-            throw EditError(field: "scheduler", problem: "is \(scheduler.className), but a real image is inverted and edited with DDIM",
-                            fix: "remove scheduler (DDIM is configured from the model's scheduler) or set it to ddim")
+        if image != nil, let scheduler, !Self.realImageSchedulers.contains(scheduler.className) {
+            throw EditError(field: "scheduler", problem: "is \(scheduler.className), but a real image is inverted with DDIM and edited with DDIM or DPM-Solver++",
+                            fix: "remove scheduler (DDIM from the model's scheduler config), or set it to ddim or dpm++")
+        }
+        if image != nil, inversion == .negativePrompt, negativePrompt != nil {
+            throw EditError(field: "negative_prompt", problem: "is given, but negative-prompt inversion makes the source prompt the negative prompt",
+                            fix: "remove negative_prompt, or choose inversion direct or ddim")
         }
         if let blend, blend.count != prompts.count {
             throw EditError(field: "blend", problem: "has \(blend.count) word lists for \(prompts.count) prompts", fix: "give one list per prompt, source first")

@@ -79,7 +79,7 @@ struct Edit: ParsableCommand {
     @Option(help: "Edit this real image (a PNG described by --source) instead of a generated one.")
     var image: String?
 
-    @Option(help: "How the image is inverted: direct (the source branch follows the inversion path; default) or ddim.")
+    @Option(help: "How the image is inverted: direct (the source branch follows the inversion path; default), ddim, or negative-prompt (the source prompt as the negative prompt).")
     var inversion: String?
 
     @Option(help: "Output folder.")
@@ -167,7 +167,7 @@ struct Edit: ParsableCommand {
         if noSuperResolution { spec.superResolution = false }
         if let image { spec.image = URL(fileURLWithPath: image).standardizedFileURL.path }
         if let inversion {
-            guard let method = InversionMethod(rawValue: inversion) else { throw ValidationError("--inversion: '\(inversion)' is not direct or ddim") }
+            guard let method = InversionMethod(rawValue: inversion) else { throw ValidationError("--inversion: '\(inversion)' is not one of \(InversionMethod.names)") }
             spec.inversion = method
         }
         if let precision { spec.precision = precision }

@@ -45,18 +45,23 @@ struct ImageInversion: Sendable {
         return result
     }
 
-    /// The DDIM inversion trajectory of `sample` with `prompt` (conditional only): element k is
-    /// the sample k steps into the noise, element 0 the clean one, the last the start of editing.
-    func trajectory(of sample: Tensor, prompt: String, settings: SamplingSettings,
+    /// The DDIM inversion trajectory of `sample` with `prompt` (conditional only) through
+    /// `timesteps` (the edit's, descending, whole numbers): element k is the sample k steps into
+    /// the noise, element 0 the clean one, the last the start of editing. Each step goes from
+    /// the previous timestep's alpha (the scheduler's final alpha before the first) to the next
+    /// one's, the UNet evaluated at the next, as Prompt-to-Prompt's null-text notebook inverts;
+    /// at DDIM's own timesteps it is that notebook's step exactly.
+    func trajectory(of sample: Tensor, prompt: String, settings: SamplingSettings, timesteps: [Int],
                     progress: ((Int, Int) -> Void)? = nil) throws -> [Tensor] {
         let context = try model.context([prompt], truncate: settings.truncatePrompts, precision: settings.precision)
         let scheduler = model.ddim
-        let timesteps = scheduler.timesteps(steps: settings.steps)
         var path = [sample]
         var x = sample
+        var current: Int?
         for (index, t) in timesteps.reversed().enumerated() {
             let noise = model.unet(x, timesteps: [Float(t)], context: context, precision: settings.precision)
-            x = scheduler.inversionStep(noise, timestep: t, sample: x, steps: settings.steps)
+            x = scheduler.inversionStep(noise, from: current, to: t, sample: x)
+            current = t
             path.append(x)
             progress?(index + 1, timesteps.count)
         }

@@ -30,14 +30,28 @@ extension PromptToPromptEditor {
         return (side(picture.height), side(picture.width))
     }
 
+    /// The timesteps a picture is inverted through: the edit's own, so that its source branch can
+    /// be put back on the trajectory after every step. Whole trained timesteps only (DDIM's, and
+    /// DPM-Solver++'s without Karras or other fractional sigmas).
+    func inversionTimesteps(_ settings: SamplingSettings) throws -> [Int] {
+        let scheduler = try Sampler(model: model).scheduler(settings)
+        let timesteps = scheduler.timesteps(steps: settings.steps)
+        guard EditSpec.realImageSchedulers.contains(scheduler.className), timesteps.allSatisfy({ $0 == $0.rounded() && $0 >= 0 }) else {
+            throw EditError(field: "scheduler", problem: "\(scheduler.className) with these options visits fractional timesteps, which a real image cannot be inverted through",
+                            fix: "use ddim, or dpm++ without Karras sigmas")
+        }
+        return timesteps.map { Int($0) }
+    }
+
     /// The inversion trajectory of `picture` (element 0 the encoded picture, the last the start of
     /// editing), from `cache` when it holds one for the same picture, prompt and settings. A
     /// cached trajectory is the very tensors an inversion made, so the edit is bit-identical.
     func invert(_ picture: RGBImage, spec: EditSpec, settings: SamplingSettings, cache: InversionCache?) throws -> ([Tensor], InversionReport) {
         let start = Date()
+        let timesteps = try inversionTimesteps(settings)
         let key = spec.imageSHA256.map { digest in
             InversionKey(model: model.identifier, picture: digest, prompt: spec.source, steps: settings.steps,
-                         timesteps: model.ddim.timesteps(steps: settings.steps), height: settings.height, width: settings.width,
+                         timesteps: timesteps, height: settings.height, width: settings.width,
                          precision: settings.precision, truncatePrompts: settings.truncatePrompts)
         }
         if let cache, let key, let trajectory = cache.trajectory(for: key) {
@@ -46,7 +60,7 @@ extension PromptToPromptEditor {
         let inversion = ImageInversion(model: model)
         let sample = inversion.encode(ImageInversion.tensor(of: picture, height: settings.height, width: settings.width),
                                       precision: settings.precision)
-        let trajectory = try inversion.trajectory(of: sample, prompt: spec.source, settings: settings)
+        let trajectory = try inversion.trajectory(of: sample, prompt: spec.source, settings: settings, timesteps: timesteps)
         if let cache, let key { cache.keep(trajectory, for: key) }
         return (trajectory, InversionReport(cached: false, seconds: Date().timeIntervalSince(start)))
     }

@@ -46,7 +46,9 @@ public struct PromptToPromptEditor: Sendable {
         let scheduler = spec.image != nil && spec.scheduler == nil ? SchedulerChoice(className: "DDIMScheduler") : spec.scheduler
         var settings = SamplingSettings(steps: spec.steps ?? d.steps, guidance: Float(spec.guidance ?? Double(d.guidance)), seed: spec.seed,
                                         height: spec.height ?? size.0, width: spec.width ?? size.1, lowMemory: lowMemory, precision: spec.precision,
-                                        scheduler: scheduler, negativePrompt: spec.negativePrompt,
+                                        scheduler: scheduler,
+                                        // Negative-prompt inversion: the source prompt stands where null-text inversion's optimised embeddings would.
+                                        negativePrompt: spec.image != nil && spec.inversion == .negativePrompt ? spec.source : spec.negativePrompt,
                                         originalSize: spec.originalSize, cropsCoordsTopLeft: spec.cropsCoordsTopLeft)
         settings.ancestralNoise = spec.ancestralNoise
         return settings
@@ -98,7 +100,9 @@ public struct PromptToPromptEditor: Sendable {
         if spec.resolvedMode == .replace {
             for target in words.dropFirst() { _ = try ReplacementMatrix(source: words[0], target: target, length: tokenizer.maximumLength) }
         }
-        try Sampler(model: model).validate(settings(for: spec, picture: picture))
+        let settings = settings(for: spec, picture: picture)
+        try Sampler(model: model).validate(settings)
+        if picture != nil { _ = try inversionTimesteps(settings) }
     }
 
     /// The grid of the cross-attention layers LocalBlend and the attention pictures read: the

@@ -93,8 +93,14 @@ struct DDIMScheduler: Sendable {
     /// step before it.
     func inversionStep(_ output: Tensor, timestep: Int, sample: Tensor, steps: Int) -> Tensor {
         let current = min(timestep - trainTimesteps / steps, trainTimesteps - 1)
-        let alpha = current >= 0 ? alphasCumulative[current] : finalAlphaCumulative
-        let alphaNext = alphasCumulative[timestep]
+        return inversionStep(output, from: current >= 0 ? current : nil, to: timestep, sample: sample)
+    }
+
+    /// One inversion step from the sample at timestep `current` (nil: the clean sample, at the
+    /// final alpha) to timestep `next`, whose output `output` is.
+    func inversionStep(_ output: Tensor, from current: Int?, to next: Int, sample: Tensor) -> Tensor {
+        let alpha = current.map { alphasCumulative[$0] } ?? finalAlphaCumulative
+        let alphaNext = alphasCumulative[next]
         let (original, noise) = decompose(output, sample: sample, alpha: alpha)
         let a = alphaNext.squareRoot(), direction = (1 - alphaNext).squareRoot()
         return original.zipElements(noise) { a * $0 + direction * $1 }
