@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
 from diffusers.models.attention_processor import AttnProcessor
 from PIL import Image
 from safetensors.torch import save_file
@@ -44,6 +44,13 @@ CASES = {
     "negative-prompt-ddim": (DDIMScheduler, 10, "negative-prompt"),
     "direct-dpm": (DPMSolverMultistepScheduler, 20, "direct"),
     "negative-prompt-dpm": (DPMSolverMultistepScheduler, 20, "negative-prompt"),
+}
+# The tiny SDXL pipeline (reference/make_fixtures.py sdxl-pipeline): its conditioning (both
+# encoders, the pooled projection, the size ids) in the inversion and the edit alike.
+SDXL_SOURCE, SDXL_TARGET = "a cat sitting on a red sofa", "a dog sitting on a red sofa"
+SDXL_CASES = {
+    "sdxl-direct-ddim": (DDIMScheduler, 10, "direct"),
+    "sdxl-negative-prompt-dpm": (DPMSolverMultistepScheduler, 12, "negative-prompt"),
 }
 GUIDANCE = 7.5
 SIDE = 128
@@ -70,12 +77,13 @@ def encode(text_encoder, tokenizer, texts):
 
 
 @torch.no_grad()
-def invert(unet, context, sample, timesteps, alphas, final_alpha):
+def invert(unet, context, sample, timesteps, alphas, final_alpha, added=None):
     """The inversion path of `sample` through `timesteps` (descending), clean first."""
     unet.set_attn_processor(AttnProcessor())
+    extra = {"added_cond_kwargs": added} if added else {}
     path, x, current = [sample], sample, None
     for t in reversed(timesteps):
-        eps = unet(x, t, context).sample
+        eps = unet(x, t, context, **extra).sample
         alpha = alphas[current] if current is not None else final_alpha
         alpha_next = alphas[t]
         original = (x - (1 - alpha).sqrt() * eps) / alpha.sqrt()
@@ -86,14 +94,15 @@ def invert(unet, context, sample, timesteps, alphas, final_alpha):
 
 
 @torch.no_grad()
-def edit(unet, cond, uncond, scheduler, start, steps, controller, anchor=None):
+def edit(unet, cond, uncond, scheduler, start, steps, controller, anchor=None, added=None):
     unet.set_attn_processor({name: Processor(controller, name.split("_")[0] if not name.startswith("mid") else "mid")
                              for name in unet.attn_processors})
+    extra = {"added_cond_kwargs": added} if added else {}
     latents = start.expand(cond.shape[0], -1, -1, -1).clone() * scheduler.init_noise_sigma
     for step, t in enumerate(scheduler.timesteps):
         controller.step = step
         model_input = scheduler.scale_model_input(torch.cat([latents, latents]), t)
-        out = unet(model_input, t, torch.cat([uncond, cond])).sample
+        out = unet(model_input, t, torch.cat([uncond, cond]), **extra).sample
         controller.end_pass()
         u, c = out.chunk(2)
         latents = scheduler.step(u + GUIDANCE * (c - u), t, latents).prev_sample
@@ -135,8 +144,39 @@ def main() -> None:
         reconstruction = (latents[0] - sample[0]).abs().max().item()
         print(f"{name}: timesteps {timesteps[:3]}..., start scale {path[-1].abs().max():.3f}, "
               f"source vs picture {reconstruction:.4f}, edited vs source {(latents[1] - latents[0]).abs().max():.3f}")
+    sdxl_cases(image, tensors, meta)
     save_file({k: v.contiguous().float() for k, v in tensors.items()}, str(OUT / "p2p-real.safetensors"))
     (OUT / "p2p-real.json").write_text(json.dumps(meta, indent=2))
+
+
+def sdxl_cases(image, tensors, meta) -> None:
+    pipe = StableDiffusionXLPipeline.from_pretrained(OUT / "tiny-sdxl", torch_dtype=torch.float32)
+    pipe.unet.eval()
+    ddim = DDIMScheduler.from_config(pipe.scheduler.config)
+    with torch.no_grad():
+        sample = pipe.vae.encode(image).latent_dist.mean * pipe.vae.config.scaling_factor
+    tensors["sdxl-sample"] = sample
+    time_ids = torch.tensor([[SIDE, SIDE, 0, 0, SIDE, SIDE]], dtype=torch.float32)
+    for name, (cls, steps, inversion) in SDXL_CASES.items():
+        negative = [SDXL_SOURCE, SDXL_SOURCE] if inversion == "negative-prompt" else None
+        with torch.no_grad():
+            cond, uncond, pooled, negative_pooled = pipe.encode_prompt([SDXL_SOURCE, SDXL_TARGET], device="cpu", num_images_per_prompt=1,
+                                                                       do_classifier_free_guidance=True, negative_prompt=negative)
+        scheduler = cls.from_config(pipe.scheduler.config)
+        scheduler.set_timesteps(steps)
+        timesteps = [int(t) for t in scheduler.timesteps]
+        path = invert(pipe.unet, cond[:1], sample, timesteps, ddim.alphas_cumprod, ddim.final_alpha_cumprod,
+                      added={"text_embeds": pooled[:1], "time_ids": time_ids})
+        controller = Controller([SDXL_SOURCE, SDXL_TARGET], pipe.tokenizer, steps, "replace")
+        added = {"text_embeds": torch.cat([negative_pooled, pooled]), "time_ids": time_ids.repeat(4, 1)}
+        latents = edit(pipe.unet, cond, uncond, scheduler, path[-1], steps, controller,
+                       anchor=path if inversion == "direct" else None, added=added)
+        tensors[f"{name}.start"] = path[-1]
+        tensors[f"{name}.latents"] = latents
+        meta[name] = {"prompts": [SDXL_SOURCE, SDXL_TARGET], "scheduler": cls.__name__, "steps": steps, "inversion": inversion,
+                      "guidance": GUIDANCE, "height": SIDE, "width": SIDE, "timesteps": timesteps}
+        print(f"{name}: timesteps {timesteps[:3]}..., start scale {path[-1].abs().max():.3f}, "
+              f"source vs picture {(latents[0] - sample[0]).abs().max():.4f}, edited vs source {(latents[1] - latents[0]).abs().max():.3f}")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,10 @@ final class BrokerShell {
     /// A picture from a client on `channel`: refused at once when it is wrong, else answered
     /// once it is kept.
     func keepPicture(_ picture: CarriedPicture, from channel: Channel) throws {
+        // One picture in flight per client: a catalogue streams through, never piles up here.
+        guard !pictureSenders.values.contains(where: { $0.contains { $0 === channel } }) else {
+            throw SubmissionError("a picture was sent before the previous one was kept; wait for each picture's answer")
+        }
         try broker.pictureArrived(picture)
         pictureSenders[picture.digest, default: []].append(channel)
         deliver()
@@ -131,7 +135,7 @@ final class BrokerShell {
         case .pictureNotKept(let digest, let reason):
             broker.stored(outcome)
             for channel in pictureSenders.removeValue(forKey: digest) ?? [] {
-                channel.writeAndFlush(WireMessage.error(code: WireError.Code.rejected.rawValue, reason: "cannot keep picture \(digest.prefix(12)): \(reason)"), promise: nil)
+                channel.writeAndFlush(WireMessage.error(code: WireError.Code.rejected.rawValue, reason: "picture \(digest.prefix(12)) not kept: \(reason)"), promise: nil)
             }
         default:
             broker.stored(outcome)

@@ -92,6 +92,13 @@ public struct Storage: Sendable {
                 return .inputNotRead(session: session, taskID: taskID, reason: "picture \(digest.prefix(12)): \(error)")
             }
         case .keepPicture(let picture):
+            guard picture.isIntact else {
+                return .pictureNotKept(digest: picture.digest, reason: "its bytes are not the ones its SHA-256 names; send it again")
+            }
+            let data = Data(picture.bytes)
+            guard PNGCodec.isPNG(data) || JPEGCodec.isJPEG(data) else {
+                return .pictureNotKept(digest: picture.digest, reason: "it is neither PNG nor JPEG; convert it")
+            }
             do { try store.keepCarriedPicture(picture) } catch {
                 return .pictureNotKept(digest: picture.digest, reason: "\(error)")
             }

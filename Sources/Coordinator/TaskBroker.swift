@@ -286,7 +286,7 @@ public final class TaskBroker {
         case .pictureKept(let digest, let bytes):
             carriedPictures[digest] = bytes
         case .pictureNotKept(let digest, let reason):
-            logger.error("cannot keep a picture", metadata: ["picture": "\(digest.prefix(12))", "error": "\(reason)"])
+            logger.warning("picture not kept", metadata: ["picture": "\(digest.prefix(12))", "reason": "\(reason)"])
         case .inputRead(let session, let taskID, let work):
             inputRead(session: session, taskID: taskID, work: work)
         case .inputNotRead(let session, let taskID, let reason):

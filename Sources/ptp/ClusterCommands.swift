@@ -73,6 +73,12 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Seconds edits wait for a worker serving their model (at their precision) before they fail.")
     var unservedTimeout: Double = 300
 
+    @Option(help: "Megabytes one picture a client sends may be (pictures travel with batches).")
+    var maxPictureMb = 64
+
+    @Option(help: "Megabytes of pictures one job may name in all.")
+    var maxJobPictureMb = 4096
+
     @OptionGroup var secret: SecretOptions
     @OptionGroup var codec: CodecOptions
 
@@ -90,6 +96,11 @@ struct CoordinatorCommand: ParsableCommand {
         settings.packPrompts = max(1, packPrompts)
         guard unservedTimeout > 0 else { throw ValidationError("--unserved-timeout must be positive") }
         settings.unservedTimeout = unservedTimeout
+        guard (1...(CarriedPicture.maximumBytes >> 20)).contains(maxPictureMb) else {
+            throw ValidationError("--max-picture-mb must be from 1 to \(CarriedPicture.maximumBytes >> 20) (the protocol's bound)")
+        }
+        guard maxJobPictureMb >= 1, maxJobPictureMb <= 1 << 24 else { throw ValidationError("--max-job-picture-mb must be from 1 to 16777216") }
+        (settings.maximumPictureBytes, settings.maximumPictureBytesPerJob) = (maxPictureMb << 20, maxJobPictureMb << 20)
         var configuration = CoordinatorConfiguration(
             host: host, port: port, metricsPort: metricsPort, stateDirectory: URL(fileURLWithPath: state),
             secret: try secret.load(), broker: settings, codec: try codec.codec())

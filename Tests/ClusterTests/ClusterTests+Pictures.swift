@@ -116,7 +116,7 @@ extension ClusterTests {
         // A picture whose bytes are not what its digest says is refused too.
         let lying = try client.request(.picture(CarriedPicture(digest: String(repeating: "cd", count: 32), bytes: [UInt8](secret))))
         guard case .error(_, let why) = lying else { Issue.record("a picture with a false digest was kept: \(lying)"); return }
-        #expect(why.contains("not the ones its SHA-256 names"), "\(why)")
+        #expect(why.contains("not kept: its bytes are not the ones its SHA-256 names"), "\(why)")
     }
 
     static func address(_ text: String) -> (String, Int)? {

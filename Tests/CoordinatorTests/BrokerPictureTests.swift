@@ -34,15 +34,24 @@ struct BrokerPictureTests {
         // Named but never sent: refused before anything is journaled.
         let unsent = #expect(throws: SubmissionError.self) { try h.submit([Self.edit("e", picture: a)]) }
         #expect(unsent?.description.contains("was not sent") == true, "\(String(describing: unsent))")
-        // Bytes that are not what the digest names, or not a picture at all.
-        #expect(throws: SubmissionError.self) { try h.broker.pictureArrived(CarriedPicture(digest: b.digest, bytes: a.bytes)) }
-        #expect(throws: SubmissionError.self) { try h.broker.pictureArrived(CarriedPicture(bytes: Array("GIF89a...".utf8))) }
+        // Bytes that are not what the digest names, or not a picture at all: checked in storage
+        // (off the event loop), not kept.
+        try keep(CarriedPicture(digest: b.digest, bytes: a.bytes), in: h)
+        let gif = CarriedPicture(bytes: Array("GIF89a...".utf8))
+        try keep(gif, in: h)
+        #expect(h.broker.missingPictures([a.digest, b.digest, gif.digest]) == [a.digest, b.digest, gif.digest])
+        #expect(try h.memoryStore?.carriedPictures().isEmpty == true)
+        // Over the size limit: refused at once.
+        var small = BrokerSettings()
+        small.maximumPictureBytes = 50
+        let strict = TaskBroker(nextJobNumber: 1, metrics: CoordinatorMetrics(), logger: .init(label: "test"), settings: small)
+        #expect(throws: SubmissionError.self) { try strict.pictureArrived(a) }
         try keep(a, in: h)
         #expect(h.broker.missingPictures([a.digest, b.digest]) == [b.digest])
         #expect(try h.memoryStore?.carriedPicture(a.digest) == a)
         try h.submit([Self.edit("e", picture: a)])
 
-        var small = BrokerSettings()
+        small = BrokerSettings()
         small.maximumPictureBytesPerJob = 150
         let bounded = TaskBroker(nextJobNumber: 1, metrics: CoordinatorMetrics(), logger: .init(label: "test"), settings: small)
         bounded.restorePictures([a.digest: a.bytes.count, b.digest: b.bytes.count])

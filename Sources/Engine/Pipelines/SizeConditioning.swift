@@ -4,7 +4,7 @@ import EditContract
 /// size a training image had before it was resized, and the corner it was cropped at (the
 /// target size is always the output's). Only SDXL learnt these, so each value remembers whether
 /// it was given: other models refuse a given one rather than ignore it.
-struct SizeConditioning: Sendable, Equatable {
+struct SizeConditioning: Sendable, Hashable {
     /// [height, width]; nil: not given (the output's size, as diffusers defaults it).
     var originalSize: [Int]?
     /// [top, left]; nil: not given (0, 0).

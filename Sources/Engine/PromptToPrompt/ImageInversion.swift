@@ -53,13 +53,14 @@ struct ImageInversion: Sendable {
     /// at DDIM's own timesteps it is that notebook's step exactly.
     func trajectory(of sample: Tensor, prompt: String, settings: SamplingSettings, timesteps: [Int],
                     progress: ((Int, Int) -> Void)? = nil) throws -> [Tensor] {
-        let context = try model.context([prompt], truncate: settings.truncatePrompts, precision: settings.precision)
+        // The source prompt's full conditioning (SDXL's pooled embedding and size ids included).
+        let conditioning = try Sampler(model: model).conditioning([prompt], settings: settings)
         let scheduler = model.ddim
         var path = [sample]
         var x = sample
         var current: Int?
         for (index, t) in timesteps.reversed().enumerated() {
-            let noise = model.unet(x, timesteps: [Float(t)], context: context, precision: settings.precision)
+            let noise = model.unet(x, timesteps: [Float(t)], context: conditioning.context, added: conditioning.added, precision: settings.precision)
             x = scheduler.inversionStep(noise, from: current, to: t, sample: x)
             current = t
             path.append(x)

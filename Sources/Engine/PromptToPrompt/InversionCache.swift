@@ -62,7 +62,7 @@ public final class InversionCache: Sendable {
 
 /// What an inversion's trajectory depends on: the model, the picture (by its file's SHA-256),
 /// the prompt it is inverted with, the steps and the scheduler's timesteps, the size it is
-/// edited at, the precision and how long prompts are handled. Guidance and the negative prompt
+/// edited at (and SDXL's size conditioning), the precision and how long prompts are handled. Guidance and the negative prompt
 /// do not enter DDIM inversion (it runs the conditional branch only), and `direct` and `ddim`
 /// share one trajectory, so none of them splits the cache.
 struct InversionKey: Hashable, Sendable {
@@ -73,6 +73,7 @@ struct InversionKey: Hashable, Sendable {
     let timesteps: [Int]
     let height: Int
     let width: Int
+    let sizeConditioning: SizeConditioning
     let precision: Precision
     let truncatePrompts: Bool
 }

@@ -52,7 +52,7 @@ extension PromptToPromptEditor {
         let key = spec.imageSHA256.map { digest in
             InversionKey(model: model.identifier, picture: digest, prompt: spec.source, steps: settings.steps,
                          timesteps: timesteps, height: settings.height, width: settings.width,
-                         precision: settings.precision, truncatePrompts: settings.truncatePrompts)
+                         sizeConditioning: settings.sizeConditioning, precision: settings.precision, truncatePrompts: settings.truncatePrompts)
         }
         if let cache, let key, let trajectory = cache.trajectory(for: key) {
             return (trajectory, InversionReport(cached: true, seconds: Date().timeIntervalSince(start)))

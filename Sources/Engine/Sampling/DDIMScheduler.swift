@@ -57,7 +57,7 @@ struct DDIMScheduler: Sendable {
     }
 
     /// The clean sample and the noise implied by a model output at timestep t.
-    func decompose(_ output: Tensor, sample: Tensor, alpha: Float) -> (original: Tensor, noise: Tensor) {
+    func decompose(_ output: Tensor, sample: Tensor, alpha: Float, clipping: Bool = true) -> (original: Tensor, noise: Tensor) {
         let a = alpha.squareRoot(), b = (1 - alpha).squareRoot()
         var original: Tensor, noise: Tensor
         switch predictionType {
@@ -71,7 +71,7 @@ struct DDIMScheduler: Sendable {
             original = output
             noise = sample.zipElements(output) { ($0 - a * $1) / b }
         }
-        if let clipSample { original = original.mapElements { min(max($0, -clipSample), clipSample) } }
+        if clipping, let clipSample { original = original.mapElements { min(max($0, -clipSample), clipSample) } }
         return (original, noise)
     }
 
@@ -101,7 +101,9 @@ struct DDIMScheduler: Sendable {
     func inversionStep(_ output: Tensor, from current: Int?, to next: Int, sample: Tensor) -> Tensor {
         let alpha = current.map { alphasCumulative[$0] } ?? finalAlphaCumulative
         let alphaNext = alphasCumulative[next]
-        let (original, noise) = decompose(output, sample: sample, alpha: alpha)
+        // Unclipped whatever clip_sample says: the inversion walks away from the picture, and
+        // clipping its estimate of the clean sample would pull it back (the notebook does not).
+        let (original, noise) = decompose(output, sample: sample, alpha: alpha, clipping: false)
         let a = alphaNext.squareRoot(), direction = (1 - alphaNext).squareRoot()
         return original.zipElements(noise) { a * $0 + direction * $1 }
     }
