@@ -37,9 +37,9 @@ public enum StorageRequest: Sendable {
     case writeManifest(folder: URL, lines: [ManifestLine], jobs: [String])
     /// A finish task's input read, then its work sent: `inputRead` or `inputNotRead`.
     case readInput(session: String, taskID: String, job: String, edit: String, index: Int, spec: FinishSpec)
-    /// A stage-1 task's picture read, then its work (the edits and the picture) sent:
-    /// `inputRead` or `inputNotRead`.
-    case readPicture(session: String, taskID: String, edits: [EditEnvelope], digest: String)
+    /// A stage-1 task's pictures (its edits' picture and mask) read, then its work (the edits
+    /// and the pictures) sent: `inputRead` or `inputNotRead`.
+    case readPictures(session: String, taskID: String, edits: [EditEnvelope], digests: [String])
     /// A client's picture kept (written once, by digest): `pictureKept` or `pictureNotKept`.
     case keepPicture(CarriedPicture)
     /// A variant's result: its pictures (when they may be kept) staged, then the change

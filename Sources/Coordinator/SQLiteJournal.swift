@@ -69,9 +69,10 @@ public final class SQLiteJournal: JobJournal {
                 CREATE TABLE manifests (folder TEXT PRIMARY KEY, length INTEGER NOT NULL);
                 """)
         }
-        // Real-image edits carry their picture's digest beside the spec.
+        // Real-image edits carry their picture's digest beside the spec, and masked edits their mask's.
         migrator.registerMigration("v4-pictures") { db in
             try db.execute(sql: "ALTER TABLE edits ADD COLUMN picture TEXT")
+            try db.execute(sql: "ALTER TABLE edits ADD COLUMN mask TEXT")
         }
         return migrator
     }
@@ -123,16 +124,16 @@ public final class SQLiteJournal: JobJournal {
                              try record.run.map(text), record.worker, record.seconds, try record.scores.map(text), record.error, record.staged])
     }
 
-    /// `withSampling`: the journal has the columns added since v3 (sampling, picture), as every
+    /// `withSampling`: the journal has the columns added since v3 (sampling, picture, mask), as every
     /// journal has once migrated.
     static func writeEnvelope(_ envelope: EditEnvelope, job: String, _ db: Database, withSampling: Bool = true) throws {
         var arguments: StatementArguments = [envelope.spec, envelope.prompts.count, try text(envelope.prompts), envelope.capabilityKey, envelope.model,
                                              envelope.precision.rawValue, Int64(bitPattern: envelope.seed), envelope.superResolution, envelope.packKey]
-        if withSampling { arguments += [try envelope.sampling.map(text), envelope.picture] }
+        if withSampling { arguments += [try envelope.sampling.map(text), envelope.picture, envelope.mask] }
         arguments += [job, envelope.id]
         try db.execute(sql: """
             UPDATE edits SET spec = ?, prompts = ?, prompt_texts = ?, model = ?, model_key = ?, precision = ?, seed = ?, super_resolution = ?,
-                pack_key = ?\(withSampling ? ", sampling = ?, picture = ?" : "") WHERE job = ? AND id = ?
+                pack_key = ?\(withSampling ? ", sampling = ?, picture = ?, mask = ?" : "") WHERE job = ? AND id = ?
             """, arguments: arguments)
     }
 
@@ -201,7 +202,7 @@ public final class SQLiteJournal: JobJournal {
         }
         let envelope = EditEnvelope(id: id, prompts: prompts, model: row["model_key"], precision: precision,
                                     seed: UInt64(bitPattern: row["seed"] as Int64), superResolution: row["super_resolution"],
-                                    packKey: row["pack_key"], sampling: sampling, picture: row["picture"], spec: row["spec"])
+                                    packKey: row["pack_key"], sampling: sampling, picture: row["picture"], mask: row["mask"], spec: row["spec"])
         var images: [Int: ImageRecord] = [:]
         for image in try Row.fetchAll(db, sql: "SELECT * FROM images WHERE job = ? AND edit = ?", arguments: [job, id]) {
             images[image["image"]] = ImageRecord(worker: image["worker"], seconds: image["seconds"])

@@ -84,12 +84,14 @@ public struct Storage: Sendable {
                 return .datasetNotWritten(job: job, reason: "\(error)")
             }
             return .datasetWritten(job: job)
-        case .readPicture(let session, let taskID, let edits, let digest):
+        case .readPictures(let session, let taskID, let edits, let digests):
             do {
-                let picture = try store.carriedPicture(digest)
-                return .inputRead(session: session, taskID: taskID, work: .stageOne(edits, pictures: [picture]))
+                let pictures = try digests.map { digest in
+                    do { return try store.carriedPicture(digest) } catch { throw StorageError("picture \(digest.prefix(12)): \(error)") }
+                }
+                return .inputRead(session: session, taskID: taskID, work: .stageOne(edits, pictures: pictures))
             } catch {
-                return .inputNotRead(session: session, taskID: taskID, reason: "picture \(digest.prefix(12)): \(error)")
+                return .inputNotRead(session: session, taskID: taskID, reason: "\(error)")
             }
         case .keepPicture(let picture):
             guard picture.isIntact else {

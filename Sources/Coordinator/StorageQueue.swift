@@ -37,7 +37,7 @@ final class StorageQueue: StorageExecutor, @unchecked Sendable {
         case .writeOutputs, .writeLine, .finishDataset:
             outputs.async { if let result = self.storage.perform(request) { outcome(result) } }
         // Pictures on the state lane: a job is journaled after the pictures sent before it.
-        case .storeJob, .commitStageOne, .commitImage, .commitVariant, .record, .readInput, .readPicture, .keepPicture:
+        case .storeJob, .commitStageOne, .commitImage, .commitVariant, .record, .readInput, .readPictures, .keepPicture:
             state.async { if let result = self.storage.perform(request) { outcome(result) } }
         }
     }

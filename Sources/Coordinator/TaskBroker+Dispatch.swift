@@ -85,9 +85,10 @@ extension TaskBroker {
         switch (task.kind, jobs[task.job]) {
         case (.stageOne, let job?):
             let edits = task.edits.compactMap { job.edits[$0]?.envelope }
-            if let digest = picture(of: task) {
-                pictureHolders[digest] = session.nodeID
-                decision = .store(.readPicture(session: session.sessionID, taskID: task.id, edits: edits, digest: digest))
+            let digests = carried(by: task)
+            if !digests.isEmpty {
+                if let digest = picture(of: task) { pictureHolders[digest] = session.nodeID }
+                decision = .store(.readPictures(session: session.sessionID, taskID: task.id, edits: edits, digests: digests))
             } else {
                 decision = .assign(session: session.sessionID, taskID: task.id, work: .stageOne(edits, pictures: []))
             }

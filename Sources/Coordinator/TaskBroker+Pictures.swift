@@ -34,12 +34,18 @@ extension TaskBroker {
         return jobs[task.job]?.edits[id]?.envelope.picture
     }
 
+    /// Every picture a stage-1 task carries: its edits' picture and mask (shared, by pack key).
+    func carried(by task: TaskRecord) -> [String] {
+        guard task.kind == .stageOne, let id = task.edits.first else { return [] }
+        return jobs[task.job]?.edits[id]?.envelope.pictures ?? []
+    }
+
     /// Checks a job's pictures: each one kept, their bytes within the job's limit.
     func checkPictures(of edits: [EditEnvelope]) throws {
         var total = 0
-        for digest in Set(edits.compactMap(\.picture)).sorted() {
+        for digest in Set(edits.flatMap(\.pictures)).sorted() {
             guard let size = carriedPictures[digest] else {
-                let edit = edits.first { $0.picture == digest }?.id ?? ""
+                let edit = edits.first { $0.pictures.contains(digest) }?.id ?? ""
                 throw SubmissionError("edit '\(edit)' names picture \(digest.prefix(12)), which this coordinator was not sent; submit with ptp submit, which sends it first")
             }
             total += size

@@ -28,13 +28,15 @@ public struct EditEnvelope: Sendable, Equatable {
     /// The SHA-256 of the picture a real-image edit carries (the spec's `image_sha256`): the
     /// coordinator keeps the bytes by it and sends them with the edit's stage-1 task.
     public var picture: String?
+    /// The SHA-256 of the edit's mask picture (the spec's `mask_sha256`), carried as `picture` is.
+    public var mask: String?
     /// The spec as canonical JSON (keys sorted, slashes unescaped): what workers run, and what a
     /// manifest line records as `spec`.
     public var spec: String
 
     public init(id: String, prompts: [String], model: String, precision: Precision, seed: UInt64, superResolution: Bool,
-                packKey: String, sampling: SamplingPlan? = nil, picture: String? = nil, spec: String) {
-        (self.id, self.prompts, self.model, self.precision, self.picture) = (id, prompts, model, precision, picture)
+                packKey: String, sampling: SamplingPlan? = nil, picture: String? = nil, mask: String? = nil, spec: String) {
+        (self.id, self.prompts, self.model, self.precision, self.picture, self.mask) = (id, prompts, model, precision, picture, mask)
         (self.seed, self.superResolution, self.packKey, self.sampling, self.spec) = (seed, superResolution, packKey, sampling, spec)
     }
 
@@ -44,8 +46,11 @@ public struct EditEnvelope: Sendable, Equatable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         self.init(id: spec.id, prompts: spec.prompts, model: spec.model ?? "default", precision: spec.precision, seed: spec.seed,
                   superResolution: spec.superResolution, packKey: spec.packKey, sampling: spec.sampling,
-                  picture: spec.imageSHA256, spec: String(decoding: try encoder.encode(spec.json), as: UTF8.self))
+                  picture: spec.imageSHA256, mask: spec.maskSHA256, spec: String(decoding: try encoder.encode(spec.json), as: UTF8.self))
     }
+
+    /// The pictures the edit carries: its image's and its mask's digests, those it has.
+    public var pictures: [String] { [picture, mask].compactMap { $0 } }
 
     /// The capability a worker needs (`CapabilityKey`).
     public var capabilityKey: String { CapabilityKey.key(model: model, precision: precision, scorer: sampling?.scorer) }
@@ -74,8 +79,10 @@ public struct EditEnvelope: Sendable, Equatable {
         do { try sampling?.validate() } catch let error as EditError {
             throw EditError(field: error.field, problem: "of edit '\(id)': \(error.problem)", fix: error.fix)
         }
-        if let picture, !PictureDigest.isWellFormed(picture) {
-            throw EditError(field: "image_sha256", problem: "of edit '\(id)' is not a SHA-256 in hex", fix: "send edits made by ptp submit")
+        for (field, digest) in [("image_sha256", picture), ("mask_sha256", mask)] {
+            if let digest, !PictureDigest.isWellFormed(digest) {
+                throw EditError(field: field, problem: "of edit '\(id)' is not a SHA-256 in hex", fix: "send edits made by ptp submit")
+            }
         }
         // Canonical JSON escapes every control character: a raw one (a line break above all,
         // which would split a manifest line) is not a spec ptp submit wrote.
@@ -94,7 +101,8 @@ public struct EditEnvelope: Sendable, Equatable {
         let agreement = [("id", opened.id == id), ("prompts", opened.prompts == prompts), ("model", (opened.model ?? "default") == model),
                          ("precision", opened.precision == precision), ("seed", opened.seed == seed),
                          ("super_resolution", opened.superResolution == superResolution), ("pack key", opened.packKey == packKey),
-                         ("samples", opened.sampling == sampling), ("image_sha256", opened.imageSHA256 == picture)]
+                         ("samples", opened.sampling == sampling), ("image_sha256", opened.imageSHA256 == picture),
+                         ("mask_sha256", opened.maskSHA256 == mask)]
         for (field, agrees) in agreement where !agrees {
             throw EditError(field: field, problem: "of edit '\(id)' differs between the spec and the fields sent beside it",
                             fix: "send edits made by ptp submit")

@@ -78,6 +78,8 @@ extension EditSpec {
         model = try fields.string(.model)
         image = try fields.string(.image)
         imageSHA256 = try fields.string(.imageSHA256)
+        mask = try fields.string(.mask)
+        maskSHA256 = try fields.string(.maskSHA256)
         if let method = try fields.string(.inversion) {
             guard let parsed = InversionMethod(rawValue: method) else {
                 throw EditError(field: "inversion", problem: "'\(method)' is not an inversion method", fix: "use one of \(InversionMethod.names)")
@@ -180,6 +182,10 @@ extension EditSpec {
             object[.image] = .string(image)
             object[.inversion] = .string(inversion.rawValue)
             if let imageSHA256 { object[.imageSHA256] = .string(imageSHA256) }
+        }
+        if let mask {
+            object[.mask] = .string(mask)
+            if let maskSHA256 { object[.maskSHA256] = .string(maskSHA256) }
         }
         if precision != .fp32 { object[.precision] = .string(precision.rawValue) }
         if let scheduler { object[.scheduler] = scheduler.json }

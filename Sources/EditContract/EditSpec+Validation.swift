@@ -38,13 +38,18 @@ extension EditSpec {
                                 fix: key == .originalSize ? "give [height, width] in pixels, e.g. [1024, 1024]" : "give [top, left] in pixels, e.g. [0, 0]")
             }
         }
-        if let digest = imageSHA256 {
-            guard image != nil else {
-                throw EditError(field: "image_sha256", problem: "is given without an image", fix: "remove it (ptp submit sets it from the image it reads)")
+        for (key, digest, file) in [(Key.imageSHA256, imageSHA256, image), (.maskSHA256, maskSHA256, mask)] {
+            guard let digest else { continue }
+            let named = key == .imageSHA256 ? "image" : "mask"
+            guard file != nil else {
+                throw EditError(field: key.rawValue, problem: "is given without \(named == "image" ? "an image" : "a mask")", fix: "remove it (ptp submit sets it from the \(named) it reads)")
             }
             guard PictureDigest.isWellFormed(digest) else {
-                throw EditError(field: "image_sha256", problem: "is not 64 lowercase hexadecimal digits", fix: "remove it (ptp submit sets it from the image it reads)")
+                throw EditError(field: key.rawValue, problem: "is not 64 lowercase hexadecimal digits", fix: "remove it (ptp submit sets it from the \(named) it reads)")
             }
+        }
+        if mask != nil && sampling != nil {
+            throw EditError(field: "mask", problem: "is given on a sampled line", fix: "remove samples, or remove mask")
         }
         if given.contains(.inversion) && image == nil {
             throw EditError(field: "inversion", problem: "is given without an image", fix: "add \"image\": \"photo.png\", or remove it")

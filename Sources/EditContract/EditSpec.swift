@@ -52,6 +52,12 @@ public struct EditSpec: Sendable, Equatable {
     /// The SHA-256 (64 lowercase hex digits) of the picture's file, set by `ptp submit` when it
     /// reads it: how the cluster finds the bytes that travel with the edit.
     public var imageSHA256: String?
+    /// A picture (PNG or JPEG, any size) saying where the edit may change the image: white is
+    /// editable. Every edited prompt's latents equal the source's outside it after every step,
+    /// alone or within LocalBlend's word masks. Carried with the edit as `image` is.
+    public var mask: String?
+    /// The SHA-256 of the mask's file, set by `ptp submit` as `image_sha256` is.
+    public var maskSHA256: String?
     /// How the real image is inverted.
     public var inversion: InversionMethod = .direct
     /// The arithmetic of the models' heavy layers (fp32 unless asked).
@@ -85,7 +91,8 @@ public struct EditSpec: Sendable, Equatable {
         case blendSubtractThreshold = "blend_subtract_threshold", startBlend = "start_blend"
         case reweight, spatialReplace = "spatial_replace"
         case seed, steps, guidance, height, width, model
-        case superResolution = "super_resolution", image, imageSHA256 = "image_sha256", inversion, precision, scheduler
+        case superResolution = "super_resolution", image, imageSHA256 = "image_sha256", mask, maskSHA256 = "mask_sha256"
+        case inversion, precision, scheduler
         case originalSize = "original_size", cropsCoordsTopLeft = "crops_coords_top_left"
         case samples, vary, filter, keep, keepRejected = "keep_rejected", scorer, recipe, instruction
     }
@@ -127,9 +134,9 @@ public struct EditSpec: Sendable, Equatable {
 
     /// Edits with equal keys can share a stage-1 task: the same model, precision and sampling
     /// settings (a task's edits then take about as long as each other), and the same picture
-    /// if any (a task carries at most one, and its edits share one inversion).
+    /// and mask if any (a task carries at most one of each, and its edits share one inversion).
     public var packKey: String {
-        let settings = [steps.map(String.init), height.map(String.init), width.map(String.init), guidance.map { "\($0)" }, imageSHA256]
+        let settings = [steps.map(String.init), height.map(String.init), width.map(String.init), guidance.map { "\($0)" }, imageSHA256, maskSHA256]
         return ([capabilityKey] + settings.map { $0 ?? "-" }).joined(separator: "|")
     }
 }

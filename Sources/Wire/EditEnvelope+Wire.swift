@@ -4,7 +4,7 @@ import NIOCore
 /// An edit envelope's fields, in order; the spec stays the client's JSON text, unread here.
 extension EditEnvelope {
     /// The fewest bytes an encoded envelope takes (its fixed-size fields and empty strings).
-    static let smallestEncoding = 4 + 4 + 4 + 1 + 8 + 1 + 4 + 1 + 1 + 4
+    static let smallestEncoding = 4 + 4 + 4 + 1 + 8 + 1 + 4 + 1 + 1 + 1 + 4
 
     func encode(into buffer: inout ByteBuffer) {
         buffer.writeField(id)
@@ -17,6 +17,7 @@ extension EditEnvelope {
         buffer.writeField(sampling != nil)
         if let sampling { sampling.encode(into: &buffer) }
         buffer.writeField(picture)
+        buffer.writeField(mask)
         buffer.writeField(spec)
     }
 
@@ -30,8 +31,9 @@ extension EditEnvelope {
         let packKey = try buffer.readString(field: "pack key", limit: EditEnvelope.maximumKeyLength)
         let sampling = try buffer.readBool(field: "samples") ? try SamplingPlan.decode(from: &buffer) : nil
         let picture = try buffer.readOptionalString(field: "image_sha256", limit: 64)
+        let mask = try buffer.readOptionalString(field: "mask_sha256", limit: 64)
         return EditEnvelope(id: id, prompts: prompts, model: model, precision: precision, seed: seed, superResolution: superResolution,
-                            packKey: packKey, sampling: sampling, picture: picture, spec: try buffer.readString(field: "spec", limit: EditEnvelope.maximumSpecLength))
+                            packKey: packKey, sampling: sampling, picture: picture, mask: mask, spec: try buffer.readString(field: "spec", limit: EditEnvelope.maximumSpecLength))
     }
 }
 

@@ -72,7 +72,7 @@ public enum TaskWork: Sendable, Equatable {
         case 1:
             let count = try buffer.readCount(field: "edits", limit: maximumEdits, smallest: EditEnvelope.smallestEncoding)
             let edits = try (0..<count).map { _ in try EditEnvelope.decode(from: &buffer) }
-            let pictures = try buffer.readCount(field: "pictures", limit: count, smallest: 8)
+            let pictures = try buffer.readCount(field: "pictures", limit: 2 * count, smallest: 8)
             return .stageOne(edits, pictures: try (0..<pictures).map { _ in try CarriedPicture.decode(from: &buffer) })
         case 2:
             let edit = try buffer.readString(field: "edit id", limit: 1024)

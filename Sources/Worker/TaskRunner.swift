@@ -61,7 +61,8 @@ struct TaskRunner: Sendable {
             do {
                 let spec = try envelope.open()
                 let image = try spec.imageSHA256.map { try picture($0).get() }
-                let stage = try PromptToPromptEditor(model: model).runStageOne(spec, picture: image, inversions: inversions,
+                let mask = try spec.maskSHA256.map { try picture($0).get() }
+                let stage = try PromptToPromptEditor(model: model).runStageOne(spec, picture: image, mask: mask, inversions: inversions,
                                                                                 lowMemory: lowMemory, progress: progress)
                 let s = stage.settings
                 let run = EditRun(model: model.identifier, mode: spec.resolvedMode,

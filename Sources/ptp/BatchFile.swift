@@ -39,27 +39,27 @@ enum BatchFile {
         var pictures: [String: URL] = [:]
         var digests: [String: String] = [:]
         let folder = URL(fileURLWithPath: file).deletingLastPathComponent()
+        // A picture's absolute path and digest, read and checked once however many lines name it.
+        func carry(_ path: String, field: String) throws -> (path: String, digest: String) {
+            let url = (path.hasPrefix("/") ? URL(fileURLWithPath: path) : folder.appendingPathComponent(path)).standardizedFileURL
+            if let digest = digests[url.path] { return (url.path, digest) }
+            let bytes: Data
+            do {
+                bytes = try PictureFile.bytes(of: url)
+                _ = try PictureFile.decode(bytes, name: url.path)
+            } catch let error as PictureError {
+                throw EditError(field: field, problem: "\(error.file) \(error.problem)", fix: error.fix)
+            }
+            let digest = CarriedPicture.digest(of: bytes)
+            (digests[url.path], pictures[digest]) = (digest, url)
+            return (url.path, digest)
+        }
         let edits = try lines(of: file).map { number, line in
             try sealed(file: file, number: number, line: line) { object in
                 var spec = try EditSpec(json: .object(defaults.apply(to: object)))
                 guard ids.insert(spec.id).inserted else { throw EditError(field: "id", problem: "'\(spec.id)' is used twice", fix: "give every edit its own id") }
-                if let image = spec.image {
-                    let url = (image.hasPrefix("/") ? URL(fileURLWithPath: image) : folder.appendingPathComponent(image)).standardizedFileURL
-                    if let digest = digests[url.path] {
-                        spec.imageSHA256 = digest
-                    } else {
-                        let bytes: Data
-                        do {
-                            bytes = try PictureFile.bytes(of: url)
-                            _ = try PictureFile.decode(bytes, name: url.path)
-                        } catch let error as PictureError {
-                            throw EditError(field: "image", problem: "\(error.file) \(error.problem)", fix: error.fix)
-                        }
-                        let digest = CarriedPicture.digest(of: bytes)
-                        (digests[url.path], pictures[digest], spec.imageSHA256) = (digest, url, digest)
-                    }
-                    spec.image = url.path
-                }
+                if let image = spec.image { (spec.image, spec.imageSHA256) = try carry(image, field: "image") }
+                if let mask = spec.mask { (spec.mask, spec.maskSHA256) = try carry(mask, field: "mask") }
                 return spec
             }
         }

@@ -79,6 +79,9 @@ struct Edit: ParsableCommand {
     @Option(help: "Edit this real image (a PNG described by --source) instead of a generated one.")
     var image: String?
 
+    @Option(help: "A mask picture (PNG or JPEG, white where the edit may change the image; resized to the latents).")
+    var mask: String?
+
     @Option(help: "How the image is inverted: direct (the source branch follows the inversion path; default), ddim, or negative-prompt (the source prompt as the negative prompt).")
     var inversion: String?
 
@@ -126,6 +129,9 @@ struct Edit: ParsableCommand {
             if let image = spec.image, !image.hasPrefix("/") {
                 spec.image = url.deletingLastPathComponent().appendingPathComponent(image).standardizedFileURL.path
             }
+            if let mask = spec.mask, !mask.hasPrefix("/") {
+                spec.mask = url.deletingLastPathComponent().appendingPathComponent(mask).standardizedFileURL.path
+            }
         } else {
             guard let source else { throw ValidationError("--source is required (or --spec FILE)") }
             guard !targets.isEmpty else { throw ValidationError("give at least one --target") }
@@ -166,6 +172,7 @@ struct Edit: ParsableCommand {
         if let model { spec.model = model }
         if noSuperResolution { spec.superResolution = false }
         if let image { spec.image = URL(fileURLWithPath: image).standardizedFileURL.path }
+        if let mask { spec.mask = URL(fileURLWithPath: mask).standardizedFileURL.path }
         if let inversion {
             guard let method = InversionMethod(rawValue: inversion) else { throw ValidationError("--inversion: '\(inversion)' is not one of \(InversionMethod.names)") }
             spec.inversion = method
@@ -223,11 +230,14 @@ struct Edit: ParsableCommand {
         let editor = PromptToPromptEditor(model: model)
         let bar = ProgressBar("denoising (\(spec.prompts.count) prompts, \(spec.resolvedMode.rawValue))")
         // The picture is read here, where its path means something; the engine opens no path.
-        let picture: RGBImage?
+        let picture: RGBImage?, maskPicture: RGBImage?
         do { picture = try spec.image.map { try PictureFile.read(URL(fileURLWithPath: $0)) } } catch let error as PictureError {
             throw ValidationError("image: \(error)")
         }
-        let result = try editor.run(spec, picture: picture, lowMemory: lowMemory, attentionMaps: attention, progress: bar.update)
+        do { maskPicture = try spec.mask.map { try PictureFile.read(URL(fileURLWithPath: $0)) } } catch let error as PictureError {
+            throw ValidationError("mask: \(error)")
+        }
+        let result = try editor.run(spec, picture: picture, mask: maskPicture, lowMemory: lowMemory, attentionMaps: attention, progress: bar.update)
         let directory = URL(fileURLWithPath: output)
         let written = try EditOutputs.write(result.images, to: directory)
         if let maps = result.attention {

@@ -7,7 +7,7 @@ import Wire
 /// Users' own pictures on a cluster: carried with the batch (no worker opens a batch's path),
 /// JPEG turned upright by its EXIF orientation, inverted once per picture and prompt.
 extension ClusterTests {
-    @Test("a JPEG (EXIF orientation 6) and a PNG, submitted detached and deleted before any worker starts (the coordinator killed -9 meanwhile), are edited upright on 2 workers; a second edit of the JPEG reuses its inversion; bit-identical to ptp edit",
+    @Test("a JPEG (EXIF orientation 6) and a PNG, submitted detached and deleted before any worker starts (the coordinator killed -9 meanwhile), are edited upright on 2 workers; a second edit of the JPEG reuses its inversion; a mask travels too; bit-identical to ptp edit",
           .timeLimit(.minutes(10)))
     func picturesTravelWithTheBatch() throws {
         let harness = try ClusterHarness(name: "pictures")
@@ -21,6 +21,10 @@ extension ClusterTests {
             try FileManager.default.copyItem(at: jpeg, to: pictures.appendingPathComponent("phone.jpg"))
             try FileManager.default.copyItem(at: ClusterHarness.root.appendingPathComponent("demo/blue-circle.png"),
                                              to: pictures.appendingPathComponent("circle.png"))
+            // A mask: white (editable) on the left half.
+            var pixels = [UInt8](repeating: 0, count: 32 * 32 * 3)
+            for y in 0..<32 { for x in 0..<16 { for c in 0..<3 { pixels[(y * 32 + x) * 3 + c] = 255 } } }
+            try PNGCodec.write(RGBImage(width: 32, height: 32, pixels: pixels), to: pictures.appendingPathComponent("left.png"))
         }
         try placePictures()
         // Relative paths: the batch file's folder. The JPEG is stored 24 x 40 and shown 40 x 24.
@@ -28,13 +32,14 @@ extension ClusterTests {
             #"{"id": "phone", "image": "pictures/phone.jpg", "source": "a red circle on a blue background", "targets": ["a green circle on a blue background"], "seed": 1, "steps": 8, "super_resolution": false}"#,
             #"{"id": "phone-again", "image": "pictures/phone.jpg", "source": "a red circle on a blue background", "targets": ["a yellow circle on a blue background"], "seed": 1, "steps": 8, "super_resolution": false}"#,
             #"{"id": "circle", "image": "pictures/circle.png", "source": "a blue circle on a green background", "targets": ["a red circle on a green background"], "seed": 1, "steps": 8}"#,
+            #"{"id": "masked", "image": "pictures/circle.png", "mask": "pictures/left.png", "source": "a blue circle on a green background", "targets": ["a blue circle on a white background"], "seed": 1, "steps": 8, "super_resolution": false}"#,
         ]
         let batch = harness.directory.appendingPathComponent("pictures.jsonl")
         try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: batch)
         let output = harness.directory.appendingPathComponent("out")
         let submitted = harness.submit(batch, output: output, detach: true)
         #expect(submitted.status == 0, "\(submitted.output)")
-        #expect(submitted.output.contains("pictures: 2 named, 2 sent"), "\(submitted.output)")
+        #expect(submitted.output.contains("pictures: 3 named, 3 sent"), "\(submitted.output)")
         // The pictures are gone before any worker exists, and the coordinator is killed -9 and
         // restarted: it holds them in its state folder, journaled with the job.
         try FileManager.default.removeItem(at: pictures)
@@ -47,8 +52,8 @@ extension ClusterTests {
         try harness.startWorker("w2")
         try harness.waitForWorkers(["w1", "w2"])
         let deadline = Date().addingTimeInterval(300)
-        while Date() < deadline && ClusterHarness.manifest(output).count < 3 { Thread.sleep(forTimeInterval: 0.5) }
-        expectComplete(output, edits: 3)
+        while Date() < deadline && ClusterHarness.manifest(output).count < 4 { Thread.sleep(forTimeInterval: 0.5) }
+        expectComplete(output, edits: 4)
 
         // Upright: 40 wide, 24 high, and (direct inversion reconstructs the source exactly in
         // this pixel-space model) within JPEG's loss of Pillow's upright decode.
@@ -65,13 +70,25 @@ extension ClusterTests {
         #expect(manifest["phone"]?["inversion_cached"] as? Bool == false, "\(manifest["phone"] ?? [:])")
         #expect(manifest["phone-again"]?["inversion_cached"] as? Bool == true, "\(manifest["phone-again"] ?? [:])")
         #expect(manifest["circle"]?["inversion_cached"] as? Bool == false)
+        // The mask travelled too: right of it the edit is the source, pixel for pixel; left of it the background changed.
+        let (kept, changed) = (try PNGCodec.read(output.appendingPathComponent("masked/source.png")),
+                               try PNGCodec.read(output.appendingPathComponent("masked/target-1.png")))
+        var right = 0, left = 0
+        for y in 0..<kept.height {
+            for x in 0..<kept.width {
+                let at = (y * kept.width + x) * 3
+                let differs: Bool = kept.pixels[at..<(at + 3)] != changed.pixels[at..<(at + 3)]
+                if differs { if x < kept.width / 2 { left += 1 } else { right += 1 } }
+            }
+        }
+        #expect(right == 0 && left > 0, "pixels changed: \(left) left of the mask's edge, \(right) right of it")
         let first = manifest["phone"]?["inversion_seconds"] as? Double ?? 0, again = manifest["phone-again"]?["inversion_seconds"] as? Double ?? 1
         #expect(again < first / 10, "cached inversion took \(again) s against \(first) s")
         print(String(format: "[pictures] inversion: %.3f s run, %.4f s cached", first, again))
         // A second job naming the same picture sends nothing.
         try placePictures()
         let resubmitted = harness.submit(batch, output: harness.directory.appendingPathComponent("out-again"), detach: true)
-        #expect(resubmitted.output.contains("pictures: 2 named, 0 sent"), "\(resubmitted.output)")
+        #expect(resubmitted.output.contains("pictures: 3 named, 0 sent"), "\(resubmitted.output)")
         // The same files as single-machine ptp edit, which inverts every time.
         try expectIdenticalToSingleMachine(batch, output: output, harness: harness)
     }

@@ -345,4 +345,41 @@ struct InversionTests {
         expectRelative(edited, reference, relative: name == "sdxl-direct-ddim" ? 2.5e-4 : 1e-4, "\(name) latents")
         print("[reference] real image \(name): max abs error \(edited.maxAbsDifference(reference)), scale \(reference.maxAbs)")
     }
+
+    @Test("a mask keeps every edited row on the source outside it, with or without a picture or LocalBlend; inside, the edit happens")
+    func mask() throws {
+        let model = PromptToPromptGoldenTests.model
+        let editor = PromptToPromptEditor(model: model)
+        // White on the left half of the picture: the left half of the 16 x 16 latent is editable.
+        var pixels = [UInt8](repeating: 0, count: 128 * 128 * 3)
+        for y in 0..<128 { for x in 0..<64 { for c in 0..<3 { pixels[(y * 128 + x) * 3 + c] = 255 } } }
+        let mask = RGBImage(width: 128, height: 128, pixels: pixels)
+        var spec = EditSpec(id: "masked", source: "a red circle on a blue background", targets: ["a green circle on a blue background"])
+        (spec.steps, spec.height, spec.width, spec.mask) = (6, 128, 128, "mask.png")
+        func check(_ output: Tensor, _ what: String) {
+            var outside: Float = 0, inside: Float = 0
+            output.withUnsafeBufferPointer { x in
+                let plane = 16 * 16, channels = output.shape[1]
+                for c in 0..<channels {
+                    for i in 0..<plane {
+                        let d = abs(x[(channels + c) * plane + i] - x[c * plane + i])
+                        if i % 16 < 8 { inside = max(inside, d) } else { outside = max(outside, d) }
+                    }
+                }
+            }
+            #expect(outside == 0, "\(what): the edited row differs from the source outside the mask by \(outside)")
+            #expect(inside > 0.05, "\(what): no edit inside the mask (\(inside))")
+        }
+        check(try editor.runStageOne(spec, mask: mask).output, "generated")
+        spec.blend = [["circle"], ["circle"]]
+        check(try editor.runStageOne(spec, mask: mask).output, "with LocalBlend")
+        spec.blend = nil
+        let picture = RGBImage(tensor: try Sampler(model: model).generate(prompt: spec.source, settings: editor.settings(for: spec)))
+        spec.image = "picture.png"
+        check(try editor.runStageOne(spec, picture: picture, mask: mask).output, "a real picture")
+        // Named but not given, and given but not named, are refused.
+        #expect((#expect(throws: EditError.self) { try editor.runStageOne(spec, picture: picture) })?.field == "mask")
+        spec.mask = nil
+        #expect((#expect(throws: EditError.self) { try editor.runStageOne(spec, picture: picture, mask: mask) })?.field == "mask")
+    }
 }

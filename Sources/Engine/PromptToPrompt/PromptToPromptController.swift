@@ -22,6 +22,9 @@ final class PromptToPromptController: SamplingController {
     /// Direct inversion: the source's inversion trajectory (clean first); after step s the source
     /// row is set back to element T - 1 - s.
     var sourceTrajectory: [Tensor]?
+    /// A mask on the latent grid [h * w] (1 editable, 0 not): after every step, outside it every
+    /// edited row is set back to the source row (after LocalBlend, so the two intersect).
+    var regionMask: [Float]?
 
     private var pass: UNetPass?
 
@@ -41,6 +44,20 @@ final class PromptToPromptController: SamplingController {
 
     func beginPass(_ pass: UNetPass) { self.pass = pass }
 
+    /// latents [prompts, C, h, w]: every edited row becomes source + mask * (row - source).
+    static func keepSource(_ latents: inout Tensor, outside mask: [Float]) {
+        let (rows, channels, plane) = (latents.shape[0], latents.shape[1], latents.shape[2] * latents.shape[3])
+        precondition(mask.count == plane, "a mask of \(mask.count) cells for a \(latents.shape[2])x\(latents.shape[3]) latent")
+        latents.withUnsafeMutableBufferPointer { x in
+            for row in 1..<rows {
+                for c in 0..<channels {
+                    let (source, edited) = (c * plane, (row * channels + c) * plane)
+                    for i in 0..<plane { x[edited + i] = x[source + i] + mask[i] * (x[edited + i] - x[source + i]) }
+                }
+            }
+        }
+    }
+
     func endStep(_ step: Int, latents: inout Tensor) {
         store.endStep()
         if let path = sourceTrajectory {
@@ -51,6 +68,7 @@ final class PromptToPromptController: SamplingController {
         }
         localBlend?.apply(to: &latents, store: store, step: step)
         if let spatialReplaceUntil { SpatialReplaceController.replace(&latents, after: step, until: spatialReplaceUntil) }
+        if let regionMask { Self.keepSource(&latents, outside: regionMask) }
     }
 
     private func injectsSelfAttention(_ site: AttentionSite, step: Int) -> Bool {
@@ -116,6 +134,20 @@ final class AttentionStoringController: SamplingController {
     init(store: AttentionStore) { self.store = store }
 
     func beginPass(_ pass: UNetPass) { self.pass = pass }
+
+    /// latents [prompts, C, h, w]: every edited row becomes source + mask * (row - source).
+    static func keepSource(_ latents: inout Tensor, outside mask: [Float]) {
+        let (rows, channels, plane) = (latents.shape[0], latents.shape[1], latents.shape[2] * latents.shape[3])
+        precondition(mask.count == plane, "a mask of \(mask.count) cells for a \(latents.shape[2])x\(latents.shape[3]) latent")
+        latents.withUnsafeMutableBufferPointer { x in
+            for row in 1..<rows {
+                for c in 0..<channels {
+                    let (source, edited) = (c * plane, (row * channels + c) * plane)
+                    for i in 0..<plane { x[edited + i] = x[source + i] + mask[i] * (x[edited + i] - x[source + i]) }
+                }
+            }
+        }
+    }
     func endStep(_ step: Int, latents: inout Tensor) { store.endStep() }
     func observes(_ site: AttentionSite) -> Bool {
         guard let pass, !pass.conditionalRows.isEmpty else { return false }

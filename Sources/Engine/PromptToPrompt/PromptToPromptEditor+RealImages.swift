@@ -64,4 +64,20 @@ extension PromptToPromptEditor {
         if let cache, let key { cache.keep(trajectory, for: key) }
         return (trajectory, InversionReport(cached: false, seconds: Date().timeIntervalSince(start)))
     }
+
+    /// A mask picture on the latent grid [h * w]: each cell the picture's mean brightness there
+    /// (box-averaged, then bilinear, as pictures are resized), 1 where it is at least half white
+    /// (editable), else 0.
+    func regionMask(_ mask: RGBImage, settings: SamplingSettings) -> [Float] {
+        let (height, width) = (settings.height / model.latentScale, settings.width / model.latentScale)
+        let resized = ImageInversion.tensor(of: mask, height: height, width: width)
+        var cells = [Float](repeating: 0, count: height * width)
+        resized.withUnsafeBufferPointer { values in
+            for i in cells.indices {
+                let brightness = (values[i] + values[height * width + i] + values[2 * height * width + i]) / 3
+                cells[i] = brightness >= 0 ? 1 : 0
+            }
+        }
+        return cells
+    }
 }

@@ -57,14 +57,16 @@ public struct PromptToPromptEditor: Sendable {
     /// Everything about `spec` that needs the model: prompt lengths, that every blend, reweight
     /// and per-word word is in its prompt, and its settings (`Sampler.validate`). The spec's own
     /// checks (`EditSpec.validate`) are its maker's: decoding one from JSON runs them.
-    func validate(_ spec: EditSpec, picture: RGBImage? = nil) throws {
-        switch (spec.image, picture) {
-        case (.some, nil):
-            throw EditError(field: "image", problem: "names a picture, but its contents were not given with the edit",
-                            fix: "read the file where it is (ptp edit and ptp submit do) and pass the picture")
-        case (nil, .some):
-            throw EditError(field: "image", problem: "is not set, but a picture was given with the edit", fix: "name the picture in the spec's image")
-        default: break
+    func validate(_ spec: EditSpec, picture: RGBImage? = nil, mask: RGBImage? = nil) throws {
+        for (field, named, given) in [("image", spec.image, picture), ("mask", spec.mask, mask)] {
+            switch (named, given) {
+            case (.some, nil):
+                throw EditError(field: field, problem: "names a picture, but its contents were not given with the edit",
+                                fix: "read the file where it is (ptp edit and ptp submit do) and pass the picture")
+            case (nil, .some):
+                throw EditError(field: field, problem: "is not set, but a picture was given with the edit for it", fix: "name the picture in the spec's \(field)")
+            default: break
+            }
         }
         let tokenizer = model.tokenizer
         let fields = ["source"] + spec.targets.indices.map { "targets[\($0)]" } + (spec.negativePrompt != nil ? ["negative_prompt"] : [])
@@ -200,9 +202,9 @@ public struct PromptToPromptEditor: Sendable {
     /// Runs stage 1 of `spec` (a checked spec; its model-dependent checks run first). A real-image
     /// edit needs its `picture` (read by whoever holds the file: the engine opens no path a spec
     /// names); `inversions` keeps its inversion for the edits of that picture that follow.
-    public func runStageOne(_ spec: EditSpec, picture: RGBImage? = nil, inversions: InversionCache? = nil, lowMemory: Bool = false,
-                            attentionMaps: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws -> StageOne {
-        try validate(spec, picture: picture)
+    public func runStageOne(_ spec: EditSpec, picture: RGBImage? = nil, mask: RGBImage? = nil, inversions: InversionCache? = nil,
+                            lowMemory: Bool = false, attentionMaps: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws -> StageOne {
+        try validate(spec, picture: picture, mask: mask)
         let start = Date()
         let settings = settings(for: spec, picture: picture, lowMemory: lowMemory)
         var controller = try controller(for: spec, settings: settings, storeAttention: attentionMaps)
@@ -220,6 +222,13 @@ public struct PromptToPromptEditor: Sendable {
                 anchored.sourceTrajectory = trajectory
                 controller = anchored
             }
+        }
+        if let mask {
+            let masked = (controller as? PromptToPromptController) ?? PromptToPromptController(
+                prompts: spec.prompts.count, edit: nil, crossAlpha: [], selfSteps: 0..<0, selfMaximumQueries: 0,
+                store: AttentionStore(maximumQueries: 0))
+            masked.regionMask = regionMask(mask, settings: settings)
+            controller = masked
         }
         let output = try Sampler(model: model).sample(prompts: spec.prompts, settings: settings, start: noise,
                                                       controller: controller, progress: progress)
@@ -250,10 +259,10 @@ public struct PromptToPromptEditor: Sendable {
     }
 
     /// Runs the whole edit on this machine.
-    public func run(_ spec: EditSpec, picture: RGBImage? = nil, lowMemory: Bool = false, attentionMaps: Bool = false,
+    public func run(_ spec: EditSpec, picture: RGBImage? = nil, mask: RGBImage? = nil, lowMemory: Bool = false, attentionMaps: Bool = false,
                     progress: ((Int, Int) -> Void)? = nil) throws -> EditResult {
         let start = Date()
-        let stageOne = try runStageOne(spec, picture: picture, lowMemory: lowMemory, attentionMaps: attentionMaps, progress: progress)
+        let stageOne = try runStageOne(spec, picture: picture, mask: mask, lowMemory: lowMemory, attentionMaps: attentionMaps, progress: progress)
         let images = try spec.prompts.indices.map { try finishImage(stageOne.output.slice($0..<($0 + 1)), as: spec.finish(index: $0)) }
         return EditResult(spec: spec, prompts: spec.prompts, images: images, stageOne: stageOne.output, attention: stageOne.attention,
                           settings: stageOne.settings, mode: spec.resolvedMode, scheduler: stageOne.scheduler, seconds: Date().timeIntervalSince(start))
