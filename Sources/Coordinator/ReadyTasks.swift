@@ -27,6 +27,9 @@ struct ReadyTasks {
         return starting.remove(at: index)
     }
 
+    /// Whether finishing work (which goes before anything else) is waiting.
+    var hasFinishing: Bool { !finishing.isEmpty }
+
     /// The first line with variants to hand out (it stays until it has none).
     var firstLine: LineReference? { lines.first }
 

@@ -109,7 +109,8 @@ public struct FileResultStore: ResultStore {
 
     public func keepCarriedPicture(_ picture: CarriedPicture) throws {
         let url = pictureFolder.appendingPathComponent(picture.digest)
-        if FileManager.default.fileExists(atPath: url.path) { return }
+        // Kept already and whole: nothing to write (a damaged copy is replaced).
+        if let kept = try? Data(contentsOf: url), CarriedPicture.digest(of: kept) == picture.digest { return }
         try writeAtomically(Data(picture.bytes), to: url)
     }
 

@@ -58,7 +58,10 @@ extension TaskBroker {
     /// A worker's next task: among the first few ready tasks, one of a picture whose inversion
     /// that worker made last, else the first.
     func nextPreferredTask(for session: WorkerSession) -> TaskRecord? {
-        guard !pictureHolders.isEmpty else { return nextTask(for: session.models) }
+        // Finishing work goes first, whoever holds what.
+        guard !pictureHolders.isEmpty, !session.models.contains(where: { queues[$0]?.hasFinishing == true }) else {
+            return nextTask(for: session.models)
+        }
         for model in session.models.sorted() {
             let id = queues[model]?.popFirst(within: Self.affinityWindow) { id in
                 guard let task = tasks[id], let digest = picture(of: task) else { return false }

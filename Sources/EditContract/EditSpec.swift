@@ -135,8 +135,11 @@ public struct EditSpec: Sendable, Equatable {
     /// Edits with equal keys can share a stage-1 task: the same model, precision and sampling
     /// settings (a task's edits then take about as long as each other), and the same picture
     /// and mask if any (a task carries at most one of each, and its edits share one inversion).
+    /// Edits without pictures keep the key they always had, so that edits journaled before
+    /// pictures existed still open on workers (whose check compares the key).
     public var packKey: String {
-        let settings = [steps.map(String.init), height.map(String.init), width.map(String.init), guidance.map { "\($0)" }, imageSHA256, maskSHA256]
-        return ([capabilityKey] + settings.map { $0 ?? "-" }).joined(separator: "|")
+        let settings = [steps.map(String.init), height.map(String.init), width.map(String.init), guidance.map { "\($0)" }]
+        let pictures = imageSHA256 == nil && maskSHA256 == nil ? [] : ["image=" + (imageSHA256 ?? "-"), "mask=" + (maskSHA256 ?? "-")]
+        return ([capabilityKey] + settings.map { $0 ?? "-" } + pictures).joined(separator: "|")
     }
 }

@@ -159,6 +159,9 @@ struct EditSpecTests {
         var other = spec
         other.imageSHA256 = String(repeating: "c3", count: 32)
         #expect(other.packKey != spec.packKey)
+        // Edits without pictures keep the key journals of earlier versions hold.
+        let plain = EditSpec(id: "t", source: "a cat", targets: ["a dog"])
+        #expect(plain.packKey == plain.capabilityKey + "|-|-|-|-")
     }
 
     @Test("a batch names the edit and the field that is wrong", arguments: [

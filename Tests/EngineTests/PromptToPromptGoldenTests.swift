@@ -312,6 +312,15 @@ struct InversionTests {
         let wide = RGBImage(width: 200, height: 40, pixels: [UInt8](repeating: 0, count: 200 * 40 * 3))
         let settings = editor.settings(for: spec, picture: wide)
         #expect(settings.width == 64 && settings.height == 40)
+        // A very long, thin picture stays within the largest side an edit may have.
+        let thin = size(40_000, 4)
+        #expect(thin.1 <= EditSpec.maximumImageSide && thin.0 >= 8, "\(thin)")
+        // Overrides of the training schedule are refused for real images (the inversion steps on
+        // the model's own), by name, before anything runs.
+        spec.width = nil
+        spec.scheduler = SchedulerChoice(className: "DDIMScheduler", overrides: ["num_train_timesteps": .int(2000)])
+        let override = #expect(throws: EditError.self) { try editor.runStageOne(spec, picture: wide) }
+        #expect(override?.field == "scheduler" && override?.problem.contains("training schedule") == true, "\(String(describing: override))")
     }
 
     struct RealCase: Decodable { let prompts: [String]; let scheduler: String; let steps: Int; let inversion: String; let guidance: Double; let timesteps: [Int] }

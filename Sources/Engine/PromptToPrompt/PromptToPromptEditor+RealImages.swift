@@ -23,8 +23,11 @@ extension PromptToPromptEditor {
         let budget = Double(model.defaults.height * model.defaults.width)
         let area = Double(picture.height * picture.width)
         let scale = area > budget ? (budget / area).squareRoot() : 1
+        // A very long, thin picture stays within the largest side an edit may have.
+        let longest = Double(max(picture.height, picture.width)) * scale
+        let fitted = longest > Double(EditSpec.maximumImageSide) ? scale * Double(EditSpec.maximumImageSide) / longest : scale
         func side(_ value: Int) -> Int {
-            let scaled = Int((Double(value) * scale).rounded(.down))
+            let scaled = Int((Double(value) * fitted).rounded(.down))
             return max(multiple, scaled - scaled % multiple)
         }
         return (side(picture.height), side(picture.width))
@@ -39,6 +42,13 @@ extension PromptToPromptEditor {
         guard EditSpec.realImageSchedulers.contains(scheduler.className), timesteps.allSatisfy({ $0 == $0.rounded() && $0 >= 0 }) else {
             throw EditError(field: "scheduler", problem: "\(scheduler.className) with these options visits fractional timesteps, which a real image cannot be inverted through",
                             fix: "use ddim, or dpm++ without Karras sigmas")
+        }
+        // The inversion steps on the model's own training schedule: an override that changes it
+        // (num_train_timesteps, the betas) would invert under one noise schedule and edit under another.
+        let trained = model.ddim.schedule
+        guard scheduler.schedule.alphasCumulative == trained.alphasCumulative, timesteps.allSatisfy({ Int($0) < trained.trainTimesteps }) else {
+            throw EditError(field: "scheduler", problem: "overrides the model's training schedule (num_train_timesteps or the betas), which a real image is inverted under",
+                            fix: "remove those overrides for real-image edits")
         }
         return timesteps.map { Int($0) }
     }
@@ -79,5 +89,12 @@ extension PromptToPromptEditor {
             }
         }
         return cells
+    }
+
+    /// A controller that edits no attention (the no-control baseline) but can put rows back on a
+    /// trajectory or inside a mask; it keeps storing what `existing` stored (attention pictures).
+    func plainController(prompts: Int, keeping existing: SamplingController?) -> PromptToPromptController {
+        PromptToPromptController(prompts: prompts, edit: nil, crossAlpha: [], selfSteps: 0..<0, selfMaximumQueries: 0,
+                                 store: (existing as? AttentionStoringController)?.store ?? AttentionStore(maximumQueries: 0))
     }
 }

@@ -216,17 +216,13 @@ public struct PromptToPromptEditor: Sendable {
             inversion = report
             noise = trajectory[trajectory.count - 1]
             if spec.inversion == .direct {
-                let anchored = (controller as? PromptToPromptController) ?? PromptToPromptController(
-                    prompts: spec.prompts.count, edit: nil, crossAlpha: [], selfSteps: 0..<0, selfMaximumQueries: 0,
-                    store: AttentionStore(maximumQueries: 0))
+                let anchored = (controller as? PromptToPromptController) ?? plainController(prompts: spec.prompts.count, keeping: controller)
                 anchored.sourceTrajectory = trajectory
                 controller = anchored
             }
         }
         if let mask {
-            let masked = (controller as? PromptToPromptController) ?? PromptToPromptController(
-                prompts: spec.prompts.count, edit: nil, crossAlpha: [], selfSteps: 0..<0, selfMaximumQueries: 0,
-                store: AttentionStore(maximumQueries: 0))
+            let masked = (controller as? PromptToPromptController) ?? plainController(prompts: spec.prompts.count, keeping: controller)
             masked.regionMask = regionMask(mask, settings: settings)
             controller = masked
         }
