@@ -28,17 +28,17 @@ extension TaskBroker {
         output.append(.store(.keepPicture(picture)))
     }
 
-    /// The picture a stage-1 task edits, if any (its edits share one: their pack keys say so).
-    func picture(of task: TaskRecord) -> String? {
+    /// The first edit of a stage-1 task: its picture and mask are every edit's (the pack key says so).
+    private func firstEnvelope(of task: TaskRecord) -> EditEnvelope? {
         guard task.kind == .stageOne, let id = task.edits.first else { return nil }
-        return jobs[task.job]?.edits[id]?.envelope.picture
+        return jobs[task.job]?.edits[id]?.envelope
     }
 
-    /// Every picture a stage-1 task carries: its edits' picture and mask (shared, by pack key).
-    func carried(by task: TaskRecord) -> [String] {
-        guard task.kind == .stageOne, let id = task.edits.first else { return [] }
-        return jobs[task.job]?.edits[id]?.envelope.pictures ?? []
-    }
+    /// The picture a stage-1 task edits, if any.
+    func picture(of task: TaskRecord) -> String? { firstEnvelope(of: task)?.picture }
+
+    /// Every picture a stage-1 task carries: its edits' picture and mask.
+    func carried(by task: TaskRecord) -> [String] { firstEnvelope(of: task)?.pictures ?? [] }
 
     /// Checks a job's pictures: each one kept, their bytes within the job's limit.
     func checkPictures(of edits: [EditEnvelope]) throws {

@@ -68,7 +68,7 @@ struct TaskRunner: Sendable {
                 let run = EditRun(model: model.identifier, mode: spec.resolvedMode,
                                   settings: .init(steps: s.steps, guidance: Double(s.guidance), height: s.height, width: s.width,
                                                   scheduler: stage.scheduler, precision: s.precision),
-                                  inversion: stage.inversion.map { EditRun.Inversion(cached: $0.cached, seconds: $0.seconds) })
+                                  inversion: stage.inversion)
                 return StageOneEdit(id: envelope.id, outcome: .ran(run, seconds: stage.seconds, output: TensorPayload(name: "latents", tensor: stage.output)))
             } catch let error as EditError {
                 return StageOneEdit(id: envelope.id, outcome: .failed(reason: "\(error)"))

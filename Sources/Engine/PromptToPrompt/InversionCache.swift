@@ -35,23 +35,27 @@ public final class InversionCache: Sendable {
     /// Keeps a trajectory, dropping the least recently used ones beyond the bound (one larger
     /// than the bound is not kept).
     func keep(_ trajectory: [Tensor], for key: InversionKey) {
-        let size = trajectory.reduce(0) { $0 + $1.count * MemoryLayout<Float>.stride }
+        let size = Self.bytes(of: trajectory)
         guard size <= capacity else { return }
         state.withLock { state in
             if let old = state.entries.removeValue(forKey: key) {
-                state.bytes -= old.reduce(0) { $0 + $1.count * MemoryLayout<Float>.stride }
+                state.bytes -= Self.bytes(of: old)
                 state.order.removeAll { $0 == key }
             }
             while state.bytes + size > capacity, !state.order.isEmpty {
                 let oldest = state.order.removeFirst()
                 if let dropped = state.entries.removeValue(forKey: oldest) {
-                    state.bytes -= dropped.reduce(0) { $0 + $1.count * MemoryLayout<Float>.stride }
+                    state.bytes -= Self.bytes(of: dropped)
                 }
             }
             state.entries[key] = trajectory
             state.order.append(key)
             state.bytes += size
         }
+    }
+
+    static func bytes(of trajectory: [Tensor]) -> Int {
+        trajectory.reduce(0) { $0 + $1.count * MemoryLayout<Float>.stride }
     }
 
     /// How many inversions and bytes are kept.

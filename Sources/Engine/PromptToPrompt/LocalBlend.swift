@@ -60,9 +60,16 @@ struct LocalBlend: Sendable {
 
     /// x_b = x_0 + mask_b (x_b - x_0) for every edited prompt b.
     func apply(to latents: inout Tensor, store: AttentionStore, step: Int) {
-        let (prompts, channels, height, width) = (latents.shape[0], latents.shape[1], latents.shape[2], latents.shape[3])
+        let (height, width) = (latents.shape[2], latents.shape[3])
         guard let masks = masks(store: store, step: step, height: height, width: width) else { return }
-        let plane = height * width, item = channels * plane
+        Self.keepSource(&latents, outside: masks)
+    }
+
+    /// latents [prompts, C, h, w]: every edited row b becomes source + masks[b] * (row - source),
+    /// masks[b] on the latent grid (masks[0], the source's, is not read).
+    static func keepSource(_ latents: inout Tensor, outside masks: [[Float]]) {
+        let (prompts, channels, plane) = (latents.shape[0], latents.shape[1], latents.shape[2] * latents.shape[3])
+        let item = channels * plane
         latents.withUnsafeMutableBufferPointer { x in
             for b in 1..<prompts {
                 for c in 0..<channels {

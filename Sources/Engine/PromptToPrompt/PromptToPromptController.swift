@@ -44,20 +44,6 @@ final class PromptToPromptController: SamplingController {
 
     func beginPass(_ pass: UNetPass) { self.pass = pass }
 
-    /// latents [prompts, C, h, w]: every edited row becomes source + mask * (row - source).
-    static func keepSource(_ latents: inout Tensor, outside mask: [Float]) {
-        let (rows, channels, plane) = (latents.shape[0], latents.shape[1], latents.shape[2] * latents.shape[3])
-        precondition(mask.count == plane, "a mask of \(mask.count) cells for a \(latents.shape[2])x\(latents.shape[3]) latent")
-        latents.withUnsafeMutableBufferPointer { x in
-            for row in 1..<rows {
-                for c in 0..<channels {
-                    let (source, edited) = (c * plane, (row * channels + c) * plane)
-                    for i in 0..<plane { x[edited + i] = x[source + i] + mask[i] * (x[edited + i] - x[source + i]) }
-                }
-            }
-        }
-    }
-
     func endStep(_ step: Int, latents: inout Tensor) {
         store.endStep()
         if let path = sourceTrajectory {
@@ -68,7 +54,7 @@ final class PromptToPromptController: SamplingController {
         }
         localBlend?.apply(to: &latents, store: store, step: step)
         if let spatialReplaceUntil { SpatialReplaceController.replace(&latents, after: step, until: spatialReplaceUntil) }
-        if let regionMask { Self.keepSource(&latents, outside: regionMask) }
+        if let regionMask { LocalBlend.keepSource(&latents, outside: Array(repeating: regionMask, count: latents.shape[0])) }
     }
 
     private func injectsSelfAttention(_ site: AttentionSite, step: Int) -> Bool {

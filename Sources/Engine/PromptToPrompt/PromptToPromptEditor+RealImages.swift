@@ -2,14 +2,6 @@ import EditContract
 import Foundation
 import Imaging
 
-/// How a real picture's inversion was had for an edit: run, or taken from the worker's cache.
-public struct InversionReport: Sendable, Equatable {
-    /// Whether the trajectory came from an `InversionCache` (no inversion steps were run).
-    public let cached: Bool
-    /// The time spent on it (encoding and inverting; near zero when cached).
-    public let seconds: Double
-}
-
 /// Real pictures: the size they are edited at, and their inversion.
 extension PromptToPromptEditor {
     /// The size a picture is edited at where the spec gives none. As diffusers'
@@ -56,7 +48,7 @@ extension PromptToPromptEditor {
     /// The inversion trajectory of `picture` (element 0 the encoded picture, the last the start of
     /// editing), from `cache` when it holds one for the same picture, prompt and settings. A
     /// cached trajectory is the very tensors an inversion made, so the edit is bit-identical.
-    func invert(_ picture: RGBImage, spec: EditSpec, settings: SamplingSettings, cache: InversionCache?) throws -> ([Tensor], InversionReport) {
+    func invert(_ picture: RGBImage, spec: EditSpec, settings: SamplingSettings, cache: InversionCache?) throws -> ([Tensor], EditRun.Inversion) {
         let start = Date()
         let timesteps = try inversionTimesteps(settings)
         let key = spec.imageSHA256.map { digest in
@@ -65,14 +57,14 @@ extension PromptToPromptEditor {
                          sizeConditioning: settings.sizeConditioning, precision: settings.precision, truncatePrompts: settings.truncatePrompts)
         }
         if let cache, let key, let trajectory = cache.trajectory(for: key) {
-            return (trajectory, InversionReport(cached: true, seconds: Date().timeIntervalSince(start)))
+            return (trajectory, EditRun.Inversion(cached: true, seconds: Date().timeIntervalSince(start)))
         }
         let inversion = ImageInversion(model: model)
         let sample = inversion.encode(ImageInversion.tensor(of: picture, height: settings.height, width: settings.width),
                                       precision: settings.precision)
         let trajectory = try inversion.trajectory(of: sample, prompt: spec.source, settings: settings, timesteps: timesteps)
         if let cache, let key { cache.keep(trajectory, for: key) }
-        return (trajectory, InversionReport(cached: false, seconds: Date().timeIntervalSince(start)))
+        return (trajectory, EditRun.Inversion(cached: false, seconds: Date().timeIntervalSince(start)))
     }
 
     /// A mask picture on the latent grid [h * w]: each cell the picture's mean brightness there

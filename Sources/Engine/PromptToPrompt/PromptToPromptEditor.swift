@@ -196,7 +196,7 @@ public struct PromptToPromptEditor: Sendable {
         /// The scheduler that ran, as `SchedulerChoice` writes it (class and overrides).
         public let scheduler: String
         /// How a real picture's inversion was had; nil for a generated edit.
-        public let inversion: InversionReport?
+        public let inversion: EditRun.Inversion?
     }
 
     /// Runs stage 1 of `spec` (a checked spec; its model-dependent checks run first). A real-image
@@ -209,7 +209,7 @@ public struct PromptToPromptEditor: Sendable {
         let settings = settings(for: spec, picture: picture, lowMemory: lowMemory)
         var controller = try controller(for: spec, settings: settings, storeAttention: attentionMaps)
         var noise: Tensor?
-        var inversion: InversionReport?
+        var inversion: EditRun.Inversion?
         if let picture {
             // A real image: invert it with the source prompt, start from the end of its path.
             let (trajectory, report) = try invert(picture, spec: spec, settings: settings, cache: inversions)
