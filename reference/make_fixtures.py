@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler, EulerDiscreteScheduler,
-                       StableDiffusionPipeline,
+                       LatentConsistencyModelPipeline, LCMScheduler, StableDiffusionPipeline,
                        StableDiffusionXLPipeline,
                        UNet2DConditionModel)
 from safetensors.torch import save_file
@@ -556,6 +556,93 @@ def make_ancestral_fixture() -> None:
     print("ancestral:", ", ".join(list(ANCESTRAL_CASES) + list(ANCESTRAL_PIPELINE_RUNS)))
 
 
+# Few-step checkpoints: LCMScheduler's plans and trajectories; a tiny LCM-distilled model (a UNet
+# with time_cond_proj_dim, the guidance scale embedded instead of a second row) run by diffusers'
+# LatentConsistencyModelPipeline; and SD-Turbo's way, guidance 0 (one row per prompt) with Euler
+# ancestral at trailing spacing.
+LCM_CASES = {
+    # (train config, overrides, steps)
+    "lcm-4": ("sd15", {}, 4),
+    "lcm-1": ("sd15", {}, 1),
+    "lcm-8-original-25": ("sd15", {"original_inference_steps": 25}, 8),
+    "lcm-6-v-clipped": ("sd2-v", {"clip_sample": True, "clip_sample_range": 1.5, "timestep_scaling": 5.0}, 6),
+}
+FEW_STEP_RUNS = {
+    # (weights, scheduler class, overrides, prompt, seed, steps, guidance)
+    "tiny-lcm-4": ("tiny-lcm", LCMScheduler, {}, "a red circle on a blue background", 7, 4, 8.0),
+    "tiny-lcm-2": ("tiny-lcm", LCMScheduler, {}, "a big yellow triangle on a striped white background", 8888, 2, 1.5),
+    "tiny-sd-turbo-1": ("tiny-sd", EulerAncestralDiscreteScheduler, {"timestep_spacing": "trailing"},
+                        "a red circle on a blue background", 7, 1, 0.0),
+    "tiny-sd-turbo-4": ("tiny-sd", EulerAncestralDiscreteScheduler, {"timestep_spacing": "trailing"},
+                        "a green square on a dotted black background", 3, 4, 1.0),
+}
+
+
+def make_lcm_model(name: str = "tiny-lcm") -> None:
+    """tiny-sd's tokenizer, text encoder and VAE with a UNet that takes the guidance scale's
+    embedding (time_cond_proj_dim), saved as diffusers saves an LCM-distilled pipeline."""
+    directory = OUT / name
+    if directory.exists():
+        shutil.rmtree(directory)
+    base = StableDiffusionPipeline.from_pretrained(OUT / "tiny-sd", torch_dtype=torch.float32, safety_checker=None,
+                                                   requires_safety_checker=False)
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+                                cross_attention_dim=32, attention_head_dim=2, norm_num_groups=16, time_cond_proj_dim=16).eval()
+    randomize(unet, 130)
+    with torch.no_grad():
+        unet.conv_out.weight.mul_(0.3)
+    scheduler = LCMScheduler.from_config(base.scheduler.config)
+    pipe = LatentConsistencyModelPipeline(vae=base.vae, text_encoder=base.text_encoder, tokenizer=base.tokenizer, unet=unet,
+                                          scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(directory, safe_serialization=True)
+    for component in ("text_encoder", "unet", "vae"):
+        getattr(pipe, component).half().save_pretrained(directory / component, safe_serialization=True)
+        getattr(pipe, component).float()
+
+
+def make_few_step_fixture() -> None:
+    directory = OUT / "few-step"
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    tensors, meta = {}, {}
+    start = seeded(13, 1, 4, 8, 8)
+    direction = seeded(14, 1, 4, 8, 8)
+    for name, (base, overrides, steps) in LCM_CASES.items():
+        config = dict(DDIMScheduler(num_train_timesteps=1000, **SCHEDULER_CASES[base]).config)
+        scheduler = LCMScheduler.from_config(config, **overrides)
+        scheduler.save_config(directory / name)
+        scheduler.set_timesteps(steps)
+        generator = torch.Generator().manual_seed(21)
+        x = start * scheduler.init_noise_sigma
+        for t in scheduler.timesteps:
+            x = scheduler.step(fixed_model(scheduler.scale_model_input(x, t), float(t), direction), t, x, generator=generator).prev_sample
+        tensors[f"{name}.final"] = x
+        meta[name] = {"steps": steps, "timesteps": [float(t) for t in scheduler.timesteps], "noise_seed": 21}
+    tensors["start"], tensors["direction"] = start, direction
+    # The guidance embedding as diffusers computes it, at widths even and odd.
+    for width in (16, 15):
+        w = torch.tensor([7.0, 0.5, 0.0])
+        tensors[f"guidance-embedding-{width}"] = LatentConsistencyModelPipeline.get_guidance_scale_embedding(None, w, embedding_dim=width)
+    make_lcm_model()
+    for name, (weights, cls, overrides, prompt, seed, steps, guidance) in FEW_STEP_RUNS.items():
+        pipeline = LatentConsistencyModelPipeline if weights == "tiny-lcm" else StableDiffusionPipeline
+        pipe = pipeline.from_pretrained(OUT / weights, torch_dtype=torch.float32, safety_checker=None, requires_safety_checker=False)
+        pipe.scheduler = cls.from_config(pipe.scheduler.config, **overrides)
+        pipe.set_progress_bar_config(disable=True)
+        saved = directory / name
+        pipe.scheduler.save_pretrained(saved / "scheduler")
+        with torch.no_grad():
+            image = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, height=64, width=64,
+                         generator=torch.Generator().manual_seed(seed), output_type="pt").images
+        tensors[f"{name}.image"] = image * 2 - 1
+        meta[name] = {"weights": weights, "prompt": prompt, "seed": seed, "steps": steps, "guidance": guidance}
+    save_tensors(directory / "few-step.safetensors", tensors)
+    (directory / "cases.json").write_text(json.dumps(meta, indent=1))
+    print("few-step:", ", ".join(list(LCM_CASES) + list(FEW_STEP_RUNS)))
+
+
 # CLIP, as the InstructPix2Pix recipe scores pairs with it (its metrics/clip_similarity.py): a
 # tiny random transformers CLIPModel with the tiny-sd tokenizer, two pictures resized as the
 # recipe resizes them (bicubic to the model's size, no antialiasing, CLIP's mean and std), their
@@ -800,6 +887,7 @@ PARTS = {
     "samplers": lambda: (make_sampler_fixture(), make_sampler_pipeline_fixture()),
     "negative-prompt": make_negative_prompt_fixture,
     "ancestral": make_ancestral_fixture,
+    "few-step": make_few_step_fixture,
     "clip": make_clip_fixture,
     "jpeg": make_jpeg_fixture,
 }
@@ -825,6 +913,7 @@ def main() -> None:
     make_sampler_pipeline_fixture()
     make_negative_prompt_fixture()
     make_ancestral_fixture()
+    make_few_step_fixture()
     make_clip_fixture()
     make_jpeg_fixture()
 

@@ -6,9 +6,10 @@ import Foundation
 /// `dpm++-karras`, `euler`, or `DPMSolverMultistepScheduler,solver_order=3`.
 public struct SchedulerChoice: Sendable, Equatable, CustomStringConvertible {
     /// diffusers' class names of the schedulers the Engine implements.
-    public static let classNames = ["DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler"]
-    /// The classes among them that add fresh noise at every step.
-    public static let ancestralClassNames: Set<String> = ["EulerAncestralDiscreteScheduler"]
+    public static let classNames = ["DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler",
+                                    "LCMScheduler"]
+    /// The classes among them that add fresh noise between steps.
+    public static let ancestralClassNames: Set<String> = ["EulerAncestralDiscreteScheduler", "LCMScheduler"]
 
     public var className: String
     public var overrides: [String: JSONValue]
@@ -19,7 +20,8 @@ public struct SchedulerChoice: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Short names: DPM-Solver++ (2M unless solver_order says otherwise), Euler, DDIM, with
-    /// `-karras` for Karras sigmas, and Euler ancestral (`euler-a`).
+    /// `-karras` for Karras sigmas, Euler ancestral (`euler-a`), and LCM's (`lcm`, for
+    /// LCM-distilled UNets and LCM-LoRA).
     static let shortNames: [String: SchedulerChoice] = [
         "ddim": .init(className: "DDIMScheduler"),
         "dpm++": .init(className: "DPMSolverMultistepScheduler"),
@@ -27,6 +29,7 @@ public struct SchedulerChoice: Sendable, Equatable, CustomStringConvertible {
         "euler": .init(className: "EulerDiscreteScheduler"),
         "euler-karras": .init(className: "EulerDiscreteScheduler", overrides: ["use_karras_sigmas": .bool(true)]),
         "euler-a": .init(className: "EulerAncestralDiscreteScheduler"),
+        "lcm": .init(className: "LCMScheduler"),
     ]
 
     /// Parses `NAME[,key=value...]`; values are JSON (true, 3, 0.5, "trailing") or bare words.

@@ -2,15 +2,15 @@ import EditContract
 import Foundation
 
 /// Hyper-parameters of an AutoencoderKL (the Stable Diffusion VAE), from its config.json.
-struct AutoencoderConfiguration: Sendable {
+public struct AutoencoderConfiguration: Sendable {
     let inChannels: Int
     let outChannels: Int
-    let latentChannels: Int
-    let blockOutChannels: [Int]
+    public let latentChannels: Int
+    public let blockOutChannels: [Int]
     let layersPerBlock: Int
     let normGroups: Int
     /// Latents are multiplied by this after encoding and divided by it before decoding.
-    let scalingFactor: Float
+    public let scalingFactor: Float
     let quantConvolutions: Bool
     let midAttention: Bool
 
@@ -98,8 +98,8 @@ struct AutoencoderMidBlock: Sendable {
 }
 
 /// diffusers' AutoencoderKL: images to latent distributions and latents to images.
-struct AutoencoderKL: Sendable {
-    let configuration: AutoencoderConfiguration
+public struct AutoencoderKL: Sendable {
+    public let configuration: AutoencoderConfiguration
     // Encoder
     let encoderIn: Conv2dKernel
     let encoderBlocks: [(resnets: [ResnetBlock2D], downsample: Downsample2D?)]
@@ -155,7 +155,7 @@ struct AutoencoderKL: Sendable {
         decoderOut = try Conv2dKernel(d, "conv_out", input: channels[0], output: c.outChannels, kernel: 3)
     }
 
-    init(component: ModelComponent) throws {
+    public init(component: ModelComponent) throws {
         try self.init(configuration: AutoencoderConfiguration(component.config), weights: component.weights())
     }
 
@@ -175,7 +175,7 @@ struct AutoencoderKL: Sendable {
     }
 
     /// Latents [B, latent, h, w] (already divided by the scaling factor) -> images [B, 3, h*f, w*f].
-    func decode(_ latents: Tensor, precision: Precision = .fp32) -> Tensor {
+    public func decode(_ latents: Tensor, precision: Precision = .fp32) -> Tensor {
         var x = latents.channelsLast()
         if let postQuant { x = postQuant(x, precision: precision) }
         x = decoderMid(decoderIn(x, precision: precision), precision: precision)

@@ -20,7 +20,7 @@ public struct UNet2DConditionModel: Sendable {
         configuration = c
         let w = Weights(file)
         let first = c.blockOutChannels[0], timeWidth = c.timeEmbeddingWidth
-        timeEmbedding = try TimestepEmbedding(w.scoped("time_embedding"), input: first, width: timeWidth)
+        timeEmbedding = try TimestepEmbedding(w.scoped("time_embedding"), input: first, width: timeWidth, conditionWidth: c.guidanceEmbeddingWidth)
         switch c.classEmbedding {
         case .table(let count)?:
             classTable = try Embedding(w, "class_embedding", count: count, width: timeWidth)
@@ -106,20 +106,24 @@ public struct UNet2DConditionModel: Sendable {
     ///   - context: [B, tokens, crossAttentionWidth]
     ///   - classLabels: B labels when the model has a class embedding (noise levels)
     ///   - added: SDXL's pooled text embeddings and time ids, when the model takes them
+    ///   - timestepCondition: [B, guidanceEmbeddingWidth], the guidance-scale embedding of a UNet
+    ///     with `time_cond_proj_dim` (nil leaves it out, as diffusers does)
     ///   - precision: of the convolutions, products and unwatched attention
     ///   - controller: sees every attention layer's probabilities
     /// - Returns: [B, outChannels, H, W]
     public func callAsFunction(
         _ sample: Tensor, timesteps: [Float], context: Tensor, classLabels: [Int]? = nil, added: UNetAddedConditions? = nil,
-        precision: Precision = .fp32, controller: AttentionController? = nil
+        timestepCondition: Tensor? = nil, precision: Precision = .fp32, controller: AttentionController? = nil
     ) -> Tensor {
         let c = configuration
         precondition(sample.rank == 4 && sample.shape[1] == c.inChannels, "UNet expects [B, \(c.inChannels), H, W], got \(sample.shape)")
         precondition(timesteps.count == sample.shape[0] && context.shape[0] == sample.shape[0] && context.dim(-1) == c.crossAttentionWidth,
                      "UNet inputs disagree: sample \(sample.shape), \(timesteps.count) timesteps, context \(context.shape)")
         let router = AttentionRouter(controller)
+        precondition(timestepCondition == nil || timestepCondition?.shape == [timesteps.count, c.guidanceEmbeddingWidth ?? -1],
+                     "this UNet takes a timestep condition of [\(timesteps.count), \(c.guidanceEmbeddingWidth.map(String.init) ?? "none")]")
         var time = timeEmbedding(sinusoidalEmbedding(timesteps, width: c.blockOutChannels[0], flipSinToCos: c.flipSinToCos, shift: c.frequencyShift),
-                                 precision: precision)
+                                 condition: timestepCondition, precision: precision)
         if let classTable {
             precondition(classLabels?.count == timesteps.count, "this UNet needs one class label per sample")
             time = time + classTable(classLabels ?? [])

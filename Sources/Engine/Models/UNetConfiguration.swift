@@ -24,6 +24,10 @@ public struct UNetConfiguration: Sendable {
     let centerInputSample: Bool
     /// SDXL's added conditioning (`addition_embed_type: text_time`): nil for SD 1.x and 2.x.
     public let textTimeEmbedding: TextTimeEmbedding?
+    /// `time_cond_proj_dim`: the width of a guidance-scale embedding projected into the timestep
+    /// embedding (LCM-distilled UNets, which take guidance as an input instead of a second
+    /// row); nil for UNets guided the usual way.
+    public let guidanceEmbeddingWidth: Int?
 
     /// The widths of SDXL's added embedding: each of the six time ids (original size, crop
     /// corner, target size) becomes `timeIDWidth` sinusoidal features, which follow the pooled
@@ -115,9 +119,11 @@ public struct UNetConfiguration: Sendable {
         case let other?:
             throw refuse("addition_embed_type", other, "no added embedding, or SDXL's text_time")
         }
+        guidanceEmbeddingWidth = try config.optionalInt("time_cond_proj_dim")
+        if let width = guidanceEmbeddingWidth, width < 1 { throw refuse("time_cond_proj_dim", "\(width)", "a positive width (256 in LCM checkpoints)") }
         // Options that change the architecture in ways this engine does not implement.
         let unsupported: [(String, JSONValue)] = [
-            ("encoder_hid_dim", .null), ("time_cond_proj_dim", .null),
+            ("encoder_hid_dim", .null),
             ("timestep_post_act", .null), ("time_embedding_act_fn", .null),
             ("only_cross_attention", .bool(false)), ("dual_cross_attention", .bool(false)),
             ("resnet_time_scale_shift", .string("default")), ("act_fn", .string("silu")),

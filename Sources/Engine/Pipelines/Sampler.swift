@@ -66,7 +66,8 @@ public struct SamplingSettings: Sendable, Equatable {
 
 /// The denoising loop shared by text-to-image and Prompt-to-Prompt editing: every prompt of a
 /// batch starts from the same noise (one draw of the seed, broadcast), classifier-free guidance
-/// with the empty prompt, one UNet call per step of the scheduler (DDIM, DPM-Solver++ or Euler).
+/// with the empty prompt (or embedded in the UNet), one UNet call per step of the scheduler
+/// (DDIM, DPM-Solver++, Euler, Euler ancestral or LCM).
 public struct Sampler: Sendable {
     let model: DiffusionModel
 
@@ -142,8 +143,13 @@ public struct Sampler: Sendable {
         let count = prompts.count
         let precision = settings.precision
         let conditional = try conditioning(prompts, settings: settings)
-        // As diffusers: guidance only above 1 (a scale of 1 or less is the conditional prediction).
-        let guided = settings.guidance > 1
+        // As diffusers: guidance only above 1 (a scale of 1 or less is the conditional prediction),
+        // and none for a UNet that takes the scale as an input (LCM's `time_cond_proj_dim`): one
+        // row per prompt, the scale's embedding beside the timestep.
+        let embeddedGuidance = model.unet.configuration.guidanceEmbeddingWidth.map {
+            guidanceScaleEmbedding(Array(repeating: settings.guidance - 1, count: count), width: $0)
+        }
+        let guided = settings.guidance > 1 && embeddedGuidance == nil
         let unconditional = guided ? try self.unconditional(like: conditional, settings: settings) : conditional
         var run = try scheduler(settings).start(steps: settings.steps)
         // One generator for the start and, for an ancestral scheduler, each step's fresh noise,
@@ -161,7 +167,7 @@ public struct Sampler: Sendable {
             if !guided {
                 controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: 0..<count))
                 prediction = model.unet(input, timesteps: Array(repeating: time, count: count), context: conditional.context,
-                                        added: conditional.added, precision: precision, controller: controller)
+                                        added: conditional.added, timestepCondition: embeddedGuidance, precision: precision, controller: controller)
             } else if settings.lowMemory {
                 controller?.beginPass(UNetPass(step: step, totalSteps: timesteps.count, conditionalRows: 0..<0, unconditionalRows: 0..<count))
                 let uncond = model.unet(input, timesteps: Array(repeating: time, count: count), context: unconditional.context,
@@ -179,7 +185,7 @@ public struct Sampler: Sendable {
                 prediction = Self.guide(unconditional: pair.slice(0..<count), conditional: pair.slice(count..<(2 * count)),
                                         scale: settings.guidance)
             }
-            if run.drawsNoise {
+            if run.drawsNoise(atStep: step) {
                 var shape = latentShape(settings)
                 if settings.ancestralNoise == .independent { shape[0] = count }
                 let noise = generator.normal(shape)

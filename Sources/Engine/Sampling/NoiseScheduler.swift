@@ -13,8 +13,10 @@ protocol SchedulerRun {
     func scaleInput(_ sample: Tensor, step: Int) -> Tensor
     /// The sample after step `step`, given the (guided) model output for `sample`.
     mutating func step(_ output: Tensor, step: Int, sample: Tensor) -> Tensor
-    /// Whether each step adds fresh noise (ancestral sampling).
+    /// Whether steps add fresh noise (ancestral sampling, LCM).
     var drawsNoise: Bool { get }
+    /// Whether step `step` takes fresh noise (LCM's last step does not).
+    func drawsNoise(atStep step: Int) -> Bool
     /// The sample after step `step`, with `noise` (the sample's shape, standard normal) for a
     /// scheduler that draws it.
     mutating func step(_ output: Tensor, step: Int, sample: Tensor, noise: Tensor?) -> Tensor
@@ -22,6 +24,8 @@ protocol SchedulerRun {
 
 extension SchedulerRun {
     var drawsNoise: Bool { false }
+
+    func drawsNoise(atStep step: Int) -> Bool { drawsNoise }
 
     mutating func step(_ output: Tensor, step: Int, sample: Tensor, noise: Tensor?) -> Tensor {
         self.step(output, step: step, sample: sample)
@@ -35,6 +39,7 @@ enum NoiseScheduler: Sendable {
     case dpmSolverMultistep(DPMSolverMultistepScheduler)
     case eulerDiscrete(EulerDiscreteScheduler)
     case eulerAncestral(EulerAncestralDiscreteScheduler)
+    case lcm(LCMScheduler)
 
     /// diffusers' class names of the schedulers implemented here.
     static let classNames = SchedulerChoice.classNames
@@ -48,6 +53,7 @@ enum NoiseScheduler: Sendable {
         case "DPMSolverMultistepScheduler": self = .dpmSolverMultistep(try DPMSolverMultistepScheduler(config))
         case "EulerDiscreteScheduler": self = .eulerDiscrete(try EulerDiscreteScheduler(config))
         case "EulerAncestralDiscreteScheduler": self = .eulerAncestral(try EulerAncestralDiscreteScheduler(config))
+        case "LCMScheduler": self = .lcm(try LCMScheduler(config))
         default:
             throw ModelDirectoryError(path: config.file.path, problem: "names scheduler class \(className)",
                                       fix: "use one of \(Self.classNames.joined(separator: ", "))")
@@ -60,6 +66,7 @@ enum NoiseScheduler: Sendable {
         case .dpmSolverMultistep: return "DPMSolverMultistepScheduler"
         case .eulerDiscrete: return "EulerDiscreteScheduler"
         case .eulerAncestral: return "EulerAncestralDiscreteScheduler"
+        case .lcm: return "LCMScheduler"
         }
     }
 
@@ -69,6 +76,7 @@ enum NoiseScheduler: Sendable {
         case .dpmSolverMultistep(let s): return s.schedule
         case .eulerDiscrete(let s): return s.schedule
         case .eulerAncestral(let s): return s.schedule
+        case .lcm(let s): return s.schedule
         }
     }
 
@@ -79,6 +87,7 @@ enum NoiseScheduler: Sendable {
         case .dpmSolverMultistep(let s): return s.supports(steps: steps)
         case .eulerDiscrete(let s): return s.supports(steps: steps)
         case .eulerAncestral(let s): return s.supports(steps: steps)
+        case .lcm(let s): return s.supports(steps: steps)
         }
     }
 
@@ -97,6 +106,7 @@ enum NoiseScheduler: Sendable {
         case .dpmSolverMultistep(let s): return s.start(steps: steps)
         case .eulerDiscrete(let s): return s.start(steps: steps)
         case .eulerAncestral(let s): return s.start(steps: steps)
+        case .lcm(let s): return s.start(steps: steps)
         }
     }
 }

@@ -8,7 +8,7 @@ struct Benchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure this machine: sgemm peak and the Engine's kernels against it.",
-        subcommands: [KernelBenchmark.self, UNetBenchmark.self, PipelineBenchmark.self, DispatchBenchmark.self, CodecBenchmark.self, ClusterBenchmark.self, ScaleBenchmark.self, VariantsBenchmark.self])
+        subcommands: [KernelBenchmark.self, UNetBenchmark.self, DecoderBenchmark.self, PipelineBenchmark.self, DispatchBenchmark.self, CodecBenchmark.self, ClusterBenchmark.self, ScaleBenchmark.self, VariantsBenchmark.self])
 }
 
 struct KernelBenchmark: ParsableCommand {
