@@ -6,7 +6,7 @@ Two steps, each in a process of its own, so that a run's peak memory is OpenVINO
 
     python reference/bench_openvino.py convert --component unet --model DIR --inputs in.safetensors --ir model.xml
     python reference/bench_openvino.py run --ir model.xml --inputs in.safetensors --output out.safetensors \
-        [--precision bf16] [--threads 2] [--repeats 2]
+        [--precision bf16] [--threads 2] [--repeats 2] [--profile counters.json]
 
 `convert` traces the module in float32 and saves the IR with float32 weights (no float16
 compression, which `save_model` would otherwise apply). `run` compiles it with
@@ -94,11 +94,10 @@ def run(args: argparse.Namespace) -> None:
     core = ov.Core()
     start = time.time()
     hint = {"fp32": "f32", "bf16": "bf16"}[args.precision]
-    compiled = core.compile_model(core.read_model(args.ir), "CPU", {
-        "INFERENCE_PRECISION_HINT": hint,
-        "INFERENCE_NUM_THREADS": args.threads,
-        "PERFORMANCE_HINT": "LATENCY",
-    })
+    config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": args.threads, "PERFORMANCE_HINT": "LATENCY"}
+    if args.profile:
+        config["PERF_COUNT"] = True
+    compiled = core.compile_model(core.read_model(args.ir), "CPU", config)
     load_seconds = time.time() - start
     arrays = load_file(args.inputs)
     feed = {}
@@ -114,12 +113,29 @@ def run(args: argparse.Namespace) -> None:
         request.infer(feed)
         times.append(time.time() - start)
     output = np.asarray(request.get_output_tensor(0).data, dtype=np.float32).copy()
+    if args.profile:
+        write_profile(request.get_profiling_info(), args.profile)
     save_file({"output": output}, args.output)
     actual = compiled.get_property("INFERENCE_PRECISION_HINT")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": min(times[1:]) if len(times) > 1 else times[0], "load_seconds": load_seconds,
                       "peak_mib": peak, "openvino": ov.__version__, "threads": args.threads,
                       "precision": actual.to_string() if hasattr(actual, "to_string") else str(actual)}))
+
+
+def write_profile(nodes, path: str) -> None:
+    """OpenVINO's performance counters of the last run, summed by layer type and kernel, as
+    JSON: [{"type", "kernel", "count", "ms"}...], largest first."""
+    totals: dict[tuple[str, str], list[float]] = {}
+    for node in nodes:
+        key = (node.node_type, node.exec_type)
+        entry = totals.setdefault(key, [0, 0.0])
+        entry[0] += 1
+        entry[1] += node.real_time.total_seconds() * 1000
+    rows = [{"type": t, "kernel": k, "count": c, "ms": ms} for (t, k), (c, ms) in totals.items()]
+    rows.sort(key=lambda row: -row["ms"])
+    with open(path, "w") as f:
+        json.dump(rows, f, indent=1)
 
 
 def main() -> None:
@@ -137,6 +153,7 @@ def main() -> None:
     r.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--repeats", type=int, default=2)
+    r.add_argument("--profile", help="write OpenVINO's per-layer counters of the last run here, summed by type and kernel (JSON)")
     args = parser.parse_args()
     convert(args) if args.step == "convert" else run(args)
 

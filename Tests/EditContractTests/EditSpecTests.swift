@@ -193,7 +193,10 @@ struct EditSpecTests {
         // At their defaults they are not written, so older specs read the same.
         let plain = try parse(#"{"id": "p", "source": "a cat", "targets": ["a dog"]}"#)
         #expect(plain.json["self_replace_variant"] == nil && plain.json["ancestral_noise"] == nil)
-        #expect(SchedulerChoice.ancestralClassNames == ["EulerAncestralDiscreteScheduler"])
+        // The schedulers that draw noise after the start: Euler ancestral and LCM.
+        #expect(SchedulerChoice.ancestralClassNames == ["EulerAncestralDiscreteScheduler", "LCMScheduler"])
+        #expect(try parse(#"{"id": "l", "source": "a cat", "targets": ["a dog"], "scheduler": "lcm", "ancestral_noise": "independent"}"#)
+            .scheduler == SchedulerChoice(className: "LCMScheduler"))
     }
 
 }

@@ -50,7 +50,7 @@ struct KernelTests {
         let image = randomTensor([2, 61, 67, 48], seed: 12)
         let linear = Linear(weight: randomTensor([300, 160], seed: 13), bias: randomTensor([300], seed: 14))
         let tokens = randomTensor([2, 1500, 160], seed: 15)
-        // 1500 keys: the fused path's online softmax over several key blocks.
+        // 1500 keys: in one block, and (with blocks of 512) through the online softmax.
         let (q, k) = (randomTensor([2, 1500, 64], seed: 16, range: -3...3), randomTensor([2, 1500, 64], seed: 17, range: -3...3))
         let v = randomTensor([2, 1500, 64], seed: 18)
         let precisions = Precision.allCases.filter(\.isSupported)
@@ -60,7 +60,8 @@ struct KernelTests {
                            image.groupNorm(groups: 8, weight: nil, bias: nil, epsilon: 1e-5, activation: .silu).scalars]
             for precision in precisions {
                 results += [conv(image, precision: precision).scalars, linear(tokens, precision: precision).scalars,
-                            Attention.scaledDotProduct(query: q, key: k, value: v, heads: 2, precision: precision).scalars]
+                            Attention.scaledDotProduct(query: q, key: k, value: v, heads: 2, precision: precision).scalars,
+                            Attention.fused(query: q, key: k, value: v, heads: 2, precision: precision, keyBlock: 512).scalars]
             }
             return results
         }

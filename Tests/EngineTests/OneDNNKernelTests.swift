@@ -72,12 +72,17 @@ struct OneDNNKernelTests {
             let q = randomTensor([2, queries, width], seed: 20, range: -3...3), k = randomTensor([2, keys, width], seed: 21, range: -3...3)
             let v = randomTensor([2, keys, width], seed: 22)
             let expected = Naive.attention(q: q, k: k, v: v, heads: heads)
-            expectClose(Attention.scaledDotProduct(query: q, key: k, value: v, heads: heads, precision: .fp32), expected, tolerance: 1e-5,
-                        "\(queries)x\(keys)")
-            if Self.bfloat16 {
-                expectClose(Attention.scaledDotProduct(query: q, key: k, value: v, heads: heads, precision: .bf16), expected,
-                            tolerance: Self.bfloat16Relative * expected.maxAbs, "bf16 \(queries)x\(keys)")
+            // Every key in one block, and blocks of 1024 keys through the online softmax.
+            for keyBlock in [Attention.fusedKeyBlock, 1024] {
+                expectClose(Attention.fused(query: q, key: k, value: v, heads: heads, precision: .fp32, keyBlock: keyBlock), expected, tolerance: 1e-5,
+                            "\(queries)x\(keys), blocks of \(keyBlock)")
+                if Self.bfloat16 {
+                    expectClose(Attention.fused(query: q, key: k, value: v, heads: heads, precision: .bf16, keyBlock: keyBlock), expected,
+                                tolerance: Self.bfloat16Relative * expected.maxAbs, "bf16 \(queries)x\(keys), blocks of \(keyBlock)")
+                }
             }
+            #expect(Attention.scaledDotProduct(query: q, key: k, value: v, heads: heads).scalars
+                == Attention.fused(query: q, key: k, value: v, heads: heads, precision: .fp32).scalars)
         }
     }
 

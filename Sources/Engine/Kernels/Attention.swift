@@ -68,11 +68,8 @@ public enum Attention {
         let chunk = affordable >= block ? affordable / block * block : affordable
         let piece = min(block, chunk)
         var output = Tensor(uninitializedShape: [shape.batch, shape.queries, shape.width])
-        let paddedValues = PaddedValues(value, shape: shape, precision: .fp32)
-        ProductInput.with(query, precision: .fp32) { q in
-        ProductInput.with(key, precision: .fp32) { k in
         output.withUnsafeMutableBufferPointer { o in
-            let routine = AttentionBlocks(shape: shape, precision: .fp32, query: q, key: k, values: paddedValues, output: o.baseAddress!)
+            let routine = AttentionBlocks(query: query, key: key, value: value, shape: shape, precision: .fp32, output: o.baseAddress!)
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: blocks * min(chunk, shape.queries) * shape.keys)
             defer { scores.deallocate() }
             var start = 0
@@ -106,8 +103,6 @@ public enum Attention {
                 start += count
             }
         }
-        }
-        }
         return output
     }
 }
@@ -129,50 +124,101 @@ struct AttentionShape {
     }
 }
 
-/// V rearranged per (item, head) as [keys, d'], d' being d + 1 rounded up to a multiple of 16,
-/// in the precision of the products: oneDNN multiplies by a width of whole vector registers
-/// about twice as fast as by d = 40 or 80, and column d holds ones, so that P V' also yields
-/// the sum of each row of P.
-final class PaddedValues {
+/// Q or V rearranged per (item, head) as contiguous [N, d'] matrices in the precision of the
+/// products: oneDNN's blocked kernels take plain dense operands, where a head's columns read in
+/// place (rows `width` apart) send it to a general kernel that packs them on every call. For V,
+/// d' is d + 1 rounded up to a multiple of 16 (oneDNN multiplies by a width of whole vector
+/// registers about twice as fast as by d = 40 or 80) and column d holds ones, so that P V'
+/// also yields the sum of each row of P.
+final class HeadRows {
     let width: Int
     let precision: Precision
-    private let shape: AttentionShape
+    private let heads, count: Int
     private let buffer: AlignedBuffer
 
-    init(_ value: Tensor, shape: AttentionShape, precision: Precision) {
-        let d = shape.headWidth
-        width = (d + 1 + 15) / 16 * 16
-        (self.shape, self.precision) = (shape, precision)
-        let rows = shape.batch * shape.heads * shape.keys
+    /// - Parameters:
+    ///   - tensor: [B, N, heads*d]
+    ///   - appendingOnes: V's layout (a column of ones, padded to 16); else d' = d
+    init(_ tensor: Tensor, heads: Int, precision: Precision, appendingOnes: Bool) {
+        let (batch, count, fullWidth) = (tensor.shape[0], tensor.shape[1], tensor.shape[2])
+        let d = fullWidth / heads
+        width = appendingOnes ? (d + 1 + 15) / 16 * 16 : d
+        (self.heads, self.count, self.precision) = (heads, count, precision)
+        let rows = batch * heads * count
         buffer = AlignedBuffer(byteCount: rows * width * precision.elementSize)
-        let (padded, width, heads, keys) = (buffer.pointer, width, shape.heads, shape.keys)
-        value.withUnsafeBufferPointer { v in
-            let source = v.baseAddress!
+        let (padded, width) = (buffer.pointer, width)
+        tensor.withUnsafeBufferPointer { t in
+            let source = t.baseAddress!
             parallelFor(rows, minimumChunk: 256) { range in
                 for row in range {
-                    // Row (item, head, key) of V' from V[item, key, head * d ..< (head + 1) * d].
-                    let (item, head, key) = (row / (heads * keys), (row / keys) % heads, row % keys)
-                    let from = source + (item * keys + key) * shape.width + head * d
+                    // Row (item, head, n) from tensor[item, n, head * d ..< (head + 1) * d].
+                    let (item, head, n) = (row / (heads * count), (row / count) % heads, row % count)
+                    let from = source + (item * count + n) * fullWidth + head * d
                     switch precision {
                     case .fp32:
                         let to = padded.assumingMemoryBound(to: Float.self) + row * width
                         for i in 0..<d { to[i] = from[i] }
-                        to[d] = 1
-                        for i in (d + 1)..<width { to[i] = 0 }
+                        if appendingOnes {
+                            to[d] = 1
+                            for i in (d + 1)..<width { to[i] = 0 }
+                        }
                     case .bf16:
                         let to = padded.assumingMemoryBound(to: UInt16.self) + row * width
                         for i in 0..<d { to[i] = BFloat16.bits(from[i]) }
-                        to[d] = BFloat16.bits(1)
-                        for i in (d + 1)..<width { to[i] = 0 }
+                        if appendingOnes {
+                            to[d] = BFloat16.bits(1)
+                            for i in (d + 1)..<width { to[i] = 0 }
+                        }
                     }
                 }
             }
         }
     }
 
-    /// Where key `firstKey` of (item, head) starts.
-    func rows(item: Int, head: Int, firstKey: Int) -> UnsafeRawPointer {
-        UnsafeRawPointer(buffer.pointer) + (((item * shape.heads + head) * shape.keys + firstKey) * width) * precision.elementSize
+    /// Where row `first` of (item, head) starts.
+    func rows(item: Int, head: Int, first: Int) -> UnsafeRawPointer {
+        UnsafeRawPointer(buffer.pointer) + (((item * heads + head) * count + first) * width) * precision.elementSize
+    }
+}
+
+/// K rearranged per (item, head) as K^T [d, keys], contiguous, in the precision of the
+/// products: oneDNN's blocked kernels take a plain row-major B, where K read in place (a
+/// transposed operand, its columns `width` apart) sends it to a general kernel that packs B on
+/// every call.
+final class TransposedKeys {
+    let precision: Precision
+    private let shape: AttentionShape
+    private let buffer: AlignedBuffer
+
+    init(_ key: Tensor, shape: AttentionShape, precision: Precision) {
+        (self.shape, self.precision) = (shape, precision)
+        let (d, keys, heads, width) = (shape.headWidth, shape.keys, shape.heads, shape.width)
+        let rows = shape.batch * heads * d
+        buffer = AlignedBuffer(byteCount: rows * keys * precision.elementSize)
+        let transposed = buffer.pointer
+        key.withUnsafeBufferPointer { k in
+            let source = k.baseAddress!
+            parallelFor(rows, minimumChunk: 16) { range in
+                for row in range {
+                    // Row (item, head, i) of K^T: column head * d + i of every key of the item.
+                    let (item, column) = (row / (heads * d), row % (heads * d))
+                    let from = source + item * keys * width + column
+                    switch precision {
+                    case .fp32:
+                        let to = transposed.assumingMemoryBound(to: Float.self) + row * keys
+                        for j in 0..<keys { to[j] = from[j * width] }
+                    case .bf16:
+                        let to = transposed.assumingMemoryBound(to: UInt16.self) + row * keys
+                        for j in 0..<keys { to[j] = BFloat16.bits(from[j * width]) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Column `firstKey` of (item, head)'s K^T, whose rows are `shape.keys` apart.
+    func columns(item: Int, head: Int, firstKey: Int) -> UnsafeRawPointer {
+        UnsafeRawPointer(buffer.pointer) + (((item * shape.heads + head) * shape.headWidth) * shape.keys + firstKey) * precision.elementSize
     }
 }
 
@@ -185,37 +231,40 @@ struct AttentionBlocks {
 
     let shape: AttentionShape
     let precision: Precision
-    let query, key: ProductInput
-    let values: PaddedValues
+    let queries: HeadRows
+    let keys: TransposedKeys
+    let values: HeadRows
     let output: UnsafeMutablePointer<Float>
+
+    /// Q, K and V rearranged per head in the products' precision; `output` [B, Nq, heads*d].
+    init(query: Tensor, key: Tensor, value: Tensor, shape: AttentionShape, precision: Precision, output: UnsafeMutablePointer<Float>) {
+        (self.shape, self.precision, self.output) = (shape, precision, output)
+        queries = HeadRows(query, heads: shape.heads, precision: precision, appendingOnes: false)
+        keys = TransposedKeys(key, shape: shape, precision: precision)
+        values = HeadRows(value, heads: shape.heads, precision: precision, appendingOnes: true)
+    }
 
     func queryOffset(item: Int, head: Int, firstQuery: Int) -> Int {
         (item * shape.queries + firstQuery) * shape.width + head * shape.headWidth
     }
 
-    func keyOffset(item: Int, head: Int, firstKey: Int) -> Int {
-        (item * shape.keys + firstKey) * shape.width + head * shape.headWidth
-    }
-
-    /// S[rows, columns] = scale * Q K^T for keys firstKey..., K's block read as a [d, columns]
-    /// matrix in place.
+    /// S[rows, columns] = scale * Q K^T for keys firstKey..., K^T's block a [d, columns] matrix.
     func scores(item: Int, head: Int, firstQuery: Int, rows: Int, firstKey: Int, columns: Int, into s: UnsafeMutablePointer<Float>) {
         MatrixProduct.prepared(MatmulShape(
-            m: rows, k: shape.headWidth, n: columns, aRowStride: shape.width, bRowStride: 1, bColumnStride: shape.width,
+            m: rows, k: shape.headWidth, n: columns, aRowStride: shape.headWidth, bRowStride: shape.keys, bColumnStride: 1,
             cRowStride: columns, precision: precision, scale: shape.scale))
-            .run(a: query.advanced(by: queryOffset(item: item, head: head, firstQuery: firstQuery)),
-                 b: key.advanced(by: keyOffset(item: item, head: head, firstKey: firstKey)), bias: nil, c: s)
+            .run(a: queries.rows(item: item, head: head, first: firstQuery),
+                 b: keys.columns(item: item, head: head, firstKey: firstKey), bias: nil, c: s)
     }
 
     /// The probabilities of `rows` queries against every key into `s` [rows, keys]: scores,
-    /// `adjust` (a mask), then a softmax per row.
+    /// `adjust` (a mask), then oneDNN's softmax per row, in float32 (as the fused path's, so the
+    /// two give the same bits).
     func probabilities(item: Int, head: Int, firstQuery: Int, rows: Int, into s: UnsafeMutablePointer<Float>,
                        adjust: (Int, UnsafeMutablePointer<Float>) -> Void = { _, _ in }) {
         scores(item: item, head: head, firstQuery: firstQuery, rows: rows, firstKey: 0, columns: shape.keys, into: s)
-        for row in 0..<rows {
-            adjust(row, s + row * shape.keys)
-            Softmax.row(s + row * shape.keys, count: shape.keys)
-        }
+        for row in 0..<rows { adjust(row, s + row * shape.keys) }
+        RowSoftmax.prepared(.init(rows: rows, columns: shape.keys, output: .fp32)).run(s, into: UnsafeMutableRawPointer(s))
     }
 
     /// A[rows, d'] (+)= P V' for keys firstKey... (`probabilities` in the products' precision):
@@ -225,7 +274,7 @@ struct AttentionBlocks {
         MatrixProduct.prepared(MatmulShape(
             m: rows, k: columns, n: values.width, aRowStride: columns, bRowStride: values.width, bColumnStride: 1,
             cRowStride: values.width, precision: precision, epilogue: accumulates ? .accumulate : .none))
-            .run(a: probabilities, b: values.rows(item: item, head: head, firstKey: firstKey), bias: nil, c: accumulator)
+            .run(a: probabilities, b: values.rows(item: item, head: head, first: firstKey), bias: nil, c: accumulator)
     }
 
     /// The output rows of probabilities over every key ([rows, keys], in the products' precision).

@@ -93,8 +93,9 @@ extension BLAS {
     /// How many slabs an m x n x k product is cut into: a power of two (so that they share out
     /// evenly over 2, 4, 8 or 16 threads), each at least `splitGrain` operations and
     /// `minimumColumns` or `minimumRows` wide, at most `maximumSlabs`.
-    static func slabCount(m: Int, n: Int, k: Int) -> Int {
-        let (extent, narrowest) = n >= m ? (n, minimumColumns) : (m, minimumRows)
+    /// `byColumns` cuts C's columns (default: when C is at least as wide as it is tall).
+    static func slabCount(m: Int, n: Int, k: Int, byColumns: Bool? = nil) -> Int {
+        let (extent, narrowest) = byColumns ?? (n >= m) ? (n, minimumColumns) : (m, minimumRows)
         let limit = min(maximumSlabs, 2 * m * n * k / splitGrain, extent / narrowest)
         var slabs = 1
         while slabs * 2 <= limit { slabs *= 2 }

@@ -1,8 +1,10 @@
 import EditContract
 
 extension Attention {
-    /// Keys per block of the fused path.
-    static let fusedKeyBlock = 1024
+    /// Keys per block of the fused path: up to this many, a block of queries takes its scores
+    /// against every key at once (2 MiB of float32 scores per thread at 4096 keys: SD 1.5 at
+    /// 512 px and SDXL at 1024 px); more keys go through the online softmax.
+    static let fusedKeyBlock = 4096
 
     /// softmax(Q K^T / sqrt(d)) V with no probabilities kept: each (batch item, head, block of
     /// queries) is one unit of work. When every key fits one block, the unit computes its
@@ -11,25 +13,24 @@ extension Attention {
     /// rescaling its partial output whenever the maximum grows (the online softmax of flash
     /// attention), so one block of scores per thread is all that ever exists. The products run
     /// on oneDNN in `precision`: in bf16, Q, K, V and the probabilities are rounded to bfloat16,
-    /// while scores, softmax and the output stay float32. The work is cut by shape alone, so
+    /// while scores, softmax and the output stay float32. The one-block softmax is oneDNN's,
+    /// written in the products' precision. The work is cut by shape alone, so
     /// results do not depend on the thread count.
     /// - Parameters:
     ///   - query: [B, Nq, heads*d]
     ///   - key, value: [B, Nk, heads*d]
+    ///   - largest: keys per block (more go through the online softmax)
     /// - Returns: [B, Nq, heads*d]
-    static func fused(query: Tensor, key: Tensor, value: Tensor, heads: Int, precision: Precision) -> Tensor {
+    static func fused(query: Tensor, key: Tensor, value: Tensor, heads: Int, precision: Precision, keyBlock largest: Int = fusedKeyBlock) -> Tensor {
         let shape = AttentionShape(query: query, key: key, value: value, heads: heads)
         let (block, headWidth) = (AttentionBlocks.queryBlock, shape.headWidth)
         let queryBlocks = (shape.queries + block - 1) / block
-        let keyBlock = min(shape.keys, fusedKeyBlock)
+        let keyBlock = min(shape.keys, largest)
         let online = shape.keys > keyBlock
         var output = Tensor(uninitializedShape: [shape.batch, shape.queries, shape.width])
-        let paddedValues = PaddedValues(value, shape: shape, precision: precision)
-        let paddedWidth = paddedValues.width
-        ProductInput.with(query, precision: precision) { q in
-        ProductInput.with(key, precision: precision) { k in
         output.withUnsafeMutableBufferPointer { o in
-            let routine = AttentionBlocks(shape: shape, precision: precision, query: q, key: k, values: paddedValues, output: o.baseAddress!)
+            let routine = AttentionBlocks(query: query, key: key, value: value, shape: shape, precision: precision, output: o.baseAddress!)
+            let paddedWidth = routine.values.width
             parallelFor(shape.batch * heads * queryBlocks) { units in
                 let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * keyBlock)
                 let rounded = precision == .bf16 ? UnsafeMutablePointer<UInt16>.allocate(capacity: block * keyBlock) : nil
@@ -42,19 +43,16 @@ extension Attention {
                     accumulated.deallocate()
                     maxima.deallocate()
                 }
-                /// The probabilities as the products take them.
-                func operand(_ count: Int) -> UnsafeRawPointer {
-                    guard let rounded else { return UnsafeRawPointer(scores) }
-                    for i in 0..<count { rounded[i] = BFloat16.bits(scores[i]) }
-                    return UnsafeRawPointer(rounded)
-                }
                 for unit in units {
                     let (item, head) = (unit / (heads * queryBlocks), (unit / queryBlocks) % heads)
                     let firstQuery = (unit % queryBlocks) * block
                     let rows = min(block, shape.queries - firstQuery)
                     guard online else {
-                        routine.probabilities(item: item, head: head, firstQuery: firstQuery, rows: rows, into: scores)
-                        routine.attend(item: item, head: head, firstQuery: firstQuery, rows: rows, probabilities: operand(rows * keyBlock))
+                        // Scores, then oneDNN's softmax straight into the products' precision.
+                        routine.scores(item: item, head: head, firstQuery: firstQuery, rows: rows, firstKey: 0, columns: shape.keys, into: scores)
+                        let probabilities = rounded.map { UnsafeMutableRawPointer($0) } ?? UnsafeMutableRawPointer(scores)
+                        RowSoftmax.prepared(.init(rows: rows, columns: shape.keys, output: precision)).run(scores, into: probabilities)
+                        routine.attend(item: item, head: head, firstQuery: firstQuery, rows: rows, probabilities: UnsafeRawPointer(probabilities))
                         continue
                     }
                     maxima.initialize(repeating: -.infinity, count: rows)
@@ -92,8 +90,6 @@ extension Attention {
                     }
                 }
             }
-        }
-        }
         }
         return output
     }

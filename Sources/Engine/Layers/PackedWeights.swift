@@ -55,8 +55,9 @@ final class PackedWeights: Sendable {
     private struct Forms {
         var float32: Tensor?
         var bfloat16: AlignedBuffer?
-        /// Reordered copies and the layouts they are in (usually one per precision).
-        var blocked: [(layout: MemoryDescriptor, buffer: AlignedBuffer)] = []
+        /// Reordered copies, the layouts they are in and the first stored row each starts at
+        /// (usually one per precision; one per column slab for products cut by columns).
+        var blocked: [(layout: MemoryDescriptor, firstRow: Int, buffer: AlignedBuffer)] = []
     }
     private let forms = Mutex(Forms())
 
@@ -98,19 +99,23 @@ final class PackedWeights: Sendable {
     }
 
     /// The values reordered into `layout` (which carries the element type), from the stored
-    /// float32 values described by `storedLayout`. Made once per distinct layout.
-    func reordered(into layout: MemoryDescriptor, storedLayout: MemoryDescriptor) -> UnsafeRawPointer {
+    /// float32 values described by `storedLayout`, starting at stored row `firstRow` (a column
+    /// slab of a product reads its own rows of W). Made once per distinct layout and row.
+    func reordered(into layout: MemoryDescriptor, storedLayout: MemoryDescriptor, firstRow: Int = 0) -> UnsafeRawPointer {
         forms.withLock { forms in
-            if let existing = forms.blocked.first(where: { $0.layout == layout }) { return UnsafeRawPointer(existing.buffer.pointer) }
+            if let existing = forms.blocked.first(where: { $0.layout == layout && $0.firstRow == firstRow }) {
+                return UnsafeRawPointer(existing.buffer.pointer)
+            }
             let buffer = AlignedBuffer(byteCount: layout.byteCount, mapped: true)
             let values = forms.float32 ?? source.tensor()
+            let rowLength = shape.dropFirst().reduce(1, *)
             values.withUnsafeBufferPointer { stored in
                 Primitive(reorderFrom: storedLayout, to: layout).execute([
-                    .init(kind: DNNL_ARG_FROM, descriptor: storedLayout, pointer: stored.baseAddress!),
+                    .init(kind: DNNL_ARG_FROM, descriptor: storedLayout, pointer: stored.baseAddress! + firstRow * rowLength),
                     .init(kind: DNNL_ARG_TO, descriptor: layout, pointer: buffer.pointer),
                 ])
             }
-            forms.blocked.append((layout, buffer))
+            forms.blocked.append((layout, firstRow, buffer))
             return UnsafeRawPointer(buffer.pointer)
         }
     }

@@ -124,18 +124,21 @@ enum MatrixProduct {
     static func prepared(_ shape: MatmulShape) -> Prepared { cache.value(shape) { Prepared(shape) } }
 
     /// y[m, n] = epilogue(x[m, k] W[n, k]^T (+ bias)): a linear layer, cut into
-    /// slabs of y's columns when it is wide, else of its rows, by shape alone (as
+    /// slabs of y's rows, or of its columns when it has few rows, by shape alone (as
     /// `BLAS.parallelGEMM`), each slab one single-threaded oneDNN product on an Engine thread.
     /// Row slabs share the whole weight matrix, reordered once into the layout oneDNN asks for;
-    /// column slabs read their rows of W in place.
+    /// column slabs each their rows of W, reordered the same way.
     /// `gate` is G of a `.geluTimes` epilogue, [m, n] like y.
     static func linear(input: ProductInput, rows m: Int, inputs k: Int, weights: PackedWeights, outputs n: Int,
                        bias: UnsafePointer<Float>?, into output: UnsafeMutablePointer<Float>, epilogue: MatmulEpilogue = .none,
                        gate: UnsafePointer<Float>? = nil) {
         precondition((epilogue == .geluTimes) == (gate != nil), "a GELU-times product needs its gate, and only it")
         let precision = input.precision
-        let slabs = BLAS.slabCount(m: m, n: n, k: k)
-        let byColumns = n >= m
+        // Row slabs write whole rows of y, a dense destination (which oneDNN's blocked kernels
+        // need; a column slab's rows lie n apart), and share one packing of W: columns only when
+        // there are too few rows to share out.
+        let byColumns = n > m && m < 2 * BLAS.minimumRows
+        let slabs = BLAS.slabCount(m: m, n: n, k: k, byColumns: byColumns)
         let extent = byColumns ? n : m
         let alignment = byColumns ? BLAS.columnAlignment : BLAS.rowAlignment
         let boundaries = (0...slabs).map { BLAS.slabBoundary($0, of: slabs, extent: extent, alignment: alignment) }
@@ -144,18 +147,20 @@ enum MatrixProduct {
         let prepared = (0..<slabs).map { s -> Prepared in
             let count = boundaries[s + 1] - boundaries[s]
             return MatrixProduct.prepared(.linear(m: byColumns ? m : count, k: k, n: byColumns ? count : n, lda: k, ldw: k, ldc: n,
-                                                  precision: precision, hasBias: bias != nil, epilogue: epilogue, packsB: !byColumns))
+                                                  precision: precision, hasBias: bias != nil, epilogue: epilogue, packsB: true))
         }
-        // Column slabs read their rows of W as stored; row slabs the whole of W in the layout
-        // their primitive asks for (the same for every slab size, in practice).
-        let plain = byColumns ? weights.plain(precision) : nil
-        let weightValues = prepared.map { product in plain ?? weights.reordered(into: product.b, storedLayout: product.storedB) }
+        // W in the blocked layout each primitive asks for, so that no run packs it again: row
+        // slabs share the whole of W (one layout for every slab size, in practice), column
+        // slabs each have their own rows of W.
+        let weightValues = (0..<slabs).map { s in
+            weights.reordered(into: prepared[s].b, storedLayout: prepared[s].storedB, firstRow: byColumns ? boundaries[s] : 0)
+        }
         parallelFor(slabs) { range in
             for s in range {
                 let start = boundaries[s]
                 guard boundaries[s + 1] > start else { continue }
                 if byColumns {
-                    prepared[s].run(a: input.pointer, b: weightValues[s] + start * k * precision.elementSize, bias: bias.map { $0 + start },
+                    prepared[s].run(a: input.pointer, b: weightValues[s], bias: bias.map { $0 + start },
                                     c: output + start, gate: gate.map { $0 + start })
                 } else {
                     prepared[s].run(a: input.advanced(by: start * k), b: weightValues[s], bias: bias, c: output + start * n,
