@@ -643,6 +643,84 @@ def make_few_step_fixture() -> None:
     print("few-step:", ", ".join(list(LCM_CASES) + list(FEW_STEP_RUNS)))
 
 
+# LoRA: random low-rank updates of tiny-sd's UNet (attention, feed-forward, projections,
+# ResNet convolutions and time projections) and text encoder, saved by diffusers in its PEFT
+# layout (with the adapter metadata that carries alpha) and rewritten in kohya's layout (the
+# same updates as lora_down / lora_up / alpha under underscored module names); each loaded by
+# diffusers' load_lora_weights and fused at a scale with fuse_lora, then run.
+LORA_RUNS = {
+    # (file, fuse scale, prompt, seed, steps, guidance)
+    "peft": ("lora-peft.safetensors", 0.7, "a red circle on a blue background", 7, 8, 7.5),
+    "kohya": ("lora-kohya.safetensors", 1.0, "a big yellow triangle on a striped white background", 8888, 8, 5.0),
+}
+
+
+def make_lora_fixture() -> None:
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file as save_safetensors
+
+    directory = OUT / "lora"
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+
+    def pipeline():
+        pipe = StableDiffusionPipeline.from_pretrained(OUT / "tiny-sd", torch_dtype=torch.float32, safety_checker=None,
+                                                       requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    pipe = pipeline()
+    unet_config = LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
+                             target_modules=["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
+                                             "conv1", "conv2", "conv_shortcut", "time_emb_proj", "conv"])
+    text_config = LoraConfig(r=2, lora_alpha=2, init_lora_weights=False, target_modules=["q_proj", "k_proj", "v_proj", "out_proj"])
+    pipe.unet.add_adapter(unet_config)
+    pipe.text_encoder.add_adapter(text_config)
+    generator = torch.Generator().manual_seed(60)
+    with torch.no_grad():
+        for model in (pipe.unet, pipe.text_encoder):
+            for name, p in model.named_parameters():
+                if "lora_" in name:
+                    p.copy_((torch.randn(p.shape, generator=generator) / math.sqrt(p[0].numel())).half().float())
+    unet_state = get_peft_model_state_dict(pipe.unet)
+    text_state = get_peft_model_state_dict(pipe.text_encoder)
+    StableDiffusionPipeline.save_lora_weights(
+        directory, unet_lora_layers=unet_state, text_encoder_lora_layers=text_state,
+        unet_lora_adapter_metadata=unet_config.to_dict(), text_encoder_lora_adapter_metadata=text_config.to_dict(),
+        weight_name="lora-peft.safetensors", safe_serialization=True)
+    # kohya: lora_unet_<module>.lora_down.weight / lora_up.weight / alpha; alpha 2 here (not r).
+    kohya = {}
+    for prefix, state, alpha in (("lora_unet_", unet_state, 2.0), ("lora_te_", text_state, 1.0)):
+        for key, value in state.items():
+            module, part = key.rsplit(".lora_", 1)
+            name = prefix + module.replace(".", "_")
+            kohya[f"{name}.lora_down.weight" if part.startswith("A") else f"{name}.lora_up.weight"] = value.contiguous()
+            kohya[f"{name}.alpha"] = torch.tensor(alpha)
+    save_safetensors(kohya, str(directory / "lora-kohya.safetensors"))
+
+    tensors, meta = {}, {}
+    for name, (file, scale, prompt, seed, steps, guidance) in LORA_RUNS.items():
+        pipe = pipeline()
+        pipe.load_lora_weights(directory, weight_name=file)
+        pipe.fuse_lora(lora_scale=scale, components=["unet", "text_encoder"])
+        pipe.unload_lora_weights()  # the fused weights stay
+        with torch.no_grad():
+            image = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, height=64, width=64,
+                         generator=torch.Generator().manual_seed(seed), output_type="pt").images
+        tensors[f"{name}.image"] = image * 2 - 1
+        meta[name] = {"file": file, "scale": scale, "prompt": prompt, "seed": seed, "steps": steps, "guidance": guidance}
+    # Without the LoRA, for a test that the updates change the image.
+    with torch.no_grad():
+        image = pipeline()(LORA_RUNS["peft"][2], num_inference_steps=8, guidance_scale=7.5, height=64, width=64,
+                           generator=torch.Generator().manual_seed(7), output_type="pt").images
+    tensors["plain.image"] = image * 2 - 1
+    save_tensors(directory / "images.safetensors", tensors)
+    (directory / "runs.json").write_text(json.dumps(meta, indent=1))
+    print("lora:", ", ".join(LORA_RUNS))
+
+
 # CLIP, as the InstructPix2Pix recipe scores pairs with it (its metrics/clip_similarity.py): a
 # tiny random transformers CLIPModel with the tiny-sd tokenizer, two pictures resized as the
 # recipe resizes them (bicubic to the model's size, no antialiasing, CLIP's mean and std), their
@@ -888,6 +966,7 @@ PARTS = {
     "negative-prompt": make_negative_prompt_fixture,
     "ancestral": make_ancestral_fixture,
     "few-step": make_few_step_fixture,
+    "lora": make_lora_fixture,
     "clip": make_clip_fixture,
     "jpeg": make_jpeg_fixture,
 }
@@ -914,6 +993,7 @@ def main() -> None:
     make_negative_prompt_fixture()
     make_ancestral_fixture()
     make_few_step_fixture()
+    make_lora_fixture()
     make_clip_fixture()
     make_jpeg_fixture()
 

@@ -101,9 +101,9 @@ struct PeerComparison {
     /// against PyTorch fp32, then Swift's wall-time ratio to each peer at each precision.
     static func table(_ rows: [SideRow], peak: Double) -> [String] {
         let reference = rows.first { $0.engine == "pytorch" && $0.precision == .fp32 }?.output
-        var lines = ["side            time (s)   GFLOP/s  of peak   peak memory   max abs error vs pytorch fp32"]
+        var lines = ["side            time (s)   GFLOP/s  of peak   peak memory   error vs pytorch fp32 (max abs, rms)"]
         for row in rows {
-            let error = reference.map { String(format: "%.3g", row.output.maxAbsDifference($0)) } ?? "-"
+            let error = reference.map { String(format: "%.3g, %.3g", row.output.maxAbsDifference($0), row.output.rmsDifference($0)) } ?? "-"
             lines.append(row.name.padding(toLength: 14, withPad: " ", startingAt: 0)
                 + String(format: " %9.2f %9.1f %8.0f%% %9.0f MiB   %@", row.run.seconds, row.run.gflops, 100 * row.run.gflops / peak,
                          row.run.peakMiB, error) + "  (\(row.run.detail))")

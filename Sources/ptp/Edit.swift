@@ -19,6 +19,10 @@ struct Edit: ParsableCommand {
     @Option(help: "A diffusers-format model directory (default: the spec's, else the embedded model).")
     var model: String?
 
+    @Option(help: ArgumentHelp("A LoRA file fused into the model's UNet and text encoders at load, at a scale (default 1): diffusers/PEFT or kohya layout, e.g. an LCM-LoRA. Repeat for several.",
+                               valueName: "path[:scale]"))
+    var lora: [String] = []
+
     @Option(help: "A JSON file holding one edit (keys: id, source, targets, negative_prompt, mode, cross_replace, self_replace, blend, reweight, seed, steps, guidance, height, width, model...).")
     var spec: String?
 
@@ -226,7 +230,7 @@ struct Edit: ParsableCommand {
             ComputeThreads.setThreadCount(threads)
         }
         let spec = try editSpec()
-        let model = try ModelLocation.load(spec.model)
+        let model = try ModelLocation.load(spec.model, lora: lora)
         let editor = PromptToPromptEditor(model: model)
         let bar = ProgressBar("denoising (\(spec.prompts.count) prompts, \(spec.resolvedMode.rawValue))")
         // The picture is read here, where its path means something; the engine opens no path.

@@ -16,6 +16,10 @@ struct Generate: ParsableCommand {
     @Option(help: "A diffusers-format model directory (default: the embedded shapes-world model).")
     var model: String?
 
+    @Option(help: ArgumentHelp("A LoRA file fused into the model's UNet and text encoders at load, at a scale (default 1): diffusers/PEFT or kohya layout, e.g. an LCM-LoRA. Repeat for several.",
+                               valueName: "path[:scale]"))
+    var lora: [String] = []
+
     @Option(help: "The text prompt.")
     var prompt: String
 
@@ -74,7 +78,7 @@ struct Generate: ParsableCommand {
         // The seeds an edit takes (a spec's seed is a JSON integer).
         guard seed <= UInt64(Int.max) else { throw ValidationError("--seed: \(seed) is too large; give a seed from 0 to \(Int.max)") }
         let choice = try scheduler.map { try SchedulerChoice(parsing: $0) }
-        let model = try ModelLocation.load(self.model)
+        let model = try ModelLocation.load(self.model, lora: lora)
         let defaults = model.defaults
         let settings = SamplingSettings(steps: steps ?? defaults.steps, guidance: guidance ?? defaults.guidance, seed: seed,
                                         height: height ?? defaults.height, width: width ?? defaults.width,

@@ -1,3 +1,4 @@
+import EditContract
 import Engine
 import Foundation
 
@@ -28,11 +29,14 @@ enum ModelLocation {
         return url
     }
 
-    /// Loads a model, reporting how long it took.
-    static func load(_ option: String?) throws -> DiffusionModel {
+    /// Loads a model, with `lora` files (`PATH[:SCALE]`) fused into it, reporting how long it took.
+    static func load(_ option: String?, lora: [String] = []) throws -> DiffusionModel {
         let url = try resolve(option)
+        let choices = try lora.map { text in
+            do { return try LoRAChoice(parsing: text) } catch let error as EditError { throw CommandError("--lora: \(error.problem); \(error.fix)") }
+        }
         let start = Date()
-        let model = try DiffusionModel(directory: url)
+        let model = try DiffusionModel(directory: url, lora: choices)
         note(String(format: "loaded %@ in %.1f s", model.identifier, Date().timeIntervalSince(start)))
         return model
     }

@@ -278,14 +278,25 @@ struct AttentionBlocks {
     }
 
     /// The output rows of probabilities over every key ([rows, keys], in the products' precision).
-    func attend(item: Int, head: Int, firstQuery: Int, rows: Int, probabilities: UnsafeRawPointer) {
+    /// With `renormalizing`, each output row is divided by the sum of its probabilities as the
+    /// product took them (column d): bfloat16 probabilities rounded after the softmax no longer
+    /// sum to 1, and this puts back what rounding took. Not for probabilities a hook reweighted
+    /// on purpose.
+    func attend(item: Int, head: Int, firstQuery: Int, rows: Int, probabilities: UnsafeRawPointer, renormalizing: Bool = false) {
         let product = UnsafeMutablePointer<Float>.allocate(capacity: rows * values.width)
         defer { product.deallocate() }
         self.values(item: item, head: head, rows: rows, firstKey: 0, columns: shape.keys, probabilities: probabilities,
                     into: product, accumulates: false)
+        let d = shape.headWidth
         for row in 0..<rows {
-            (output + queryOffset(item: item, head: head, firstQuery: firstQuery + row))
-                .update(from: product + row * values.width, count: shape.headWidth)
+            let line = product + row * values.width
+            let target = output + queryOffset(item: item, head: head, firstQuery: firstQuery + row)
+            if renormalizing {
+                let inverse = 1 / line[d]
+                for i in 0..<d { target[i] = line[i] * inverse }
+            } else {
+                target.update(from: line, count: d)
+            }
         }
     }
 }

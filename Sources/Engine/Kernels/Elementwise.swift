@@ -84,6 +84,19 @@ extension Tensor {
     }
 
     /// Largest absolute element-wise difference (for tests and reports).
+    /// The root mean square of the difference (a steadier measure of an arithmetic's error than
+    /// its largest element).
+    public func rmsDifference(_ other: Tensor) -> Float {
+        precondition(count == other.count, "sizes differ: \(shape) vs \(other.shape)")
+        return withUnsafeBufferPointer { a in
+            other.withUnsafeBufferPointer { b in
+                var total: Double = 0
+                for i in 0..<a.count { let d = Double(a[i] - b[i]); total += d * d }
+                return Float((total / Double(max(1, a.count))).squareRoot())
+            }
+        }
+    }
+
     public func maxAbsDifference(_ other: Tensor) -> Float {
         precondition(count == other.count, "sizes differ: \(shape) vs \(other.shape)")
         return withUnsafeBufferPointer { a in

@@ -52,7 +52,8 @@ extension Attention {
                         routine.scores(item: item, head: head, firstQuery: firstQuery, rows: rows, firstKey: 0, columns: shape.keys, into: scores)
                         let probabilities = rounded.map { UnsafeMutableRawPointer($0) } ?? UnsafeMutableRawPointer(scores)
                         RowSoftmax.prepared(.init(rows: rows, columns: shape.keys, output: precision)).run(scores, into: probabilities)
-                        routine.attend(item: item, head: head, firstQuery: firstQuery, rows: rows, probabilities: UnsafeRawPointer(probabilities))
+                        routine.attend(item: item, head: head, firstQuery: firstQuery, rows: rows, probabilities: UnsafeRawPointer(probabilities),
+                                       renormalizing: rounded != nil)
                         continue
                     }
                     maxima.initialize(repeating: -.infinity, count: rows)

@@ -37,6 +37,12 @@ struct WeightSource: Sendable {
         return WeightSource(shape: [range.count] + shape.dropFirst()) { read().slice(range) }
     }
 
+    /// The values with LoRA updates added, when first read.
+    func updated(by deltas: [LoRADelta]) -> WeightSource {
+        let read = self.read
+        return WeightSource(shape: shape) { deltas.reduce(read()) { $1.applied(to: $0) } }
+    }
+
     /// The same values seen with another shape of equal size (1x1 convolution weights as a matrix).
     func reshaped(_ newShape: [Int]) -> WeightSource {
         precondition(newShape.reduce(1, *) == shape.reduce(1, *), "cannot view weights \(shape) as \(newShape)")

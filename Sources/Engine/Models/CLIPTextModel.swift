@@ -56,24 +56,24 @@ struct CLIPTextModel: Sendable {
 
     /// Loads weights named as transformers saves them (`text_model.` prefix, which some
     /// conversions drop); `position_ids` is not used.
-    init(configuration c: CLIPTextConfiguration, weights file: SafeTensorsFile) throws {
+    init(configuration c: CLIPTextConfiguration, weights file: SafeTensorsFile, updates: [String: [LoRADelta]] = [:]) throws {
         configuration = c
-        let root = file.entries["text_model.embeddings.token_embedding.weight"] != nil ? Weights(file, prefix: "text_model.") : Weights(file)
+        let root = Weights(file, prefix: file.entries["text_model.embeddings.token_embedding.weight"] != nil ? "text_model." : "", updates: updates)
         tokenEmbedding = try Embedding(root.scoped("embeddings"), "token_embedding", count: c.vocabularySize, width: c.width)
         positionEmbedding = try root("embeddings.position_embedding.weight", shape: [c.positions, c.width])
         encoder = try CLIPEncoder(root, layers: c.layers, width: c.width, intermediateWidth: c.intermediateWidth, heads: c.heads,
                                   activation: c.activation, epsilon: c.layerNormEpsilon)
         finalNorm = try LayerNorm(root, "final_layer_norm", width: c.width, epsilon: c.layerNormEpsilon)
         textProjection = file.entries["text_projection.weight"] == nil ? nil
-            : try Linear(Weights(file), "text_projection", input: c.width, output: c.projectionWidth, bias: false)
+            : try Linear(Weights(file, updates: updates), "text_projection", input: c.width, output: c.projectionWidth, bias: false)
     }
 
     /// Whether the weights hold a `text_projection` (CLIPTextModelWithProjection).
     var hasProjection: Bool { textProjection != nil }
 
     /// Loads the `text_encoder` component of a model directory.
-    init(component: ModelComponent) throws {
-        try self.init(configuration: CLIPTextConfiguration(component.config), weights: component.weights())
+    init(component: ModelComponent, updates: [String: [LoRADelta]] = [:]) throws {
+        try self.init(configuration: CLIPTextConfiguration(component.config), weights: component.weights(), updates: updates)
     }
 
     /// Token ids [B][N] (N <= positions) -> last hidden state [B, N, width].

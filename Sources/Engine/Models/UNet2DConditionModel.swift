@@ -16,9 +16,9 @@ public struct UNet2DConditionModel: Sendable {
     let normOut: GroupNorm
     let convOut: Conv2dKernel
 
-    init(configuration c: UNetConfiguration, weights file: SafeTensorsFile) throws {
+    init(configuration c: UNetConfiguration, weights file: SafeTensorsFile, updates: [String: [LoRADelta]] = [:]) throws {
         configuration = c
-        let w = Weights(file)
+        let w = Weights(file, updates: updates)
         let first = c.blockOutChannels[0], timeWidth = c.timeEmbeddingWidth
         timeEmbedding = try TimestepEmbedding(w.scoped("time_embedding"), input: first, width: timeWidth, conditionWidth: c.guidanceEmbeddingWidth)
         switch c.classEmbedding {
@@ -97,6 +97,11 @@ public struct UNet2DConditionModel: Sendable {
     /// Loads the `unet` (or other UNet) component of a model directory.
     public init(component: ModelComponent) throws {
         try self.init(configuration: UNetConfiguration(component.config), weights: component.weights())
+    }
+
+    /// Loads a UNet component with LoRA updates fused into its weights.
+    init(component: ModelComponent, updates: [String: [LoRADelta]]) throws {
+        try self.init(configuration: UNetConfiguration(component.config), weights: component.weights(), updates: updates)
     }
 
     /// The predicted noise (or v, or sample) for `sample` at `timesteps`.

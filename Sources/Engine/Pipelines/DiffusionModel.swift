@@ -81,13 +81,24 @@ public struct DiffusionModel: Sendable {
     /// Names the model in provenance records: the folder name and a hash of its index and configs.
     public let identifier: String
 
-    public init(directory url: URL) throws {
+    /// Loads the model folder at `url`, with the updates of `lora` files (diffusers/PEFT or
+    /// kohya layout, each at its scale) fused into the UNet's and text encoders' weights.
+    public init(directory url: URL, lora: [LoRAChoice] = []) throws {
         let directory = try ModelDirectory(url: url)
         self.directory = directory
+        var weightShapes: [String: [String: [Int]]] = [:]
+        if !lora.isEmpty {
+            for name in ["unet", "text_encoder", "text_encoder_2"] where directory.components[name] != nil {
+                weightShapes[name] = try directory.component(name).weights().entries.mapValues(\.shape)
+            }
+        }
+        let updates = try LoRAUpdates(lora, weightShapes: weightShapes)
         tokenizer = try CLIPTokenizer(files: directory.tokenizerFiles())
-        textEncoder = try CLIPTextModel(component: directory.component("text_encoder", supportedClasses: ["CLIPTextModel"]))
-        unet = try UNet2DConditionModel(component: directory.component("unet", supportedClasses: ["UNet2DConditionModel"]))
-        sdxl = try SDXLConditioning.load(from: directory, unet: unet.configuration)
+        textEncoder = try CLIPTextModel(component: directory.component("text_encoder", supportedClasses: ["CLIPTextModel"]),
+                                        updates: updates.deltas["text_encoder"] ?? [:])
+        unet = try UNet2DConditionModel(component: directory.component("unet", supportedClasses: ["UNet2DConditionModel"]),
+                                        updates: updates.deltas["unet"] ?? [:])
+        sdxl = try SDXLConditioning.load(from: directory, unet: unet.configuration, updates: updates.deltas["text_encoder_2"] ?? [:])
         schedulerConfig = try directory.component("scheduler").config
         ddim = try DDIMScheduler(schedulerConfig)
         let schedulerClass = try schedulerConfig.optionalString("_class_name") ?? "DDIMScheduler"
@@ -124,7 +135,7 @@ public struct DiffusionModel: Sendable {
         }
         try Self.check(tokenizer, fits: textEncoder, url: url)
         try Self.checkRecommendations(defaults, scheduler: scheduler, superResolution: superResolution, url: url)
-        identifier = url.standardizedFileURL.lastPathComponent + "@" + (try Self.fingerprint(of: url))
+        identifier = url.standardizedFileURL.lastPathComponent + "@" + (try Self.fingerprint(of: url, lora: lora))
     }
 
     /// Refuses a tokenizer whose tokens `encoder` cannot take, which would otherwise fail
@@ -179,15 +190,17 @@ public struct DiffusionModel: Sendable {
     /// pictures), each as its relative path then its bytes, in path order: retrained weights of
     /// the same shapes get another identifier. Files are read in 8 MiB pieces (about a second
     /// for Stable Diffusion's 2 GB in float16).
-    static func fingerprint(of url: URL) throws -> String {
+    /// LoRA files follow, each as its scale then its bytes.
+    static func fingerprint(of url: URL, lora: [LoRAChoice] = []) throws -> String {
         var hasher = SHA256()
         let manager = FileManager.default
         let files = (manager.enumerator(at: url, includingPropertiesForKeys: [.isRegularFileKey])?.compactMap { $0 as? URL } ?? [])
             .filter { ["json", "txt", "safetensors"].contains($0.pathExtension) }
             .filter { (try? $0.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true }
             .sorted { $0.path < $1.path }
-        for file in files {
-            hasher.update(data: Data(String(file.path.dropFirst(url.path.count)).utf8 + [0]))
+        let loraFiles = lora.map { (URL(fileURLWithPath: $0.path), "lora \($0.scale)") }
+        for (file, name) in files.map({ ($0, String($0.path.dropFirst(url.path.count))) }) + loraFiles {
+            hasher.update(data: Data(name.utf8 + [0]))
             let handle: FileHandle
             do { handle = try FileHandle(forReadingFrom: file) } catch {
                 throw ModelDirectoryError(path: file.path, problem: "cannot be read (\(error))", fix: "check the model folder's permissions")

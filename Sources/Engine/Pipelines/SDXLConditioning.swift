@@ -21,7 +21,7 @@ struct SDXLConditioning: Sendable {
     /// The SDXL parts of `directory`, whose UNet is `unet`; nil for a model without them (SD 1.x
     /// and 2.x). Refuses a second text encoder without SDXL's UNet and the reverse, a projection
     /// of another width than the UNet's pooled one, and a second tokenizer its encoder cannot take.
-    static func load(from directory: ModelDirectory, unet: UNetConfiguration) throws -> SDXLConditioning? {
+    static func load(from directory: ModelDirectory, unet: UNetConfiguration, updates: [String: [LoRADelta]] = [:]) throws -> SDXLConditioning? {
         let url = directory.url
         switch (directory.components["text_encoder_2"] != nil, unet.textTimeEmbedding) {
         case (false, nil):
@@ -33,7 +33,8 @@ struct SDXLConditioning: Sendable {
             throw ModelDirectoryError(path: url.path, problem: "has a text_encoder_2 but a UNet without added embeddings",
                                       fix: "use components that belong together")
         case (true, let embedding?):
-            let encoder = try CLIPTextModel(component: directory.component("text_encoder_2", supportedClasses: ["CLIPTextModelWithProjection"]))
+            let encoder = try CLIPTextModel(component: directory.component("text_encoder_2", supportedClasses: ["CLIPTextModelWithProjection"]),
+                                            updates: updates)
             guard encoder.hasProjection, encoder.configuration.projectionWidth == embedding.pooledWidth else {
                 let projection = encoder.hasProjection ? "projects to \(encoder.configuration.projectionWidth)" : "has no text_projection"
                 throw ModelDirectoryError(path: url.path,
