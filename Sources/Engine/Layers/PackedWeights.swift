@@ -52,15 +52,14 @@ struct WeightSource: Sendable {
 }
 
 /// One layer's weights in the forms its products run on, each made once, on first use, and
-/// kept: the float32 values as stored, a bfloat16 copy in the same order, or a reorder into the
-/// blocked layout a oneDNN convolution asks for (`format_tag_any`). A worker serving both
-/// precisions holds both forms of the layers it has run in both.
+/// kept: the float32 values as stored, or reorders into the blocked layouts oneDNN's products
+/// and convolutions ask for (`format_tag_any`), in the precision they multiply in. A worker
+/// serving both precisions holds both forms of the layers it has run in both.
 final class PackedWeights: Sendable {
     let source: WeightSource
 
     private struct Forms {
         var float32: Tensor?
-        var bfloat16: AlignedBuffer?
         /// Reordered copies, the layouts they are in and the first stored row each starts at
         /// (usually one per precision; one per column slab for products cut by columns).
         var blocked: [(layout: MemoryDescriptor, firstRow: Int, buffer: AlignedBuffer)] = []
@@ -85,22 +84,6 @@ final class PackedWeights: Sendable {
             }
             forms.float32 = values
             return values
-        }
-    }
-
-    /// The values in the stored order, as `precision` multiplies them. The memory lives as long
-    /// as this object.
-    func plain(_ precision: Precision) -> UnsafeRawPointer {
-        switch precision {
-        case .fp32:
-            return float32.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress!) }
-        case .bf16:
-            return forms.withLock { forms in
-                if let existing = forms.bfloat16 { return UnsafeRawPointer(existing.pointer) }
-                let copy = BFloat16.copy(of: forms.float32 ?? source.tensor(), mapped: true)
-                forms.bfloat16 = copy
-                return UnsafeRawPointer(copy.pointer)
-            }
         }
     }
 
