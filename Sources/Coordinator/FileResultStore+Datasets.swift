@@ -39,7 +39,8 @@ extension FileResultStore {
     public func writeDatasetFiles(in folder: URL, layout: OutputLayout) throws {
         guard layout != .ptp else { return }
         let pairs = try InstructPix2PixRecords.pairs(in: folder)
-        try writeAtomically(Data(InstructPix2PixRecords.seedsJSON(pairs).utf8), to: folder.appendingPathComponent("seeds.json"))
         if layout == .hf { try HuggingFaceShards.write(pairs, to: folder) }
+        // seeds.json last: once it is there, the dataset is whole (shards included).
+        try writeAtomically(Data(InstructPix2PixRecords.seedsJSON(pairs).utf8), to: folder.appendingPathComponent("seeds.json"))
     }
 }
