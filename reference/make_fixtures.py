@@ -520,17 +520,15 @@ ANCESTRAL_PIPELINE_RUNS = {
 }
 
 
-def make_ancestral_fixture() -> None:
-    directory = OUT / "samplers-ancestral"
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
-    tensors, meta = {}, {}
+def stochastic_trajectories(directory: Path, scheduler_class, cases: dict, tensors: dict, meta: dict) -> None:
+    """Each (train config, overrides, steps) case of a scheduler that draws noise between steps:
+    saved with save_config, run under the fixed stand-in model with its noise from a generator
+    seeded 21 (as diffusers' pipelines pass theirs to step), its plan and final sample kept."""
     start = seeded(13, 1, 4, 8, 8)
     direction = seeded(14, 1, 4, 8, 8)
-    for name, (base, overrides, steps) in ANCESTRAL_CASES.items():
+    for name, (base, overrides, steps) in cases.items():
         config = dict(DDIMScheduler(num_train_timesteps=1000, **SCHEDULER_CASES[base]).config)
-        scheduler = EulerAncestralDiscreteScheduler.from_config(config, **overrides)
+        scheduler = scheduler_class.from_config(config, **overrides)
         scheduler.save_config(directory / name)
         scheduler.set_timesteps(steps)
         generator = torch.Generator().manual_seed(21)
@@ -541,6 +539,15 @@ def make_ancestral_fixture() -> None:
         meta[name] = {"steps": steps, "timesteps": [float(t) for t in scheduler.timesteps],
                       "init_noise_sigma": float(scheduler.init_noise_sigma), "noise_seed": 21}
     tensors["start"], tensors["direction"] = start, direction
+
+
+def make_ancestral_fixture() -> None:
+    directory = OUT / "samplers-ancestral"
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    tensors, meta = {}, {}
+    stochastic_trajectories(directory, EulerAncestralDiscreteScheduler, ANCESTRAL_CASES, tensors, meta)
     for name, (weights, prompt, seed, steps, guidance) in ANCESTRAL_PIPELINE_RUNS.items():
         pipe = StableDiffusionPipeline.from_pretrained(OUT / weights, torch_dtype=torch.float32, safety_checker=None,
                                                        requires_safety_checker=False)
@@ -607,20 +614,7 @@ def make_few_step_fixture() -> None:
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     tensors, meta = {}, {}
-    start = seeded(13, 1, 4, 8, 8)
-    direction = seeded(14, 1, 4, 8, 8)
-    for name, (base, overrides, steps) in LCM_CASES.items():
-        config = dict(DDIMScheduler(num_train_timesteps=1000, **SCHEDULER_CASES[base]).config)
-        scheduler = LCMScheduler.from_config(config, **overrides)
-        scheduler.save_config(directory / name)
-        scheduler.set_timesteps(steps)
-        generator = torch.Generator().manual_seed(21)
-        x = start * scheduler.init_noise_sigma
-        for t in scheduler.timesteps:
-            x = scheduler.step(fixed_model(scheduler.scale_model_input(x, t), float(t), direction), t, x, generator=generator).prev_sample
-        tensors[f"{name}.final"] = x
-        meta[name] = {"steps": steps, "timesteps": [float(t) for t in scheduler.timesteps], "noise_seed": 21}
-    tensors["start"], tensors["direction"] = start, direction
+    stochastic_trajectories(directory, LCMScheduler, LCM_CASES, tensors, meta)
     # The guidance embedding as diffusers computes it, at widths even and odd.
     for width in (16, 15):
         w = torch.tensor([7.0, 0.5, 0.0])

@@ -96,9 +96,7 @@ struct LoRAUpdates: Sendable {
                     let module = String(name.dropLast(".weight".count))
                     table[module.replacingOccurrences(of: ".", with: "_")] = module
                     // kohya spells text encoders' modules with transformers' prefix or without.
-                    let prefix = "text_model."
-                    let alternative = module.hasPrefix(prefix) ? String(module.dropFirst(prefix.count)) : prefix + module
-                    let spelled = alternative.replacingOccurrences(of: ".", with: "_")
+                    let spelled = Self.textModelAlternative(module).replacingOccurrences(of: ".", with: "_")
                     if table[spelled] == nil { table[spelled] = module }
                 }
                 modules[component] = table
@@ -156,9 +154,13 @@ struct LoRAUpdates: Sendable {
     /// same with or without transformers' `text_model.` prefix (which some versions save and
     /// others drop, so a LoRA and a model may disagree on it).
     static func weightName(of module: String, in shapes: [String: [Int]]) -> String? {
+        [module, textModelAlternative(module)].map { $0 + ".weight" }.first { shapes[$0] != nil }
+    }
+
+    /// `module` with transformers' `text_model.` prefix removed, or added when it has none.
+    static func textModelAlternative(_ module: String) -> String {
         let prefix = "text_model."
-        let alternative = module.hasPrefix(prefix) ? String(module.dropFirst(prefix.count)) : prefix + module
-        return [module + ".weight", alternative + ".weight"].first { shapes[$0] != nil }
+        return module.hasPrefix(prefix) ? String(module.dropFirst(prefix.count)) : prefix + module
     }
 
     /// The component, module and part a key names, or nil for a key of no known layout.

@@ -59,17 +59,12 @@ struct DDIMScheduler: Sendable {
     /// The clean sample and the noise implied by a model output at timestep t.
     func decompose(_ output: Tensor, sample: Tensor, alpha: Float, clipping: Bool = true) -> (original: Tensor, noise: Tensor) {
         let a = alpha.squareRoot(), b = (1 - alpha).squareRoot()
-        var original: Tensor, noise: Tensor
+        var original = predictionType.originalSample(output, sample: sample, alphaCumulative: alpha)
+        let noise: Tensor
         switch predictionType {
-        case .epsilon:
-            original = sample.zipElements(output) { (($0 - b * $1) / a) }
-            noise = output
-        case .velocity:
-            original = sample.zipElements(output) { a * $0 - b * $1 }
-            noise = output.zipElements(sample) { a * $0 + b * $1 }
-        case .sample:
-            original = output
-            noise = sample.zipElements(output) { ($0 - a * $1) / b }
+        case .epsilon: noise = output
+        case .velocity: noise = output.zipElements(sample) { a * $0 + b * $1 }
+        case .sample: noise = sample.zipElements(output) { ($0 - a * $1) / b }
         }
         if clipping, let clipSample { original = original.mapElements { min(max($0, -clipSample), clipSample) } }
         return (original, noise)

@@ -81,13 +81,7 @@ struct LCMRun: SchedulerRun {
         let alpha = alphas[timestep]
         let alphaPrevious = previous >= 0 ? alphas[previous] : scheduler.finalAlphaCumulative
         let (skip, out) = scheduler.boundaryScalings(timestep)
-        let a = alpha.squareRoot(), b = (1 - alpha).squareRoot()
-        var original: Tensor
-        switch scheduler.predictionType {
-        case .epsilon: original = sample.zipElements(output) { ($0 - b * $1) / a }
-        case .sample: original = output
-        case .velocity: original = sample.zipElements(output) { a * $0 - b * $1 }
-        }
+        var original = scheduler.predictionType.originalSample(output, sample: sample, alphaCumulative: alpha)
         if let clip = scheduler.clipSample { original = original.mapElements { min(max($0, -clip), clip) } }
         let denoised = original.zipElements(sample) { out * $0 + skip * $1 }
         guard i < integerTimesteps.count - 1, let noise else { return denoised }

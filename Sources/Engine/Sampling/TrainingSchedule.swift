@@ -21,6 +21,17 @@ extension PredictionType {
             return output
         }
     }
+
+    /// The clean sample the model's output predicts at cumulative alpha `alpha`, for the
+    /// schedulers that step in alpha space (DDIM, LCM), as diffusers computes it.
+    func originalSample(_ output: Tensor, sample: Tensor, alphaCumulative alpha: Float) -> Tensor {
+        let a = alpha.squareRoot(), b = (1 - alpha).squareRoot()
+        switch self {
+        case .epsilon: return sample.zipElements(output) { ($0 - b * $1) / a }
+        case .velocity: return sample.zipElements(output) { a * $0 - b * $1 }
+        case .sample: return output
+        }
+    }
 }
 
 /// The noise schedule a model was trained with (`num_train_timesteps` and the betas), shared by

@@ -55,12 +55,14 @@ struct ComponentBenchmarkOptions: ParsableArguments {
         return (URL(fileURLWithPath: parts[0]), URL(fileURLWithPath: parts[1]), precision)
     }
 
-    /// This executable, resolved, to run the children.
-    var executable: URL { URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath() }
-
-    /// The arguments of a child run of `command` (its --child and --precision are added).
-    func childArguments(_ command: String, batch: Int) -> [String] {
-        ["bench", command, "--model", model, "--batch", String(batch), "--latent", String(latent), "--threads", String(threads), "--repeats", String(repeats)]
+    /// The run these options ask `ptp bench COMMAND` for; its children run this executable
+    /// again with the same options (and --child and --precision).
+    func comparison(_ command: String, batch: Int) throws -> ComparisonRun {
+        ComparisonRun(model: URL(fileURLWithPath: model), batch: batch, latent: latent, threads: threads, repeats: repeats,
+                      precisions: try precisions(), python: python, swiftOnly: swiftOnly, openVINO: openVINO,
+                      executable: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath(),
+                      childArguments: ["bench", command, "--model", model, "--batch", String(batch), "--latent", String(latent),
+                                       "--threads", String(threads), "--repeats", String(repeats)])
     }
 }
 
@@ -95,11 +97,7 @@ struct UNetBenchmark: ParsableCommand {
             return try UNetComparison.runChild(model: URL(fileURLWithPath: options.model), inputs: child.inputs, output: child.output,
                                                precision: child.precision, repeats: options.repeats)
         }
-        let comparison = UNetComparison(
-            model: URL(fileURLWithPath: options.model), batch: batch, latent: options.latent, threads: options.threads, repeats: options.repeats,
-            precisions: try options.precisions(), python: options.python, swiftOnly: options.swiftOnly, openVINO: options.openVINO,
-            executable: options.executable, childArguments: options.childArguments("unet", batch: batch))
-        print(try comparison.run())
+        print(try UNetComparison(options.comparison("unet", batch: batch)).report())
     }
 }
 
@@ -128,10 +126,6 @@ struct DecoderBenchmark: ParsableCommand {
             return try DecoderComparison.runChild(model: URL(fileURLWithPath: options.model), inputs: child.inputs, output: child.output,
                                                   precision: child.precision, repeats: options.repeats)
         }
-        let comparison = DecoderComparison(
-            model: URL(fileURLWithPath: options.model), batch: batch, latent: options.latent, threads: options.threads, repeats: options.repeats,
-            precisions: try options.precisions(), python: options.python, swiftOnly: options.swiftOnly, openVINO: options.openVINO,
-            executable: options.executable, childArguments: options.childArguments("vae", batch: batch))
-        print(try comparison.run())
+        print(try DecoderComparison(options.comparison("vae", batch: batch)).report())
     }
 }
