@@ -116,7 +116,7 @@ public struct DatasetScale {
     }
 
     func status(port: Int, secret: SharedSecret) throws -> ClusterStatus {
-        let client = CoordinatorClient(host: "127.0.0.1", port: port, secret: secret, role: .client)
+        let client = CoordinatorClient(host: "127.0.0.1", port: port, credential: NodeCredential(secret: secret), role: .client)
         try client.connect(timeout: 10)
         defer { client.close() }
         guard case .statusReport(let status) = try client.request(.statusRequest, timeout: 30) else {

@@ -36,7 +36,7 @@ public struct DispatchMeasurement {
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ptp-dispatch-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: folder) }
             let server = CoordinatorServer(configuration: CoordinatorConfiguration(
-                host: "127.0.0.1", port: 0, metricsPort: nil, stateDirectory: folder.appendingPathComponent("state"), secret: secret), logger: logger)
+                host: "127.0.0.1", port: 0, metricsPort: nil, stateDirectory: folder.appendingPathComponent("state"), credentials: RoleCredentials(shared: secret)), logger: logger)
             try server.start()
             defer { server.shutdown() }
             guard let port = server.boundPort else { throw BenchmarkError("the coordinator has no port") }
@@ -44,14 +44,14 @@ public struct DispatchMeasurement {
             defer { try? group.syncShutdownGracefully() }
             let workers = try (0..<count).map { try InstantWorker.connect(group: group, port: port, secret: secret, id: "instant-\($0)") }
             for worker in workers { try worker.ready.futureResult.wait() }
-            let client = CoordinatorClient(host: "127.0.0.1", port: port, secret: secret, role: .client)
+            let client = CoordinatorClient(host: "127.0.0.1", port: port, credential: NodeCredential(secret: secret), role: .client)
             try client.connect()
             defer { client.close() }
             let batch = try (0..<edits).map { index -> EditEnvelope in
                 try EditEnvelope(EditSpec(id: "e\(index)", source: "a red circle", targets: ["a blue circle"]))
             }
             let start = Date()
-            guard case .accepted(let job, _) = try client.request(.submit(outputDirectory: folder.appendingPathComponent("out").path, layout: .ptp, edits: batch)) else {
+            guard case .accepted(let job, _, _) = try client.request(.submit(outputDirectory: folder.appendingPathComponent("out").path, layout: .ptp, edits: batch)) else {
                 throw BenchmarkError("the coordinator refused the benchmark's job")
             }
             var last: JobProgressReport?

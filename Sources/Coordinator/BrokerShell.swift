@@ -46,8 +46,8 @@ final class BrokerShell {
 
     /// A job from a client on `channel`: refused at once when its edits or folder are wrong,
     /// else accepted once it is journaled.
-    func submit(_ edits: [EditEnvelope], output: String, layout: OutputLayout = .ptp, from channel: Channel) throws {
-        let jobID = try broker.submit(edits, output: output, layout: layout)
+    func submit(_ edits: [EditEnvelope], output: String, layout: OutputLayout = .ptp, client: String = "local", from channel: Channel) throws {
+        let jobID = try broker.submit(edits, output: output, layout: layout, client: client)
         // Known before the storage request goes out: its outcome may come back at once.
         submitters[jobID] = (channel, edits.count)
         deliver()
@@ -120,7 +120,7 @@ final class BrokerShell {
         case .jobStored(let jobID):
             broker.stored(outcome)
             if let (channel, count) = submitters.removeValue(forKey: jobID) {
-                channel.writeAndFlush(WireMessage.accepted(jobID: jobID, edits: UInt32(count)), promise: nil)
+                channel.writeAndFlush(WireMessage.accepted(jobID: jobID, edits: UInt32(count), output: broker.jobs[jobID]?.output.path ?? ""), promise: nil)
             }
         case .jobNotStored(let jobID, let reason):
             broker.stored(outcome)

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Wire
 
 /// How a coordinator listens and keeps its state.
@@ -18,14 +19,21 @@ public struct CoordinatorConfiguration: Sendable {
     public var metricsIdleTimeout: TimeAmount = .seconds(30)
     /// Journal and intermediate results.
     public var stateDirectory: URL
-    public var secret: SharedSecret
+    /// What signs each role in.
+    public var credentials: RoleCredentials
+    /// TLS on the protocol port (`--tls-cert`, `--tls-key`; with `--tls-ca`, mutual TLS).
+    public var tls: NIOSSLContext?
+    /// The folder every job's output must be under (`--output-root`); nil: anywhere this user
+    /// can write, as before roots existed.
+    public var outputRoot: OutputRoot?
     public var broker: BrokerSettings
     public var codec: TensorCodec
 
-    public init(host: String = "0.0.0.0", port: Int, metricsPort: Int?, stateDirectory: URL, secret: SharedSecret,
-                broker: BrokerSettings = BrokerSettings(), codec: TensorCodec = TensorCodec()) {
-        (self.host, self.port, self.metricsPort, self.stateDirectory, self.secret, self.broker, self.codec) =
-            (host, port, metricsPort, stateDirectory, secret, broker, codec)
+    public init(host: String = "0.0.0.0", port: Int, metricsPort: Int?, stateDirectory: URL, credentials: RoleCredentials,
+                tls: NIOSSLContext? = nil, outputRoot: OutputRoot? = nil, broker: BrokerSettings = BrokerSettings(), codec: TensorCodec = TensorCodec()) {
+        (self.host, self.port, self.metricsPort, self.stateDirectory, self.credentials, self.broker, self.codec) =
+            (host, port, metricsPort, stateDirectory, credentials, broker, codec)
+        (self.tls, self.outputRoot) = (tls, outputRoot)
     }
 }
 
@@ -78,6 +86,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             let shell = shell.value
             let (status, jobs) = shell.run { broker in
                 broker.checkLeases()
+                broker.releaseFinishedJobs()
                 broker.checkUnserved()
                 broker.retryOutputs()
                 broker.flushManifests()
@@ -90,7 +99,8 @@ public final class CoordinatorServer: @unchecked Sendable {
             metrics.unservedModels.record(status.unserved.count)
         }
         logger.info("coordinator listening", metadata: ["port": "\(boundPort ?? 0)", "metrics": "\(configuration.metricsPort.map(String.init) ?? "off")",
-                                                       "state": "\(configuration.stateDirectory.path)"])
+                                                       "state": "\(configuration.stateDirectory.path)", "tls": "\(configuration.tls == nil ? "off" : "on")",
+                                                       "output root": "\(configuration.outputRoot?.path ?? "none")"])
     }
 
     /// The protocol port: each connection's handshake, then its messages routed to the broker.
@@ -103,13 +113,14 @@ public final class CoordinatorServer: @unchecked Sendable {
             .childChannelInitializer { [configuration, metrics, logger] channel in
                 channel.eventLoop.makeCompletedFuture {
                     let limits = ConnectionLimits.unauthenticated()
+                    try channel.pipeline.syncOperations.addHandler(ByteCounter(metrics: metrics))
+                    if let tls = configuration.tls { try channel.pipeline.syncOperations.addHandler(TLSPortGuard(context: tls, refusal: refusal)) }
                     try channel.pipeline.syncOperations.addHandlers([
-                        ByteCounter(metrics: metrics),
                         ByteToMessageHandler(WireMessageDecoder(limits: limits, codec: configuration.codec)),
                         MessageToByteHandler(WireMessageEncoder(codec: configuration.codec)),
-                        ServerHandshakeHandler(secret: configuration.secret, limits: limits, workerTensorBytes: configuration.codec.limit,
-                                               refusal: refusal),
-                        PeerRouter(shell: shell.value, refusal: refusal, logger: logger),
+                        ServerHandshakeHandler(credentials: configuration.credentials, limits: limits, workerTensorBytes: configuration.codec.limit,
+                                               refusal: refusal, logger: logger),
+                        PeerRouter(shell: shell.value, refusal: refusal, outputRoot: configuration.outputRoot, logger: logger),
                     ])
                     self.connections[ObjectIdentifier(channel)] = channel
                     channel.closeFuture.whenComplete { _ in self.connections[ObjectIdentifier(channel)] = nil }

@@ -131,7 +131,9 @@ public final class TaskRecord {
 /// A submission the coordinator refuses, with why and (where there is one) the fix.
 public struct SubmissionError: Error, CustomStringConvertible {
     public let description: String
-    init(_ description: String) { self.description = description }
+    /// The error frame's code: `overLimit` when a limit of the coordinator's was reached.
+    public let code: WireError.Code
+    init(_ description: String, code: WireError.Code = .rejected) { (self.description, self.code) = (description, code) }
 }
 
 /// A worker's result that does not fit its task (its task runs again).

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOSSL
 import Wire
 
 /// A signed-in peer's messages, routed by its role to the broker's shell: a worker's credits,
@@ -13,14 +14,15 @@ final class PeerRouter: ChannelInboundHandler, @unchecked Sendable {
 
     let shell: BrokerShell
     let refusal: Refusal
+    let outputRoot: OutputRoot?
     var logger: Logger
     private var peer: AuthenticatedPeer?
     /// The worker session this connection signed in.
     private var workerSession: String?
     private var refused = false
 
-    init(shell: BrokerShell, refusal: Refusal, logger: Logger) {
-        (self.shell, self.refusal, self.logger) = (shell, refusal, logger)
+    init(shell: BrokerShell, refusal: Refusal, outputRoot: OutputRoot? = nil, logger: Logger) {
+        (self.shell, self.refusal, self.outputRoot, self.logger) = (shell, refusal, outputRoot, logger)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -55,10 +57,14 @@ final class PeerRouter: ChannelInboundHandler, @unchecked Sendable {
             if peer.role == .worker { shell.run { $0.draining(session) } }
             logger.info("peer said goodbye", metadata: ["reason": "\(reason)"])
             context.close(promise: nil)
-        case (.client, .submit(let output, let layout, let edits)):
-            do { try shell.submit(edits, output: output, layout: layout, from: context.channel) } catch {
-                logger.warning("submission refused", metadata: ["reason": "\(error)"])
-                context.writeAndFlush(wrapOutboundOut(.error(code: WireError.Code.rejected.rawValue, reason: "\(error)")), promise: nil)
+        case (.client, .submit(let output, let layout, let edits, let workingDirectory)):
+            do {
+                let folder = try outputFolder(output, workingDirectory: workingDirectory)
+                try shell.submit(edits, output: folder.path, layout: layout, client: peer.client, from: context.channel)
+            } catch {
+                logger.warning("submission refused", metadata: ["reason": "\(error)", "client": "\(peer.client)"])
+                let code = (error as? SubmissionError)?.code ?? .rejected
+                context.writeAndFlush(wrapOutboundOut(.error(code: code.rawValue, reason: "\(error)")), promise: nil)
             }
         case (.client, .pictureQuery(let digests)):
             context.writeAndFlush(wrapOutboundOut(.picturesMissing(digests: shell.broker.missingPictures(digests))), promise: nil)
@@ -71,11 +77,35 @@ final class PeerRouter: ChannelInboundHandler, @unchecked Sendable {
             if !shell.watch(jobID, channel: context.channel) {
                 context.writeAndFlush(wrapOutboundOut(.error(code: WireError.Code.rejected.rawValue, reason: "no job '\(jobID)'")), promise: nil)
             }
-        case (_, .statusRequest):
+        case (.client, .statusRequest), (.monitor, .statusRequest):
             context.writeAndFlush(wrapOutboundOut(.statusReport(shell.broker.status())), promise: nil)
+        case (.worker, .submit), (.worker, .watch), (.worker, .statusRequest), (.worker, .picture), (.worker, .pictureQuery),
+             (.monitor, .submit), (.monitor, .picture), (.monitor, .pictureQuery), (.client, .credit), (.monitor, .credit):
+            refuse(context.channel, WireError(.forbidden, "a \(ServerHandshakeHandler.name(peer.role)) credential cannot '\(message.name)': "
+                                              + Self.allowed(peer.role)))
         default:
             refuse(context.channel, WireError(.unexpectedMessage, "'\(message.name)' is not a message a \(peer.role) sends"))
         }
+    }
+
+    /// What each role's credential allows, for refusals.
+    static func allowed(_ role: PeerRole) -> String {
+        switch role {
+        case .worker: return "it runs tasks, and nothing else (submitting, watching and the status take the clients' or status credential)"
+        case .client: return "it submits, watches and reads the status (running tasks takes the workers' credential)"
+        case .monitor: return "it is read-only (the status and watching jobs); submitting takes the clients' credential"
+        }
+    }
+
+    /// The folder a submission writes to: under the output root when the coordinator has one,
+    /// else as given (a relative folder under the client's working directory).
+    func outputFolder(_ requested: String, workingDirectory: String) throws -> URL {
+        if let outputRoot { return try outputRoot.resolve(requested) }
+        if requested.hasPrefix("/") { return URL(fileURLWithPath: requested).standardizedFileURL }
+        guard workingDirectory.hasPrefix("/") else {
+            throw SubmissionError("--output: '\(requested)' is relative and the client sent no working folder; give an absolute path")
+        }
+        return URL(fileURLWithPath: workingDirectory).appendingPathComponent(requested).standardizedFileURL
     }
 
     private func refuse(_ channel: Channel, _ error: WireError) {
@@ -93,6 +123,9 @@ final class PeerRouter: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A TLS peer that went away without TLS's closing alert (a client process that ended)
+        // only closed its connection.
+        if case .uncleanShutdown? = error as? NIOSSLError { return context.close(promise: nil) }
         refuse(context.channel, WireError(refusing: error))
     }
 }

@@ -41,7 +41,9 @@ extension TaskBroker {
     func carried(by task: TaskRecord) -> [String] { firstEnvelope(of: task)?.pictures ?? [] }
 
     /// Checks a job's pictures: each one kept, their bytes within the job's limit.
-    func checkPictures(of edits: [EditEnvelope]) throws {
+    /// The bytes of the pictures `edits` name, all of which must be here, within a job's limit.
+    @discardableResult
+    func checkPictures(of edits: [EditEnvelope]) throws -> Int {
         var total = 0
         for digest in Set(edits.flatMap(\.pictures)).sorted() {
             guard let size = carriedPictures[digest] else {
@@ -51,8 +53,10 @@ extension TaskBroker {
             total += size
         }
         guard total <= settings.maximumPictureBytesPerJob else {
-            throw SubmissionError("the job's pictures are \(total >> 20) MB, over the \(settings.maximumPictureBytesPerJob >> 20) MB a job may carry; split the batch into several jobs")
+            throw SubmissionError("the job's pictures are \(total >> 20) MB, over the \(settings.maximumPictureBytesPerJob >> 20) MB a job may carry "
+                                  + "(--max-job-picture-mb); split the batch into several jobs", code: .overLimit)
         }
+        return total
     }
 
     /// A worker's next task: among the first few ready tasks, one of a picture whose inversion

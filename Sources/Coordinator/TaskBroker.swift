@@ -20,6 +20,16 @@ public struct BrokerSettings: Sendable {
     /// The largest picture a client may send, and the most bytes of pictures one job may name.
     public var maximumPictureBytes = CarriedPicture.maximumBytes
     public var maximumPictureBytesPerJob = 4 << 30
+    /// The most bytes of pictures one client's unfinished jobs may name in all.
+    public var maximumPictureBytesPerClient = 16 << 30
+    /// The largest batch line (an edit spec's JSON): no prompt a text encoder reads comes close.
+    public var maximumLineBytes = 64 << 10
+    /// The most edits (or sampled lines) one job may hold.
+    public var maximumJobEdits = 1_000_000
+    /// The most edits one client's unfinished jobs may hold, and all clients' together: what
+    /// bounds the coordinator's memory under a flood of submissions.
+    public var maximumClientQueuedEdits = 1_000_000
+    public var maximumQueuedEdits = 2_000_000
 
     public init() {}
 }
@@ -69,6 +79,8 @@ public final class TaskBroker {
     var pictureHolders: [String: String] = [:]
     /// Decisions not yet taken by the shell.
     var output: [BrokerOutput] = []
+    /// Each unfinished job's client and what it holds, for the limits.
+    var ledger = ClientLedger()
 
     /// `nextJobNumber`: the journal's (`JobJournal.nextJobNumber`).
     public init(nextJobNumber: Int, metrics: CoordinatorMetrics, logger: Logger, settings: BrokerSettings = BrokerSettings(),
@@ -151,8 +163,9 @@ public final class TaskBroker {
     /// folder their results go to and its layout. Returns the job's id; the job starts once
     /// `stored` hears it is journaled (`jobStored`), or is dropped with the reason
     /// (`jobNotStored`).
-    public func submit(_ edits: [EditEnvelope], output folderPath: String, layout: OutputLayout = .ptp) throws -> String {
+    public func submit(_ edits: [EditEnvelope], output folderPath: String, layout: OutputLayout = .ptp, client: String = "local") throws -> String {
         guard !edits.isEmpty else { throw SubmissionError("the job has no edits") }
+        try checkLimits(edits, client: client)
         let sampled = edits.filter { $0.sampling != nil }.count
         guard sampled == 0 || sampled == edits.count else {
             throw SubmissionError("\(sampled) of the job's \(edits.count) lines have samples: give every line samples, or submit the single edits as a job of their own")
@@ -171,7 +184,8 @@ public final class TaskBroker {
             }
             guard seen.insert(edit.id).inserted else { throw SubmissionError("edit id '\(edit.id)' appears twice") }
         }
-        try checkPictures(of: edits)
+        let pictureBytes = try checkPictures(of: edits)
+        try checkPictureLimit(pictureBytes, client: client)
         let folder = URL(fileURLWithPath: folderPath).standardizedFileURL
         let earlier = jobs(writingTo: folder, includingUnstored: true)
         if let other = earlier.first(where: { $0.isSampled != (sampled > 0) || ($0.isSampled && $0.layout != layout) }) {
@@ -195,6 +209,7 @@ public final class TaskBroker {
         }
         let planned = plan(job)
         unstoredJobs[jobID] = (job, planned)
+        ledger.open(jobID, client: client, edits: edits.count, pictureBytes: pictureBytes)
         let lines = job.lineOrder.compactMap { id in job.lines[id].map { JournalLine(job: jobID, envelope: $0.envelope, state: .pending) } }
         let row = JournalJob(id: jobID, number: number, output: folder, created: job.created, layout: layout,
                              edits: job.editOrder.compactMap { job.edits[$0]?.row }, lines: lines)
@@ -258,6 +273,7 @@ public final class TaskBroker {
             jobStored(jobID)
         case .jobNotStored(let jobID, let reason):
             unstoredJobs[jobID] = nil
+            ledger.close(jobID)
             logger.warning("job not stored", metadata: ["job": "\(jobID)", "reason": "\(reason)"])
         case .committed(let taskID):
             committed(taskID)

@@ -5,11 +5,10 @@ import Foundation
 /// connecting peer says hello with a random nonce; the coordinator answers with its own; the
 /// peer proves the secret over both nonces, and the coordinator proves it back in its welcome.
 /// So nobody joins or submits without the secret, nobody poses as the coordinator without it,
-/// and no proof can be replayed on another connection or reflected to the other side. (The
-/// traffic itself is neither encrypted nor signed: across untrusted networks run the cluster
-/// inside a VPN.)
+/// and no proof can be replayed on another connection or reflected to the other side. The
+/// traffic itself is encrypted only with TLS (`--tls-cert`, `--tls-key`, `--tls-ca`).
 public struct SharedSecret: Sendable {
-    private let bytes: [UInt8]
+    let bytes: [UInt8]
     private var key: SymmetricKey { SymmetricKey(data: bytes) }
 
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
@@ -17,21 +16,24 @@ public struct SharedSecret: Sendable {
     /// From `--secret-file FILE` (its bytes, a trailing newline removed), else the PTP_SECRET
     /// environment variable. A missing or empty secret is an error naming both.
     public static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SharedSecret {
-        if let file {
-            guard var data = FileManager.default.contents(atPath: file) else {
-                throw WireError(.authenticationFailed, "--secret-file: cannot read \(file)")
-            }
-            while let last = data.last, last == 0x0A || last == 0x0D { data.removeLast() }
-            guard strength(Array(data)) >= 16 else {
-                throw WireError(.authenticationFailed, "--secret-file: \(file) holds \(strength(Array(data))) bytes that are not blanks; use at least 16 "
-                                + "(e.g. head -c 32 /dev/urandom | base64 > \(file))")
-            }
-            return SharedSecret(Array(data))
-        }
+        if let file { return try read(file, flag: "--secret-file") }
         if let value = environment["PTP_SECRET"], strength(Array(value.utf8)) >= 16 {
             return SharedSecret(Array(value.utf8))
         }
         throw WireError(.authenticationFailed, "no cluster secret: pass --secret-file FILE or set PTP_SECRET (at least 16 characters)")
+    }
+
+    /// The secret in `file`, named in errors by the option that gave it.
+    public static func read(_ file: String, flag: String) throws -> SharedSecret {
+        guard var data = FileManager.default.contents(atPath: file) else {
+            throw WireError(.authenticationFailed, "\(flag): cannot read \(file)")
+        }
+        while let last = data.last, last == 0x0A || last == 0x0D { data.removeLast() }
+        guard strength(Array(data)) >= 16 else {
+            throw WireError(.authenticationFailed, "\(flag): \(file) holds \(strength(Array(data))) bytes that are not blanks; use at least 16 "
+                            + "(e.g. head -c 32 /dev/urandom | base64 > \(file))")
+        }
+        return SharedSecret(Array(data))
     }
 
     /// Bytes that are not blanks (a secret of spaces is no secret).

@@ -1,4 +1,6 @@
 import NIOCore
+import NIOSSL
+import NIOTLS
 
 /// The connecting side's handshake as a channel handler (workers, `ptp submit`, `ptp status`):
 /// the hello as the connection opens, the proof in answer to the challenge, then the
@@ -33,6 +35,12 @@ public final class ClientHandshakeHandler: ChannelInboundHandler, @unchecked Sen
         context.fireChannelActive()
     }
 
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // TLS verified the coordinator's certificate (workers and clients always verify it).
+        if case .handshakeCompleted = event as? TLSUserEvent { handshake.coordinatorVerified = true }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !handshake.welcomed else { return context.fireChannelRead(data) }
         guard !failed else { return }
@@ -58,7 +66,7 @@ public final class ClientHandshakeHandler: ChannelInboundHandler, @unchecked Sen
 
     public func errorCaught(context: ChannelHandlerContext, error: Error) {
         guard !handshake.welcomed, !failed else { return context.fireErrorCaught(error) }
-        fail(context, error as? ConnectionError ?? .untrusted("\(error)"))
+        fail(context, ConnectionError(connecting: error, peerCertificate: TLSProblem.peerCertificate(on: context.channel)))
     }
 
     private func fail(_ context: ChannelHandlerContext, _ error: ConnectionError) {

@@ -1,3 +1,5 @@
+import NIOSSL
+
 /// Why a connection to the coordinator failed, as the connecting side (a worker, `ptp submit`,
 /// `ptp status`) tells it apart: a refusal is final, a closed connection is worth another try.
 public enum ConnectionError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -13,6 +15,10 @@ public enum ConnectionError: Error, Equatable, Sendable, CustomStringConvertible
     case timedOut(String)
     /// The coordinator could not be reached.
     case unreachable(String)
+    /// The other side is not what this node's settings say: a web server, TLS against
+    /// plaintext, a certificate that is not trusted. Trying again cannot help; the settings must
+    /// change.
+    case misconfigured(String)
 
     public var description: String {
         switch self {
@@ -21,6 +27,34 @@ public enum ConnectionError: Error, Equatable, Sendable, CustomStringConvertible
         case .closed: return "the connection to the coordinator closed"
         case .timedOut(let what): return "no \(what) from the coordinator in time"
         case .unreachable(let reason): return "cannot reach the coordinator: \(reason)"
+        case .misconfigured(let reason): return reason
+        }
+    }
+}
+
+extension ConnectionError {
+    /// A failure while connecting, as this node should report it: TLS failures and a peer that
+    /// is not a coordinator are `misconfigured`, with the setting to change.
+    public init(connecting error: Error, peerCertificate: NIOSSLCertificate?) {
+        if let error = error as? ConnectionError {
+            self = error
+        } else if let reason = TLSProblem.reason(error, side: .peer, peerCertificate: peerCertificate) {
+            self = .misconfigured(reason)
+        } else if let wire = error as? WireError, wire.code == .tlsMismatch || wire.reason.contains("answered in HTTP") {
+            self = .misconfigured(wire.reason)
+        } else {
+            self = .untrusted("\(error)")
+        }
+    }
+
+    /// Whether the coordinator's answer means this node's settings are wrong, so that a worker
+    /// stops instead of trying again: a wrong credential or role, another protocol version,
+    /// TLS on one side only, a certificate not trusted.
+    public var isPermanent: Bool {
+        switch self {
+        case .misconfigured: return true
+        case .refused(let error): return [.authenticationFailed, .badVersion, .tlsMismatch, .forbidden].contains(error.code)
+        default: return false
         }
     }
 }

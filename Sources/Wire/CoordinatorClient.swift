@@ -9,7 +9,7 @@ import NIOPosix
 public final class CoordinatorClient: @unchecked Sendable {
     public let host: String
     public let port: Int
-    public let secret: SharedSecret
+    public let credential: NodeCredential
     public let role: PeerRole
     public let nodeID: String
     /// NIO's process-wide group: never shut down, so the client may be released anywhere,
@@ -23,8 +23,8 @@ public final class CoordinatorClient: @unchecked Sendable {
     private var ended: ConnectionError?
     private let available = DispatchSemaphore(value: 0)
 
-    public init(host: String, port: Int, secret: SharedSecret, role: PeerRole, nodeID: String? = nil) {
-        (self.host, self.port, self.secret, self.role) = (host, port, secret, role)
+    public init(host: String, port: Int, credential: NodeCredential, role: PeerRole, nodeID: String? = nil) {
+        (self.host, self.port, self.credential, self.role) = (host, port, credential, role)
         self.nodeID = nodeID ?? "\(role)-\(ProcessInfo.processInfo.hostName)-\(getpid())"
     }
 
@@ -32,11 +32,12 @@ public final class CoordinatorClient: @unchecked Sendable {
     public func connect(timeout: Double = 10) throws {
         lock.withLock { (inbox, joined, ended) = ([], false, nil) }
         let codec = TensorCodec()
-        let handshake = ClientHandshake(secret: secret, role: role, nodeID: nodeID)
+        let handshake = ClientHandshake(secret: credential.secret, role: role, nodeID: nodeID)
         do {
             channel = try ClientBootstrap(group: group)
-                .channelInitializer { channel in
+                .channelInitializer { [credential, host] channel in
                     channel.eventLoop.makeCompletedFuture {
+                        try credential.addTLS(to: channel, host: host)
                         // Clients receive no tensors, before the handshake or after.
                         let limits = ConnectionLimits.unauthenticated()
                         try channel.pipeline.syncOperations.addHandlers([
@@ -127,7 +128,7 @@ private final class ClientInboundHandler: ChannelInboundHandler, @unchecked Send
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        client?.end(error as? ConnectionError ?? .untrusted("\(error)"))
+        client?.end(ConnectionError(connecting: error, peerCertificate: TLSProblem.peerCertificate(on: context.channel)))
         context.close(promise: nil)
     }
 }

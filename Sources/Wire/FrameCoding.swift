@@ -48,6 +48,12 @@ public struct WireMessageDecoder: ByteToMessageDecoder {
         guard length != Self.httpLength else {
             throw WireError(.malformed, "the other side answered in HTTP: it is a web server (the coordinator's metrics port?), not the coordinator's protocol port")
         }
+        // A TLS record (handshake 0x16 or alert 0x15, version 3.x) read as a length: the other
+        // side speaks TLS and this one does not.
+        if length >> 24 == 0x16 || length >> 24 == 0x15, (length >> 16) & 0xFF == 0x03 {
+            throw WireError(.tlsMismatch, "the other side speaks TLS and this connection does not: give workers and clients --tls-ca "
+                            + "(the CA of the coordinator's certificate), or start the coordinator without --tls-cert")
+        }
         guard Int(length) <= limits.frameBytes else {
             throw WireError(.frameTooLarge, "frame of \(length) bytes over the limit of \(limits.frameBytes)")
         }

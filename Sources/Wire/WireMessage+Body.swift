@@ -42,14 +42,16 @@ extension WireMessage {
             buffer.writeField(taskID)
             buffer.writeField(retryable)
             buffer.writeField(reason)
-        case .submit(let outputDirectory, let layout, let edits):
+        case .submit(let outputDirectory, let layout, let edits, let workingDirectory):
             buffer.writeField(outputDirectory)
+            buffer.writeField(workingDirectory)
             buffer.writeField(layout.rawValue)
             buffer.writeInteger(UInt32(edits.count))
             for edit in edits { edit.encode(into: &buffer) }
-        case .accepted(let jobID, let edits):
+        case .accepted(let jobID, let edits, let output):
             buffer.writeField(jobID)
             buffer.writeInteger(edits)
+            buffer.writeField(output)
         case .watch(let jobID):
             buffer.writeField(jobID)
         case .jobProgress(let jobID, let report):
@@ -121,12 +123,15 @@ extension WireMessage {
                               reason: try body.readString(field: "reason", limit: 16 << 10))
         case 20:
             let output = try body.readString(field: "output directory", limit: 4096)
+            let workingDirectory = try body.readString(field: "working directory", limit: 4096)
             let layoutName = try body.readString(field: "layout", limit: 64)
             guard let layout = OutputLayout(rawValue: layoutName) else { throw WireError(.malformed, "submit: unknown layout '\(layoutName.prefix(64))'") }
             let count = try body.readCount(field: "edits", limit: maximumEditsPerSubmission, smallest: EditEnvelope.smallestEncoding)
-            message = .submit(outputDirectory: output, layout: layout, edits: try (0..<count).map { _ in try EditEnvelope.decode(from: &body) })
+            message = .submit(outputDirectory: output, layout: layout, edits: try (0..<count).map { _ in try EditEnvelope.decode(from: &body) },
+                              workingDirectory: workingDirectory)
         case 21:
-            message = .accepted(jobID: try body.readString(field: "job id", limit: 256), edits: try body.readInteger(field: "edits", as: UInt32.self))
+            message = .accepted(jobID: try body.readString(field: "job id", limit: 256), edits: try body.readInteger(field: "edits", as: UInt32.self),
+                                output: try body.readString(field: "output", limit: 4096))
         case 22:
             message = .watch(jobID: try body.readString(field: "job id", limit: 256))
         case 23:

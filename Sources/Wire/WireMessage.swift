@@ -49,8 +49,11 @@ public enum WireMessage: Sendable, Equatable {
     /// on the coordinator's disk (one at a time, so a catalogue never piles up in memory).
     case picture(CarriedPicture)
     case pictureKept(digest: String)
-    case submit(outputDirectory: String, layout: OutputLayout, edits: [EditEnvelope])
-    case accepted(jobID: String, edits: UInt32)
+    /// A job: its output folder as the user gave it (a relative one is under the coordinator's
+    /// output root, or else under `workingDirectory`, the client's), its layout and its lines.
+    case submit(outputDirectory: String, layout: OutputLayout, edits: [EditEnvelope], workingDirectory: String = "")
+    /// The job is journaled; `output` is the folder it writes to.
+    case accepted(jobID: String, edits: UInt32, output: String = "")
     case watch(jobID: String)
     case jobProgress(jobID: String, report: JobProgressReport)
     case statusRequest

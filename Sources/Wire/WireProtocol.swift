@@ -5,8 +5,9 @@ public enum WireProtocol {
     /// Bumped on every incompatible change to frames or messages (2: mutual authentication;
     /// 3: task payloads carry edit specs as JSON objects, not as strings of JSON; 4: typed work,
     /// results and capabilities, edits as envelopes; 5: sampled lines, their variants and scores;
-    /// 6: pictures carried with batches, inversions reported).
-    public static let version: UInt16 = 6
+    /// 6: pictures carried with batches, inversions reported; 7: submissions carry the client's
+    /// folder for relative outputs, acceptances the folder the job writes to).
+    public static let version: UInt16 = 7
     /// Largest frame accepted before the peer has authenticated (hello and proof are small).
     public static let unauthenticatedFrameLimit = 64 << 10
     /// Default largest frame once authenticated.
@@ -27,6 +28,12 @@ public struct WireError: Error, CustomStringConvertible, Equatable, Sendable {
         case tensorRejected = 7
         case internalError = 8
         case rejected = 9
+        /// One side speaks TLS and the other does not, or a certificate is not trusted.
+        case tlsMismatch = 10
+        /// The credential given does not allow what was asked (a worker's credential used to submit).
+        case forbidden = 11
+        /// A limit of the coordinator's was reached (queued edits, bytes of pictures, line size).
+        case overLimit = 12
     }
     public let code: Code
     public let reason: String

@@ -12,8 +12,10 @@ protocol CoordinatorLinkDelegate: AnyObject {
     func linkAssigned(taskID: String, work: TaskWork)
     /// The connection dropped; the link is reconnecting.
     func linkLost()
-    /// The coordinator refused this worker for good (wrong secret or protocol version).
-    func linkRefused(_ error: WireError)
+    /// The coordinator refused this worker for good, or is not one this worker can talk to
+    /// (wrong credential or protocol version, TLS on one side only, an untrusted certificate,
+    /// a web server at the address).
+    func linkRefused(_ error: ConnectionError)
 }
 
 /// The worker's link to the coordinator, put together from parts that each do one thing: the
@@ -47,8 +49,9 @@ final class CoordinatorLink: @unchecked Sendable {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        try configuration.credential.addTLS(to: channel, host: configuration.host)
                         let limits = ConnectionLimits.unauthenticated()
-                        let handshake = ClientHandshake(secret: configuration.secret, role: .worker, nodeID: configuration.nodeID)
+                        let handshake = ClientHandshake(secret: configuration.credential.secret, role: .worker, nodeID: configuration.nodeID)
                         try channel.pipeline.syncOperations.addHandlers([
                             ByteToMessageHandler(WireMessageDecoder(limits: limits, codec: configuration.codec)),
                             MessageToByteHandler(WireMessageEncoder(codec: configuration.codec)),
@@ -103,9 +106,7 @@ final class CoordinatorLink: @unchecked Sendable {
 
     fileprivate func failed(_ error: ConnectionError) {
         logger.error("the connection failed", metadata: ["reason": "\(error)"])
-        if case .refused(let wire) = error, wire.code == .authenticationFailed || wire.code == .badVersion {
-            delegate?.linkRefused(wire)
-        }
+        if error.isPermanent { delegate?.linkRefused(error) }
     }
 
     fileprivate func received(_ message: WireMessage) {

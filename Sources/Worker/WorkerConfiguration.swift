@@ -8,7 +8,8 @@ import Wire
 public struct WorkerConfiguration: Sendable {
     public var host: String
     public var port: Int
-    public var secret: SharedSecret
+    /// The worker's secret and TLS settings.
+    public var credential: NodeCredential
     public var nodeID: String
     public var threads: Int
     /// Model directories by the key specs name them with ("default" for the embedded model).
@@ -30,11 +31,11 @@ public struct WorkerConfiguration: Sendable {
     /// again when its lease expires).
     public var drainDeliveryTimeout: TimeAmount
 
-    public init(host: String, port: Int, secret: SharedSecret, nodeID: String, threads: Int, models: [String: URL], scorers: [String: URL] = [:],
+    public init(host: String, port: Int, credential: NodeCredential, nodeID: String, threads: Int, models: [String: URL], scorers: [String: URL] = [:],
                 precisions: [Precision] = Precision.allCases.filter(\.isSupported),
                 lowMemory: Bool = false, inversionCacheBytes: Int = 1 << 30, codec: TensorCodec = TensorCodec(), heartbeatInterval: TimeAmount = .seconds(5),
                 maximumBackoff: TimeAmount = .seconds(30), drainDeliveryTimeout: TimeAmount = .seconds(60)) {
-        (self.host, self.port, self.secret, self.nodeID, self.threads, self.models) = (host, port, secret, nodeID, threads, models)
+        (self.host, self.port, self.credential, self.nodeID, self.threads, self.models) = (host, port, credential, nodeID, threads, models)
         (self.scorers, self.precisions) = (scorers, precisions)
         (self.lowMemory, self.codec, self.heartbeatInterval, self.maximumBackoff) = (lowMemory, codec, heartbeatInterval, maximumBackoff)
         (self.drainDeliveryTimeout, self.inversionCacheBytes) = (drainDeliveryTimeout, inversionCacheBytes)

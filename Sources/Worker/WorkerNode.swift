@@ -163,7 +163,7 @@ extension WorkerNode: CoordinatorLinkDelegate {
         }
     }
 
-    func linkRefused(_ error: WireError) {
+    func linkRefused(_ error: ConnectionError) {
         stop(error: error)
     }
 }

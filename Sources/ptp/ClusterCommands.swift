@@ -21,17 +21,6 @@ struct CodecOptions: ParsableArguments {
     }
 }
 
-/// Options shared by every command that connects or listens.
-struct SecretOptions: ParsableArguments {
-    @Option(help: "File holding the cluster's shared secret (default: the PTP_SECRET environment variable).")
-    var secretFile: String?
-
-    func load() throws -> SharedSecret {
-        if let secretFile, let exposure = SharedSecret.exposure(of: secretFile) { note("warning: \(exposure)") }
-        do { return try SharedSecret.load(file: secretFile) } catch let error as WireError { throw CommandError(error.reason) }
-    }
-}
-
 func makeLogger(_ label: String, level: Logger.Level = .info) -> Logger {
     var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
     logger.logLevel = level
@@ -79,7 +68,25 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Megabytes of pictures one job may name in all.")
     var maxJobPictureMb = 4096
 
-    @OptionGroup var secret: SecretOptions
+    @Option(help: "Megabytes of pictures one client's unfinished jobs may name in all.")
+    var maxClientPictureMb = 16384
+
+    @Option(help: "Kilobytes one batch line (an edit spec) may be.")
+    var maxLineKb = 64
+
+    @Option(help: "Edits (or sampled lines) one job may hold.")
+    var maxJobEdits = 1_000_000
+
+    @Option(help: "Edits one client's unfinished jobs may hold in all (a client: the name in its certificate under mutual TLS, else its address).")
+    var maxClientQueuedEdits = 1_000_000
+
+    @Option(help: "Edits all unfinished jobs may hold together: what bounds this process's memory under a flood of submissions.")
+    var maxQueuedEdits = 2_000_000
+
+    @Option(help: "The folder every job's output goes under: --output is a path inside it (relative ones are relative to it); paths outside, '..' and symbolic links out of it are refused. Without it, clients may name any folder this user can write.")
+    var outputRoot: String?
+
+    @OptionGroup var credentials: CoordinatorCredentialOptions
     @OptionGroup var codec: CodecOptions
 
     func run() throws {
@@ -101,13 +108,55 @@ struct CoordinatorCommand: ParsableCommand {
         }
         guard maxJobPictureMb >= 1, maxJobPictureMb <= 1 << 24 else { throw ValidationError("--max-job-picture-mb must be from 1 to 16777216") }
         (settings.maximumPictureBytes, settings.maximumPictureBytesPerJob) = (maxPictureMb << 20, maxJobPictureMb << 20)
+        guard maxClientPictureMb >= 1, maxClientPictureMb <= 1 << 24 else { throw ValidationError("--max-client-picture-mb must be from 1 to 16777216") }
+        guard (1...(EditEnvelope.maximumSpecLength >> 10)).contains(maxLineKb) else {
+            throw ValidationError("--max-line-kb must be from 1 to \(EditEnvelope.maximumSpecLength >> 10) (the protocol's bound)")
+        }
+        for (flag, value) in [("--max-job-edits", maxJobEdits), ("--max-client-queued-edits", maxClientQueuedEdits), ("--max-queued-edits", maxQueuedEdits)] {
+            guard (1...100_000_000).contains(value) else { throw ValidationError("\(flag) must be from 1 to 100000000") }
+        }
+        settings.maximumPictureBytesPerClient = maxClientPictureMb << 20
+        settings.maximumLineBytes = maxLineKb << 10
+        (settings.maximumJobEdits, settings.maximumClientQueuedEdits, settings.maximumQueuedEdits) = (maxJobEdits, maxClientQueuedEdits, maxQueuedEdits)
+        let stateFolder = try Self.stateFolder(state)
+        let root: OutputRoot?
+        do { root = try outputRoot.map(OutputRoot.init) } catch { throw CommandError("\(error)") }
+        let (roles, tls) = try credentials.load()
         var configuration = CoordinatorConfiguration(
-            host: host, port: port, metricsPort: metricsPort, stateDirectory: URL(fileURLWithPath: state),
-            secret: try secret.load(), broker: settings, codec: try codec.codec())
+            host: host, port: port, metricsPort: metricsPort, stateDirectory: stateFolder,
+            credentials: roles, tls: tls, outputRoot: root, broker: settings, codec: try codec.codec())
         configuration.metricsIdleTimeout = .milliseconds(Int64(metricsIdleTimeout * 1000))
         configuration.metricsHost = metricsHost
-        let server = CoordinatorServer(configuration: configuration, logger: makeLogger("ptp.coordinator"))
+        let logger = makeLogger("ptp.coordinator")
+        if roles.workersAndClientsShareASecret {
+            logger.warning("workers and clients sign in with one secret, so a worker's credential can also submit jobs and read their progress; give --worker-secret-file and --client-secret-file to keep them apart")
+        }
+        if root == nil {
+            logger.warning("no --output-root: clients may have results written to any folder this user can write; give --output-root DIR to confine them")
+        }
+        let server = CoordinatorServer(configuration: configuration, logger: logger)
         try server.run()
+    }
+
+    /// `--state`: a folder, made when missing; a file there, or one that cannot be made, is an
+    /// error with the fix (not a dump of the system's error).
+    static func stateFolder(_ path: String) throws -> URL {
+        let folder = URL(fileURLWithPath: path).standardizedFileURL
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw CommandError("--state: \(folder.path) is a file; give a folder for the journal and intermediate results (it is made when missing)")
+            }
+        } else {
+            do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
+                throw CommandError("--state: cannot make the folder \(folder.path) (\((error as NSError).localizedFailureReason ?? error.localizedDescription)); "
+                                   + "give a folder this user can write")
+            }
+        }
+        guard FileManager.default.isWritableFile(atPath: folder.path) else {
+            throw CommandError("--state: this user cannot write in \(folder.path); give a folder it can (chown, or another path)")
+        }
+        return folder
     }
 }
 
@@ -143,7 +192,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "A precision to serve edits at, fp32 or bf16 (repeatable; default: both where the CPU runs bf16, else fp32). Each edit names its own; the coordinator sends it to a worker serving that precision.")
     var precision: [Precision] = []
 
-    @OptionGroup var secret: SecretOptions
+    @OptionGroup var credential: CredentialOptions
     @OptionGroup var codec: CodecOptions
 
     func run() throws {
@@ -170,7 +219,7 @@ struct WorkerCommand: ParsableCommand {
         logger.info("kernels", metadata: ["blas": "\(BLAS.configuration)", "onednn": "\(Engine.oneDNNConfiguration)", "threads": "\(threads)",
                                           "precisions": "\(precisions.map(\.rawValue).joined(separator: ","))"])
         let node = try WorkerNode(configuration: WorkerConfiguration(
-            host: host, port: port, secret: try secret.load(), nodeID: nodeID ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())",
+            host: host, port: port, credential: try credential.load(), nodeID: nodeID ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())",
             threads: threads, models: directories, scorers: scorerDirectories, precisions: precisions, lowMemory: lowMemory,
             inversionCacheBytes: inversionCacheMb << 20, codec: try codec.codec(), heartbeatInterval: .milliseconds(Int64(heartbeat * 1000))), logger: logger)
         try node.run()

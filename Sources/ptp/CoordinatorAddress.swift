@@ -12,8 +12,8 @@ enum CoordinatorAddress {
 
 extension CoordinatorClient {
     /// A client of the coordinator at `--coordinator`'s HOST:PORT.
-    convenience init(address: String, secret: SharedSecret, role: PeerRole) throws {
+    convenience init(address: String, credential: NodeCredential, role: PeerRole) throws {
         let (host, port) = try CoordinatorAddress.parse(address)
-        self.init(host: host, port: port, secret: secret, role: role)
+        self.init(host: host, port: port, credential: credential, role: role)
     }
 }

@@ -23,7 +23,7 @@ struct Status: ParsableCommand {
     @Flag(help: "Print the raw JSON report (with --watch, one line per refresh).")
     var json = false
 
-    @OptionGroup var secret: SecretOptions
+    @OptionGroup var credential: CredentialOptions
 
     func validate() throws {
         guard interval >= 0.2, interval <= 3600 else { throw ValidationError("--interval: \(interval) s is out of range; use 0.2 to 3600") }
@@ -31,9 +31,9 @@ struct Status: ParsableCommand {
     }
 
     func run() throws {
-        let secret = try secret.load()
+        let credential = try credential.load()
         guard watch else {
-            print(try render(try report(from: connect(secret))))
+            print(try render(try report(from: connect(credential))))
             return
         }
         let screen = LiveScreen(interactive: isatty(STDOUT_FILENO) != 0 && !json)
@@ -42,7 +42,7 @@ struct Status: ParsableCommand {
             var frame: String
             var reachable = true
             do {
-                let connected = try client ?? connect(secret)
+                let connected = try client ?? connect(credential)
                 client = connected
                 frame = try render(try report(from: connected))
             } catch {
@@ -63,8 +63,8 @@ struct Status: ParsableCommand {
         }
     }
 
-    private func connect(_ secret: SharedSecret) throws -> CoordinatorClient {
-        let client = try CoordinatorClient(address: coordinator, secret: secret, role: .monitor)
+    private func connect(_ credential: NodeCredential) throws -> CoordinatorClient {
+        let client = try CoordinatorClient(address: coordinator, credential: credential, role: .monitor)
         do { try client.connect() } catch {
             client.close()
             throw error

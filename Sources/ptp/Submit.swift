@@ -56,7 +56,7 @@ struct Submit: ParsableCommand {
     @Option(help: "The coordinator, HOST:PORT.")
     var coordinator: String
 
-    @Option(help: "Output folder (made absolute; must be reachable by the coordinator).")
+    @Option(help: "Output folder, written by the coordinator: under its --output-root when it has one (a relative path is relative to that root), else a path it can reach (a relative one is made absolute here).")
     var output: String
 
     @Flag(help: "Return as soon as the job is accepted.")
@@ -65,7 +65,7 @@ struct Submit: ParsableCommand {
     @Option(help: "Seconds to keep trying to reach a coordinator that went away before giving up (the job goes on in its journal).")
     var reconnectTimeout: Double = 600
 
-    @OptionGroup var secret: SecretOptions
+    @OptionGroup var credential: CredentialOptions
 
     func validate() throws {
         guard (file == nil) != (prompts == nil) else { throw ValidationError("give a batch file or --prompts FILE (one of them)") }
@@ -98,18 +98,17 @@ struct Submit: ParsableCommand {
 extension Submit {
     func run() throws {
         let (edits, pictures) = try edits()
-        let output = URL(fileURLWithPath: output).standardizedFileURL.path
-        let secret = try secret.load()
-        let client = try CoordinatorClient(address: coordinator, secret: secret, role: .client)
+        let credential = try credential.load()
+        let client = try CoordinatorClient(address: coordinator, credential: credential, role: .client)
         try client.connect()
         try PictureUpload(pictures: pictures).send(through: client)
-        try client.send(.submit(outputDirectory: output, layout: dataset, edits: edits))
-        let jobID = try acceptance(from: client, output: output)
+        try client.send(.submit(outputDirectory: output, layout: dataset, edits: edits, workingDirectory: FileManager.default.currentDirectoryPath))
+        let (jobID, output) = try acceptance(from: client)
         if detach {
             print(jobID)
             return
         }
-        let report = try watch(jobID, client: client, secret: secret)
+        let report = try watch(jobID, client: client, credential: credential)
         for (id, reason) in report.failures.sorted(by: { $0.key < $1.key }) { note("edit \(id) failed: \(reason)") }
         if let variants = report.job.variants { note("job \(jobID): \(variants.summary)") }
         note("job \(jobID): \(report.job.finished) finished, \(report.job.failed) failed, manifest \(output)/manifest.jsonl")
@@ -118,13 +117,13 @@ extension Submit {
     }
 
     /// The job's id once the coordinator has journaled it (which waits behind its disk).
-    func acceptance(from client: CoordinatorClient, output: String) throws -> String {
+    func acceptance(from client: CoordinatorClient) throws -> (jobID: String, output: String) {
         let asked = Date()
         while true {
             switch try client.next(timeout: 30) {
-            case .accepted(let id, let count)?:
+            case .accepted(let id, let count, let output)?:
                 note("job \(id) accepted: \(count) \(dataset == .ptp && samples == nil && prompts == nil ? "edits" : "lines"); results in \(output)")
-                return id
+                return (id, output)
             case .error(_, let reason)?:
                 throw CommandError("the coordinator refused the job: \(reason)")
             case nil where Date().timeIntervalSince(asked) < reconnectTimeout:
@@ -136,7 +135,7 @@ extension Submit {
     }
 
     /// Follows the job to its end, reconnecting if the coordinator restarts.
-    func watch(_ jobID: String, client: CoordinatorClient, secret: SharedSecret) throws -> JobProgressReport {
+    func watch(_ jobID: String, client: CoordinatorClient, credential: NodeCredential) throws -> JobProgressReport {
         let bar = ProgressBar("job \(jobID)")
         var client = client
         var delay = 0.5
@@ -179,7 +178,7 @@ extension Submit {
                 note("lost the coordinator; reconnecting in \(delay) s")
                 Thread.sleep(forTimeInterval: delay)
                 delay = min(delay * 2, 10)
-                client = try CoordinatorClient(address: coordinator, secret: secret, role: .client)
+                client = try CoordinatorClient(address: coordinator, credential: credential, role: .client)
                 do { try client.connect() } catch { note("reconnect failed: \(error)") }
             }
         }

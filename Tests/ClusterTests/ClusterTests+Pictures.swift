@@ -110,7 +110,7 @@ extension ClusterTests {
         spec.image = privateFile.path
         spec.steps = 4
         let (host, port) = try #require(Self.address(harness.coordinatorAddress))
-        let client = CoordinatorClient(host: host, port: port, secret: SharedSecret(Array(try Data(contentsOf: harness.secretFile))), role: .client)
+        let client = CoordinatorClient(host: host, port: port, credential: NodeCredential(secret: SharedSecret(Array(try Data(contentsOf: harness.secretFile)))), role: .client)
         try client.connect()
         defer { client.close() }
         let output = harness.directory.appendingPathComponent("out")

@@ -22,7 +22,7 @@ extension ClusterTests {
         var logger = Logger(label: "test")
         logger.logLevel = .error
         let server = CoordinatorServer(configuration: CoordinatorConfiguration(host: "127.0.0.1", port: 0, metricsPort: nil,
-                                                                                stateDirectory: state, secret: secret), logger: logger)
+                                                                                stateDirectory: state, credentials: RoleCredentials(shared: secret)), logger: logger)
         try server.start()
         defer { server.shutdown() }
         let port = try #require(server.boundPort)
@@ -32,14 +32,14 @@ extension ClusterTests {
         for worker in workers { try worker.ready.futureResult.wait() }
 
         let edits = try (0..<12).map { try EditEnvelope(EditSpec(id: "e\($0)", source: "a red circle", targets: ["a blue circle"])) }
-        let client = CoordinatorClient(host: "127.0.0.1", port: port, secret: secret, role: .client)
+        let client = CoordinatorClient(host: "127.0.0.1", port: port, credential: NodeCredential(secret: secret), role: .client)
         try client.connect()
         defer { client.close() }
         let output = disk.mountPoint.appendingPathComponent("results")
         let accepted = try client.request(.submit(outputDirectory: output.path, layout: .ptp, edits: edits))
         guard case .accepted = accepted else { Issue.record("job refused: \(accepted)"); return }
 
-        let probe = CoordinatorClient(host: "127.0.0.1", port: port, secret: secret, role: .monitor)
+        let probe = CoordinatorClient(host: "127.0.0.1", port: port, credential: NodeCredential(secret: secret), role: .monitor)
         try probe.connect()
         defer { probe.close() }
         var times: [Double] = []

@@ -16,18 +16,23 @@ final class PeerPipeline {
     let shell: BrokerShell
     let metrics = CoordinatorMetrics()
     let output = URL(fileURLWithPath: "/results")
+    let credentials: RoleCredentials
+    let outputRoot: OutputRoot?
 
-    init() throws {
+    /// `credentials`: what signs each role in (default: `secret` for every role).
+    init(credentials: RoleCredentials? = nil, outputRoot: OutputRoot? = nil, settings: BrokerSettings = BrokerSettings()) throws {
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        self.credentials = credentials ?? RoleCredentials(shared: secret)
+        self.outputRoot = outputRoot
         let storage = Storage(journal: MemoryJournal(), store: MemoryResultStore(), logger: logger)
-        let broker = TaskBroker(nextJobNumber: 1, metrics: metrics, logger: logger)
+        let broker = TaskBroker(nextJobNumber: 1, metrics: metrics, logger: logger, settings: settings)
         shell = BrokerShell(broker: broker, board: StatusBoard(), storage: InlineStorage(storage), loop: loop)
     }
 
     var broker: TaskBroker { shell.broker }
 
-    /// A new connection, active.
-    func connection() throws -> EmbeddedChannel {
+    /// A new connection from `address`, active.
+    func connection(from address: String = "10.0.0.7") throws -> EmbeddedChannel {
         let limits = ConnectionLimits.unauthenticated()
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         let refusal = Refusal(metrics: metrics, logger: logger)
@@ -35,10 +40,10 @@ final class PeerPipeline {
         try channel.pipeline.syncOperations.addHandlers([
             ByteToMessageHandler(WireMessageDecoder(limits: limits, codec: codec)),
             MessageToByteHandler(WireMessageEncoder(codec: codec)),
-            ServerHandshakeHandler(secret: secret, limits: limits, workerTensorBytes: codec.limit, refusal: refusal),
-            PeerRouter(shell: shell, refusal: refusal, logger: logger),
+            ServerHandshakeHandler(credentials: credentials, limits: limits, workerTensorBytes: codec.limit, refusal: refusal, logger: logger),
+            PeerRouter(shell: shell, refusal: refusal, outputRoot: outputRoot, logger: logger),
         ])
-        try channel.connect(to: SocketAddress(ipAddress: "10.0.0.7", port: 4000)).wait()
+        try channel.connect(to: SocketAddress(ipAddress: address, port: 4000)).wait()
         return channel
     }
 
@@ -68,10 +73,11 @@ final class PeerPipeline {
         return messages
     }
 
-    /// Runs the handshake as `role`; returns the session id welcomed.
+    /// Runs the handshake as `role` with `secret` (default: the pipeline's); returns the session id welcomed.
     @discardableResult
-    func signIn(_ channel: EmbeddedChannel, role: PeerRole, node: String, models: [String] = ["default"], byteByByte: Bool = false) throws -> String {
-        var handshake = ClientHandshake(secret: secret, role: role, nodeID: node)
+    func signIn(_ channel: EmbeddedChannel, role: PeerRole, node: String, models: [String] = ["default"], byteByByte: Bool = false,
+                secret: SharedSecret? = nil) throws -> String {
+        var handshake = ClientHandshake(secret: secret ?? self.secret, role: role, nodeID: node)
         try send(handshake.hello(capabilities: NodeCapabilities(models: models, threads: 2, host: node, version: "t")), to: channel, byteByByte: byteByByte)
         guard case .challenge(let nonce)? = try received(channel).first else { throw SubmissionError("no challenge") }
         try send(try handshake.answer(challenge: nonce), to: channel, byteByByte: byteByByte)
@@ -164,7 +170,7 @@ struct PeerPipelineTests {
         #expect(prompt.isActive)
     }
 
-    @Test("each role sends only its own messages: a client's credit and a worker's job are refused; anyone may ask for status")
+    @Test("each role sends only its own messages: a client's credit and a worker's job are refused; clients may ask for the status")
     func roles() throws {
         let p = try PeerPipeline()
         let client = try p.connection()
@@ -173,13 +179,15 @@ struct PeerPipelineTests {
         guard case .statusReport(let status)? = try p.received(client).first else { Issue.record("no status"); return }
         #expect(status.nodes.isEmpty && status.jobs.isEmpty)
         try p.send(.credit(slots: 5), to: client)
-        #expect(try p.received(client) == [.error(code: WireError.Code.unexpectedMessage.rawValue, reason: "'credit' is not a message a client sends")])
+        #expect(try p.received(client) == [.error(code: WireError.Code.forbidden.rawValue,
+                                                  reason: "a client credential cannot 'credit': " + PeerRouter.allowed(.client))])
         #expect(!client.isActive)
 
         let worker = try p.connection()
         try p.signIn(worker, role: .worker, node: "w1")
         try p.send(.submit(outputDirectory: "/results", layout: .ptp, edits: [PeerPipeline.edit("a")]), to: worker)
-        #expect(try p.received(worker) == [.error(code: WireError.Code.unexpectedMessage.rawValue, reason: "'submit' is not a message a worker sends")])
+        #expect(try p.received(worker) == [.error(code: WireError.Code.forbidden.rawValue,
+                                                  reason: "a worker credential cannot 'submit': " + PeerRouter.allowed(.worker))])
         #expect(p.broker.jobs.isEmpty && p.broker.status().nodes.isEmpty, "the refused worker left")
     }
 
@@ -192,7 +200,7 @@ struct PeerPipelineTests {
         guard case .error(let code, let reason)? = try p.received(client).first else { Issue.record("not refused"); return }
         #expect(code == WireError.Code.rejected.rawValue && reason.contains("absolute path"))
         try p.send(.submit(outputDirectory: "/results", layout: .ptp, edits: [PeerPipeline.edit("a")]), to: client)
-        #expect(try p.received(client) == [.accepted(jobID: "job-1", edits: 1)])
+        #expect(try p.received(client) == [.accepted(jobID: "job-1", edits: 1, output: "/results")])
         try p.send(.watch(jobID: "job-1"), to: client)
         guard case .jobProgress(_, let first)? = try p.received(client).first else { Issue.record("no progress"); return }
         #expect(first.job.state == "running" && first.job.edits == 1)

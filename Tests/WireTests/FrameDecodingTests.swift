@@ -72,6 +72,7 @@ struct FrameDecodingTests {
         .failed(taskID: "t1", retryable: true, reason: "oom"),
         .submit(outputDirectory: "/out", layout: .ptp, edits: [envelope, pictured]),
         .submit(outputDirectory: "/data", layout: .hf, edits: [line]),
+        .submit(outputDirectory: "run-7", layout: .ptp, edits: [envelope], workingDirectory: "/home/user"),
         .assign(taskID: "t3", work: .variant(VariantWork(line: line, index: 99))),
         .result(taskID: "t3", result: .variant(.ran(ScoredVariant(
             draw: VariantDraw(index: 99, seed: 1 << 52, selfReplace: 0.25, crossReplace: nil, guidance: 11.5), run: run, seconds: 3,
@@ -81,6 +82,7 @@ struct FrameDecodingTests {
         .result(taskID: "t4", result: .variant(.ran(ScoredVariant(draw: VariantDraw(index: 0, seed: 5), run: run, seconds: 1, scores: nil, pictures: [])))),
         .result(taskID: "t5", result: .variant(.failed(reason: "prompt too long"))),
         .accepted(jobID: "j1", edits: 20),
+        .accepted(jobID: "j2", edits: 3, output: "/srv/ptp/run-7"),
         .watch(jobID: "j1"),
         .pictureQuery(digests: [String(repeating: "ab", count: 32), String(repeating: "0f", count: 32)]),
         .picturesMissing(digests: [String(repeating: "0f", count: 32)]),
@@ -145,6 +147,12 @@ struct FrameDecodingTests {
         let http = try self.channel(limit: 1024)
         let error = #expect(throws: WireError.self) { try http.writeInbound(ByteBuffer(string: "HTTP/1.1 400 Bad Request\r\n")) }
         #expect(error?.code == .malformed && error?.reason.contains("answered in HTTP") == true, "\(String(describing: error))")
+        // TLS records (a ClientHello, an alert) read by a plaintext side: named, with the flag to give.
+        for record: [UInt8] in [[0x16, 0x03, 0x01, 0x02, 0x00, 0x01], [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]] {
+            let tls = try self.channel(limit: 1024)
+            let refused = #expect(throws: WireError.self) { try tls.writeInbound(ByteBuffer(bytes: record)) }
+            #expect(refused?.code == .tlsMismatch && refused?.reason.contains("--tls-ca") == true, "\(String(describing: refused))")
+        }
     }
 
     /// A result frame with one tensor of `megabytes` MiB of zeros that honestly declares its size

@@ -207,7 +207,7 @@ struct CoordinatorLinkTests {
         let third = try #require(f.channels.last)
         _ = try third.readOutbound(as: WireMessage.self)
         try third.writeInbound(WireMessage.error(code: WireError.Code.authenticationFailed.rawValue, reason: "wrong cluster secret (node 'w1')"))
-        #expect(delegate.refusals == [WireError(.authenticationFailed, "wrong cluster secret (node 'w1')")])
+        #expect(delegate.refusals == [.refused(WireError(.authenticationFailed, "wrong cluster secret (node 'w1')"))])
         link.close()
         loop.advanceTime(by: .seconds(60))
         #expect(f.channels.count == 3)
@@ -270,9 +270,9 @@ final class RunningTasks: @unchecked Sendable {
 final class RecordingDelegate: CoordinatorLinkDelegate {
     var events: [String] = []
     var assigned: [String] = []
-    var refusals: [WireError] = []
+    var refusals: [ConnectionError] = []
     func linkJoined() { events.append("joined") }
     func linkAssigned(taskID: String, work: TaskWork) { assigned.append(taskID) }
     func linkLost() { events.append("lost") }
-    func linkRefused(_ error: WireError) { refusals.append(error) }
+    func linkRefused(_ error: ConnectionError) { refusals.append(error) }
 }
