@@ -28,8 +28,8 @@ public struct BrokerSettings: Sendable {
     public var maximumJobEdits = 1_000_000
     /// The most edits one client's unfinished jobs may hold, and all clients' together: what
     /// bounds the coordinator's memory under a flood of submissions.
-    public var maximumClientQueuedEdits = 1_000_000
-    public var maximumQueuedEdits = 2_000_000
+    public var maximumClientQueuedEdits = 500_000
+    public var maximumQueuedEdits = 1_000_000
 
     public init() {}
 }

@@ -78,10 +78,10 @@ struct CoordinatorCommand: ParsableCommand {
     var maxJobEdits = 1_000_000
 
     @Option(help: "Edits one client's unfinished jobs may hold in all (a client: the name in its certificate under mutual TLS, else its address).")
-    var maxClientQueuedEdits = 1_000_000
+    var maxClientQueuedEdits = 500_000
 
     @Option(help: "Edits all unfinished jobs may hold together: what bounds this process's memory under a flood of submissions.")
-    var maxQueuedEdits = 2_000_000
+    var maxQueuedEdits = 1_000_000
 
     @Option(help: "The folder every job's output goes under: --output is a path inside it (relative ones are relative to it); paths outside, '..' and symbolic links out of it are refused. Without it, clients may name any folder this user can write.")
     var outputRoot: String?

@@ -26,6 +26,13 @@ final class ClusterHarness: @unchecked Sendable {
     let namespaces: Bool
     private var processes: [String: Process] = [:]
     private var nodes: [String] = []
+    /// How the coordinator, workers and clients prove themselves (default: the one secret file);
+    /// the TLS tests give certificates and secrets per role.
+    var coordinatorCredentials: [String]
+    var workerCredentials: [String]
+    var clientCredentials: [String]
+    /// Where workers and clients connect, when not straight to the coordinator (a proxy).
+    var addressOverride: String?
 
     /// A fresh cluster folder; `hosts` names the nodes to place in namespaces ("coordinator" first).
     init(name: String, hosts: [String] = [], useNamespaces: Bool = false) throws {
@@ -34,6 +41,8 @@ final class ClusterHarness: @unchecked Sendable {
         secretFile = directory.appendingPathComponent("secret")
         try Data("integration-test-secret-\(UUID().uuidString)".utf8).write(to: secretFile)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: secretFile.path)
+        (coordinatorCredentials, workerCredentials, clientCredentials) = (["--secret-file", secretFile.path], ["--secret-file", secretFile.path],
+                                                                          ["--secret-file", secretFile.path])
         port = Int.random(in: 20000...45000)
         tag = "pt" + String(UUID().uuidString.prefix(4)).lowercased()
         var namespaced = false
@@ -61,6 +70,7 @@ final class ClusterHarness: @unchecked Sendable {
 
     /// The address workers and clients use to reach the coordinator.
     var coordinatorAddress: String {
+        if let addressOverride { return addressOverride }
         if namespaces, let address = Self.run(["cluster/netns-harness", "address", "coordinator"], environment: ["PTP_NETNS_TAG": tag]).output
             .split(separator: "\n").first { return "\(address):\(port)" }
         return "127.0.0.1:\(port)"
@@ -115,14 +125,14 @@ final class ClusterHarness: @unchecked Sendable {
     }
 
     func startCoordinator(_ extra: [String] = []) throws {
-        try start("coordinator", host: "coordinator", ["coordinator", "--port", String(port), "--state", directory.appendingPathComponent("state").path,
-                                                       "--secret-file", secretFile.path] + extra)
+        try start("coordinator", host: "coordinator", ["coordinator", "--port", String(port), "--state", directory.appendingPathComponent("state").path]
+                  + coordinatorCredentials + extra)
         try waitForCoordinator()
     }
 
     func startWorker(_ id: String, threads: Int = 1, extra: [String] = []) throws {
         try start(id, host: id, ["worker", "--coordinator", coordinatorAddress, "--threads", String(threads), "--node-id", id,
-                                 "--model", Self.model, "--secret-file", secretFile.path] + extra)
+                                 "--model", Self.model] + workerCredentials + extra)
     }
 
     /// Waits until the coordinator answers a status request.
@@ -136,7 +146,7 @@ final class ClusterHarness: @unchecked Sendable {
     }
 
     func status() -> (status: Int32, output: String, signalled: Bool) {
-        Self.run([Self.ptp.path, "status", "--coordinator", coordinatorAddress, "--once", "--json", "--secret-file", secretFile.path], timeout: 10)
+        Self.run([Self.ptp.path, "status", "--coordinator", coordinatorAddress, "--once", "--json"] + clientCredentials, timeout: 10)
     }
 
     /// Waits until every worker in `ids` is connected.
@@ -151,8 +161,22 @@ final class ClusterHarness: @unchecked Sendable {
     }
 
     func submit(_ file: URL, output: URL, detach: Bool = false, timeout: TimeInterval = 600) -> (status: Int32, output: String, signalled: Bool) {
-        Self.run([Self.ptp.path, "submit", file.path, "--coordinator", coordinatorAddress, "--output", output.path,
-                  "--secret-file", secretFile.path] + (detach ? ["--detach"] : []), timeout: timeout)
+        Self.run([Self.ptp.path, "submit", file.path, "--coordinator", coordinatorAddress, "--output", output.path]
+                 + clientCredentials + (detach ? ["--detach"] : []), timeout: timeout)
+    }
+
+    /// The process id of a started node.
+    func pid(_ name: String) -> Int32? { processes[name]?.processIdentifier }
+
+    /// A process's resident and peak resident megabytes (/proc/PID/status).
+    static func memory(of pid: Int32) -> (resident: Int, peak: Int) {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0) }
+        func field(_ name: String) -> Int {
+            guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }),
+                  let kilobytes = line.split(separator: " ").compactMap({ Int($0) }).first else { return 0 }
+            return kilobytes >> 10
+        }
+        return (field("VmRSS"), field("VmHWM"))
     }
 
     func kill(_ name: String, signal: Int32 = SIGKILL) {
