@@ -4,7 +4,7 @@ import Testing
 /// TLS, roles and the output root with real processes: certificates made by `openssl`, the
 /// coordinator's port watched by a recording proxy.
 extension ClusterTests {
-    @Test("mutual TLS, a certificate per role and no secret: a batch over 2 workers is bit-identical to ptp edit, and no prompt text crosses the port",
+    @Test("mutual TLS, a certificate per role and no secret: the 24-edit batch over 2 workers is bit-identical to ptp edit, and no prompt text crosses the port",
           .timeLimit(.minutes(10)))
     func tlsCluster() throws {
         let harness = try ClusterHarness(name: "tls")
@@ -18,20 +18,21 @@ extension ClusterTests {
         defer { proxy.stop() }
         harness.addressOverride = "127.0.0.1:\(proxy.port)"
         try harness.startWorker("w1")
-        try harness.startWorker("w2")
+        try harness.startWorker("w2", extra: Self.bfloat16 ? ["--precision", "fp32"] : [])
         try harness.waitForWorkers(["w1", "w2"])
-        let batch = try harness.batch("tls", count: 6)
+        // The plain cluster test's batch: mixed precisions and schedulers.
+        let batch = try mixedBatch(harness)
         let output = harness.directory.appendingPathComponent("out")
         let submitted = harness.submit(batch, output: output)
         #expect(submitted.status == 0, "\(submitted.output)")
-        expectComplete(output, edits: 6)
+        expectComplete(output, edits: 24)
         try expectIdenticalToSingleMachine(batch, output: output, harness: harness)
         let captured = proxy.bytes.count
         #expect(captured > 50_000, "the proxy saw \(captured) bytes: the cluster did not run through it")
         for text in ["circle on a blue background", "edit-0", "a red circle", ClusterHarness.model] {
             #expect(!proxy.saw(text), "'\(text)' crossed the network in the clear")
         }
-        print("[cluster] mutual TLS: 6 edits over 2 workers, \(captured) bytes through the recording proxy, no prompt text among them")
+        print("[cluster] mutual TLS: 24 edits over 2 workers, \(captured) bytes through the recording proxy, no prompt text among them")
 
         // The same capture of a plaintext coordinator shows the prompts: the check above can fail.
         let plain = try ClusterHarness(name: "plain")

@@ -49,6 +49,20 @@ struct ClusterTests {
         return flags.contains(" avx512_bf16") || flags.contains(" amx_bf16")
     }
 
+    /// 24 edits of the fixture model, each in fp32 or bf16 (where the CPU runs it), with DDIM,
+    /// DPM-Solver++ (Karras) or Euler.
+    func mixedBatch(_ harness: ClusterHarness) throws -> URL {
+        let variants = [#""scheduler": "dpm++-karras""#, Self.bfloat16 ? #""precision": "bf16""# : #""scheduler": "euler""#,
+                        Self.bfloat16 ? #""precision": "bf16", "scheduler": "euler""# : #""scheduler": "ddim""#, nil]
+        let plain = try harness.batch("plain", count: 24)
+        let lines = try String(contentsOf: plain, encoding: .utf8).split(separator: "\n").enumerated().map { index, line in
+            variants[index % variants.count].map { String(line.dropLast()) + ", " + $0 + "}" } ?? String(line)
+        }
+        let batch = harness.directory.appendingPathComponent("batch.jsonl")
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: batch)
+        return batch
+    }
+
     @Test("a batch of 24 edits over 2 workers, as separate hosts, mixing precisions and schedulers, is bit-identical to ptp edit",
           .timeLimit(.minutes(10)))
     func batchOverTwoWorkers() throws {
@@ -60,15 +74,7 @@ struct ClusterTests {
         try harness.startWorker("w2", extra: Self.bfloat16 ? ["--precision", "fp32"] : [])
         try harness.waitForWorkers(["w1", "w2"])
         if !Self.bfloat16 { print("[cluster] no bf16 on this CPU: the batch runs in fp32 only") }
-        // Every edit in fp32 or bf16 (where the CPU runs it), with DDIM, DPM-Solver++ (Karras) or Euler.
-        let variants = [#""scheduler": "dpm++-karras""#, Self.bfloat16 ? #""precision": "bf16""# : #""scheduler": "euler""#,
-                        Self.bfloat16 ? #""precision": "bf16", "scheduler": "euler""# : #""scheduler": "ddim""#, nil]
-        let plain = try harness.batch("plain", count: 24)
-        let lines = try String(contentsOf: plain, encoding: .utf8).split(separator: "\n").enumerated().map { index, line in
-            variants[index % variants.count].map { String(line.dropLast()) + ", " + $0 + "}" } ?? String(line)
-        }
-        let batch = harness.directory.appendingPathComponent("batch.jsonl")
-        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: batch)
+        let batch = try mixedBatch(harness)
         let output = harness.directory.appendingPathComponent("out")
         let submitted = harness.submit(batch, output: output)
         #expect(submitted.status == 0, "\(submitted.output)")
