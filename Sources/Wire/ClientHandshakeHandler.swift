@@ -37,7 +37,15 @@ public final class ClientHandshakeHandler: ChannelInboundHandler, @unchecked Sen
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // TLS verified the coordinator's certificate (workers and clients always verify it).
-        if case .handshakeCompleted = event as? TLSUserEvent { handshake.coordinatorVerified = true }
+        // A certificate naming a role is a peer's credential, not a coordinator's: a worker
+        // cannot pose as the coordinator with its own certificate.
+        if case .handshakeCompleted = event as? TLSUserEvent {
+            if let role = CertificateIdentity.of(context.channel)?.role {
+                return fail(context, .misconfigured("the server presented a \(role == .monitor ? "status" : "\(role)") certificate (OU=...), not a coordinator's: "
+                                                    + "not our coordinator, or its --tls-cert is a peer's certificate"))
+            }
+            handshake.coordinatorVerified = true
+        }
         context.fireUserInboundEventTriggered(event)
     }
 

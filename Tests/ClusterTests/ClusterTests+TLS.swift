@@ -99,6 +99,20 @@ extension ClusterTests {
         Thread.sleep(forTimeInterval: 0.5)
         #expect(plain.log("coordinator").contains("speaks TLS"), "\(plain.log("coordinator"))")
         #expect(plain.status().status == 0)
+
+        // A server with a worker's certificate, valid for the address and signed by the CA, is not taken for the coordinator.
+        let rogue = try ClusterHarness(name: "tls-rogue")
+        defer { rogue.stopAll() }
+        rogue.coordinatorCredentials = ["--secret-file", rogue.secretFile.path, "--tls-cert", pki.path("rogue.pem"), "--tls-key", pki.path("rogue.key")]
+        rogue.clientCredentials = ["--secret-file", rogue.secretFile.path] + pki.arguments(nil)
+        try rogue.start("coordinator", ["coordinator", "--port", String(rogue.port), "--state", rogue.directory.appendingPathComponent("state").path]
+                        + rogue.coordinatorCredentials)
+        var posed = ""
+        for _ in 0..<50 where !posed.contains("not a coordinator's") {
+            posed = status(rogue.clientCredentials, at: "127.0.0.1:\(rogue.port)")
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        #expect(posed.contains("presented a worker certificate") && posed.contains("not a coordinator's"), "\(posed)")
     }
 
     @Test("roles and the output root with real processes: each secret signs in only its role, outputs stay under --output-root, and edge errors are named",
