@@ -152,6 +152,7 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: [
             "Wire", "EditContract",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
     ]

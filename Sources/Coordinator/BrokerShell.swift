@@ -55,12 +55,12 @@ final class BrokerShell {
 
     /// A picture from a client on `channel`: refused at once when it is wrong, else answered
     /// once it is kept.
-    func keepPicture(_ picture: CarriedPicture, from channel: Channel) throws {
+    func keepPicture(_ picture: CarriedPicture, client: String = "local", from channel: Channel) throws {
         // One picture in flight per client: a catalogue streams through, never piles up here.
         guard !pictureSenders.values.contains(where: { $0.contains { $0 === channel } }) else {
             throw SubmissionError("a picture was sent before the previous one was kept; wait for each picture's answer")
         }
-        try broker.pictureArrived(picture)
+        try broker.pictureArrived(picture, client: client)
         pictureSenders[picture.digest, default: []].append(channel)
         deliver()
     }

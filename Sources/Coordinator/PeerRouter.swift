@@ -69,9 +69,10 @@ final class PeerRouter: ChannelInboundHandler, @unchecked Sendable {
         case (.client, .pictureQuery(let digests)):
             context.writeAndFlush(wrapOutboundOut(.picturesMissing(digests: shell.broker.missingPictures(digests))), promise: nil)
         case (.client, .picture(let picture)):
-            do { try shell.keepPicture(picture, from: context.channel) } catch {
-                logger.warning("picture refused", metadata: ["reason": "\(error)"])
-                context.writeAndFlush(wrapOutboundOut(.error(code: WireError.Code.rejected.rawValue, reason: "\(error)")), promise: nil)
+            do { try shell.keepPicture(picture, client: peer.client, from: context.channel) } catch {
+                logger.warning("picture refused", metadata: ["reason": "\(error)", "client": "\(peer.client)"])
+                let code = (error as? SubmissionError)?.code ?? .rejected
+                context.writeAndFlush(wrapOutboundOut(.error(code: code.rawValue, reason: "\(error)")), promise: nil)
             }
         case (.client, .watch(let jobID)), (.monitor, .watch(let jobID)):
             if !shell.watch(jobID, channel: context.channel) {
@@ -101,11 +102,19 @@ final class PeerRouter: ChannelInboundHandler, @unchecked Sendable {
     /// else as given (a relative folder under the client's working directory).
     func outputFolder(_ requested: String, workingDirectory: String) throws -> URL {
         if let outputRoot { return try outputRoot.resolve(requested) }
-        if requested.hasPrefix("/") { return URL(fileURLWithPath: requested).standardizedFileURL }
-        guard workingDirectory.hasPrefix("/") else {
-            throw SubmissionError("--output: '\(requested)' is relative and the client sent no working folder; give an absolute path")
+        let folder: URL
+        if requested.hasPrefix("/") {
+            folder = URL(fileURLWithPath: requested).standardizedFileURL
+        } else {
+            guard workingDirectory.hasPrefix("/") else {
+                throw SubmissionError("--output: '\(requested)' is relative and the client sent no working folder; give an absolute path")
+            }
+            folder = URL(fileURLWithPath: workingDirectory).appendingPathComponent(requested).standardizedFileURL
         }
-        return URL(fileURLWithPath: workingDirectory).appendingPathComponent(requested).standardizedFileURL
+        guard folder.path.utf8.count <= OutputRoot.maximumPathBytes else {
+            throw SubmissionError("--output: the folder's path is \(folder.path.utf8.count) bytes, over \(OutputRoot.maximumPathBytes); give a shorter one")
+        }
+        return folder
     }
 
     private func refuse(_ channel: Channel, _ error: WireError) {

@@ -14,6 +14,18 @@ struct ClientLedger {
     private(set) var queued: [String: Int] = [:]
     private(set) var pictureBytes: [String: Int] = [:]
     private(set) var totalQueued = 0
+    /// Pictures each client sent that no job of its has named yet, with their sizes.
+    private(set) var unnamed: [String: [String: Int]] = [:]
+
+    func unnamedBytes(of client: String) -> Int { unnamed[client]?.values.reduce(0, +) ?? 0 }
+
+    mutating func sent(_ digest: String, bytes: Int, by client: String) { unnamed[client, default: [:]][digest] = bytes }
+
+    /// The job's pictures now count with the job.
+    mutating func named(_ digests: Set<String>, by client: String) {
+        for digest in digests { unnamed[client]?[digest] = nil }
+        if unnamed[client]?.isEmpty == true { unnamed[client] = nil }
+    }
 
     mutating func open(_ job: String, client: String, edits: Int, pictureBytes bytes: Int) {
         jobs[job] = Entry(client: client, edits: edits, pictureBytes: bytes)

@@ -20,11 +20,20 @@ extension TaskBroker {
     /// A picture from a client, within the size limit: kept once its bytes are checked (off the
     /// event loop: hashing 64 MB takes a while) to be what its digest names and a PNG or JPEG;
     /// `pictureKept` or `pictureNotKept` comes back.
-    public func pictureArrived(_ picture: CarriedPicture) throws {
+    /// A picture a client sent ahead of its job; what a client has sent and no job of its names
+    /// yet counts against its picture limit, so that pictures never submitted cannot pile up.
+    public func pictureArrived(_ picture: CarriedPicture, client: String = "local") throws {
         guard picture.bytes.count <= settings.maximumPictureBytes else {
             throw SubmissionError("picture \(picture.digest.prefix(12)) is \(picture.bytes.count >> 20) MB, over the coordinator's \(settings.maximumPictureBytes >> 20) MB limit; "
-                                  + "downscale or recompress it")
+                                  + "downscale or recompress it", code: .overLimit)
         }
+        let held = (ledger.pictureBytes[client] ?? 0) + ledger.unnamedBytes(of: client)
+        guard held + picture.bytes.count <= settings.maximumPictureBytesPerClient else {
+            throw SubmissionError("client \(client) has \(held >> 20) MB of pictures in unfinished jobs or sent for none yet; this one would pass the "
+                                  + "\(settings.maximumPictureBytesPerClient >> 20) MB one client may (--max-client-picture-mb): submit the jobs that name them first",
+                                  code: .overLimit)
+        }
+        ledger.sent(picture.digest, bytes: picture.bytes.count, by: client)
         output.append(.store(.keepPicture(picture)))
     }
 

@@ -115,6 +115,10 @@ public final class TaskBroker {
             jobOrder.append(job.id)
             nextJobNumber = max(nextJobNumber, saved.number + 1)
         }
+        // Unfinished jobs count against the overall limit again (their clients are not journaled).
+        for job in jobs.values where !job.isComplete {
+            ledger.open(job.id, client: Self.journalClient, edits: job.itemCount, pictureBytes: 0)
+        }
         var requeued = 0
         for row in contents.tasks where jobs[row.job] != nil {
             let task = TaskRecord(id: row.id, job: row.job, kind: row.kind, edits: row.edits, image: row.image, model: row.model,
@@ -156,6 +160,9 @@ public final class TaskBroker {
             logger.info("resumed from the journal", metadata: ["jobs": "\(contents.jobs.count)", "tasks requeued": "\(requeued)"])
         }
     }
+
+    /// Whose restored jobs those are, for the limits: the journal keeps no client.
+    static let journalClient = "(jobs from the journal)"
 
     // MARK: - Jobs
 
@@ -210,6 +217,7 @@ public final class TaskBroker {
         let planned = plan(job)
         unstoredJobs[jobID] = (job, planned)
         ledger.open(jobID, client: client, edits: edits.count, pictureBytes: pictureBytes)
+        ledger.named(Set(edits.flatMap(\.pictures)), by: client)
         let lines = job.lineOrder.compactMap { id in job.lines[id].map { JournalLine(job: jobID, envelope: $0.envelope, state: .pending) } }
         let row = JournalJob(id: jobID, number: number, output: folder, created: job.created, layout: layout,
                              edits: job.editOrder.compactMap { job.edits[$0]?.row }, lines: lines)

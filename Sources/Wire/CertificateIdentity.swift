@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOSSL
 import X509
@@ -8,10 +9,12 @@ import X509
 public struct CertificateIdentity: Sendable, Equatable {
     public let name: String
     public let role: PeerRole?
+    /// Whether its subject names any role at all (a coordinator's certificate names none).
+    public let namesARole: Bool
 
     /// The role an organizational unit names, as the README tells users to write it.
     public static func role(named unit: String) -> PeerRole? {
-        switch unit.lowercased() {
+        switch unit.trimmingCharacters(in: .whitespaces).lowercased() {
         case "worker": return .worker
         case "client": return .client
         case "status": return .monitor
@@ -19,7 +22,9 @@ public struct CertificateIdentity: Sendable, Equatable {
         }
     }
 
-    public init(name: String, role: PeerRole?) { (self.name, self.role) = (name, role) }
+    public init(name: String, role: PeerRole?, namesARole: Bool? = nil) {
+        (self.name, self.role, self.namesARole) = (name, role, namesARole ?? (role != nil))
+    }
 
     /// Whether the certificate signs its holder in as `role`: its own role, and a client's
     /// certificate also reads the status, as the clients' secret does.
@@ -37,7 +42,7 @@ public struct CertificateIdentity: Sendable, Equatable {
             if attribute.type == .RDNAttributeType.organizationalUnitName, let role = Self.role(named: text) { roles.append(role) }
         }
         // A certificate naming two roles grants none: which one it was meant for is not ours to guess.
-        self.init(name: name, role: roles.count == 1 ? roles[0] : nil)
+        self.init(name: name, role: roles.count == 1 ? roles[0] : nil, namesARole: !roles.isEmpty)
     }
 
     /// The verified identity of the peer on `channel`, when it connected over TLS with a

@@ -40,8 +40,9 @@ public final class ClientHandshakeHandler: ChannelInboundHandler, @unchecked Sen
         // A certificate naming a role is a peer's credential, not a coordinator's: a worker
         // cannot pose as the coordinator with its own certificate.
         if case .handshakeCompleted = event as? TLSUserEvent {
-            if let role = CertificateIdentity.of(context.channel)?.role {
-                return fail(context, .misconfigured("the server presented a \(role == .monitor ? "status" : "\(role)") certificate (OU=...), not a coordinator's: "
+            if let identity = CertificateIdentity.of(context.channel), identity.namesARole {
+                let kind = identity.role.map { $0 == .monitor ? "a status" : "a \($0)" } ?? "a peer's"
+                return fail(context, .misconfigured("the server presented \(kind) certificate (its OU names a role), not a coordinator's: "
                                                     + "not our coordinator, or its --tls-cert is a peer's certificate"))
             }
             handshake.coordinatorVerified = true

@@ -38,6 +38,8 @@ extension ConnectionError {
     public init(connecting error: Error, peerCertificate: NIOSSLCertificate?) {
         if let error = error as? ConnectionError {
             self = error
+        } else if TLSProblem.isDisconnection(error) {
+            self = .closed
         } else if let reason = TLSProblem.reason(error, side: .peer, peerCertificate: peerCertificate) {
             self = .misconfigured(reason)
         } else if let wire = error as? WireError, wire.code == .tlsMismatch || wire.reason.contains("answered in HTTP") {

@@ -128,6 +128,7 @@ private final class ClientInboundHandler: ChannelInboundHandler, @unchecked Send
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A dropped TLS connection ends as `.closed`, which callers reconnect after.
         client?.end(ConnectionError(connecting: error, peerCertificate: TLSProblem.peerCertificate(on: context.channel)))
         context.close(promise: nil)
     }

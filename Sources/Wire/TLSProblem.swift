@@ -10,13 +10,15 @@ public enum TLSProblem {
     /// Which end this node is.
     public enum Side: Sendable { case coordinator, peer }
 
-    /// A clear reason, or nil when `error` is not a TLS failure.
+    /// A clear reason, or nil when `error` is not a TLS failure of settings or certificates: a
+    /// connection that dropped (EOF during the handshake, a close without TLS's closing alert) is
+    /// a network event, worth a reconnection, not a wrong setting.
     public static func reason(_ error: Error, side: Side, peerCertificate: NIOSSLCertificate? = nil, now: Date = Date()) -> String? {
         if let extra = error as? NIOSSLExtraError, extra == .failedToValidateHostname {
             return "the coordinator's certificate does not name the address connected to (--coordinator); connect by a name or address "
                 + "the certificate holds, or make it with that name in its subjectAltName"
         }
-        guard error is NIOSSLError || error is BoringSSLError else { return nil }
+        guard error is NIOSSLError || error is BoringSSLError, !isDisconnection(error) else { return nil }
         let text = "\(error)"
         let other = side == .peer ? "the coordinator" : "the peer"
         func has(_ name: String) -> Bool { text.contains(name) }
@@ -44,7 +46,13 @@ public enum TLSProblem {
         if side == .coordinator && (has("WRONG_VERSION_NUMBER") || has("HTTP_REQUEST") || has("UNEXPECTED_RECORD")) {
             return "the peer does not speak TLS on this TLS port; give it --tls-ca"
         }
-        return "TLS failed: \(text)"
+        return nil
+    }
+
+    /// Whether `error` only says the connection dropped, during the TLS handshake or after it.
+    public static func isDisconnection(_ error: Error) -> Bool {
+        if case .uncleanShutdown? = error as? NIOSSLError { return true }
+        return (error is NIOSSLError || error is BoringSSLError) && "\(error)".contains("EOF during")
     }
 
     /// "expired on ..." or "is not valid until ...", or nil when the certificate is in date.

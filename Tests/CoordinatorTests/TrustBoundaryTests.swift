@@ -1,6 +1,7 @@
 @testable import Coordinator
 import EditContract
 import Foundation
+import Logging
 import NIOCore
 import NIOEmbedded
 import Testing
@@ -85,17 +86,26 @@ struct TrustBoundaryTests {
         try FileManager.default.createDirectory(at: outside, withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(at: rootFolder.appendingPathComponent("escape"), withDestinationURL: outside)
         try FileManager.default.createSymbolicLink(at: rootFolder.appendingPathComponent("alias"), withDestinationURL: rootFolder.appendingPathComponent("inner"))
+        // A link to nothing yet: following it would create its target outside.
+        try FileManager.default.createSymbolicLink(at: rootFolder.appendingPathComponent("dangling"), withDestinationURL: outside.appendingPathComponent("new"))
+        // The root reached through a link of its own.
+        let viaLink = base.appendingPathComponent("outputs-link")
+        try FileManager.default.createSymbolicLink(at: viaLink, withDestinationURL: rootFolder)
         let root = try OutputRoot(rootFolder.path)
 
         #expect(try root.resolve("run-1").path == root.path + "/run-1")
         #expect(try root.resolve(root.path + "/inner/run-2").path == root.path + "/inner/run-2")
-        #expect(try root.resolve("alias/run-3").path == root.path + "/alias/run-3", "a link that stays inside is fine")
+        #expect(try root.resolve("alias/run-3").path == root.path + "/inner/run-3", "a link that stays inside is followed")
+        let linked = try OutputRoot(viaLink.path)
+        #expect(try linked.resolve(viaLink.path + "/run-4").path == root.path + "/run-4", "a root given through a link takes paths under either name")
         let escapes = [(outside.path + "/run", "outside this coordinator's output root"), ("/etc/ptp", "outside this coordinator's output root"),
-                       ("../private/run", "'..'"), ("inner/../../private", "'..'"), ("escape/run", "symbolic link"), ("escape", "symbolic link")]
+                       ("../private/run", "'..'"), ("inner/../../private", "'..'"), ("escape/run", "symbolic link"), ("escape", "symbolic link"),
+                       ("dangling", "symbolic link to nothing"), ("dangling/run", "symbolic link to nothing"),
+                       (String(repeating: "deep/", count: 900), "over 4096")]
         for (path, why) in escapes {
             #expect(throws: SubmissionError.self, "\(path) was accepted") { try root.resolve(path) }
             do { _ = try root.resolve(path) } catch {
-                #expect("\(error)".contains(why) && "\(error)".contains("give a folder under \(root.path)"), "\(error)")
+                #expect("\(error)".contains(why) && ("\(error)".contains("give a folder under \(root.path)") || why == "over 4096"), "\(error)")
             }
         }
         #expect(throws: SubmissionError.self) { try OutputRoot(base.appendingPathComponent("missing").path) }
@@ -141,5 +151,25 @@ struct TrustBoundaryTests {
         for edit in p.broker.jobs["job-1"]?.edits.values ?? [:].values { edit.state = .failed }
         p.broker.releaseFinishedJobs()
         #expect(try submit(a, 30, prefix: "a3") == .accepted(jobID: "job-3", edits: 30, output: "/results/a3"))
+    }
+
+    @Test("pictures a client sent for no job yet count against its picture limit; unfinished jobs restored from the journal count against the overall limit")
+    func picturesAndRestoredJobs() throws {
+        var settings = BrokerSettings()
+        settings.maximumPictureBytesPerClient = 250
+        let broker = TaskBroker(nextJobNumber: 1, metrics: CoordinatorMetrics(), logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() },
+                                settings: settings)
+        let (a, b, c) = (BrokerPictureTests.picture(1), BrokerPictureTests.picture(2), BrokerPictureTests.picture(3))
+        try broker.pictureArrived(a, client: "10.0.0.7")
+        try broker.pictureArrived(b, client: "10.0.0.7")
+        let refused = #expect(throws: SubmissionError.self) { try broker.pictureArrived(c, client: "10.0.0.7") }
+        #expect(refused?.code == .overLimit && refused?.description.contains("--max-client-picture-mb") == true, "\(String(describing: refused))")
+        try broker.pictureArrived(c, client: "10.0.0.8")
+
+        let h = try BrokerHarness()
+        _ = try h.submit([BrokerHarness.edit("a"), BrokerHarness.edit("b")])
+        #expect(h.broker.ledger.totalQueued == 2)
+        try h.restart()
+        #expect(h.broker.ledger.totalQueued == 2 && h.broker.ledger.queued[TaskBroker.journalClient] == 2)
     }
 }
