@@ -27,8 +27,10 @@ public struct TLSFiles: Sendable, Equatable {
             throw TLSSetupError("--tls-cert and --tls-key: a coordinator serves TLS with both its certificate and its key; "
                                 + "give both (--tls-ca alone is for workers and clients)")
         }
+        // An out-of-date certificate of its own is warned about (`ownCertificateWarning`), not
+        // refused: one that expires while the coordinator runs must be named by both ends anyway.
         var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: try Self.chain(certificate, flag: "--tls-cert", now: now).map { .certificate($0) },
+            certificateChain: try Self.chain(certificate, flag: "--tls-cert", now: nil).map { .certificate($0) },
             privateKey: .privateKey(try Self.privateKey(key)))
         configuration.minimumTLSVersion = .tlsv12
         if let ca {

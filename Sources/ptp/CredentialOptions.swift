@@ -58,6 +58,7 @@ struct CoordinatorCredentialOptions: ParsableArguments {
     func load() throws -> (credentials: RoleCredentials, tls: NIOSSLContext?) {
         let context: NIOSSLContext?
         do { context = try tls.files.serverContext() } catch let error as TLSSetupError { throw CommandError(error.description) }
+        if let warning = tls.files.ownCertificateWarning() { note("warning: \(warning); every worker and client will refuse it") }
         func read(_ file: String?, _ flag: String) throws -> SharedSecret? {
             guard let file else { return nil }
             if let exposure = SharedSecret.exposure(of: file) { note("warning: \(exposure)") }

@@ -100,6 +100,23 @@ extension ClusterTests {
         #expect(plain.log("coordinator").contains("speaks TLS"), "\(plain.log("coordinator"))")
         #expect(plain.status().status == 0)
 
+        // A coordinator whose certificate expired: it warns as it starts, every peer names the expiry, and it logs the refusal.
+        let expired = try ClusterHarness(name: "tls-expired")
+        defer { expired.stopAll() }
+        try expired.start("coordinator", ["coordinator", "--port", String(expired.port), "--state", expired.directory.appendingPathComponent("state").path,
+                                          "--secret-file", expired.secretFile.path, "--tls-cert", pki.path("old-coordinator.pem"),
+                                          "--tls-key", pki.path("old-coordinator.key")])
+        var late = ""
+        for _ in 0..<50 where !late.contains("expired on") {
+            late = status(["--secret-file", expired.secretFile.path] + pki.arguments(nil), at: "127.0.0.1:\(expired.port)")
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        #expect(late.contains("the coordinator's certificate expired on"), "\(late)")
+        Thread.sleep(forTimeInterval: 0.5)
+        let expiredLog = expired.log("coordinator")
+        #expect(expiredLog.contains("warning: --tls-cert: the certificate in") && expiredLog.contains("refused this node's certificate as expired"),
+                "\(expiredLog)")
+
         // A server with a worker's certificate, valid for the address and signed by the CA, is not taken for the coordinator.
         let rogue = try ClusterHarness(name: "tls-rogue")
         defer { rogue.stopAll() }

@@ -17,6 +17,8 @@ struct TestCertificates {
         try authority("other-ca")
         try issue("stranger", subject: "/CN=stranger/OU=client", by: "other-ca")
         try issue("expired", subject: "/CN=expired/OU=client", by: "ca", days: -1)
+        // The coordinator's, out of date.
+        try issue("old-coordinator", subject: "/CN=coordinator", by: "ca", names: "DNS:localhost,IP:127.0.0.1", days: -1)
         // A worker's certificate that also names the coordinator's address: a worker posing as the coordinator.
         try issue("rogue", subject: "/CN=rogue/OU=worker", by: "ca", names: "DNS:localhost,IP:127.0.0.1")
     }
