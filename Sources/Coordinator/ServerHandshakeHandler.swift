@@ -139,6 +139,12 @@ final class ServerHandshakeHandler: ChannelInboundHandler, @unchecked Sendable {
         case .authenticated: context.fireErrorCaught(error)
         case .closing: break
         case .awaitingHello, .awaitingProof:
+            // A peer that went away during TLS's handshake (a port scan, a client stopped) only left.
+            if TLSProblem.isDisconnection(error) {
+                state = .closing
+                logger.info("a peer left during the TLS handshake", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+                return context.close(promise: nil)
+            }
             if let reason = TLSProblem.reason(error, side: .coordinator, peerCertificate: TLSProblem.peerCertificate(on: context.channel)) {
                 refuse(context.channel, WireError(.tlsMismatch, reason))
             } else {
