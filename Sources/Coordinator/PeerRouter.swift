@@ -1,7 +1,6 @@
 import Foundation
 import Logging
 import NIOCore
-import NIOSSL
 import Wire
 
 /// A signed-in peer's messages, routed by its role to the broker's shell: a worker's credits,
@@ -62,17 +61,13 @@ final class PeerRouter: ChannelInboundHandler, @unchecked Sendable {
                 let folder = try outputFolder(output, workingDirectory: workingDirectory)
                 try shell.submit(edits, output: folder.path, layout: layout, client: peer.client, from: context.channel)
             } catch {
-                logger.warning("submission refused", metadata: ["reason": "\(error)", "client": "\(peer.client)"])
-                let code = (error as? SubmissionError)?.code ?? .rejected
-                context.writeAndFlush(wrapOutboundOut(.error(code: code.rawValue, reason: "\(error)")), promise: nil)
+                answer(context, refusing: "submission", error, client: peer.client)
             }
         case (.client, .pictureQuery(let digests)):
             context.writeAndFlush(wrapOutboundOut(.picturesMissing(digests: shell.broker.missingPictures(digests))), promise: nil)
         case (.client, .picture(let picture)):
             do { try shell.keepPicture(picture, client: peer.client, from: context.channel) } catch {
-                logger.warning("picture refused", metadata: ["reason": "\(error)", "client": "\(peer.client)"])
-                let code = (error as? SubmissionError)?.code ?? .rejected
-                context.writeAndFlush(wrapOutboundOut(.error(code: code.rawValue, reason: "\(error)")), promise: nil)
+                answer(context, refusing: "picture", error, client: peer.client)
             }
         case (.client, .watch(let jobID)), (.monitor, .watch(let jobID)):
             if !shell.watch(jobID, channel: context.channel) {
@@ -87,6 +82,14 @@ final class PeerRouter: ChannelInboundHandler, @unchecked Sendable {
         default:
             refuse(context.channel, WireError(.unexpectedMessage, "'\(message.name)' is not a message a \(peer.role) sends"))
         }
+    }
+
+    /// A job or picture refused, the connection kept: an error frame with the refusal's code
+    /// (`overLimit` for a limit), the reason logged.
+    private func answer(_ context: ChannelHandlerContext, refusing what: String, _ error: Error, client: String) {
+        logger.warning("\(what) refused", metadata: ["reason": "\(error)", "client": "\(client)"])
+        let code = (error as? SubmissionError)?.code ?? .rejected
+        context.writeAndFlush(wrapOutboundOut(.error(code: code.rawValue, reason: "\(error)")), promise: nil)
     }
 
     /// What each role's credential allows, for refusals.
@@ -134,7 +137,7 @@ final class PeerRouter: ChannelInboundHandler, @unchecked Sendable {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // A TLS peer that went away without TLS's closing alert (a client process that ended)
         // only closed its connection.
-        if case .uncleanShutdown? = error as? NIOSSLError { return context.close(promise: nil) }
+        if TLSProblem.isDisconnection(error) { return context.close(promise: nil) }
         refuse(context.channel, WireError(refusing: error))
     }
 }

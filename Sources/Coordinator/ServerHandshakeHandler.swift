@@ -29,7 +29,9 @@ final class ServerHandshakeHandler: ChannelInboundHandler, @unchecked Sendable {
 
     enum State {
         case awaitingHello
-        case awaitingProof(peerNonce: [UInt8], nonce: [UInt8], role: PeerRole, nodeID: String, capabilities: NodeCapabilities)
+        /// `identity`: the peer's verified certificate, read once at the hello.
+        case awaitingProof(peerNonce: [UInt8], nonce: [UInt8], role: PeerRole, nodeID: String, capabilities: NodeCapabilities,
+                           identity: CertificateIdentity?)
         case authenticated
         case closing
     }
@@ -105,10 +107,9 @@ final class ServerHandshakeHandler: ChannelInboundHandler, @unchecked Sendable {
                                                          + "present a certificate naming the role (OU=\(Self.name(role))) under mutual TLS"))
             }
             let nonce = SharedSecret.nonce()
-            state = .awaitingProof(peerNonce: peerNonce, nonce: nonce, role: role, nodeID: nodeID, capabilities: capabilities)
+            state = .awaitingProof(peerNonce: peerNonce, nonce: nonce, role: role, nodeID: nodeID, capabilities: capabilities, identity: identity)
             context.writeAndFlush(wrapOutboundOut(.challenge(nonce: nonce)), promise: nil)
-        case (.awaitingProof(let peerNonce, let nonce, let role, let nodeID, let capabilities), .proof(let mac)):
-            let identity = CertificateIdentity.of(context.channel)
+        case (.awaitingProof(let peerNonce, let nonce, let role, let nodeID, let capabilities, let identity), .proof(let mac)):
             // The secret the peer proved, if any; a certificate naming the role is enough alone.
             let proven = credentials.secrets(for: role).first {
                 $0.verify(mac, by: .peer, version: WireProtocol.version, role: role, nodeID: nodeID, peerNonce: peerNonce, coordinatorNonce: nonce)

@@ -81,13 +81,8 @@ public struct TLSFiles: Sendable, Equatable {
             throw TLSSetupError("\(flag): \(path) holds no PEM certificate (\(error)); give the file openssl wrote (-----BEGIN CERTIFICATE-----)")
         }
         guard let first = certificates.first else { throw TLSSetupError("\(flag): \(path) holds no certificate") }
-        guard let now else { return certificates }
-        let seconds = time_t(now.timeIntervalSince1970)
-        if first.notValidAfter < seconds {
-            throw TLSSetupError("\(flag): the certificate in \(path) expired on \(Self.date(first.notValidAfter)); make a new one")
-        }
-        if first.notValidBefore > seconds {
-            throw TLSSetupError("\(flag): the certificate in \(path) is not valid until \(Self.date(first.notValidBefore)); check this machine's clock")
+        if let now, let problem = TLSProblem.validity(first, now: now) {
+            throw TLSSetupError("\(flag): the certificate in \(path) \(problem)")
         }
         return certificates
     }
