@@ -66,6 +66,27 @@ struct OneDNNKernelTests {
                                  padding: Padding2D(top: 0, bottom: 1, left: 0, right: 1)), tolerance: 1e-4)
     }
 
+    @Test("a 3x3 convolution of a nearest 2x upsample, run as four 2x2 phases, equals convolving the upsampled image")
+    func nearestUpsampledConvolution() {
+        // Odd sides reach every edge case of the phases; 64 channels at 48x45 cut each image into bands.
+        for (channels, height, width) in [(5, 7, 9), (64, 48, 45)] {
+            let x = randomTensor([2, height, width, channels], seed: 20)
+            let conv = Conv2dKernel(weight: randomTensor([channels, channels, 3, 3], seed: 21), bias: randomTensor([channels], seed: 22),
+                                    stride: 1, padding: .uniform(1))
+            let expected = conv(x.resizedNearest(height: 2 * height, width: 2 * width), precision: .fp32)
+            let doubled = NearestUpsampledConvolution(conv)
+            expectClose(doubled(x, precision: .fp32), expected, tolerance: 1e-4)
+            if Self.bfloat16 {
+                expectClose(doubled(x, precision: .bf16), expected, tolerance: Self.bfloat16Relative * expected.maxAbs)
+            }
+            // The upsampling layer takes this path for twice the size and the plain one otherwise.
+            let upsample = Upsample2D(conv: conv)
+            expectClose(upsample(x, precision: .fp32), expected, tolerance: 1e-4)
+            let odd = upsample(x, size: (2 * height - 1, 2 * width), precision: .fp32)
+            expectClose(odd, conv(x.resizedNearest(height: 2 * height - 1, width: 2 * width), precision: .fp32), tolerance: 1e-4)
+        }
+    }
+
     @Test("fused attention: one key block and the online softmax over several, against the naive reference")
     func fusedAttention() {
         for (queries, keys, heads, width) in [(37, 29, 3, 24), (300, 2500, 2, 80), (130, 1030, 5, 40)] {

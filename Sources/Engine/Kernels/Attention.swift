@@ -164,7 +164,7 @@ final class HeadRows {
                         }
                     case .bf16:
                         let to = padded.assumingMemoryBound(to: UInt16.self) + row * width
-                        for i in 0..<d { to[i] = BFloat16.bits(from[i]) }
+                        BFloat16.convertRow(from, into: to, count: d)
                         if appendingOnes {
                             to[d] = BFloat16.bits(1)
                             for i in (d + 1)..<width { to[i] = 0 }

@@ -108,6 +108,36 @@ public struct Conv2dKernel: Sendable {
     }
 
     private func run(_ input: ProductOperand, into output: inout Tensor, precision: Precision, accumulating: Bool) {
+        let (ho, wo) = outputSize(height: input.shape[1], width: input.shape[2])
+        let outputPlane = ho * wo * outputChannels
+        output.withUnsafeMutableBufferPointer { destination in
+            let out = destination.baseAddress!
+            runBands(input, precision: precision, accumulating: accumulating) { item, rows, convolve in
+                convolve(out + item * outputPlane + rows.lowerBound * wo * outputChannels)
+            }
+        }
+    }
+
+    /// Runs the convolution band by band, each band into scratch memory of its own, and hands
+    /// each finished band (output rows `rows` of image `item`, [rows, Wo, Cout] float32) to
+    /// `consume` on the thread that ran it: for outputs rearranged as they are made, which
+    /// then never exist whole in the convolution's own layout.
+    func forEachBand(_ input: ProductOperand, precision: Precision,
+                     _ consume: (_ item: Int, _ rows: Range<Int>, _ values: UnsafePointer<Float>) -> Void) {
+        _ = checkedInput(input.shape)
+        let (_, wo) = outputSize(height: input.shape[1], width: input.shape[2])
+        runBands(input, precision: precision, accumulating: false) { item, rows, convolve in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: rows.count * wo * outputChannels)
+            defer { scratch.deallocate() }
+            convolve(scratch)
+            consume(item, rows, scratch)
+        }
+    }
+
+    /// Runs every slab (one band of output rows of one image) on the Engine's threads: `slab`
+    /// gets the image, the band's rows and a function that convolves the band into a destination.
+    private func runBands(_ input: ProductOperand, precision: Precision, accumulating: Bool,
+                          _ slab: (_ item: Int, _ rows: Range<Int>, _ convolve: (UnsafeMutablePointer<Float>) -> Void) -> Void) {
         let (n, h, w) = (input.shape[0], input.shape[1], input.shape[2])
         let (ho, wo) = outputSize(height: h, width: w)
         let flopsPerRow = 2 * Double(outputChannels * wo * inputChannels * kernelHeight * kernelWidth)
@@ -118,28 +148,26 @@ public struct Conv2dKernel: Sendable {
         let prepared = bands.map { ConvolutionPrimitives.prepared($0.shape) }
         let storedLayout = ConvolutionPrimitives.storedWeightsLayout(of: bands[0].shape)
         let weightPointers = prepared.map { weights.reordered(into: $0.weights, storedLayout: storedLayout) }
-        let (inputPlane, outputPlane) = (h * w * inputChannels, ho * wo * outputChannels)
+        let inputPlane = h * w * inputChannels
         let biasValues = bias
         ProductInput.with(input, precision: precision) { source in
-            output.withUnsafeMutableBufferPointer { destination in
-                let out = destination.baseAddress!
-                func runSlabs(bias: UnsafePointer<Float>?) {
-                    parallelFor(n * bands.count) { slabs in
-                        for slab in slabs {
-                            let (item, index) = (slab / bands.count, slab % bands.count)
-                            let band = bands[index]
-                            prepared[index].run(
+            func runSlabs(bias: UnsafePointer<Float>?) {
+                parallelFor(n * bands.count) { slabs in
+                    for index in slabs {
+                        let (item, bandIndex) = (index / bands.count, index % bands.count)
+                        let band = bands[bandIndex]
+                        slab(item, band.rows) { destination in
+                            prepared[bandIndex].run(
                                 source: source.advanced(by: item * inputPlane + band.firstInputRow * w * inputChannels),
-                                weights: weightPointers[index], bias: bias,
-                                destination: out + item * outputPlane + band.rows.lowerBound * wo * outputChannels)
+                                weights: weightPointers[bandIndex], bias: bias, destination: destination)
                         }
                     }
                 }
-                if let biasValues {
-                    biasValues.withUnsafeBufferPointer { runSlabs(bias: $0.baseAddress!) }
-                } else {
-                    runSlabs(bias: nil)
-                }
+            }
+            if let biasValues {
+                biasValues.withUnsafeBufferPointer { runSlabs(bias: $0.baseAddress!) }
+            } else {
+                runSlabs(bias: nil)
             }
         }
     }

@@ -64,7 +64,7 @@ extension Tensor {
                                 Statistics.affine(s + index * channels, row.baseAddress!, count: channels,
                                                   scale: scale + item * channels, shift: shift + item * channels,
                                                   activation: activation)
-                                for c in 0..<channels { destination[index * channels + c] = BFloat16.bits(row[c]) }
+                                BFloat16.convertRow(row.baseAddress!, into: destination + index * channels, count: channels)
                             }
                         }
                     }

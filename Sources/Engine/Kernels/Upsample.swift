@@ -41,7 +41,7 @@ extension Tensor {
                     let output = destination + job * width * channels
                     for x in 0..<width {
                         let input = s + map.offset(row: job, column: x), pixel = output + x * channels
-                        for c in 0..<channels { pixel[c] = BFloat16.bits(input[c]) }
+                        BFloat16.convertRow(input, into: pixel, count: channels)
                     }
                 }
             }

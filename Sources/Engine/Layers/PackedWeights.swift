@@ -43,6 +43,17 @@ struct WeightSource: Sendable {
         return WeightSource(shape: shape) { deltas.reduce(read()) { $1.applied(to: $0) } }
     }
 
+    /// Weights computed from these when first read, of shape `newShape` (a layer's weights
+    /// rearranged into another layer's that computes the same thing).
+    func derived(shape newShape: [Int], _ transform: @escaping @Sendable (Tensor) -> Tensor) -> WeightSource {
+        let read = self.read
+        return WeightSource(shape: newShape) {
+            let result = transform(read())
+            precondition(result.shape == newShape, "derived weights \(result.shape), expected \(newShape)")
+            return result
+        }
+    }
+
     /// The same values seen with another shape of equal size (1x1 convolution weights as a matrix).
     func reshaped(_ newShape: [Int]) -> WeightSource {
         precondition(newShape.reduce(1, *) == shape.reduce(1, *), "cannot view weights \(shape) as \(newShape)")

@@ -44,17 +44,25 @@ struct Downsample2D: Sendable {
 }
 
 /// Nearest-neighbour upsampling (to twice the size, or to a given size) then a 3x3 convolution
-/// (`upsamplers.0.conv`).
+/// (`upsamplers.0.conv`). Twice the size runs as `NearestUpsampledConvolution` (fewer than half
+/// the products, no upsampled copy); other sizes upsample first.
 struct Upsample2D: Sendable {
     let conv: Conv2dKernel
+    let doubling: NearestUpsampledConvolution
 
     init(_ w: Weights, channels: Int) throws {
-        conv = try Conv2dKernel(w, "conv", input: channels, output: channels, kernel: 3)
+        self.init(conv: try Conv2dKernel(w, "conv", input: channels, output: channels, kernel: 3))
+    }
+
+    init(conv: Conv2dKernel) {
+        self.conv = conv
+        doubling = NearestUpsampledConvolution(conv)
     }
 
     /// [N, H, W, C] -> [N, 2H, 2W, C] (or `size`)
     func callAsFunction(_ x: Tensor, size: (Int, Int)? = nil, precision: Precision) -> Tensor {
         let (h, w) = size ?? (2 * x.shape[1], 2 * x.shape[2])
+        if h == 2 * x.shape[1] && w == 2 * x.shape[2] { return doubling(x, precision: precision) }
         return conv(x.resizedNearestOperand(height: h, width: w, precision: precision), precision: precision)
     }
 }

@@ -6,7 +6,8 @@ import Foundation
 ///
 /// Owned buffers come from the malloc heap, which the CHeap target tunes when the program
 /// loads so that freed activations are reused warm: glibc would otherwise hand every block
-/// over 32 MiB back to the kernel and fault in fresh zeroed pages for the next step's.
+/// over 32 MiB back to the kernel and fault in fresh zeroed pages for the next step's. Buffers
+/// of 64 MiB and more come from `LargeBlockCache`, which keeps them warm in the same way.
 final class TensorStorage: @unchecked Sendable {
     /// Byte alignment of owned buffers: one AVX-512 register, one cache line.
     static let alignment = 64
@@ -19,8 +20,10 @@ final class TensorStorage: @unchecked Sendable {
 
     /// Allocates `count` uninitialised floats.
     init(uninitializedCount count: Int) {
-        let raw = UnsafeMutableRawPointer.allocate(
-            byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: Self.alignment)
+        let byteCount = max(count, 1) * MemoryLayout<Float>.stride
+        let raw = byteCount >= LargeBlockCache.threshold
+            ? LargeBlockCache.allocate(byteCount: byteCount)
+            : UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: Self.alignment)
         base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         self.count = count
         isWritable = true
@@ -36,7 +39,12 @@ final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
-        if owner == nil { UnsafeMutableRawPointer(base).deallocate() }
+        guard owner == nil else { return }
+        if max(count, 1) * MemoryLayout<Float>.stride >= LargeBlockCache.threshold {
+            LargeBlockCache.free(UnsafeMutableRawPointer(base))
+        } else {
+            UnsafeMutableRawPointer(base).deallocate()
+        }
     }
 
     func copy() -> TensorStorage {

@@ -1,0 +1,83 @@
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Memory for buffers of 64 MiB and more (a VAE's activations at 512 px and up), mapped from the
+/// kernel and, when freed, kept for the next buffer of about the same size instead of unmapped.
+///
+/// Every fresh mapping is faulted in page by page and zeroed by the kernel as it is first
+/// written: at 512 px that was a tenth of a VAE decode's time, spent on layers that free and
+/// allocate the same sizes over and over. A freed block is reused for a request of at most its
+/// size and at least 4/5 of it. A request no kept block fits first unmaps every kept block, so
+/// keeping never holds memory while the process maps more, and at most `keptBytes` stay kept.
+enum LargeBlockCache {
+    /// Buffers from this size up come from here (smaller ones from the malloc heap).
+    static let threshold = 64 << 20
+    /// Most bytes kept for reuse (four of a VAE's 512 px activations).
+    static let keptBytes = 512 << 20
+
+    /// A mapped block by address (raw pointers are not `Sendable`; the lock's state must be).
+    private struct Block: Sendable {
+        let address: Int
+        let byteCount: Int
+        var pointer: UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: address) }
+    }
+    private struct State {
+        /// Freed blocks kept for reuse, oldest first.
+        var kept: [Block] = []
+        /// The mapped size of each block given out (a reused block may be larger than asked for).
+        var given: [Int: Int] = [:]
+    }
+    private static let state = Mutex(State())
+
+    private static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// A page-aligned block of at least `byteCount` bytes (`byteCount` >= `threshold`).
+    static func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
+        let size = (byteCount + pageSize - 1) / pageSize * pageSize
+        let (reused, released) = state.withLock { state -> (Block?, [Block]) in
+            let fitting = state.kept.indices.filter { state.kept[$0].byteCount >= size && state.kept[$0].byteCount * 4 <= size * 5 }
+            if let best = fitting.min(by: { state.kept[$0].byteCount < state.kept[$1].byteCount }) {
+                let block = state.kept.remove(at: best)
+                state.given[block.address] = block.byteCount
+                return (block, [])
+            }
+            defer { state.kept.removeAll() }
+            return (nil, state.kept)
+        }
+        if let reused, let pointer = reused.pointer { return pointer }
+        unmap(released)
+        guard let pages = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), pages != MAP_FAILED else {
+            fatalError("out of memory: cannot map \(size) bytes (\(String(cString: strerror(errno))))")
+        }
+        state.withLock { $0.given[Int(bitPattern: pages)] = size }
+        return pages
+    }
+
+    /// Takes back a block `allocate(byteCount:)` gave out.
+    static func free(_ pointer: UnsafeMutableRawPointer) {
+        let address = Int(bitPattern: pointer)
+        let released = state.withLock { state -> [Block] in
+            guard let size = state.given.removeValue(forKey: address) else { preconditionFailure("freeing a block this cache did not give out") }
+            state.kept.append(Block(address: address, byteCount: size))
+            var released: [Block] = []
+            while state.kept.reduce(0, { $0 + $1.byteCount }) > keptBytes { released.append(state.kept.removeFirst()) }
+            return released
+        }
+        unmap(released)
+    }
+
+    /// Unmaps every kept block: at the end of a phase (a VAE decode) whose sizes the next phase
+    /// will not ask for, so that they do not stay resident through it.
+    static func releaseKept() {
+        unmap(state.withLock { state in
+            defer { state.kept.removeAll() }
+            return state.kept
+        })
+    }
+
+    private static func unmap(_ blocks: [Block]) {
+        for block in blocks { munmap(block.pointer, block.byteCount) }
+    }
+}
