@@ -241,7 +241,9 @@ struct Edit: ParsableCommand {
         do { maskPicture = try spec.mask.map { try PictureFile.read(URL(fileURLWithPath: $0)) } } catch let error as PictureError {
             throw ValidationError("mask: \(error)")
         }
-        let result = try editor.run(spec, picture: picture, mask: maskPicture, lowMemory: lowMemory, attentionMaps: attention, progress: bar.update)
+        // One edit per process: each component's packed weights go once it has run for the last time.
+        let result = try editor.run(spec, picture: picture, mask: maskPicture, lowMemory: lowMemory, attentionMaps: attention,
+                                    releasingWeights: true, progress: bar.update)
         let directory = URL(fileURLWithPath: output)
         let written = try EditOutputs.write(result.images, to: directory)
         if let maps = result.attention {

@@ -77,7 +77,10 @@ final class PackedWeights: Sendable {
     }
     private let forms = Mutex(Forms())
 
-    init(_ source: WeightSource) { self.source = source }
+    init(_ source: WeightSource) {
+        self.source = source
+        PackedWeightGroup.loading?.add(self)
+    }
 
     var shape: [Int] { source.shape }
 
@@ -97,6 +100,12 @@ final class PackedWeights: Sendable {
             return values
         }
     }
+
+    /// Bytes of the reordered copies made so far.
+    var packedBytes: Int { forms.withLock { $0.blocked.reduce(0) { $0 + $1.buffer.byteCount } } }
+
+    /// Drops every form made so far; the next use makes them again from the source.
+    func release() { forms.withLock { $0 = Forms() } }
 
     /// The values reordered into `layout` (which carries the element type), from the stored
     /// float32 values described by `storedLayout`, starting at stored row `firstRow` (a column

@@ -162,7 +162,10 @@ public struct AutoencoderKL: Sendable {
     /// Images [B, 3, H, W] in [-1, 1] -> the latent distribution's mean and standard deviation,
     /// each [B, latent, H/f, W/f] (not yet multiplied by the scaling factor).
     func encode(_ image: Tensor, precision: Precision = .fp32) -> (mean: Tensor, standardDeviation: Tensor) {
-        defer { LargeBlockCache.releaseKept() }
+        LargeBlockCache.keepingFreedBlocks { encoded(image, precision: precision) }
+    }
+
+    private func encoded(_ image: Tensor, precision: Precision) -> (mean: Tensor, standardDeviation: Tensor) {
         var x = encoderIn(image.channelsLast(), precision: precision)
         for block in encoderBlocks {
             for resnet in block.resnets { x = resnet(x, activatedTime: nil, precision: precision) }
@@ -178,7 +181,10 @@ public struct AutoencoderKL: Sendable {
     /// Latents [B, latent, h, w] (already divided by the scaling factor) -> images [B, 3, h*f, w*f].
     public func decode(_ latents: Tensor, precision: Precision = .fp32) -> Tensor {
         // The decoder's large activations are kept for reuse within it, not through what follows.
-        defer { LargeBlockCache.releaseKept() }
+        LargeBlockCache.keepingFreedBlocks { decoded(latents, precision: precision) }
+    }
+
+    private func decoded(_ latents: Tensor, precision: Precision) -> Tensor {
         var x = latents.channelsLast()
         if let postQuant { x = postQuant(x, precision: precision) }
         x = decoderMid(decoderIn(x, precision: precision), precision: precision)

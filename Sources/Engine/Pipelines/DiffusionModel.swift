@@ -77,6 +77,9 @@ public struct DiffusionModel: Sendable {
     /// nil for pixel-space models.
     let autoencoder: AutoencoderKL?
     public let superResolution: SuperResolutionStage?
+    /// The packed weights of the text encoders and of the UNet, which a run that uses them for
+    /// the last time returns (`releaseTextEncoderWeights`, `releaseDenoiserWeights`).
+    let textEncoderWeights, denoiserWeights: PackedWeightGroup
     public let defaults: RecommendedSettings
     /// Names the model in provenance records: the folder name and a hash of its index and configs.
     public let identifier: String
@@ -94,11 +97,20 @@ public struct DiffusionModel: Sendable {
         }
         let updates = try LoRAUpdates(lora, weightShapes: weightShapes)
         tokenizer = try CLIPTokenizer(files: directory.tokenizerFiles())
-        textEncoder = try CLIPTextModel(component: directory.component("text_encoder", supportedClasses: ["CLIPTextModel"]),
-                                        updates: updates.deltas["text_encoder"] ?? [:])
-        unet = try UNet2DConditionModel(component: directory.component("unet", supportedClasses: ["UNet2DConditionModel"]),
-                                        updates: updates.deltas["unet"] ?? [:])
-        sdxl = try SDXLConditioning.load(from: directory, unet: unet.configuration, updates: updates.deltas["text_encoder_2"] ?? [:])
+        let (textEncoderWeights, denoiserWeights) = (PackedWeightGroup(), PackedWeightGroup())
+        (self.textEncoderWeights, self.denoiserWeights) = (textEncoderWeights, denoiserWeights)
+        textEncoder = try textEncoderWeights.collecting {
+            try CLIPTextModel(component: directory.component("text_encoder", supportedClasses: ["CLIPTextModel"]),
+                              updates: updates.deltas["text_encoder"] ?? [:])
+        }
+        let unet = try denoiserWeights.collecting {
+            try UNet2DConditionModel(component: directory.component("unet", supportedClasses: ["UNet2DConditionModel"]),
+                                     updates: updates.deltas["unet"] ?? [:])
+        }
+        self.unet = unet
+        sdxl = try textEncoderWeights.collecting {
+            try SDXLConditioning.load(from: directory, unet: unet.configuration, updates: updates.deltas["text_encoder_2"] ?? [:])
+        }
         schedulerConfig = try directory.component("scheduler").config
         ddim = try DDIMScheduler(schedulerConfig)
         let schedulerClass = try schedulerConfig.optionalString("_class_name") ?? "DDIMScheduler"
@@ -178,6 +190,16 @@ public struct DiffusionModel: Sendable {
         guard let choice else { return scheduler }
         return try choice.scheduler(from: schedulerConfig)
     }
+
+    /// Returns the memory of the text encoders' packed weights (an SDXL's two hold 1.4 GB in
+    /// bf16), for a run that encodes no more prompts; they are packed again if it does. Never
+    /// while a prompt is being encoded.
+    func releaseTextEncoderWeights() { textEncoderWeights.release() }
+
+    /// Returns the memory of the UNet's packed weights (an SDXL's hold 5.1 GB in bf16), for a
+    /// run whose denoising is over (the VAE decode then runs without them). Never while the
+    /// UNet runs.
+    func releaseDenoiserWeights() { denoiserWeights.release() }
 
     /// How many image pixels per latent pixel, per side (1 for pixel-space models).
     var latentScale: Int { autoencoder?.configuration.downscale ?? 1 }

@@ -134,9 +134,11 @@ public struct Sampler: Sendable {
 
     /// Denoises `prompts` together from `start` (default: the seed's noise, shared by all) and
     /// returns the final latents (or pixels, for pixel-space models) [prompts, C, h, w].
+    /// `releasingTextEncoders`: the run encodes no more prompts, so the text encoders' packed
+    /// weights are returned once these are encoded, before the denoising loop.
     func sample(
         prompts: [String], settings: SamplingSettings, start: Tensor? = nil,
-        controller: SamplingController? = nil, progress: ((Int, Int) -> Void)? = nil
+        controller: SamplingController? = nil, releasingTextEncoders: Bool = false, progress: ((Int, Int) -> Void)? = nil
     ) throws -> Tensor {
         try validate(settings)
         guard !prompts.isEmpty else { throw EditError(field: "prompts", problem: "none given", fix: "give at least one prompt") }
@@ -151,6 +153,7 @@ public struct Sampler: Sendable {
         }
         let guided = settings.guidance > 1 && embeddedGuidance == nil
         let unconditional = guided ? try self.unconditional(like: conditional, settings: settings) : conditional
+        if releasingTextEncoders { model.releaseTextEncoderWeights() }
         var run = try scheduler(settings).start(steps: settings.steps)
         // One generator for the start and, for an ancestral scheduler, each step's fresh noise,
         // as diffusers' pipelines pass theirs to both.

@@ -202,8 +202,12 @@ public struct PromptToPromptEditor: Sendable {
     /// Runs stage 1 of `spec` (a checked spec; its model-dependent checks run first). A real-image
     /// edit needs its `picture` (read by whoever holds the file: the engine opens no path a spec
     /// names); `inversions` keeps its inversion for the edits of that picture that follow.
+    /// `releasingWeights`: this is the process's last edit (`ptp edit`), so the text encoders'
+    /// packed weights are returned once the prompts are encoded and the UNet's once denoising is
+    /// over, and the VAE decodes without them (a worker, serving more edits, keeps them).
     public func runStageOne(_ spec: EditSpec, picture: RGBImage? = nil, mask: RGBImage? = nil, inversions: InversionCache? = nil,
-                            lowMemory: Bool = false, attentionMaps: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws -> StageOne {
+                            lowMemory: Bool = false, attentionMaps: Bool = false, releasingWeights: Bool = false,
+                            progress: ((Int, Int) -> Void)? = nil) throws -> StageOne {
         try validate(spec, picture: picture, mask: mask)
         let start = Date()
         let settings = settings(for: spec, picture: picture, lowMemory: lowMemory)
@@ -227,7 +231,8 @@ public struct PromptToPromptEditor: Sendable {
             controller = masked
         }
         let output = try Sampler(model: model).sample(prompts: spec.prompts, settings: settings, start: noise,
-                                                      controller: controller, progress: progress)
+                                                      controller: controller, releasingTextEncoders: releasingWeights, progress: progress)
+        if releasingWeights { model.releaseDenoiserWeights() }
         var attention: [TokenAttention]?
         if attentionMaps, let store = (controller as? PromptToPromptController)?.store ?? (controller as? AttentionStoringController)?.store {
             attention = tokenAttention(store: store, prompts: spec.prompts, grid: try attentionGrid(settings))
@@ -256,9 +261,10 @@ public struct PromptToPromptEditor: Sendable {
 
     /// Runs the whole edit on this machine.
     public func run(_ spec: EditSpec, picture: RGBImage? = nil, mask: RGBImage? = nil, lowMemory: Bool = false, attentionMaps: Bool = false,
-                    progress: ((Int, Int) -> Void)? = nil) throws -> EditResult {
+                    releasingWeights: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws -> EditResult {
         let start = Date()
-        let stageOne = try runStageOne(spec, picture: picture, mask: mask, lowMemory: lowMemory, attentionMaps: attentionMaps, progress: progress)
+        let stageOne = try runStageOne(spec, picture: picture, mask: mask, lowMemory: lowMemory, attentionMaps: attentionMaps,
+                                       releasingWeights: releasingWeights, progress: progress)
         let images = try spec.prompts.indices.map { try finishImage(stageOne.output.slice($0..<($0 + 1)), as: spec.finish(index: $0)) }
         return EditResult(spec: spec, prompts: spec.prompts, images: images, stageOne: stageOne.output, attention: stageOne.attention,
                           settings: stageOne.settings, mode: spec.resolvedMode, scheduler: stageOne.scheduler, seconds: Date().timeIntervalSince(start))

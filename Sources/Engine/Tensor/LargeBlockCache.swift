@@ -8,14 +8,18 @@ import Glibc
 ///
 /// Every fresh mapping is faulted in page by page and zeroed by the kernel as it is first
 /// written: at 512 px that was a tenth of a VAE decode's time, spent on layers that free and
-/// allocate the same sizes over and over. A freed block is reused for a request of at most its
-/// size and at least 4/5 of it. A request no kept block fits first unmaps every kept block, so
-/// keeping never holds memory while the process maps more, and at most `keptBytes` stay kept.
+/// allocate the same sizes over and over. Within `keepingFreedBlocks` (a VAE decode or encode)
+/// a freed block is reused for a request of at most its size and at least 4/5 of it. A request
+/// no kept block fits first unmaps every kept block, so keeping never holds memory while the
+/// process maps more; at most `keptBytes` stay kept, and no block over `largestKept`.
 enum LargeBlockCache {
     /// Buffers from this size up come from here (smaller ones from the malloc heap).
     static let threshold = 64 << 20
     /// Most bytes kept for reuse (four of a VAE's 512 px activations).
     static let keptBytes = 512 << 20
+    /// Larger blocks are unmapped when freed: at SDXL's 1024 px a VAE's activations are 512 MiB
+    /// and more, and keeping one would add that much to the edit's peak.
+    static let largestKept = 256 << 20
 
     /// A mapped block by address (raw pointers are not `Sendable`; the lock's state must be).
     private struct Block: Sendable {
@@ -30,6 +34,9 @@ enum LargeBlockCache {
         var given: [Int: Int] = [:]
     }
     private static let state = Mutex(State())
+    /// Open `keepingFreedBlocks` scopes: outside them a freed block is unmapped at once (a UNet's
+    /// activations at SDXL's 1024 px are this large too, and its steps gain little from reuse).
+    private static let scopes = Atomic<Int>(0)
 
     private static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
@@ -60,6 +67,7 @@ enum LargeBlockCache {
         let address = Int(bitPattern: pointer)
         let released = state.withLock { state -> [Block] in
             guard let size = state.given.removeValue(forKey: address) else { preconditionFailure("freeing a block this cache did not give out") }
+            guard size <= largestKept, scopes.load(ordering: .relaxed) > 0 else { return [Block(address: address, byteCount: size)] }
             state.kept.append(Block(address: address, byteCount: size))
             var released: [Block] = []
             while state.kept.reduce(0, { $0 + $1.byteCount }) > keptBytes { released.append(state.kept.removeFirst()) }
@@ -68,9 +76,15 @@ enum LargeBlockCache {
         unmap(released)
     }
 
-    /// Unmaps every kept block: at the end of a phase (a VAE decode) whose sizes the next phase
-    /// will not ask for, so that they do not stay resident through it.
-    static func releaseKept() {
+    /// Runs `body` (a VAE decode) with freed blocks kept for reuse; once the last such scope
+    /// ends, every kept block is unmapped, so none stays resident through what follows.
+    static func keepingFreedBlocks<T>(_ body: () throws -> T) rethrows -> T {
+        scopes.add(1, ordering: .relaxed)
+        defer { if scopes.subtract(1, ordering: .relaxed).newValue == 0 { releaseKept() } }
+        return try body()
+    }
+
+    private static func releaseKept() {
         unmap(state.withLock { state in
             defer { state.kept.removeAll() }
             return state.kept
