@@ -87,7 +87,7 @@ struct Generate: ParsableCommand {
                                         cropsCoordsTopLeft: cropsCoordsTopLeft?.values)
         let sampler = Sampler(model: model)
         let bar = ProgressBar("denoising")
-        var image = try sampler.generate(prompt: prompt, settings: settings, progress: bar.update)
+        var image = try sampler.generate(prompt: prompt, settings: settings, releasingWeights: true, progress: bar.update)
         if !noSuperResolution, let stage = model.superResolution {
             // The cascade's second stage, as `ptp edit` runs it.
             let upscaler = SuperResolution(model: model, stage: stage)

@@ -225,8 +225,12 @@ public struct Sampler: Sendable {
 
 extension Sampler {
     /// Text to image as diffusers' StableDiffusionPipeline with the same scheduler: [1, 3, H, W]
-    /// in [-1, 1].
-    public func generate(prompt: String, settings: SamplingSettings, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
-        decode(try sample(prompts: [prompt], settings: settings, progress: progress), precision: settings.precision)
+    /// in [-1, 1]. `releasingWeights`: the process's last image (`ptp generate`), so the text
+    /// encoders' and the UNet's packed weights are returned once each is done.
+    public func generate(prompt: String, settings: SamplingSettings, releasingWeights: Bool = false,
+                         progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
+        let latents = try sample(prompts: [prompt], settings: settings, releasingTextEncoders: releasingWeights, progress: progress)
+        if releasingWeights { model.releaseDenoiserWeights() }
+        return decode(latents, precision: settings.precision)
     }
 }
