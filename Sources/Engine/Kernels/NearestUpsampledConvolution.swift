@@ -12,16 +12,17 @@ import EditContract
 /// convolution, whose kernel rows take 3x3 rows {0} and {1, 2} for py = 0 (input rows i-1, i) and
 /// {0, 1} and {2} for py = 1 (input rows i, i+1); columns likewise.
 struct NearestUpsampledConvolution: Sendable {
-    let channels: Int
     /// [4 * Cout, Cin, 2, 2]: phase g = 2 * py + px is output channels g * Cout ..< (g + 1) * Cout.
     let phases: Conv2dKernel
+
+    /// Cout
+    var channels: Int { phases.outputChannels / 4 }
 
     /// `kernel` must be a stride-1 3x3 convolution with padding 1.
     init(_ kernel: Conv2dKernel) {
         precondition(kernel.kernelHeight == 3 && kernel.kernelWidth == 3 && kernel.stride == 1 && kernel.padding == .uniform(1),
                      "a nearest-upsampled convolution is made from a 3x3, stride-1, padding-1 convolution")
         let (outputs, inputs) = (kernel.outputChannels, kernel.inputChannels)
-        channels = outputs
         let source = kernel.weights.source.derived(shape: [4 * outputs, inputs, 2, 2]) { Self.phaseWeights($0) }
         let bias = kernel.bias.map { Tensor(shape: [4 * outputs], values: Array(repeating: $0.scalars, count: 4).flatMap { $0 }) }
         phases = Conv2dKernel(source: source, bias: bias, stride: 1, padding: .uniform(1))

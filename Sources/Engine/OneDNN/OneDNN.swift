@@ -131,22 +131,13 @@ final class AlignedBuffer: @unchecked Sendable {
         if mapped, let pages = mmap(nil, max(byteCount, 1), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), pages != MAP_FAILED {
             pointer = pages
             self.mapped = true
-        } else if byteCount >= LargeBlockCache.threshold {
-            pointer = LargeBlockCache.allocate(byteCount: byteCount)
-            self.mapped = false
         } else {
-            pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+            pointer = LargeBlockCache.allocateBuffer(byteCount: byteCount)
             self.mapped = false
         }
     }
 
     deinit {
-        if mapped {
-            munmap(pointer, max(byteCount, 1))
-        } else if byteCount >= LargeBlockCache.threshold {
-            LargeBlockCache.free(pointer)
-        } else {
-            pointer.deallocate()
-        }
+        if mapped { munmap(pointer, max(byteCount, 1)) } else { LargeBlockCache.deallocateBuffer(pointer, byteCount: byteCount) }
     }
 }

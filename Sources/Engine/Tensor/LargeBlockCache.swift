@@ -3,8 +3,9 @@ import Synchronization
 import Glibc
 #endif
 
-/// Memory for buffers of 64 MiB and more (a VAE's activations at 512 px and up), mapped from the
-/// kernel and, when freed, kept for the next buffer of about the same size instead of unmapped.
+/// The Engine's buffer memory (`allocateBuffer`): the malloc heap below 64 MiB; from 64 MiB (a
+/// VAE's activations at 512 px and up) blocks mapped from the kernel and, when freed, kept for
+/// the next buffer of about the same size instead of unmapped.
 ///
 /// Every fresh mapping is faulted in page by page and zeroed by the kernel as it is first
 /// written: at 512 px that was a tenth of a VAE decode's time, spent on layers that free and
@@ -40,8 +41,20 @@ enum LargeBlockCache {
 
     private static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
+    /// Memory for a buffer of `byteCount` bytes, 64-byte aligned (one AVX-512 register, one
+    /// cache line): a block of this cache from `threshold` up, else from the malloc heap.
+    static func allocateBuffer(byteCount: Int) -> UnsafeMutableRawPointer {
+        byteCount >= threshold ? allocate(byteCount: byteCount)
+            : UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+    }
+
+    /// Takes back what `allocateBuffer(byteCount:)` gave for the same `byteCount`.
+    static func deallocateBuffer(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
+        if byteCount >= threshold { free(pointer) } else { pointer.deallocate() }
+    }
+
     /// A page-aligned block of at least `byteCount` bytes (`byteCount` >= `threshold`).
-    static func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
+    private static func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
         let size = (byteCount + pageSize - 1) / pageSize * pageSize
         let (reused, released) = state.withLock { state -> (Block?, [Block]) in
             let fitting = state.kept.indices.filter { state.kept[$0].byteCount >= size && state.kept[$0].byteCount * 4 <= size * 5 }
@@ -63,7 +76,7 @@ enum LargeBlockCache {
     }
 
     /// Takes back a block `allocate(byteCount:)` gave out.
-    static func free(_ pointer: UnsafeMutableRawPointer) {
+    private static func free(_ pointer: UnsafeMutableRawPointer) {
         let address = Int(bitPattern: pointer)
         let released = state.withLock { state -> [Block] in
             guard let size = state.given.removeValue(forKey: address) else { preconditionFailure("freeing a block this cache did not give out") }

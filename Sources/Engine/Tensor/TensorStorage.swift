@@ -9,9 +9,6 @@ import Foundation
 /// over 32 MiB back to the kernel and fault in fresh zeroed pages for the next step's. Buffers
 /// of 64 MiB and more come from `LargeBlockCache`, which keeps them warm in the same way.
 final class TensorStorage: @unchecked Sendable {
-    /// Byte alignment of owned buffers: one AVX-512 register, one cache line.
-    static let alignment = 64
-
     let base: UnsafeMutablePointer<Float>
     let count: Int
     let isWritable: Bool
@@ -20,10 +17,7 @@ final class TensorStorage: @unchecked Sendable {
 
     /// Allocates `count` uninitialised floats.
     init(uninitializedCount count: Int) {
-        let byteCount = max(count, 1) * MemoryLayout<Float>.stride
-        let raw = byteCount >= LargeBlockCache.threshold
-            ? LargeBlockCache.allocate(byteCount: byteCount)
-            : UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: Self.alignment)
+        let raw = LargeBlockCache.allocateBuffer(byteCount: max(count, 1) * MemoryLayout<Float>.stride)
         base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         self.count = count
         isWritable = true
@@ -39,12 +33,7 @@ final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
-        guard owner == nil else { return }
-        if max(count, 1) * MemoryLayout<Float>.stride >= LargeBlockCache.threshold {
-            LargeBlockCache.free(UnsafeMutableRawPointer(base))
-        } else {
-            UnsafeMutableRawPointer(base).deallocate()
-        }
+        if owner == nil { LargeBlockCache.deallocateBuffer(UnsafeMutableRawPointer(base), byteCount: max(count, 1) * MemoryLayout<Float>.stride) }
     }
 
     func copy() -> TensorStorage {
