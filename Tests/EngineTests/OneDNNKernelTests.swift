@@ -107,6 +107,24 @@ struct OneDNNKernelTests {
         }
     }
 
+    @Test("bf16 attention whose score bound lies far above the scores takes the softmax and stays right")
+    func attentionFarBound() {
+        guard Self.bfloat16 else { return }
+        // Keys alternate between opposite corners of a box ±60 wide, and queries are near (1, ..., 1):
+        // every score is within a few units of 0, while the box bounds them by 60 d, so exp(score - bound)
+        // underflows for every key and only the softmax can give these probabilities. Every value is
+        // exact in bfloat16, so that only the probabilities' and V's rounding remain.
+        let (queries, keys, heads, width) = (150, 256, 2, 16)
+        let k = Tensor(shape: [2, keys, width], values: (0..<(2 * keys * width)).map { ($0 / width + $0 % width) % 2 == 0 ? 60 : -60 })
+        let noise = randomTensor([2, queries, width], seed: 40, range: -4...4)
+        let q = Tensor(shape: noise.shape, values: noise.scalars.map { 1 + $0.rounded() / 64 })
+        let v = randomTensor([2, keys, width], seed: 41)
+        let expected = Naive.attention(q: q, k: k, v: v, heads: heads)
+        let fused = Attention.fused(query: q, key: k, value: v, heads: heads, precision: .bf16)
+        #expect(fused.scalars.allSatisfy { $0.isFinite })
+        expectClose(fused, expected, tolerance: Self.bfloat16Relative * expected.maxAbs)
+    }
+
     @Test("with every key in one block, watched (explicit) and unwatched (fused) attention give the same bits")
     func explicitEqualsFused() {
         let q = randomTensor([2, 300, 64], seed: 30, range: -3...3), k = randomTensor([2, 77, 64], seed: 31, range: -3...3)

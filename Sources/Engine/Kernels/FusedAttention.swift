@@ -2,19 +2,24 @@ import EditContract
 
 extension Attention {
     /// Keys per block of the fused path: up to this many, a block of queries takes its scores
-    /// against every key at once (2 MiB of float32 scores per thread at 4096 keys: SD 1.5 at
-    /// 512 px and SDXL at 1024 px); more keys go through the online softmax.
+    /// against every key at once (4 MiB of float32 scores, or 2 MiB of bfloat16 exponentials,
+    /// per thread at 4096 keys: SD 1.5 at 512 px and SDXL at 1024 px); more keys go through the
+    /// online softmax.
     static let fusedKeyBlock = 4096
 
     /// softmax(Q K^T / sqrt(d)) V with no probabilities kept: each (batch item, head, block of
     /// queries) is one unit of work. When every key fits one block, the unit computes its
-    /// probabilities as the explicit path does and multiplies them by V. Otherwise it runs
+    /// probabilities and multiplies them by V: in fp32 as the explicit path does (scores, then
+    /// oneDNN's softmax); in bf16 as exp(scale q·k - bound) straight out of the Q K^T product,
+    /// each query's bound on its scores (`KeyBoxes`) folded into the product as one more
+    /// column of Q against a row of ones in K^T, so no pass over the scores finds maxima;
+    /// P V's column of sums then normalises the rows. A block whose bound lay so far above
+    /// some row's scores that they underflowed takes the softmax instead. Otherwise it runs
     /// through the keys a block at a time, keeping each query's running maximum and sum and
     /// rescaling its partial output whenever the maximum grows (the online softmax of flash
     /// attention), so one block of scores per thread is all that ever exists. The products run
     /// on oneDNN in `precision`: in bf16, Q, K, V and the probabilities are rounded to bfloat16,
-    /// while scores, softmax and the output stay float32. The one-block softmax is oneDNN's,
-    /// written in the products' precision. The work is cut by shape alone, so
+    /// while scores, sums and the output stay float32. The work is cut by shape alone, so
     /// results do not depend on the thread count.
     /// - Parameters:
     ///   - query: [B, Nq, heads*d]
@@ -29,7 +34,8 @@ extension Attention {
         let online = shape.keys > keyBlock
         var output = Tensor(uninitializedShape: [shape.batch, shape.queries, shape.width])
         output.withUnsafeMutableBufferPointer { o in
-            let routine = AttentionBlocks(query: query, key: key, value: value, shape: shape, precision: precision, output: o.baseAddress!)
+            let routine = AttentionBlocks(query: query, key: key, value: value, shape: shape, precision: precision,
+                                          exponentiating: precision == .bf16 && !online, output: o.baseAddress!)
             let paddedWidth = routine.values.width
             parallelFor(shape.batch * heads * queryBlocks) { units in
                 let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * keyBlock)
@@ -48,6 +54,14 @@ extension Attention {
                     let firstQuery = (unit % queryBlocks) * block
                     let rows = min(block, shape.queries - firstQuery)
                     guard online else {
+                        if let rounded, routine.exponentiates {
+                            routine.exponentials(item: item, head: head, firstQuery: firstQuery, rows: rows, into: rounded)
+                            if routine.attend(item: item, head: head, firstQuery: firstQuery, rows: rows, probabilities: rounded,
+                                              renormalizing: true, smallestSum: AttentionBlocks.smallestTrustedSum) {
+                                continue
+                            }
+                            // A bound far above some row's scores: the block again, through the softmax.
+                        }
                         // Scores, then oneDNN's softmax straight into the products' precision.
                         routine.scores(item: item, head: head, firstQuery: firstQuery, rows: rows, firstKey: 0, columns: shape.keys, into: scores)
                         let probabilities = rounded.map { UnsafeMutableRawPointer($0) } ?? UnsafeMutableRawPointer(scores)

@@ -10,8 +10,11 @@ struct MatmulShape: Hashable, Sendable {
     var aRowStride: Int, aColumnStride: Int = 1
     var bRowStride: Int, bColumnStride: Int
     var cRowStride: Int
-    /// The type of A and B; C (and the bias) are float32.
+    /// The type of A and B; the bias is float32.
     var precision: Precision
+    /// C's type: float32, or bfloat16 for attention's probabilities (`.exponential`), which
+    /// only ever feed another bfloat16 product.
+    var output = Precision.fp32
     var hasBias = false
     var scale: Float = 1
     /// What happens to the product before it is stored.
@@ -35,6 +38,9 @@ enum MatmulEpilogue: Hashable, Sendable {
     case accumulate
     /// C = GELU(product) * G for a float32 G laid out as C (GEGLU's gate; the exact, erf GELU).
     case geluTimes
+    /// C = exp(product): attention's unnormalised probabilities, each row shifted by a column
+    /// of A (`AttentionBlocks.exponentials`), with no softmax pass over the scores.
+    case exponential
 
     /// The run argument that carries G: the second post-op's second source.
     static let gateArgument: Int32 = DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE * 2 | DNNL_ARG_SRC_1
@@ -60,7 +66,7 @@ enum MatrixProduct {
             let b = shape.packsB ? MemoryDescriptor(dimensions: [shape.k, shape.n], type: type, tag: dnnl_format_tag_any)
                 : MemoryDescriptor(dimensions: [shape.k, shape.n], type: type, strides: [shape.bRowStride, shape.bColumnStride])
             storedB = MemoryDescriptor(dimensions: [shape.k, shape.n], type: dnnl_f32, strides: [shape.bRowStride, shape.bColumnStride])
-            let c = MemoryDescriptor(dimensions: [shape.m, shape.n], type: dnnl_f32, strides: [shape.cRowStride, 1])
+            let c = MemoryDescriptor(dimensions: [shape.m, shape.n], type: shape.output.dataType, strides: [shape.cRowStride, 1])
             let bias = shape.hasBias ? MemoryDescriptor(dimensions: [1, shape.n], type: dnnl_f32, strides: [shape.n, 1]) : nil
             (self.a, self.c, self.bias) = (a, c, bias)
             var operation = dnnl_matmul_desc_t()
@@ -96,6 +102,8 @@ enum MatrixProduct {
                     withUnsafePointer(to: c.descriptor) {
                         OneDNN.check(dnnl_post_ops_append_binary(postOps, dnnl_binary_mul, $0), "adding a product post-op")
                     }
+                case .exponential:
+                    OneDNN.check(dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_exp, 0, 0), "adding an exp post-op")
                 }
                 OneDNN.check(dnnl_primitive_attr_set_post_ops(attributes, postOps), "setting post-ops")
             }
@@ -105,7 +113,7 @@ enum MatrixProduct {
 
         /// Runs the product on this thread (`gate`: G of a `.geluTimes` epilogue, laid out as C).
         func run(a pointerA: UnsafeRawPointer, b pointerB: UnsafeRawPointer, bias pointerBias: UnsafePointer<Float>?,
-                 c pointerC: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>? = nil) {
+                 c pointerC: UnsafeMutableRawPointer, gate: UnsafePointer<Float>? = nil) {
             var arguments: [Primitive.Argument] = [
                 .init(kind: DNNL_ARG_SRC, descriptor: a, pointer: pointerA),
                 .init(kind: DNNL_ARG_WEIGHTS, descriptor: b, pointer: pointerB),
