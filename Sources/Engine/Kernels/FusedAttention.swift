@@ -25,8 +25,11 @@ extension Attention {
     ///   - query: [B, Nq, heads*d]
     ///   - key, value: [B, Nk, heads*d]
     ///   - largest: keys per block (more go through the online softmax)
+    ///   - exponentials: whether bf16 one-block units take exp out of the product (else the
+    ///     softmax, as fp32; tests compare the two)
     /// - Returns: [B, Nq, heads*d]
-    static func fused(query: Tensor, key: Tensor, value: Tensor, heads: Int, precision: Precision, keyBlock largest: Int = fusedKeyBlock) -> Tensor {
+    static func fused(query: Tensor, key: Tensor, value: Tensor, heads: Int, precision: Precision, keyBlock largest: Int = fusedKeyBlock,
+                      exponentials: Bool = true) -> Tensor {
         let shape = AttentionShape(query: query, key: key, value: value, heads: heads)
         let (block, headWidth) = (AttentionBlocks.queryBlock, shape.headWidth)
         let queryBlocks = (shape.queries + block - 1) / block
@@ -35,7 +38,7 @@ extension Attention {
         var output = Tensor(uninitializedShape: [shape.batch, shape.queries, shape.width])
         output.withUnsafeMutableBufferPointer { o in
             let routine = AttentionBlocks(query: query, key: key, value: value, shape: shape, precision: precision,
-                                          exponentiating: precision == .bf16 && !online, output: o.baseAddress!)
+                                          exponentiating: exponentials && precision == .bf16 && !online, output: o.baseAddress!)
             let paddedWidth = routine.values.width
             parallelFor(shape.batch * heads * queryBlocks) { units in
                 let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * keyBlock)

@@ -7,7 +7,8 @@ import Foundation
 /// Owned buffers come from the malloc heap, which the CHeap target tunes when the program
 /// loads so that freed activations are reused warm: glibc would otherwise hand every block
 /// over 32 MiB back to the kernel and fault in fresh zeroed pages for the next step's. Buffers
-/// of 64 MiB and more come from `LargeBlockCache`, which keeps them warm in the same way.
+/// of 64 MiB and more (16 MiB in a VAE decode) come from `LargeBlockCache`, which keeps them
+/// warm in the same way.
 final class TensorStorage: @unchecked Sendable {
     let base: UnsafeMutablePointer<Float>
     let count: Int
