@@ -203,8 +203,9 @@ struct ConvolutionPlan {
     /// The most output a band holds, where its rows allow (`minimumBandRows`): a band of 32
     /// rows of a VAE decoder's 512 px image (512 x 128 float32 each) is 8 MiB, far past a
     /// core's caches, and with bands of at most 2 MiB its 512 px convolutions took a quarter
-    /// less time (150-166 GFLOP/s per thread became 214-221 on Zen 4).
-    static let largestBandBytes = 2 << 20
+    /// less time (150-166 GFLOP/s per thread became 214-221 on Zen 4); at most 1 MiB (a core's
+    /// L2 there) added 3-10 % on the 256 and 512 px ones in a run beside 2 MiB.
+    static let largestBandBytes = 1 << 20
 
     /// Output rows of each band of one image.
     let bands: [Range<Int>]
