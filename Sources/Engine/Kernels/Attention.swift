@@ -258,9 +258,9 @@ final class TransposedKeys {
 /// The products and softmax of one block of queries against all keys, shared by the explicit
 /// and fused paths (oneDNN products, so both paths round alike).
 struct AttentionBlocks {
-    /// Queries per block: against 4096 keys, 2 MiB of bfloat16 exponentials (which measured
-    /// faster than blocks of 128 queries, each product then packing its part of K^T and V
-    /// half as often); against 1024 keys, 1 MiB of float32 scores.
+    /// Queries per block: against 4096 keys, 2 MiB of bfloat16 exponentials (blocks of 128
+    /// measured slower, when each product still packed K^T and V afresh); against 1024 keys,
+    /// 1 MiB of float32 scores.
     static let queryBlock = 256
 
     /// The least sum of a row of `exponentials` that is trusted: its largest term is then at

@@ -5,7 +5,7 @@ import CDNNL
 /// pairs of rows on every call; each head's K^T or V' is used by every block of its queries (16
 /// at 4096 queries), so packing it once instead saves that copy on all the others.
 final class BlockedHeadOperands: @unchecked Sendable {
-    /// The product, with B in `layout`.
+    /// The product, whose B is in its blocked layout (`product.b`).
     let product: MatrixProduct.Prepared
     private let buffer: AlignedBuffer
     private let headBytes: Int
