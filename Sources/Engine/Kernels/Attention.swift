@@ -292,7 +292,7 @@ struct AttentionBlocks {
         let values = HeadRows(value, heads: shape.heads, precision: precision, appending: .onesColumn)
         (self.queries, self.keys, self.values) = (queries, keys, values)
         if exponentiating {
-            let (rows, heads) = (min(Self.queryBlock, shape.queries), shape.heads)
+            let (rows, heads) = (Self.fullBlockRows(shape), shape.heads)
             blockedKeys = BlockedHeadOperands(Self.exponentialsShape(shape, rows: rows, queries: queries, keys: keys), heads: shape.batch * heads) {
                 keys.columns(item: $0 / heads, head: $0 % heads, firstKey: 0)
             }
@@ -304,6 +304,9 @@ struct AttentionBlocks {
             (blockedKeys, blockedValues) = (nil, nil)
         }
     }
+
+    /// Rows of every block of queries but the last (which the blocked operands serve).
+    private static func fullBlockRows(_ shape: AttentionShape) -> Int { min(queryBlock, shape.queries) }
 
     func queryOffset(item: Int, head: Int, firstQuery: Int) -> Int {
         (item * shape.queries + firstQuery) * shape.width + head * shape.headWidth
@@ -324,7 +327,7 @@ struct AttentionBlocks {
     /// Needs `exponentiates`.
     func exponentials(item: Int, head: Int, firstQuery: Int, rows: Int, into e: UnsafeMutableRawPointer) {
         let a = queries.rows(item: item, head: head, first: firstQuery)
-        if let blockedKeys, rows == min(Self.queryBlock, shape.queries) {
+        if let blockedKeys, rows == Self.fullBlockRows(shape) {
             blockedKeys.product.run(a: a, b: blockedKeys.operand(item * shape.heads + head), bias: nil, c: e)
         } else {
             MatrixProduct.prepared(Self.exponentialsShape(shape, rows: rows, queries: queries, keys: keys))
@@ -352,7 +355,7 @@ struct AttentionBlocks {
     /// columns 0..<d the output rows, column d the sums of P's rows.
     func values(item: Int, head: Int, rows: Int, firstKey: Int, columns: Int, probabilities: UnsafeRawPointer,
                 into accumulator: UnsafeMutablePointer<Float>, accumulates: Bool) {
-        if let blockedValues, rows == min(Self.queryBlock, shape.queries), columns == shape.keys, !accumulates {
+        if let blockedValues, rows == Self.fullBlockRows(shape), columns == shape.keys, !accumulates {
             blockedValues.product.run(a: probabilities, b: blockedValues.operand(item * shape.heads + head), bias: nil, c: accumulator)
         } else {
             MatrixProduct.prepared(Self.valuesShape(rows: rows, columns: columns, values: values, precision: precision, accumulates: accumulates))

@@ -18,7 +18,7 @@ final class BlockedHeadOperands: @unchecked Sendable {
         var blocked = shape
         blocked.packsB = true
         product = MatrixProduct.prepared(blocked)
-        let stored = MatrixProduct.prepared(shape).b
+        let stored = shape.plainB(shape.precision.dataType)
         headBytes = (product.b.byteCount + 63) / 64 * 64
         buffer = AlignedBuffer(byteCount: heads * headBytes)
         let reorder = Primitive(reorderFrom: stored, to: product.b)

@@ -22,6 +22,11 @@ struct MatmulShape: Hashable, Sendable {
     /// B is given in the blocked layout the primitive chose (`weights`), not by its strides.
     var packsB = false
 
+    /// B [k, n] as its strides lay it out, with elements of `type`.
+    func plainB(_ type: dnnl_data_type_t) -> MemoryDescriptor {
+        MemoryDescriptor(dimensions: [k, n], type: type, strides: [bRowStride, bColumnStride])
+    }
+
     /// A (rows of length k) times the transpose of a row-major [n, k] matrix (torch's linear
     /// weights) into row-major C.
     static func linear(m: Int, k: Int, n: Int, lda: Int, ldw: Int, ldc: Int, precision: Precision, hasBias: Bool,
@@ -63,9 +68,8 @@ enum MatrixProduct {
             let type = shape.precision.dataType
             operations = 2 * shape.m * shape.n * shape.k
             let a = MemoryDescriptor(dimensions: [shape.m, shape.k], type: type, strides: [shape.aRowStride, shape.aColumnStride])
-            let b = shape.packsB ? MemoryDescriptor(dimensions: [shape.k, shape.n], type: type, tag: dnnl_format_tag_any)
-                : MemoryDescriptor(dimensions: [shape.k, shape.n], type: type, strides: [shape.bRowStride, shape.bColumnStride])
-            storedB = MemoryDescriptor(dimensions: [shape.k, shape.n], type: dnnl_f32, strides: [shape.bRowStride, shape.bColumnStride])
+            let b = shape.packsB ? MemoryDescriptor(dimensions: [shape.k, shape.n], type: type, tag: dnnl_format_tag_any) : shape.plainB(type)
+            storedB = shape.plainB(dnnl_f32)
             let c = MemoryDescriptor(dimensions: [shape.m, shape.n], type: shape.output.dataType, strides: [shape.cRowStride, 1])
             let bias = shape.hasBias ? MemoryDescriptor(dimensions: [1, shape.n], type: dnnl_f32, strides: [shape.n, 1]) : nil
             (self.a, self.c, self.bias) = (a, c, bias)
